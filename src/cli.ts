@@ -1,0 +1,154 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, errorMessage } from './core/errors.js';
+import type { Reporter } from './core/reporter.js';
+import { runPlaybook, type RunReport } from './core/runner.js';
+import { renderDiff } from './report/diff.js';
+import { writeJsonReport } from './report/json.js';
+import { LineReporter } from './report/line-reporter.js';
+import { ListrReporter } from './report/listr-reporter.js';
+import { exitCodeOf, recapLines } from './report/recap.js';
+import { makeStyle } from './report/style.js';
+
+export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, interrupted: 4 } as const;
+
+const USAGE = `usage:
+  pgtls run PLAYBOOK -i INVENTORY [options]
+
+options:
+  -i, --inventory FILE     Ansible-style YAML inventory (required)
+  -e, --extra-vars VARS    key=value, @file.yaml or a JSON object (repeatable; highest precedence)
+  -C, --check              plan only: change nothing, report what would change
+  -D, --diff               show unified diffs of file changes (secrets are never shown)
+  -f, --forks N            hosts worked on at once (default 50)
+  -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
+  -t, --tags TAGS          only tasks with these tags (comma separated)
+      --skip-tags TAGS     skip tasks with these tags
+      --json FILE          write a machine-readable report
+      --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
+      --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
+  -h, --help
+
+exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return command ? EXIT.ok : EXIT.badInput;
+  }
+  try {
+    if (command === 'run') return await runCommand(rest);
+    process.stderr.write(`pgtls: unknown command '${command}'\n${USAGE}\n`);
+    return EXIT.badInput;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${i.file}${i.line ? `:${i.line}` : ''}${i.field ? `: ${i.field}` : ''}: ${i.message}`).join('\n')}\n`);
+      return EXIT.badInput;
+    }
+    process.stderr.write(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`);
+    return EXIT.failed;
+  }
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        inventory: { type: 'string', short: 'i' },
+        'extra-vars': { type: 'string', short: 'e', multiple: true },
+        check: { type: 'boolean', short: 'C' },
+        diff: { type: 'boolean', short: 'D' },
+        forks: { type: 'string', short: 'f' },
+        limit: { type: 'string', short: 'l' },
+        tags: { type: 'string', short: 't' },
+        'skip-tags': { type: 'string' },
+        json: { type: 'string' },
+        'known-hosts': { type: 'string' },
+        'insecure-skip-host-key-check': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new ConfigError([{ file: 'command line', message: errorMessage(e) }]);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    return EXIT.ok;
+  }
+  const problems = [];
+  if (positionals.length !== 1) problems.push({ file: 'command line', message: 'expected exactly one PLAYBOOK' });
+  if (!v.inventory) problems.push({ file: 'command line', field: '--inventory', message: 'is required' });
+  const forks = v.forks === undefined ? 50 : Number(v.forks);
+  if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
+  if (v['known-hosts'] && v['insecure-skip-host-key-check'])
+    problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  if (problems.length) throw new ConfigError(problems);
+
+  const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
+  const reporter: Reporter = interactive ? new ListrReporter() : new LineReporter();
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) {
+      process.stderr.write('\npgtls: interrupted: finishing the running tasks, starting no new ones (again to quit now)\n');
+      abort.abort();
+    } else process.exit(EXIT.interrupted);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const list = (s?: string) => (s ? s.split(',').map((t) => t.trim()).filter(Boolean) : []);
+  try {
+    const report = await runPlaybook({
+      playbook: positionals[0]!,
+      inventory: v.inventory!,
+      extraVars: v['extra-vars'] ?? [],
+      check: Boolean(v.check),
+      forks,
+      limit: v.limit,
+      tags: list(v.tags),
+      skipTags: list(v['skip-tags']),
+      knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'],
+      reporter,
+      signal: abort.signal,
+    });
+    printSummary(report, Boolean(v.diff));
+    if (v.json) writeJsonReport(v.json, report);
+    return exitCodeOf(report);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function printSummary(report: RunReport, showDiff: boolean): void {
+  const out = process.stdout;
+  const s = makeStyle(out);
+  for (const [host, h] of Object.entries(report.hosts)) {
+    if (showDiff) {
+      for (const t of h.tasks) for (const d of t.diffs) out.write(`${s.bold(`--- ${host}: ${t.task}`)}\n${colorDiff(renderDiff(d), s)}\n`);
+    }
+  }
+  const warnings = Object.entries(report.hosts).flatMap(([host, h]) => [
+    ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
+    ...h.warnings.map((w) => `${host}: ${w}`),
+  ]);
+  if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+  const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
+  if (failures.length)
+    out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${host}: ${h.status}: ${h.message ?? ''}`).join('\n')}\n`);
+  out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
+  for (const l of recapLines(report)) out.write(l + '\n');
+  if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));
+}
+
+function colorDiff(text: string, s: ReturnType<typeof makeStyle>): string {
+  return text
+    .split('\n')
+    .map((l) => (l.startsWith('+') && !l.startsWith('+++') ? s.green(l) : l.startsWith('-') && !l.startsWith('---') ? s.red(l) : l))
+    .join('\n');
+}

@@ -1,0 +1,414 @@
+/**
+ * YAML loading with source positions.
+ *
+ * Config, inventory and playbook errors must name the file, the line and the
+ * field. js-yaml 5.x (the package we use) has no `listener` option any more
+ * (that was 3.x/4.x); instead it exposes its two stages separately:
+ * `parseEvents()` produces a flat event stream whose nodes carry zero-based
+ * source offsets, and `constructFromEvents()` turns that stream into JS values.
+ * We run both stages on the same event array (so the source is parsed once),
+ * and walk the events ourselves to build a position tree that maps every
+ * mapping key / sequence index path to a 1-based line.
+ *
+ * Positions (verified against the js-yaml 5.5 source, see test/unit/yaml.test.ts):
+ * - mapping / sequence events: `start` = offset of the first key / first `-`
+ *   (or `{` / `[` for flow collections);
+ * - scalar events: `valueStart` = first content char; for block scalars
+ *   (`|`, `>`) it is the start of the line *after* the header, so we use the
+ *   header line instead; an empty (null) scalar has no position (-1);
+ * - alias events: `anchorStart` = the name after `*`;
+ * - tag / anchor properties (`!!str`, `&a`) come first when present.
+ * Whenever a node has no usable position, lineOf() falls back to the nearest
+ * ancestor that has one — never a guessed line.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  CORE_SCHEMA,
+  EVENT_ID,
+  SCALAR_STYLE,
+  YAMLException,
+  constructFromEvents,
+  getScalarValue,
+  mergeTag,
+  parseEvents,
+} from 'js-yaml';
+import type { DocumentEvent, Event, ScalarEvent } from 'js-yaml';
+
+export type YamlPath = (string | number)[];
+
+export interface LoadedYaml {
+  file: string;
+  data: unknown;
+  /**
+   * 1-based line of the node at `path`. For a path that ends in a mapping key
+   * this is the line where the key is written; for a sequence index, the line
+   * where the item starts. If the path does not exist (e.g. a missing required
+   * field) the line of the nearest existing ancestor is returned (the parent
+   * mapping's key line, or the document's first content line for the root).
+   */
+  lineOf(path: YamlPath): number;
+}
+
+/** A YAML parse / construction error, positioned (1-based line and column). */
+export class YamlSyntaxError extends Error {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** js-yaml's reason, e.g. "duplicated mapping key" (no code snippet). */
+  readonly reason: string;
+
+  constructor(file: string, line: number, column: number, reason: string) {
+    super(`${file}:${line}:${column}: ${reason}`);
+    this.name = 'YamlSyntaxError';
+    this.file = file;
+    this.line = line;
+    this.column = column;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The schema: YAML 1.2 core (js-yaml's default: `yes`/`no`/`on`/`off` stay
+ * strings, `0644` is decimal 644) plus merge keys (`<<: *base`), which Ansible
+ * users expect.
+ */
+const SCHEMA = CORE_SCHEMA.withTags(mergeTag);
+
+/** Plain words that the core schema does not resolve to strings (see keyString's fast path). */
+const CORE_NON_STRING_WORDS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
+
+// ---------------------------------------------------------------------------
+// Line index
+// ---------------------------------------------------------------------------
+
+/** Offsets of line starts; breaks are \n, \r\n and a lone \r (as js-yaml counts them). */
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) starts.push(i + 1);
+    else if (c === 13) {
+      if (text.charCodeAt(i + 1) === 10) i++;
+      starts.push(i + 1);
+    }
+  }
+  return starts;
+}
+
+/** 1-based line of a zero-based offset. */
+function lineAt(starts: number[], offset: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((starts[mid] ?? 0) <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo + 1;
+}
+
+// ---------------------------------------------------------------------------
+// Position tree
+// ---------------------------------------------------------------------------
+
+interface MapEntry {
+  keyLine: number;
+  value: PosNode;
+}
+
+type PosNode =
+  | { kind: 'scalar'; line: number; event: ScalarEvent | null }
+  | { kind: 'seq'; line: number; items: PosNode[] }
+  | { kind: 'map'; line: number; entries: Map<string, MapEntry>; merges: PosNode[] }
+  | { kind: 'alias'; line: number; name: string; target: PosNode | undefined };
+
+const NO_RANGE = -1;
+
+class TreeBuilder {
+  private index = 0;
+  private readonly anchors = new Map<string, PosNode>();
+
+  constructor(
+    private readonly text: string,
+    private readonly starts: number[],
+    private readonly events: Event[],
+    private readonly docEvent: DocumentEvent,
+    startIndex: number,
+  ) {
+    this.index = startIndex;
+  }
+
+  /** Line of an event, or 0 when the event has no source position. */
+  private lineOfEvent(ev: Event): number {
+    let pos = Number.POSITIVE_INFINITY;
+    const consider = (p: number): void => {
+      if (p !== NO_RANGE && p >= 0 && p < pos) pos = p;
+    };
+    switch (ev.type) {
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SEQUENCE:
+        consider(ev.start);
+        consider(ev.anchorStart);
+        consider(ev.tagStart);
+        break;
+      case EVENT_ID.SCALAR: {
+        consider(ev.anchorStart);
+        consider(ev.tagStart);
+        if (ev.valueStart !== NO_RANGE) {
+          const block = ev.style === SCALAR_STYLE.LITERAL_BLOCK || ev.style === SCALAR_STYLE.FOLDED_BLOCK;
+          // A block scalar's content starts on the line after its `|`/`>`
+          // header; the char before valueStart is the header's line break.
+          consider(block && ev.valueStart > 0 ? ev.valueStart - 1 : ev.valueStart);
+        }
+        break;
+      }
+      case EVENT_ID.ALIAS:
+        consider(ev.anchorStart);
+        break;
+      default:
+        break;
+    }
+    return Number.isFinite(pos) ? lineAt(this.starts, pos) : 0;
+  }
+
+  private anchorOf(ev: Event): string | undefined {
+    if ((ev.type === EVENT_ID.MAPPING || ev.type === EVENT_ID.SEQUENCE || ev.type === EVENT_ID.SCALAR) && ev.anchorStart !== NO_RANGE) {
+      return this.text.slice(ev.anchorStart, ev.anchorEnd);
+    }
+    return undefined;
+  }
+
+  private next(): Event {
+    const ev = this.events[this.index++];
+    if (ev === undefined) throw new Error('internal: YAML event stream ended early');
+    return ev;
+  }
+
+  /** Reads one node (and its children) starting at the current event. */
+  node(): PosNode {
+    const ev = this.next();
+    const line = this.lineOfEvent(ev);
+    switch (ev.type) {
+      case EVENT_ID.SCALAR: {
+        const n: PosNode = { kind: 'scalar', line, event: ev };
+        const a = this.anchorOf(ev);
+        if (a !== undefined) this.anchors.set(a, n);
+        return n;
+      }
+      case EVENT_ID.ALIAS: {
+        const name = this.text.slice(ev.anchorStart, ev.anchorEnd);
+        return { kind: 'alias', line, name, target: this.anchors.get(name) };
+      }
+      case EVENT_ID.SEQUENCE: {
+        const n: PosNode = { kind: 'seq', line, items: [] };
+        const a = this.anchorOf(ev);
+        if (a !== undefined) this.anchors.set(a, n);
+        while (this.peekType() !== EVENT_ID.POP) n.items.push(this.node());
+        this.index++;
+        return n;
+      }
+      case EVENT_ID.MAPPING: {
+        const n: PosNode = { kind: 'map', line, entries: new Map(), merges: [] };
+        const a = this.anchorOf(ev);
+        if (a !== undefined) this.anchors.set(a, n);
+        while (this.peekType() !== EVENT_ID.POP) {
+          const key = this.node();
+          const value = this.node();
+          if (this.isMergeKey(key)) {
+            if (value.kind === 'seq') n.merges.push(...value.items);
+            else n.merges.push(value);
+            continue;
+          }
+          const name = this.keyString(key);
+          // A later duplicate is a load error anyway; keep the first.
+          if (name !== undefined && !n.entries.has(name)) {
+            n.entries.set(name, { keyLine: key.line || value.line, value });
+          }
+        }
+        this.index++;
+        return n;
+      }
+      default:
+        throw new Error(`internal: unexpected YAML event ${ev.type}`);
+    }
+  }
+
+  private peekType(): number | undefined {
+    return this.events[this.index]?.type;
+  }
+
+  private isMergeKey(key: PosNode): boolean {
+    if (key.kind !== 'scalar' || key.event === null) return false;
+    const ev = key.event;
+    if (ev.tagStart !== NO_RANGE) {
+      const tag = this.text.slice(ev.tagStart, ev.tagEnd);
+      return tag === '!!merge' || tag === '!<tag:yaml.org,2002:merge>';
+    }
+    return ev.style === SCALAR_STYLE.PLAIN && this.text.slice(ev.valueStart, ev.valueEnd) === '<<';
+  }
+
+  /** The property name js-yaml's object-based map uses for this key, if it is a scalar. */
+  private keyString(key: PosNode): string | undefined {
+    let k: PosNode | undefined = key;
+    for (let hops = 0; k?.kind === 'alias' && hops < 100; hops++) k = k.target;
+    if (k?.kind !== 'scalar') return undefined; // complex keys are rejected by js-yaml's map
+    if (k.event === null) return 'null';
+    const ev = k.event;
+    if (ev.tagStart === NO_RANGE) {
+      const raw = getScalarValue(this.text, ev);
+      // Quoted and block scalars are always strings.
+      if (ev.style !== SCALAR_STYLE.PLAIN) return raw;
+      // Fast path for the common case: in the core schema a plain scalar that
+      // starts with a letter or '_' resolves to something other than a string
+      // only if it is one of the null/bool words (numbers start with a digit,
+      // a sign or '.', and '~' / '<<' with punctuation).
+      if (/^[A-Za-z_]/.test(raw) && !CORE_NON_STRING_WORDS.has(raw)) return raw;
+    }
+    try {
+      const docs = constructFromEvents([this.docEvent, k.event, { type: EVENT_ID.POP }], {
+        source: this.text,
+        schema: SCHEMA,
+      });
+      return String(docs[0]);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function deref(node: PosNode | undefined): PosNode | undefined {
+  let n = node;
+  for (let hops = 0; n?.kind === 'alias' && hops < 100; hops++) n = n.target;
+  return n;
+}
+
+/** Looks a key up in a mapping, then (like js-yaml's merge) in its `<<` sources in order. */
+function findEntry(map: PosNode | undefined, key: string, seen: Set<PosNode>): MapEntry | undefined {
+  const m = deref(map);
+  if (m?.kind !== 'map' || seen.has(m)) return undefined;
+  seen.add(m);
+  const own = m.entries.get(key);
+  if (own !== undefined) return own;
+  for (const src of m.merges) {
+    const found = findEntry(src, key, seen);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function resolveLine(root: PosNode | undefined, rootLine: number, path: YamlPath): number {
+  let cur = root;
+  let line = rootLine;
+  for (const seg of path) {
+    const n = deref(cur);
+    if (n === undefined) return line;
+    if (n.kind === 'map') {
+      const entry = findEntry(n, String(seg), new Set());
+      if (entry === undefined) return line;
+      if (entry.keyLine > 0) line = entry.keyLine;
+      cur = entry.value;
+    } else if (n.kind === 'seq') {
+      const idx = typeof seg === 'number' ? seg : /^(0|[1-9][0-9]*)$/.test(seg) ? Number(seg) : NaN;
+      const item = Number.isInteger(idx) ? n.items[idx] : undefined;
+      if (item === undefined) return line;
+      if (item.line > 0) line = item.line;
+      cur = item;
+    } else {
+      return line;
+    }
+  }
+  return line;
+}
+
+// ---------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------
+
+function toSyntaxError(err: unknown, file: string): Error {
+  if (err instanceof YAMLException) {
+    const mark = err.mark;
+    return new YamlSyntaxError(file, mark ? mark.line + 1 : 1, mark ? mark.column + 1 : 1, err.reason);
+  }
+  if (err instanceof Error) return new Error(`${file}: ${err.message}`, { cause: err });
+  return new Error(`${file}: ${String(err)}`);
+}
+
+/** Parses a single YAML document; throws YamlSyntaxError on bad input. */
+export function loadYaml(text: string, file: string): LoadedYaml {
+  let events: Event[];
+  let docs: unknown[];
+  try {
+    events = parseEvents(text, { filename: file });
+    docs = constructFromEvents(events, { source: text, filename: file, schema: SCHEMA });
+  } catch (err) {
+    throw toSyntaxError(err, file);
+  }
+  const starts = lineStarts(text);
+
+  const docIndexes: number[] = [];
+  events.forEach((ev, i) => {
+    if (ev.type === EVENT_ID.DOCUMENT) docIndexes.push(i);
+  });
+
+  if (docIndexes.length > 1) {
+    throw new YamlSyntaxError(
+      file,
+      secondDocumentLine(text, starts, events, docIndexes[1] ?? 0),
+      1,
+      `expected a single YAML document, but found ${docIndexes.length} (separated by '---')`,
+    );
+  }
+
+  const docIndex = docIndexes[0];
+  const docEvent = docIndex === undefined ? undefined : events[docIndex];
+  if (docIndex === undefined || docEvent?.type !== EVENT_ID.DOCUMENT) {
+    // Empty input, or only comments / blank lines.
+    return { file, data: null, lineOf: () => 1 };
+  }
+
+  let root: PosNode | undefined;
+  try {
+    root = new TreeBuilder(text, starts, events, docEvent, docIndex + 1).node();
+  } catch {
+    root = undefined; // positions are best effort; the data itself is valid
+  }
+  const rootLine = root !== undefined && root.line > 0 ? root.line : 1;
+  const data = docs[0] === undefined ? null : docs[0];
+  return { file, data, lineOf: (path) => resolveLine(root, rootLine, path) };
+}
+
+/** Line to blame for a second document: the `---` (or `...`) that starts it, else its first node. */
+function secondDocumentLine(text: string, starts: number[], events: Event[], from: number): number {
+  let nodeLine = Number.POSITIVE_INFINITY;
+  for (let i = from + 1; i < events.length; i++) {
+    const ev = events[i];
+    if (ev === undefined || ev.type === EVENT_ID.DOCUMENT) break;
+    let pos = NO_RANGE;
+    if (ev.type === EVENT_ID.MAPPING || ev.type === EVENT_ID.SEQUENCE) pos = ev.start;
+    else if (ev.type === EVENT_ID.SCALAR) pos = ev.valueStart;
+    else if (ev.type === EVENT_ID.ALIAS) pos = ev.anchorStart;
+    if (pos !== NO_RANGE) {
+      nodeLine = lineAt(starts, pos);
+      break;
+    }
+  }
+  let marker = 0;
+  text.split(/\r\n|\r|\n/).forEach((l, i) => {
+    if (i + 1 <= nodeLine && /^(---|\.\.\.)(\s|$)/.test(l)) marker = i + 1;
+  });
+  if (marker > 0) return marker;
+  return Number.isFinite(nodeLine) ? nodeLine : 1;
+}
+
+/** readFileSync + loadYaml; an unreadable file is an error that names it. */
+export function loadYamlFile(path: string): LoadedYaml {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : (e.message ?? String(err));
+    throw new Error(`cannot read YAML file ${path}: ${why}`, { cause: err });
+  }
+  return loadYaml(text, path);
+}

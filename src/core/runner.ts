@@ -1,0 +1,286 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { loadInventory, type Inventory } from '../config/inventory.js';
+import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
+import { parseExtraVars } from '../config/extra-vars.js';
+import { modules as registry } from '../modules/index.js';
+import { HostShell } from '../remote/host-shell.js';
+import { SshTransport } from '../remote/ssh.js';
+import { sh } from '../remote/sh.js';
+import { evaluateCondition, renderValue } from '../template/render.js';
+import { TaskError, UnreachableError, errorMessage } from './errors.js';
+import { HostSession } from './host-session.js';
+import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
+import type { HostRecap, Reporter } from './reporter.js';
+import type { HostFacts, ModuleDef, TaskResult } from './types.js';
+import { connectionVars, hostVars, templateContext } from './vars.js';
+
+export interface RunOptions {
+  playbook: string;
+  inventory: string;
+  extraVars: string[];
+  check: boolean;
+  forks: number;
+  limit?: string;
+  tags: string[];
+  skipTags: string[];
+  /** --known-hosts FILE; null when host key checking was explicitly turned off. */
+  knownHosts?: string | null;
+  reporter: Reporter;
+  signal?: AbortSignal;
+  modules?: ReadonlyMap<string, ModuleDef>;
+}
+
+export interface HostReport {
+  recap: HostRecap;
+  status: 'ok' | 'failed' | 'unreachable' | 'interrupted';
+  message?: string;
+  tasks: TaskResult[];
+  warnings: string[];
+}
+
+export interface RunReport {
+  playbook: string;
+  inventory: string;
+  check: boolean;
+  startedAt: string;
+  durationMs: number;
+  interrupted: boolean;
+  hosts: Record<string, HostReport>;
+}
+
+/** Loads and validates everything; throws ConfigError before any connection is opened. */
+export function prepare(opts: RunOptions): { inv: Inventory; book: Playbook; extra: Record<string, unknown>; modules: ReadonlyMap<string, ModuleDef> } {
+  const modules = opts.modules ?? registry;
+  const inv = loadInventory(opts.inventory);
+  const book = loadPlaybook(opts.playbook, modules);
+  const extra = parseExtraVars(opts.extraVars);
+  preflight(inv, book, modules, extra, selection(opts), opts.check);
+  return { inv, book, extra, modules };
+}
+
+function selection(opts: RunOptions): Selection {
+  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags };
+}
+
+export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
+  const { inv, book, extra, modules } = prepare(opts);
+  return new Runner(opts, inv, book, extra, modules).run();
+}
+
+class Runner {
+  private readonly sessions = new Map<string, HostSession>();
+  private readonly reports = new Map<string, HostReport>();
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly opts: RunOptions,
+    private readonly inv: Inventory,
+    private readonly book: Playbook,
+    private readonly extra: Record<string, unknown>,
+    private readonly modules: ReadonlyMap<string, ModuleDef>,
+  ) {}
+
+  private get interrupted(): boolean {
+    return this.opts.signal?.aborted ?? false;
+  }
+
+  async run(): Promise<RunReport> {
+    try {
+      for (const play of this.book.plays) {
+        if (this.interrupted) break;
+        await this.runPlay(play);
+      }
+    } finally {
+      await Promise.all([...this.sessions.values()].map((s) => s.finish().catch(() => undefined)));
+    }
+    return {
+      playbook: this.book.file,
+      inventory: this.inv.file,
+      check: this.opts.check,
+      startedAt: new Date(this.started).toISOString(),
+      durationMs: Date.now() - this.started,
+      interrupted: this.interrupted,
+      hosts: Object.fromEntries(this.reports),
+    };
+  }
+
+  private report(host: string): HostReport {
+    let r = this.reports.get(host);
+    if (!r) {
+      r = { recap: { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0 }, status: 'ok', tasks: [], warnings: [] };
+      this.reports.set(host, r);
+    }
+    return r;
+  }
+
+  private async runPlay(play: Play): Promise<void> {
+    // Hosts that failed or were unreachable in an earlier play take no part in later ones (Ansible).
+    const hosts = playHosts(this.inv, play, selection(this.opts)).filter(
+      (h) => (this.reports.get(h)?.status ?? 'ok') === 'ok',
+    );
+    for (const h of hosts) this.report(h);
+    const batches = splitBatches(hosts, play.serial);
+    for (const [i, batch] of batches.entries()) {
+      if (this.interrupted) break;
+      this.opts.reporter.playStart(play.name, batch, i + 1, batches.length);
+      await forEachLimited(batch, this.opts.forks, (host) => this.runHost(play, host));
+      await this.opts.reporter.playEnd();
+      // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
+      if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
+    }
+  }
+
+  private async runHost(play: Play, host: string): Promise<void> {
+    const rep = this.report(host);
+    const reporter = this.opts.reporter;
+    reporter.hostStart(host);
+    let session: HostSession;
+    try {
+      session = await this.session(host);
+    } catch (e) {
+      rep.status = 'unreachable';
+      rep.message = errorMessage(e);
+      rep.recap.unreachable = 1;
+      reporter.hostEnd(host, 'unreachable', rep.message);
+      return;
+    }
+    const tasks = play.tasks.filter((t) => taskSelected(t, play, selection(this.opts)));
+    const notified = new Set<string>();
+    for (const [i, task] of tasks.entries()) {
+      if (this.interrupted) {
+        rep.status = 'interrupted';
+        break;
+      }
+      reporter.taskStart(host, task.name, i + 1, tasks.length);
+      const result = await this.runTask(session, play, task, false);
+      this.record(host, result);
+      if (result.changed) for (const n of task.notify) notified.add(n);
+      if (result.status === 'failed' || result.status === 'unreachable') break;
+    }
+    if (rep.status === 'ok' && notified.size > 0) {
+      // Handlers run once, at the end of the play, in the order they are defined (Ansible).
+      const handlers = play.handlers.filter((h) => notified.has(h.name) || h.listen.some((l) => notified.has(l)));
+      for (const [i, h] of handlers.entries()) {
+        if (this.interrupted) break;
+        reporter.taskStart(host, `handler: ${h.name}`, i + 1, handlers.length);
+        const result = await this.runTask(session, play, h, true);
+        this.record(host, result);
+        if (result.status === 'failed' || result.status === 'unreachable') break;
+      }
+    }
+    if (this.interrupted && rep.status === 'ok') rep.status = 'interrupted';
+    rep.warnings.push(...session.warnings.splice(0));
+    reporter.hostEnd(host, rep.status, rep.message);
+  }
+
+  private record(host: string, result: TaskResult): void {
+    const rep = this.report(host);
+    rep.tasks.push(result);
+    if (result.status === 'changed') {
+      rep.recap.changed++;
+      rep.recap.ok++;
+    } else if (result.status === 'ok') rep.recap.ok++;
+    else if (result.status === 'skipped') rep.recap.skipped++;
+    else if (result.status === 'failed') {
+      rep.recap.failed++;
+      rep.status = 'failed';
+      rep.message = result.error;
+    } else if (result.status === 'unreachable') {
+      rep.recap.unreachable++;
+      rep.status = 'unreachable';
+      rep.message = result.error;
+    }
+    this.opts.reporter.taskEnd(host, result);
+  }
+
+  private async runTask(session: HostSession, play: Play, task: Task, handler: boolean): Promise<TaskResult> {
+    const started = Date.now();
+    const base = { task: task.name, module: task.module, handler, summaries: [] as string[], diffs: [], warnings: [] as string[] };
+    const done = (status: TaskResult['status'], extra: Partial<TaskResult> = {}): TaskResult => ({
+      ...base,
+      status,
+      changed: status === 'changed',
+      durationMs: Date.now() - started,
+      ...extra,
+    });
+    const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
+    const tctx = templateContext(vars);
+    try {
+      for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
+      const mod = this.modules.get(task.module)!;
+      const parsed = mod.args.safeParse(renderValue(task.args, tctx));
+      if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
+      const ctx = session.context(vars, (m) => base.warnings.push(m));
+      const changes = await mod.plan(ctx, parsed.data);
+      for (const change of changes) await session.apply(change.actions, ctx);
+      return done(changes.length ? 'changed' : 'ok', {
+        summaries: changes.map((c) => c.summary),
+        diffs: changes.flatMap((c) => (c.diff ? [c.diff] : [])),
+        warnings: base.warnings,
+      });
+    } catch (e) {
+      const status = e instanceof UnreachableError ? 'unreachable' : 'failed';
+      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${errorMessage(e)}`, warnings: base.warnings });
+      return done(status, { error: errorMessage(e), warnings: base.warnings });
+    }
+  }
+
+  private async session(host: string): Promise<HostSession> {
+    const existing = this.sessions.get(host);
+    if (existing) return existing;
+    const vars = hostVars(this.inv, host, undefined, undefined, this.extra, undefined, this.opts.check);
+    const c = connectionVarsOf(vars, host);
+    const knownHosts =
+      this.opts.knownHosts === null ? null : (this.opts.knownHosts ?? c.pgtls_known_hosts ?? join(homedir(), '.ssh', 'known_hosts'));
+    const transport = await SshTransport.connect({
+      name: host,
+      host: c.ansible_host,
+      port: c.ansible_port,
+      user: c.ansible_user,
+      privateKeyFile: c.ansible_ssh_private_key_file,
+      knownHostsFile: knownHosts,
+      connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
+    });
+    const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
+    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check);
+    this.sessions.set(host, session);
+    return session;
+  }
+}
+
+function connectionVarsOf(vars: Record<string, unknown>, host: string) {
+  const c = connectionVars(vars, host);
+  if (!c.success) throw new TaskError(`invalid connection variables: ${c.error.message}`); // preflight makes this unreachable
+  return c.data;
+}
+
+/** One round trip: the facts every module may use. */
+async function gatherFacts(shell: HostShell, loginUser: string): Promise<HostFacts> {
+  const res = await shell.exec(
+    sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`,
+  );
+  const [hostname = '', fqdn = '', ...addrs] = res.stdout.toString('utf8').split('\n').map((l) => l.trim());
+  return { hostname, fqdn: fqdn || hostname, addresses: addrs.filter(Boolean), loginUser };
+}
+
+export function splitBatches(hosts: string[], serial: number | string | undefined): string[][] {
+  if (serial === undefined || hosts.length === 0) return [hosts];
+  const size =
+    typeof serial === 'number' ? serial : Math.max(1, Math.floor((hosts.length * Number(serial.slice(0, -1))) / 100));
+  const out: string[][] = [];
+  for (let i = 0; i < hosts.length; i += size) out.push(hosts.slice(i, i + size));
+  return out;
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}

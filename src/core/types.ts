@@ -1,0 +1,118 @@
+import type { z } from 'zod';
+import type { ExecOptions, ExecResult } from '../remote/connection.js';
+import type { FileState } from '../remote/files.js';
+import type { ShellCommand } from '../remote/sh.js';
+import type { Secret } from './secret.js';
+
+export type { FileState };
+
+/** What pgtls learns about a host once, at the start of its first play. */
+export interface HostFacts {
+  hostname: string;
+  fqdn: string;
+  addresses: string[];
+  loginUser: string;
+}
+
+/**
+ * The read-only view of a host that a module plans from. It has no way to
+ * write: planning is the same code in --check and in a real run.
+ * In --check, readFile sees the files as earlier tasks of this run would have left them.
+ */
+export interface PlanContext {
+  readonly host: string;
+  readonly vars: Readonly<Record<string, unknown>>;
+  readonly facts: HostFacts;
+  readonly check: boolean;
+  readFile(path: string, opts?: { user?: string }): Promise<FileState | null>;
+  /** Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). */
+  query(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult>;
+  /** Per-host cache for expensive facts; forgotten after any change on the host. */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  warn(message: string): void;
+  /** The login/effective user for commands on this host. */
+  readonly effectiveUser: string;
+}
+
+export interface WriteAction {
+  kind: 'write';
+  path: string;
+  content: Buffer;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  validate?: string;
+  backup?: boolean;
+}
+
+export interface RemoveAction {
+  kind: 'remove';
+  path: string;
+}
+
+export interface ExecAction {
+  kind: 'exec';
+  /** What the recap and --check say, e.g. "reload PostgreSQL". */
+  description: string;
+  cmd: ShellCommand;
+  stdin?: string | Secret;
+  user?: string;
+  okCodes?: number[];
+  timeoutMs?: number;
+  /** Follow-up actions computed from the command's output (e.g. sign the CSR a host printed). */
+  then?: (stdout: Buffer) => Promise<Action[]> | Action[];
+}
+
+/**
+ * Checks that what was just done took effect (a reload really switched certificates).
+ * When it fails, the executor puts back every file this run changed on the host,
+ * runs `recover` (e.g. reload again) and fails the host: the service keeps the old, working state.
+ */
+export interface VerifyAction {
+  kind: 'verify';
+  description: string;
+  check: (ctx: PlanContext) => Promise<void>;
+  recover?: ExecAction;
+}
+
+export type Action = WriteAction | RemoveAction | ExecAction | VerifyAction;
+
+export type Diff =
+  | { kind: 'file'; path: string; before: string; after: string }
+  | { kind: 'redacted'; path?: string; note: string };
+
+export interface Change {
+  summary: string;
+  diff?: Diff;
+  actions: Action[];
+}
+
+/** A module: declared arguments and one read-only planning function. No apply: the executor applies. */
+export interface ModuleDef<S extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  args: S;
+  /** Argument names whose values are secrets: wrapped in Secret after templating. */
+  secretArgs?: readonly string[];
+  plan(ctx: PlanContext, args: z.infer<S>): Promise<Change[]>;
+}
+
+/** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */
+export function defineModule<S extends z.ZodType>(def: ModuleDef<S>): ModuleDef<S> {
+  return def;
+}
+
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+
+export interface TaskResult {
+  task: string;
+  module: string;
+  status: TaskStatus;
+  changed: boolean;
+  summaries: string[];
+  diffs: Diff[];
+  warnings: string[];
+  error?: string;
+  durationMs: number;
+  handler?: boolean;
+}

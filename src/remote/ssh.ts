@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import { Client, type ConnectConfig } from 'ssh2';
+import { UnreachableError } from '../core/errors.js';
+import type { ExecResult, Transport } from './connection.js';
+import {
+  checkHostKey,
+  hostKeyMessage,
+  keyTypeOfBlob,
+  parseKnownHosts,
+  sha256Fingerprint,
+} from './known-hosts.js';
+import type { ShellCommand } from './sh.js';
+
+export interface SshTarget {
+  /** Inventory name, for messages. */
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  privateKeyFile?: string;
+  /** Path of an OpenSSH known_hosts file; null disables verification (explicit opt-out). */
+  knownHostsFile: string | null;
+  connectTimeoutMs: number;
+}
+
+/** OpenSSH's default MaxSessions is 10: stay below it so channels never get refused. */
+const MAX_CHANNELS = 8;
+
+/**
+ * One ssh2 connection per host, reused for every command of the run.
+ * Host keys are checked against known_hosts before authentication goes on.
+ */
+export class SshTransport implements Transport {
+  private constructor(
+    private readonly client: Client,
+    private readonly target: SshTarget,
+  ) {}
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  private closed = false;
+
+  static async connect(target: SshTarget): Promise<SshTransport> {
+    const client = new Client();
+    let hostKeyProblem: string | undefined;
+    const entries = target.knownHostsFile === null ? null : loadKnownHosts(target.knownHostsFile);
+    const config: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      readyTimeout: target.connectTimeoutMs,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        if (entries === null) return true;
+        const verdict = checkHostKey(entries, target.host, target.port, keyTypeOfBlob(key), key);
+        if (verdict.status === 'match') return true;
+        hostKeyProblem = hostKeyMessage(
+          verdict,
+          target.host,
+          target.port,
+          target.knownHostsFile ?? '',
+          sha256Fingerprint(key),
+        );
+        return false;
+      },
+    };
+    if (target.privateKeyFile) {
+      try {
+        config.privateKey = readFileSync(target.privateKeyFile);
+      } catch (e) {
+        throw new UnreachableError(`cannot read private key ${target.privateKeyFile}: ${(e as Error).message}`);
+      }
+    }
+    if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        client.removeListener('ready', onReady);
+        reject(new UnreachableError(hostKeyProblem ?? describeConnectError(err, target)));
+      };
+      const onReady = () => {
+        client.removeListener('error', onError);
+        resolve();
+      };
+      client.once('ready', onReady);
+      client.once('error', onError);
+      client.connect(config);
+    });
+    const transport = new SshTransport(client, target);
+    client.on('error', () => {
+      /* errors after ready surface through the pending exec's close */
+    });
+    client.on('close', () => {
+      transport.closed = true;
+    });
+    return transport;
+  }
+
+  async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    await this.acquire();
+    try {
+      return await this.exec(cmd, stdin, timeoutMs);
+    } finally {
+      this.release();
+    }
+  }
+
+  private exec(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    const started = Date.now();
+    if (this.closed) throw new UnreachableError(`connection to ${this.target.name} was lost`);
+    return new Promise<ExecResult>((resolve, reject) => {
+      this.client.exec(cmd.text, (err, stream) => {
+        if (err) {
+          reject(new UnreachableError(`${this.target.name}: cannot open a channel: ${err.message}`));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          try {
+            stream.signal('KILL');
+          } catch {
+            /* servers may ignore signals; closing the channel is what matters */
+          }
+          stream.close();
+        }, timeoutMs);
+        stream.on('data', (d: Buffer) => out.push(d));
+        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+        stream.on('close', (code: number | null, signal?: string) => {
+          clearTimeout(timer);
+          resolve({
+            command: cmd.text,
+            exitCode: timedOut ? null : (code ?? null),
+            signal: signal ?? null,
+            stdout: Buffer.concat(out),
+            stderr: Buffer.concat(errOut),
+            timedOut,
+            durationMs: Date.now() - started,
+          });
+        });
+        stream.end(stdin);
+      });
+    });
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.active < MAX_CHANNELS) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+  }
+
+  private release(): void {
+    this.active--;
+    this.waiting.shift()?.();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve) => {
+      this.client.once('close', () => resolve());
+      this.client.end();
+      setTimeout(resolve, 2000).unref();
+    });
+  }
+}
+
+function loadKnownHosts(file: string) {
+  try {
+    return parseKnownHosts(readFileSync(file, 'utf8'));
+  } catch {
+    // A missing file means no host is known: every host then fails verification with a clear message.
+    return [];
+  }
+}
+
+function describeConnectError(err: Error & { level?: string; code?: string }, t: SshTarget): string {
+  const where = `${t.user}@${t.host}:${t.port}`;
+  if (err.level === 'client-authentication')
+    return `authentication failed for ${where} (tried ${t.privateKeyFile ? `key ${t.privateKeyFile}` : 'no key file'}${process.env.SSH_AUTH_SOCK ? ' and ssh-agent' : ''})`;
+  if (err.level === 'client-timeout') return `timed out connecting to ${where}`;
+  return `cannot connect to ${where}: ${err.message}`;
+}

@@ -1,0 +1,21 @@
+import { createTwoFilesPatch } from 'diff';
+import type { Diff } from '../core/types.js';
+
+/** Unified text of a planned change, built here (the renderer), never by a module. */
+export function renderDiff(d: Diff): string {
+  if (d.kind === 'redacted') return `--- ${d.path ?? '(secret)'}\n+++ ${d.path ?? '(secret)'}\n  ${d.note}\n`;
+  return createTwoFilesPatch(`${d.path} (before)`, `${d.path} (after)`, d.before, d.after, '', '', { context: 3 });
+}
+
+/** Counts of added and removed lines, for the JSON report (the text itself may be large). */
+export function diffStats(d: Diff): { path?: string; added: number; removed: number; redacted: boolean } {
+  if (d.kind === 'redacted') return { path: d.path, added: 0, removed: 0, redacted: true };
+  const patch = createTwoFilesPatch('a', 'b', d.before, d.after, '', '', { context: 0 });
+  const lines = patch.split('\n').slice(4);
+  return {
+    path: d.path,
+    added: lines.filter((l) => l.startsWith('+')).length,
+    removed: lines.filter((l) => l.startsWith('-')).length,
+    redacted: false,
+  };
+}

@@ -1,0 +1,45 @@
+import { writeFileSync } from 'node:fs';
+import type { RunReport } from '../core/runner.js';
+import { diffStats } from './diff.js';
+import { exitCodeOf } from './recap.js';
+
+/** The machine-readable report (--json FILE). Secrets are Secret objects and serialise masked. */
+export function jsonReport(report: RunReport): object {
+  return {
+    version: 1,
+    playbook: report.playbook,
+    inventory: report.inventory,
+    check: report.check,
+    startedAt: report.startedAt,
+    durationMs: report.durationMs,
+    interrupted: report.interrupted,
+    exitCode: exitCodeOf(report),
+    hosts: Object.fromEntries(
+      Object.entries(report.hosts).map(([name, h]) => [
+        name,
+        {
+          status: h.status,
+          message: h.message,
+          recap: h.recap,
+          warnings: h.warnings,
+          tasks: h.tasks.map((t) => ({
+            name: t.task,
+            module: t.module,
+            handler: t.handler ?? false,
+            status: t.status,
+            changed: t.changed,
+            summaries: t.summaries,
+            diff: t.diffs.map(diffStats),
+            warnings: t.warnings,
+            error: t.error,
+            durationMs: t.durationMs,
+          })),
+        },
+      ]),
+    ),
+  };
+}
+
+export function writeJsonReport(file: string, report: RunReport): void {
+  writeFileSync(file, JSON.stringify(jsonReport(report), null, 2) + '\n');
+}
