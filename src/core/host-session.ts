@@ -22,6 +22,7 @@ import type { ShellCommand } from '../remote/sh.js';
 export class HostSession {
   private readonly overlay = new Map<string, FileState | null>();
   private readonly memos = new Map<string, Promise<unknown>>();
+  private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run, in order, with their rollback copies. */
   private readonly journal: { path: string; rollback: string }[] = [];
   readonly warnings: string[] = [];
@@ -52,15 +53,8 @@ export class HostSession {
       effectiveUser: this.shell.effectiveUser,
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
-      memo: <T>(key: string, compute: () => Promise<T>) => {
-        let p = this.memos.get(key) as Promise<T> | undefined;
-        if (!p) {
-          p = compute();
-          this.memos.set(key, p);
-          p.catch(() => this.memos.delete(key));
-        }
-        return p;
-      },
+      memo: <T>(key: string, compute: () => Promise<T>) => memoize(this.memos, key, compute),
+      memoStable: <T>(key: string, compute: () => Promise<T>) => memoize(this.stableMemos, key, compute),
       warn,
     };
   }
@@ -176,4 +170,14 @@ export class HostSession {
     if (!this.check) await dropRollback(this.shell, this.journal.map((j) => j.rollback)).catch(() => undefined);
     await this.shell.close();
   }
+}
+
+function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {
+  let p = cache.get(key) as Promise<T> | undefined;
+  if (!p) {
+    p = compute();
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
 }

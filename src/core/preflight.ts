@@ -4,6 +4,7 @@ import type { Play, Playbook, Task } from '../config/playbook.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './errors.js';
 import type { ModuleDef } from './types.js';
+import { placeholderFacts } from './lazy-facts.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface Selection {
@@ -99,6 +100,7 @@ function checkTask(
   check: boolean,
 ): ConfigIssue[] {
   const vars = hostVars(inv, host, play, task, extra, undefined, check);
+  Object.assign(vars, placeholderFacts([task.when, task.args], vars));
   const ctx = templateContext(vars);
   const taskPath = book.doc.lineOf(task.argsPath.slice(0, -1));
   for (const w of task.when) {

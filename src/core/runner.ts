@@ -10,6 +10,7 @@ import { sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession } from './host-session.js';
+import { provideFacts } from './lazy-facts.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
 import type { HostFacts, ModuleDef, TaskResult } from './types.js';
@@ -207,12 +208,13 @@ class Runner {
     const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
     const tctx = templateContext(vars);
     try {
+      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
+      const ctx = session.context(vars, (m) => base.warnings.push(m));
+      Object.assign(vars, await provideFacts([task.when, task.args], vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
-      const ctx = session.context(vars, (m) => base.warnings.push(m));
       const changes = await mod.plan(ctx, parsed.data);
       for (const change of changes) await session.apply(change.actions, ctx);
       return done(changes.length ? 'changed' : 'ok', {

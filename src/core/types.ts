@@ -29,6 +29,8 @@ export interface PlanContext {
   query(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult>;
   /** Per-host cache for expensive facts; forgotten after any change on the host. */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /** Per-host cache kept for the whole run, for facts no task changes (paths, versions). */
+  memoStable<T>(key: string, compute: () => Promise<T>): Promise<T>;
   warn(message: string): void;
   /** The login/effective user for commands on this host. */
   readonly effectiveUser: string;

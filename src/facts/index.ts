@@ -1,0 +1,14 @@
+import type { PlanContext } from '../core/types.js';
+
+/**
+ * Facts computed on demand: a variable named here that a task references and
+ * the user did not set is asked of the host (once per host, memoized) right
+ * before the task is templated. Before any connection, `placeholder` stands in
+ * so that templates can be validated.
+ */
+export interface FactProvider {
+  placeholder: unknown;
+  provide(ctx: PlanContext): Promise<unknown>;
+}
+
+export const factProviders: Record<string, FactProvider> = {};
