@@ -100,7 +100,7 @@ function checkTask(
   check: boolean,
 ): ConfigIssue[] {
   const vars = hostVars(inv, host, play, task, extra, undefined, check);
-  Object.assign(vars, placeholderFacts([task.when, task.args], vars));
+  Object.assign(vars, placeholderFacts(task, vars));
   const ctx = templateContext(vars);
   const taskPath = book.doc.lineOf(task.argsPath.slice(0, -1));
   for (const w of task.when) {

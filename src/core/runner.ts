@@ -210,7 +210,7 @@ class Runner {
     try {
       session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
       const ctx = session.context(vars, (m) => base.warnings.push(m));
-      Object.assign(vars, await provideFacts([task.when, task.args], vars, ctx));
+      Object.assign(vars, await provideFacts(task, vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));

@@ -98,7 +98,7 @@ function tokenize(src: string): Token[] {
       num.lastIndex = i;
       const m = num.exec(src)!;
       const j = i + m[0].length;
-      if (j < src.length && /[A-Za-z_]/.test(src[j]!)) throw syntaxError(src, i, `invalid number '${src.slice(i, j + 1)}'`);
+      if (j < src.length && /[A-Za-z_]/.test(src[j]!)) throw syntaxError(src, i, `invalid number '${/^\w+/.exec(src.slice(i))![0]}'`);
       toks.push({ kind: 'num', value: m[0], num: Number(m[0]), pos: i, end: j });
       i = j;
       continue;
@@ -526,58 +526,52 @@ const templateCache = new Map<string, Segment[]>();
 export function parseTemplate(template: string): Segment[] {
   const hit = templateCache.get(template);
   if (hit) return hit;
-  const segs: Segment[] = [];
-  let text = '';
+  type Raw = { kind: 'text'; text: string } | { kind: 'expr'; parsed: ParsedExpression; lstrip: boolean; rstrip: boolean };
+  const raw: Raw[] = [];
+  const delim = /\{[{%]/g;
   let pos = 0;
-  let stripNext = false;
   for (;;) {
-    const open = template.indexOf('{', pos);
-    const atDelim = open >= 0 && (template[open + 1] === '{' || template[open + 1] === '%');
-    if (open < 0) {
-      text += template.slice(pos);
+    delim.lastIndex = pos;
+    const m = delim.exec(template);
+    if (!m) {
+      raw.push({ kind: 'text', text: template.slice(pos) });
       break;
     }
-    if (!atDelim) {
-      text += template.slice(pos, open + 1);
-      pos = open + 1;
-      continue;
-    }
-    if (template[open + 1] === '%')
-      throw new TemplateError(`template statements ('{% ... %}') are not supported at position ${open + 1}; only '{{ expression }}' is`, template);
-    let chunk = template.slice(pos, open);
-    if (stripNext) chunk = chunk.replace(/^\s+/, '');
-    text += chunk;
-    if (text.length === 0 && pos > 0 && segs.length > 0 && stripNext) {
-      /* nothing */
-    }
-    stripNext = false;
+    const open = m.index;
+    raw.push({ kind: 'text', text: template.slice(pos, open) });
+    if (m[0] === '{%')
+      throw new TemplateError(`template statements ('{% ... %}') are not supported (position ${open + 1}); only '{{ expression }}' is`, template);
     let innerStart = open + 2;
-    if (template[innerStart] === '-') {
-      innerStart++;
-      text = text.replace(/\s+$/, '');
-    }
+    const lstrip = template[innerStart] === '-';
+    if (lstrip) innerStart++;
     const close = findClose(template, innerStart);
+    if (close === -2) throw new TemplateError(`unterminated string literal in the expression at position ${open + 1}`, template);
     if (close < 0) throw new TemplateError(`unclosed '{{' at position ${open + 1} (missing '}}')`, template);
     let innerEnd = close;
-    if (innerEnd > innerStart && template[innerEnd - 1] === '-') {
-      innerEnd--;
-      stripNext = true;
-    }
-    if (text) segs.push({ kind: 'text', text });
-    text = '';
+    const rstrip = innerEnd > innerStart && template[innerEnd - 1] === '-';
+    if (rstrip) innerEnd--;
     const inner = template.slice(innerStart, innerEnd);
     if (inner.trim() === '') throw new TemplateError(`empty expression '{{ }}' at position ${open + 1}`, template);
-    segs.push({ kind: 'expr', parsed: parseExpression(inner) });
+    raw.push({ kind: 'expr', parsed: parseExpression(inner), lstrip, rstrip });
     pos = close + 2;
   }
-  if (stripNext) text = text.replace(/^\s+/, '');
-  if (text) segs.push({ kind: 'text', text });
+  for (let i = 0; i < raw.length; i++) {
+    const r = raw[i]!;
+    if (r.kind !== 'expr') continue;
+    const before = raw[i - 1];
+    const after = raw[i + 1];
+    if (r.lstrip && before?.kind === 'text') before.text = before.text.replace(/\s+$/, '');
+    if (r.rstrip && after?.kind === 'text') after.text = after.text.replace(/^\s+/, '');
+  }
+  const segs: Segment[] = raw.flatMap((r): Segment[] =>
+    r.kind === 'text' ? (r.text ? [r] : []) : [{ kind: 'expr', parsed: r.parsed }],
+  );
   if (templateCache.size >= CACHE_LIMIT) templateCache.clear();
   templateCache.set(template, segs);
   return segs;
 }
 
-/** Index of the '}}' closing an expression that starts at `from`, skipping string literals; -1 if none. */
+/** Index of the '}}' closing an expression that starts at `from`, skipping string literals; -1 if none, -2 if a string is unterminated. */
 function findClose(t: string, from: number): number {
   let i = from;
   while (i < t.length) {
@@ -585,7 +579,7 @@ function findClose(t: string, from: number): number {
     if (c === "'" || c === '"') {
       i++;
       while (i < t.length && t[i] !== c) i += t[i] === '\\' ? 2 : 1;
-      if (i >= t.length) return -1;
+      if (i >= t.length) return -2;
       i++;
       continue;
     }
@@ -598,11 +592,16 @@ function findClose(t: string, from: number): number {
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-/** An undefined value: harmless until used, then an error with this message. */
+/**
+ * An undefined value: harmless until used, then an error with this message. A variable whose
+ * template uses something undefined is itself undefined (so `is defined` / default() apply).
+ */
 class Undef {
   constructor(
     readonly base: string,
     readonly via?: string,
+    /** The message already says which variable's template it comes from. */
+    readonly located = false,
   ) {}
   get message(): string {
     return this.via ? `${this.base} (accessing '${this.via}')` : this.base;
@@ -611,6 +610,8 @@ class Undef {
 
 /** Errors that already say which variable's template they come from. */
 const located = new WeakSet<Error>();
+/** Errors raised by using an undefined value. */
+const undefinedErrors = new WeakSet<Error>();
 
 function typeName(v: unknown): string {
   if (v === null || v === undefined) return 'none';
@@ -620,6 +621,12 @@ function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'list';
   if (isPlainObject(v)) return 'dict';
   return typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+}
+
+/** 'an int', 'a list', 'none'. */
+function aType(v: unknown): string {
+  const t = typeName(v);
+  return t === 'none' ? t : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
 }
 
 function isNum(v: unknown): v is number {
@@ -722,7 +729,12 @@ export class Evaluator {
   }
 
   private need(v: unknown): unknown {
-    if (v instanceof Undef) throw this.fail(v.message);
+    if (v instanceof Undef) {
+      const e = this.fail(v.message);
+      undefinedErrors.add(e);
+      if (v.located) located.add(e);
+      throw e;
+    }
     return v;
   }
 
@@ -745,11 +757,13 @@ export class Evaluator {
     try {
       value = this.withSrc(this.src, () => this.renderTemplate(raw));
     } catch (e) {
-      if (e instanceof TemplateError && !located.has(e)) {
+      if (!(e instanceof TemplateError)) throw e;
+      if (!located.has(e)) {
         e.message += ` (while rendering '${path}')`;
         located.add(e);
       }
-      throw e;
+      if (!undefinedErrors.has(e)) throw e;
+      value = new Undef(e.message, undefined, true);
     } finally {
       active.delete(key);
     }
@@ -770,7 +784,7 @@ export class Evaluator {
   }
 
   private member(obj: unknown, key: string | number, objPath: string, fullPath: string): unknown {
-    if (obj instanceof Undef) return new Undef(obj.base, fullPath);
+    if (obj instanceof Undef) return new Undef(obj.base, fullPath, obj.located);
     const missing = (why: string) => new Undef(`undefined variable '${fullPath}' (${why})`);
     if (obj === null || obj === undefined) return missing(`'${objPath}' is none`);
     if (Array.isArray(obj)) {
@@ -789,7 +803,7 @@ export class Evaluator {
       if (idx < 0 || idx >= obj.length) return missing(`index ${key} is out of range for the string '${objPath}'`);
       return obj[idx];
     }
-    return missing(`'${objPath}' is a ${typeName(obj)}, not a mapping`);
+    return missing(`'${objPath}' is ${aType(obj)}, not a mapping`);
   }
 
   private eval(n: Node): unknown {
@@ -807,7 +821,7 @@ export class Evaluator {
         return this.member(this.eval(n.obj), n.key, this.text(n.obj), this.text(n));
       case 'index': {
         const obj = this.eval(n.obj);
-        if (obj instanceof Undef) return new Undef(obj.base, this.text(n));
+        if (obj instanceof Undef) return new Undef(obj.base, this.text(n), obj.located);
         let key = this.need(this.eval(n.index));
         if (isSecretLike(key)) key = key.reveal();
         if (typeof key === 'number' && !Number.isInteger(key)) throw this.fail(`index '${this.text(n.index)}' must be an integer, got ${key}`);
@@ -1045,10 +1059,10 @@ export class Evaluator {
         if (isStr(v)) return [...strOf(v)].length;
         if (Array.isArray(v)) return v.length;
         if (isPlainObject(v)) return Object.keys(v).length;
-        throw this.fail(`length: '${label}' is a ${typeName(v)}, which has no length`);
+        throw this.fail(`length: '${label}' is ${aType(v)}, which has no length`);
       }
       case 'join': {
-        if (!Array.isArray(v)) throw this.fail(`join: '${label}' is a ${typeName(v)}, not a list`);
+        if (!Array.isArray(v)) throw this.fail(`join: '${label}' is ${aType(v)}, not a list`);
         const sep = n.args[0] ? this.toStr(arg(0), this.text(n.args[0])) : '';
         return (this.materialize(v, label) as unknown[]).map((x, i) => this.toStr(x, `${label}[${i}]`)).join(sep);
       }

@@ -1,0 +1,713 @@
+#!/usr/bin/env bash
+# lab/lab.sh: a lab of real Debian "hosts" on this one machine, for pgtls end-to-end tests.
+#
+#   lab/lab.sh up     [--dir DIR] [--hosts N] [--postgres LIST] [--standby HOST:PRIMARY]...
+#                     [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME]
+#   lab/lab.sh down   [--dir DIR]
+#   lab/lab.sh exec   [--dir DIR] HOST [-- CMD...]   run CMD (default: a login shell) inside HOST, as root
+#   lab/lab.sh sshd   [--dir DIR] HOST start|stop    start/stop the sshd of HOST (e.g. to simulate an unreachable host)
+#   lab/lab.sh status [--dir DIR]
+#
+# DIR defaults to $LAB_DIR, else to the DIR of the lab that is up, else to <repo>/.lab (gitignored).
+#
+# What a lab host is
+# ------------------
+# Host pgI (I = 1..N) is a set of Linux namespaces, built with iproute2 + util-linux only:
+#   * network namespace "pgtls-pgI": eth0 = 10.231.0.(10+I)/24 on the private bridge pgtlsbr0
+#     (10.231.0.1/24 in the root namespace). No default route: traffic cannot leave the lab.
+#   * UTS namespace (hostname pgI, `hostname -f` = pgI.lab.internal via the host's own /etc/hosts),
+#   * PID namespace (ps/pgrep/pidof inside a host see only that host's processes; a small bash loop is
+#     its PID 1 and reaps orphans), IPC namespace and a private /dev/shm (PostgreSQL shared memory),
+#   * mount namespace with private copies of
+#       /etc (a copy of this machine's /etc: own passwd/shadow, sudoers.d, ssh, hosts, hostname,
+#             an empty /etc/postgresql, the pristine Debian /etc/pgpool2),
+#       /root (Debian's default dot.bashrc/dot.profile), /home, /tmp,
+#       /var/lib/postgresql, /var/log (with postgresql/ and pgpool/),
+#     and a fresh tmpfs on /run (so /var/run/postgresql, /run/sshd, /run/sshd.pid are per host).
+#     The private directories live in DIR/pgI/fs/... (bind-mounted), so logs and files can be read
+#     from outside, e.g. DIR/pg1/fs/var/log/postgresql/postgresql-15-main.log.
+#   * its own /usr/sbin/sshd on port 22 (own ed25519 host key in its /etc/ssh; UsePAM no, key only),
+#     logging to the host's /var/log/auth.log.
+#   * /usr/bin/logger is replaced (inside the hosts only) by a stand-in that appends to the host's
+#     /var/log/syslog: there is no syslog daemon here, and Debian's /etc/init.d/pgpool2 pipes all
+#     pgpool output into logger. So pgpool's log is DIR/pgI/fs/var/log/syslog, like on a real server.
+# Everything else (/usr, /var/lib/dpkg, ...) is this machine's and shared.
+#
+# PostgreSQL (--postgres): Debian cluster "15 main" made with pg_createcluster, started with
+# pg_ctlcluster, in a typical pre-TLS state (ssl off, md5, password_encryption = md5). Roles:
+# webadmin (superuser), appuser, legacy, replicator, and pgpool when --pgpool is given.
+# Passwords come from LAB_WEBADMIN_PASSWORD, LAB_APP_PASSWORD, LAB_REPL_PASSWORD, LAB_PGPOOL_PASSWORD
+# (defaults below) and only ever travel through stdin or files, never through argv.
+# Standbys (--standby pg2:pg1) are made with pg_basebackup -R and stream with sslmode=prefer.
+# Pgpool-II (--pgpool pg3:pg1,pg2): Debian's pgpool2 at /etc/pgpool2, started with /etc/init.d/pgpool2.
+#
+# Outputs in DIR: id_ed25519(.pub) (client key), known_hosts, ssh_config, inventory.yaml, and per host
+# DIR/pgI/{fs/,init.pid,*.log}. `up` first removes any lab left over (whatever its DIR), then wipes
+# the per-host state and DIR/ca. `down` keeps the files (for post-mortems) but leaves no process,
+# namespace, mount, veth or bridge behind.
+#
+# Needs root, iproute2, util-linux, openssh-server; postgresql-15 for --postgres, pgpool2 for --pgpool,
+# sudo for --user. Only one lab can be up at a time (fixed names); up/down take a lock.
+set -euo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd)
+PREFIX=pgtls                       # network namespaces pgtls-pg1..., veths pgtlsv1...
+BR=pgtlsbr0                        # the lab's bridge in the root namespace
+NET=10.231.0                       # bridge 10.231.0.1, host i = 10.231.0.(10+i)
+DOMAIN=lab.internal
+PGVER=15
+POINTER=/run/pgtls-lab.dir         # DIR of the lab that is up (root namespace's /run)
+LOCK=/run/pgtls-lab.lock
+HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+WEBADMIN_PW=${LAB_WEBADMIN_PASSWORD-"Web Admin's \"pw\" 1"}
+APP_PW=${LAB_APP_PASSWORD-"app:pa ss'w0rd"}
+REPL_PW=${LAB_REPL_PASSWORD-repl-pw}
+PGPOOL_PW=${LAB_PGPOOL_PASSWORD-pgpool-pw}
+LEGACY_PW=legacy-pw
+
+die() { echo "lab: $*" >&2; exit 1; }
+log() { echo "lab: $*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------------------------
+ip_of() { echo "$NET.$((10 + ${1#pg}))"; }          # pg3 -> 10.231.0.13
+
+# resolve_dir [DIR]: explicit --dir, else $LAB_DIR, else the lab that is up, else <repo>/.lab
+resolve_dir() {
+  local d=${1:-${LAB_DIR:-}}
+  if [ -z "$d" ] && [ -s "$POINTER" ]; then d=$(cat "$POINTER"); fi
+  [ -n "$d" ] || d=$REPO/.lab
+  echo "$d"
+}
+
+# holder_pid HOST: global pid of the host's PID 1 (holds all of its namespaces)
+holder_pid() {
+  local f=$DIR/$1/init.pid pid
+  [ -s "$f" ] || die "host $1 is not up (no $f)"
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null || die "host $1 is not up (pid $pid is gone)"
+  echo "$pid"
+}
+
+# hx HOST CMD...: run CMD inside HOST as root with a clean, login-like environment (cwd /).
+hx() {
+  local h=$1; shift
+  nsenter -t "$(holder_pid "$h")" -n -m -u -i -p -- \
+    env -i -C / PATH="$HOST_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 "$@"
+}
+hx_pg() { local h=$1; shift; hx "$h" runuser -u postgres -- "$@"; }   # as OS user postgres
+
+# set_conf FILE KEY VALUE: postgresql.conf/pgpool.conf style "key = value". Replaces the first
+# active setting, else uncomments the first commented-out one (keeping its trailing comment), else
+# appends. Rewrites in place (same inode, owner and mode).
+set_conf() {
+  local f=$1 k=$2 v=$3 tmp
+  tmp=$(mktemp)
+  awk -v k="$k" -v v="$v" '
+    function is_key(line, commented,   re) {
+      re = "^[ \t]*" (commented ? "#[ \t]*" : "") k "[ \t]*="
+      return line ~ re
+    }
+    { lines[NR] = $0 }
+    END {
+      at = 0
+      for (i = 1; i <= NR && !at; i++) if (is_key(lines[i], 0)) at = i
+      for (i = 1; i <= NR && !at; i++) if (is_key(lines[i], 1)) at = i
+      for (i = 1; i <= NR; i++) {
+        if (i == at) {
+          rest = lines[i]; c = ""
+          if (match(rest, /[ \t]+#[ \t].*$/) && index(substr(rest, 1, RSTART), "=") > 0) c = substr(rest, RSTART)
+          print k " = " v c
+        } else print lines[i]
+      }
+      if (!at) print k " = " v
+    }' "$f" > "$tmp"
+  cat "$tmp" > "$f"; rm -f "$tmp"
+}
+
+sql_lit() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }            # SQL string literal (std strings)
+yaml_str() {                                                        # YAML double-quoted scalar
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\t'/\\t}; s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+pgpass_field() { local s=${1//\\/\\\\}; s=${s//:/\\:}; printf '%s' "$s"; }
+
+# wait_until TIMEOUT_S DESC CMD...: poll CMD every 0.1 s
+wait_until() {
+  local t=$1 desc=$2 i; shift 2
+  for ((i = 0; i < t * 10; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "lab: timed out after ${t}s waiting for $desc" >&2; return 1
+}
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_marker HOST WHAT TIMEOUT: wait until job WHAT of HOST has finished (DIR/HOST/WHAT.ok) or failed
+wait_marker() {
+  local f=$DIR/$1/$2 i
+  for ((i = 0; i < $3 * 10; i++)); do
+    [ -e "$f.ok" ] && return 0
+    [ -e "$f.failed" ] && { echo "lab: $2 on $1 failed, see $DIR/$1/$2.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "lab: timed out waiting for $2 on $1" >&2; return 1
+}
+
+# Background jobs: run_job HOST WHAT FUNC ARGS... runs FUNC in a subshell, logging to DIR/HOST/WHAT.log,
+# and leaves DIR/HOST/WHAT.ok or .failed. wait_jobs waits for all and prints the logs of failures.
+JOB_PIDS=(); JOB_LOGS=()
+run_job() {
+  local h=$1 what=$2; shift 2
+  local base=$DIR/$h/$what
+  rm -f "$base.ok" "$base.failed"
+  (
+    set -euo pipefail
+    trap 'rc=$?; if [ $rc = 0 ]; then touch "$base.ok"; else touch "$base.failed"; fi' EXIT
+    "$@"
+  ) >>"$base.log" 2>&1 &
+  JOB_PIDS+=("$!"); JOB_LOGS+=("$base.log")
+}
+wait_jobs() {
+  local i fail=0
+  for i in "${!JOB_PIDS[@]}"; do
+    if ! wait "${JOB_PIDS[$i]}"; then
+      fail=1
+      echo "lab: FAILED: ${JOB_LOGS[$i]} (last lines follow)" >&2
+      tail -n 25 "${JOB_LOGS[$i]}" | sed 's/^/  | /' >&2
+    fi
+  done
+  JOB_PIDS=(); JOB_LOGS=()
+  return $fail
+}
+
+# ---------------------------------------------------------------------------------------------
+# teardown (used by down, and by up before it builds anything)
+# ---------------------------------------------------------------------------------------------
+# stop_ns NS: stop everything running in network namespace NS, then delete NS (and its veth).
+stop_ns() {
+  local ns=$1 p comm pcomm pids polite="" i
+  pids=$(ip netns pids "$ns" 2>/dev/null || true)
+  # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
+  # (children are left to their parent), so clusters are shut down cleanly.
+  for p in $pids; do
+    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    case $comm in
+      postgres|pgpool)
+        pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
+        if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
+    esac
+  done
+  for ((i = 0; i < 50; i++)); do
+    local alive=""
+    for p in $polite; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break
+    polite=$alive; sleep 0.1
+  done
+  # Then everything else. Killing a host's PID 1 kills its whole PID namespace.
+  for ((i = 0; i < 50; i++)); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -z "$pids" ] && break
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null || true)" ] || log "warning: processes left in $ns: $(ip netns pids "$ns" | tr '\n' ' ')"
+  ip netns del "$ns" 2>/dev/null || true
+}
+
+teardown_all() {
+  local ns dev
+  for ns in $(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'); do
+    stop_ns "$ns"
+  done
+  for dev in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep "^${PREFIX}v" || true); do
+    ip link del "$dev" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+}
+
+take_lock() { exec 9>"$LOCK"; flock -w 120 9 || die "another lab.sh up/down is running ($LOCK)"; }
+
+# ---------------------------------------------------------------------------------------------
+# __init: PID 1 of a lab host (runs inside the new network/mount/UTS/IPC/PID namespaces)
+# ---------------------------------------------------------------------------------------------
+host_init() {
+  local dir=$1 name=$2 p
+  local fs=$dir/$name/fs
+  for p in /etc /root /home /tmp /var/lib/postgresql /var/log; do
+    mount --bind "$fs$p" "$p"
+  done
+  mount --bind "$dir/bin/logger" /usr/bin/logger
+  mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run     # what a boot gives a real server
+  install -d -m 0755 /run/sshd
+  install -d -m 1777 /run/lock
+  install -d -m 2775 -o postgres -g postgres /run/postgresql
+  : > /run/utmp
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+  hostname "$name"
+  touch "$dir/$name/init.ready"
+  # Stay PID 1: bash reaps every orphan that is re-parented to it while it waits.
+  trap 'exit 0' TERM
+  while :; do sleep 3600 & wait $! || true; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# up
+# ---------------------------------------------------------------------------------------------
+# seed_host NAME: build DIR/NAME/fs (the host's private directories) and its sshd setup.
+seed_host() {
+  local h=$1 ip; ip=$(ip_of "$h")
+  local H=$DIR/$h F=$DIR/$h/fs j
+  mkdir -p "$F/var/lib" "$F/var/log"
+  # /etc: a copy of this machine's /etc, then made this host's
+  cp -a /etc "$F/etc"
+  echo "$h" > "$F/etc/hostname"
+  {
+    echo "127.0.0.1	localhost"
+    echo "127.0.1.1	$h.$DOMAIN $h"
+    echo "::1	localhost ip6-localhost ip6-loopback"
+    echo "ff02::1	ip6-allnodes"
+    echo "ff02::2	ip6-allrouters"
+    echo
+    echo "# lab hosts"
+    for ((j = 1; j <= NHOSTS; j++)); do echo "$(ip_of "pg$j")	pg$j.$DOMAIN pg$j"; done
+  } > "$F/etc/hosts"
+  head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$F/etc/machine-id"; echo >> "$F/etc/machine-id"
+  find "$F/etc/postgresql" -mindepth 1 -delete 2>/dev/null || true      # no cluster yet
+  chown postgres:postgres "$F/etc/postgresql" 2>/dev/null || true
+  if [ -f /usr/share/pgpool2/pgpool.conf ] && [ -f "$F/etc/pgpool2/pgpool.conf" ]; then
+    cat /usr/share/pgpool2/pgpool.conf > "$F/etc/pgpool2/pgpool.conf"  # pristine package default
+  fi
+  rm -f "$F"/etc/sudoers.d/pgtls-lab-*
+  # sshd: own host key and config (Debian paths, PidFile on the host's private /run)
+  rm -f "$F"/etc/ssh/ssh_host_*
+  ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$F/etc/ssh/ssh_host_ed25519_key"
+  cat > "$F/etc/ssh/sshd_config" <<EOF
+# sshd_config of lab host $h (written by lab/lab.sh)
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+# no PAM stack needed (and no systemd/logind here); accounts must not be locked (usermod -p '*')
+UsePAM no
+StrictModes no
+UseDNS no
+X11Forwarding no
+PrintMotd no
+AcceptEnv LANG LC_*
+# parallel runs open many sessions at once
+MaxStartups 100:30:200
+MaxSessions 30
+Subsystem sftp internal-sftp
+EOF
+  echo "$ip $(cut -d' ' -f1,2 "$F/etc/ssh/ssh_host_ed25519_key.pub")" > "$H/known_hosts"
+  # /root: Debian's defaults (not this machine's slow .bashrc) and the lab key
+  install -d -m 0700 "$F/root" "$F/root/.ssh"
+  cp /usr/share/base-files/dot.bashrc "$F/root/.bashrc"
+  cp /usr/share/base-files/dot.profile "$F/root/.profile"
+  install -m 0600 "$DIR/id_ed25519.pub" "$F/root/.ssh/authorized_keys"
+  install -d -m 0755 "$F/home"
+  install -d -m 1777 "$F/tmp"
+  install -d -m 0755 -o postgres -g postgres "$F/var/lib/postgresql"
+  # /var/log: fresh, with what Debian's packages would have made
+  install -d -m 1775 -o root -g postgres "$F/var/log/postgresql"
+  install -d -m 0755 -o postgres -g postgres "$F/var/log/pgpool"
+  install -m 0664 -g utmp /dev/null "$F/var/log/wtmp"
+  install -m 0664 -g utmp /dev/null "$F/var/log/lastlog"
+  install -m 0660 -g utmp /dev/null "$F/var/log/btmp"
+  install -m 0640 -g adm /dev/null "$F/var/log/auth.log"
+  install -m 0666 -g adm /dev/null "$F/var/log/syslog"   # written by the logger stand-in as any user
+}
+
+# start_host NAME: create the network namespace and the host's PID 1 (in the background)
+start_host() {
+  local h=$1 i=${1#pg} ip; ip=$(ip_of "$h")
+  local ns=$PREFIX-$h H=$DIR/$h
+  ip netns add "$ns"
+  ip link add "${PREFIX}v$i" type veth peer name eth0 netns "$ns"
+  ip link set "${PREFIX}v$i" master "$BR" up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+  # setsid: not in our process group (a caller's timeout must not kill the lab). ip netns exec execs
+  # unshare, which forks the host's PID 1; so $! is unshare and PID 1 is its only child.
+  setsid ip netns exec "$ns" unshare --fork --pid --mount-proc --uts --ipc --mount --propagation private \
+    -- bash "$SELF" __init "$DIR" "$h" </dev/null >>"$H/init.log" 2>&1 &
+  echo "$!" > "$H/unshare.pid"
+}
+
+# finish_host NAME: record PID 1's global pid, start sshd, create the login user
+finish_host() {
+  local h=$1 H=$DIR/$1 upid child="" n
+  upid=$(cat "$H/unshare.pid")
+  wait_until 10 "$h to start" test -e "$H/init.ready" || { cat "$H/init.log" >&2; return 1; }
+  for ((n = 0; n < 100; n++)); do child=$(pgrep -P "$upid" || true); [ -n "$child" ] && break; sleep 0.05; done
+  [ -n "$child" ] || die "cannot find PID 1 of $h"
+  echo "$child" > "$H/init.pid"
+  hx "$h" /usr/sbin/sshd -E /var/log/auth.log
+  if [ -n "$LOGIN_USER" ]; then
+    hx "$h" bash -c '
+      set -e; u=$1; key=$2
+      id "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash -U "$u"
+      usermod -p "*" "$u"                       # not "locked": sshd without PAM accepts it
+      echo "$u ALL=(ALL:ALL) NOPASSWD: ALL" > "/etc/sudoers.d/pgtls-lab-$u"
+      chmod 0440 "/etc/sudoers.d/pgtls-lab-$u"
+      home=$(getent passwd "$u" | cut -d: -f6)
+      install -d -m 0700 -o "$u" -g "$u" "$home/.ssh"
+      install -m 0600 -o "$u" -g "$u" "$key" "$home/.ssh/authorized_keys"
+    ' - "$LOGIN_USER" "$DIR/id_ed25519.pub"
+  fi
+}
+
+# configure_pg NAME: typical pre-TLS Debian server: md5 everywhere, ssl off
+configure_pg() {
+  local h=$1 F=$DIR/$1/fs p
+  local conf=$F/etc/postgresql/$PGVER/main/postgresql.conf hba=$F/etc/postgresql/$PGVER/main/pg_hba.conf
+  set_conf "$conf" listen_addresses "'*'"
+  set_conf "$conf" port 5432
+  set_conf "$conf" ssl off
+  set_conf "$conf" password_encryption md5
+  set_conf "$conf" fsync off                    # lab speed; data is thrown away
+  local tmp; tmp=$(mktemp)
+  {
+    # Debian's generated rules, with md5 where it says scram-sha-256 (as on servers set up before PG14)
+    awk '/^[ \t]*(#|$)/ { print; next } { gsub(/scram-sha-256/, "md5"); print }' "$hba"
+    echo
+    echo "# Remote access"
+    printf '%-7s %-15s %-15s %-23s %s\n' host replication replicator "$NET.0/24" md5
+    for p in "${PGPOOL_HOSTS[@]}"; do
+      printf '%-7s %-15s %-15s %-23s %s\n' host all pgpool "$(ip_of "$p")/32" md5
+    done
+    printf '%-7s %-15s %-15s %-23s %s\n' host all all 0.0.0.0/0 md5
+    printf '%-7s %-15s %-15s %-23s %s\n' host all all ::/0 md5
+  } > "$tmp"
+  cat "$tmp" > "$hba"; rm -f "$tmp"
+}
+
+pg_primary_job() {
+  local h=$1
+  hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
+  configure_pg "$h"
+  hx "$h" pg_ctlcluster "$PGVER" main start
+  {
+    echo "SET password_encryption = 'md5';"
+    echo "CREATE ROLE webadmin LOGIN SUPERUSER CREATEDB CREATEROLE REPLICATION PASSWORD $(sql_lit "$WEBADMIN_PW");"
+    echo "CREATE ROLE appuser LOGIN PASSWORD $(sql_lit "$APP_PW");"
+    echo "CREATE ROLE legacy LOGIN PASSWORD $(sql_lit "$LEGACY_PW");"
+    echo "CREATE ROLE replicator LOGIN REPLICATION PASSWORD $(sql_lit "$REPL_PW");"
+    if [ ${#PGPOOL_HOSTS[@]} -gt 0 ]; then
+      echo "CREATE ROLE pgpool LOGIN PASSWORD $(sql_lit "$PGPOOL_PW");"
+      echo "GRANT pg_monitor TO pgpool;"
+    fi
+    echo "CREATE DATABASE appdb OWNER appuser;"
+  } | hx_pg "$h" psql -X -q -v ON_ERROR_STOP=1 -d postgres
+  echo "roles created"
+}
+
+pg_standby_job() {
+  local h=$1 up=$2 F=$DIR/$1/fs upip; upip=$(ip_of "$up")
+  hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
+  configure_pg "$h"   # Debian keeps postgresql.conf/pg_hba.conf in /etc: not copied by pg_basebackup
+  # replication password for pg_basebackup and the walreceiver: ~postgres/.pgpass
+  local pgpass=$F/var/lib/postgresql/.pgpass
+  ( umask 077; printf '*:5432:replication:replicator:%s\n' "$(pgpass_field "$REPL_PW")" > "$pgpass" )
+  chown postgres:postgres "$pgpass"
+  rm -rf "$F/var/lib/postgresql/$PGVER/main"
+  wait_marker "$up" postgres 90
+  hx_pg "$h" pg_basebackup -h "$upip" -p 5432 -U replicator -w -D "/var/lib/postgresql/$PGVER/main" \
+    -X stream -c fast -R --no-sync
+  # own primary_conninfo: no password inside, sslmode=prefer so it keeps working when the primary goes TLS-only
+  local auto=$F/var/lib/postgresql/$PGVER/main/postgresql.auto.conf tmp; tmp=$(mktemp)
+  grep -v '^primary_conninfo' "$auto" > "$tmp" || true
+  echo "primary_conninfo = 'host=$upip port=5432 user=replicator passfile=/var/lib/postgresql/.pgpass sslmode=prefer application_name=$h'" >> "$tmp"
+  cat "$tmp" > "$auto"; rm -f "$tmp"
+  hx "$h" pg_ctlcluster "$PGVER" main start
+  wait_until 30 "$h to stream from $up" \
+    hx_pg "$h" bash -c '[ "$(psql -XAtqc "select status from pg_stat_wal_receiver")" = streaming ]'
+  echo "standby of $up is streaming"
+}
+
+pgpool_job() {
+  local h=$1 backends=$2 F=$DIR/$1/fs b n=0
+  local conf=$F/etc/pgpool2/pgpool.conf
+  [ -f "$conf" ] || die "$h: no /etc/pgpool2/pgpool.conf (is pgpool2 installed?)"
+  set_conf "$conf" listen_addresses "'*'"
+  set_conf "$conf" port 9999
+  set_conf "$conf" socket_dir "'/var/run/postgresql'"
+  set_conf "$conf" pcp_socket_dir "'/var/run/postgresql'"
+  set_conf "$conf" wd_ipc_socket_dir "'/var/run/postgresql'"
+  set_conf "$conf" pid_file_name "'/var/run/postgresql/pgpool.pid'"
+  set_conf "$conf" logdir "'/var/log/pgpool'"
+  for b in ${backends//,/ }; do
+    set_conf "$conf" "backend_hostname$n" "'$(ip_of "$b")'"
+    set_conf "$conf" "backend_port$n" 5432
+    set_conf "$conf" "backend_weight$n" 1
+    set_conf "$conf" "backend_data_directory$n" "'/var/lib/postgresql/$PGVER/main'"
+    set_conf "$conf" "backend_flag$n" "'ALLOW_TO_FAILOVER'"
+    set_conf "$conf" "backend_application_name$n" "'$b'"
+    n=$((n + 1))
+  done
+  set_conf "$conf" enable_pool_hba off
+  # pre-TLS: clients not in pool_passwd authenticate with a clear-text password that pgpool replays
+  # (md5) to the backends; only works while enable_pool_hba is off
+  set_conf "$conf" allow_clear_text_frontend_auth on
+  set_conf "$conf" ssl off
+  set_conf "$conf" sr_check_period 10
+  set_conf "$conf" sr_check_user "'pgpool'"
+  set_conf "$conf" sr_check_password "''"     # '' = take it from pool_passwd
+  set_conf "$conf" health_check_period 0
+  {
+    echo
+    echo "# Remote access"
+    printf '%-7s %-11s %-11s %-21s %s\n' host all all 0.0.0.0/0 md5
+    printf '%-7s %-11s %-11s %-21s %s\n' host all all ::/0 md5
+  } >> "$F/etc/pgpool2/pool_hba.conf"
+  # random pgpool key in ~postgres/.pgpoolkey; pool_passwd holds only the pgpool user's AES entry
+  # (as a cluster installer leaves it); pg_enc reads the password from a file, not argv
+  local key=$F/var/lib/postgresql/.pgpoolkey in=$DIR/$h/.pg_enc.in
+  ( umask 077; head -c 18 /dev/urandom | base64 > "$key"; printf 'pgpool:%s\n' "$PGPOOL_PW" > "$in" )
+  chown postgres:postgres "$key"
+  : > "$F/etc/pgpool2/pool_passwd"
+  pg_enc -m -k "$key" -f "$conf" -i "$in"
+  rm -f "$in"
+  for b in ${backends//,/ }; do wait_marker "$b" postgres 90; done
+  hx "$h" /etc/init.d/pgpool2 start
+  wait_until 30 "pgpool on $h to answer" env PGPASSWORD="$PGPOOL_PW" PGCONNECT_TIMEOUT=2 \
+    psql -X -Atq "host=$(ip_of "$h") port=9999 user=pgpool dbname=postgres sslmode=disable" -c 'show pool_nodes'
+  echo "pgpool is up"
+}
+
+write_outputs() {
+  local h f
+  cat "$DIR"/pg*/known_hosts > "$DIR/known_hosts"
+  : > "$DIR/ssh_config"
+  for ((i = 1; i <= NHOSTS; i++)); do
+    h=pg$i
+    cat >> "$DIR/ssh_config" <<EOF
+Host $h $(ip_of "$h")
+  HostName $(ip_of "$h")
+  User ${LOGIN_USER:-root}
+  IdentityFile $DIR/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile $DIR/known_hosts
+  StrictHostKeyChecking yes
+  BatchMode yes
+
+EOF
+  done
+  f=$DIR/inventory.yaml
+  {
+    echo "# pgtls lab inventory, written by lab/lab.sh up"
+    echo "# hosts: $NHOSTS; postgres: ${POSTGRES_HOSTS[*]:-none}; pgpool: ${PGPOOL_SPECS[*]:-none}"
+    for h in "${!STANDBY_OF[@]}"; do echo "# $h is a streaming standby of ${STANDBY_OF[$h]}"; done
+    echo "all:"
+    echo "  vars:"
+    if [ -n "$LOGIN_USER" ]; then
+      echo "    ansible_user: $(yaml_str "$LOGIN_USER")"
+      echo "    ansible_become: true"
+    else
+      echo "    ansible_user: root"
+    fi
+    echo "    ansible_ssh_private_key_file: $(yaml_str "$DIR/id_ed25519")"
+    echo "    pgtls_known_hosts: $(yaml_str "$DIR/known_hosts")"
+    echo "    pgtls_ca_dir: $(yaml_str "$DIR/ca")"
+    if [ ${#POSTGRES_HOSTS[@]} -gt 0 ]; then
+      echo "    webadmin_password: $(yaml_str "$WEBADMIN_PW")"
+      echo "    pgtls_users:"
+      echo "      - name: appuser"
+      echo "        password: $(yaml_str "$APP_PW")"
+      [ ${#PGPOOL_HOSTS[@]} -gt 0 ] && echo "    pgpool_password: $(yaml_str "$PGPOOL_PW")"
+    fi
+    echo "  children:"
+    emit_group postgres "${POSTGRES_HOSTS[@]}"
+    emit_group pgpool "${PGPOOL_HOSTS[@]}"
+    local all=(); for ((i = 1; i <= NHOSTS; i++)); do all+=("pg$i"); done
+    emit_group lab "${all[@]}"
+  } > "$f"
+}
+emit_group() {
+  local g=$1 h; shift
+  echo "    $g:"
+  if [ $# -eq 0 ]; then echo "      hosts: {}"; return; fi
+  echo "      hosts:"
+  for h in "$@"; do echo "        $h: { ansible_host: $(ip_of "$h") }"; done
+}
+
+cmd_up() {
+  local t0; t0=$(now)
+  NHOSTS=3; LOGIN_USER=""; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=()
+  local dir="" spec h b
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --dir) dir=$2; shift 2 ;;
+      --hosts) NHOSTS=$2; shift 2 ;;
+      --postgres) [ -n "$2" ] && IFS=, read -ra POSTGRES_HOSTS <<< "$2"; shift 2 ;;
+      --standby) spec=$2; [[ $spec == *:* ]] || die "--standby wants HOST:PRIMARY"; STANDBY_OF[${spec%%:*}]=${spec#*:}; shift 2 ;;
+      --pgpool) spec=$2; [[ $spec == *:?* ]] || die "--pgpool wants HOST:BACKEND1,BACKEND2"; PGPOOL_SPECS+=("$spec"); shift 2 ;;
+      --user) LOGIN_USER=$2; shift 2 ;;
+      *) die "up: unknown argument $1" ;;
+    esac
+  done
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  [[ $NHOSTS =~ ^[0-9]+$ ]] && [ "$NHOSTS" -ge 1 ] && [ "$NHOSTS" -le 200 ] || die "--hosts must be 1..200"
+  valid_host() { [[ $1 =~ ^pg[0-9]+$ ]] && [ "${1#pg}" -ge 1 ] && [ "${1#pg}" -le "$NHOSTS" ]; }
+  for h in "${POSTGRES_HOSTS[@]}"; do valid_host "$h" || die "--postgres: no host $h (hosts are pg1..pg$NHOSTS)"; done
+  for h in "${!STANDBY_OF[@]}"; do
+    b=${STANDBY_OF[$h]}
+    [[ " ${POSTGRES_HOSTS[*]} " == *" $h "* && " ${POSTGRES_HOSTS[*]} " == *" $b "* ]] \
+      || die "--standby $h:$b: both must be in --postgres"
+    [ "$h" != "$b" ] || die "--standby $h:$b: a host cannot follow itself"
+  done
+  for spec in "${PGPOOL_SPECS[@]}"; do
+    h=${spec%%:*}; valid_host "$h" || die "--pgpool: no host $h"
+    PGPOOL_HOSTS+=("$h")
+    local bl=${spec#*:}
+    for b in ${bl//,/ }; do [[ " ${POSTGRES_HOSTS[*]} " == *" $b "* ]] || die "--pgpool $spec: backend $b is not in --postgres"; done
+  done
+  command -v ip >/dev/null && command -v nsenter >/dev/null && [ -x /usr/sbin/sshd ] || die "needs iproute2, util-linux, openssh-server"
+  [ ${#POSTGRES_HOSTS[@]} -eq 0 ] || command -v pg_createcluster >/dev/null || die "--postgres needs postgresql-$PGVER"
+  [ ${#PGPOOL_HOSTS[@]} -eq 0 ] || [ -x /usr/sbin/pgpool ] || die "--pgpool needs pgpool2"
+  [ -z "$LOGIN_USER" ] || command -v sudo >/dev/null || die "--user needs sudo"
+  [ -z "$LOGIN_USER" ] || [[ $LOGIN_USER =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--user: bad user name"
+
+  DIR=$(resolve_dir "$dir"); mkdir -p "$DIR"; DIR=$(cd "$DIR" && pwd)
+  take_lock
+  teardown_all
+  rm -f "$POINTER"
+  # fresh state; the client key is kept across runs
+  rm -rf "$DIR"/pg[0-9]* "$DIR/ca" "$DIR/bin"
+  rm -f "$DIR/known_hosts" "$DIR/ssh_config" "$DIR/inventory.yaml"
+  [ -s "$DIR/id_ed25519" ] && [ -s "$DIR/id_ed25519.pub" ] || { rm -f "$DIR/id_ed25519" "$DIR/id_ed25519.pub"; ssh-keygen -q -t ed25519 -N '' -C pgtls-lab -f "$DIR/id_ed25519"; }
+  mkdir -p "$DIR/bin"
+  cat > "$DIR/bin/logger" <<'EOF'
+#!/bin/bash
+# pgtls lab: stand-in for logger(1) inside lab hosts (there is no syslog daemon): appends to the
+# host's /var/log/syslog in syslog's format. Understands -t TAG; ignores the other options.
+tag=${SUDO_USER:-${LOGNAME:-logger}}; args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    -t) tag=$2; shift 2 ;; -t*) tag=${1#-t}; shift ;; --tag=*) tag=${1#--tag=}; shift ;;
+    -p|-f|-n|-P|-u|-S|--priority|--server|--port|--socket|--size|--file) shift 2 ;;
+    --) shift; args+=("$@"); break ;;
+    -*) shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+out() { printf '%(%b %e %H:%M:%S)T %s %s: %s\n' -1 "$HOSTNAME" "$tag" "$1" >> /var/log/syslog 2>/dev/null || true; }
+if [ ${#args[@]} -gt 0 ]; then out "${args[*]}"; else while IFS= read -r line || [ -n "$line" ]; do out "$line"; done; fi
+exit 0
+EOF
+  chmod 0755 "$DIR/bin/logger"
+
+  # network: the bridge, then every host (sequential, cheap), each host's PID 1 starting in the background
+  ip link add "$BR" type bridge
+  ip addr add "$NET.1/24" dev "$BR"
+  ip link set "$BR" up
+  echo "$DIR" > "$POINTER"
+  for ((i = 1; i <= NHOSTS; i++)); do mkdir -p "$DIR/pg$i"; done
+  for ((i = 1; i <= NHOSTS; i++)); do run_job "pg$i" seed seed_host "pg$i"; done
+  wait_jobs || die "seeding hosts failed"
+  for ((i = 1; i <= NHOSTS; i++)); do start_host "pg$i"; done
+  for ((i = 1; i <= NHOSTS; i++)); do run_job "pg$i" boot finish_host "pg$i"; done
+  wait_jobs || die "starting hosts failed"
+  write_outputs
+  local t_hosts; t_hosts=$(since "$t0")
+
+  # services, in parallel: primaries, standbys (wait for their primary), pgpools (wait for backends)
+  for h in "${POSTGRES_HOSTS[@]}"; do
+    if [ -n "${STANDBY_OF[$h]:-}" ]; then run_job "$h" postgres pg_standby_job "$h" "${STANDBY_OF[$h]}"
+    else run_job "$h" postgres pg_primary_job "$h"; fi
+  done
+  for spec in "${PGPOOL_SPECS[@]}"; do run_job "${spec%%:*}" pgpool pgpool_job "${spec%%:*}" "${spec#*:}"; done
+  for ((i = 1; i <= NHOSTS; i++)); do wait_until 10 "sshd on pg$i" tcp_open "$(ip_of "pg$i")" 22 || die "sshd on pg$i did not come up, see $DIR/pg$i/fs/var/log/auth.log"; done
+  wait_jobs || die "lab is up but some services failed (see above); 'lab.sh down' to clean up"
+  log "up: $NHOSTS hosts in ${t_hosts}s, services ready after $(since "$t0")s; dir $DIR"
+}
+
+cmd_down() {
+  local dir="" t0; t0=$(now)
+  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) die "down: unknown argument $1" ;; esac; done
+  DIR=$(resolve_dir "$dir")
+  take_lock
+  teardown_all
+  rm -f "$POINTER" "$DIR"/pg*/init.pid "$DIR"/pg*/init.ready 2>/dev/null || true
+  log "down in $(since "$t0")s"
+}
+
+cmd_exec() {
+  local dir="" h
+  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) break ;; esac; done
+  h=${1:?usage: lab.sh exec [--dir DIR] HOST [-- CMD...]}; shift
+  [ "${1:-}" = "--" ] && shift
+  DIR=$(resolve_dir "$dir")
+  [ $# -gt 0 ] || set -- bash -l
+  local pid; pid=$(holder_pid "$h")
+  exec nsenter -t "$pid" -n -m -u -i -p -- \
+    env -i -C / PATH="$HOST_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 \
+    TERM="${TERM:-dumb}" "$@"
+}
+
+cmd_sshd() {
+  local dir="" h action
+  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) break ;; esac; done
+  h=${1:?usage: lab.sh sshd HOST start|stop}; action=${2:?usage: lab.sh sshd HOST start|stop}
+  DIR=$(resolve_dir "$dir")
+  case $action in
+    start) hx "$h" bash -c '[ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null || /usr/sbin/sshd -E /var/log/auth.log'
+           wait_until 10 "sshd on $h" tcp_open "$(ip_of "$h")" 22 ;;
+    stop)  hx "$h" bash -c '[ -s /run/sshd.pid ] && kill "$(cat /run/sshd.pid)" 2>/dev/null; rm -f /run/sshd.pid; true' ;;
+    *) die "sshd: start|stop" ;;
+  esac
+}
+
+cmd_status() {
+  local dir="" d h ip pid
+  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) die "status: unknown argument $1" ;; esac; done
+  DIR=$(resolve_dir "$dir")
+  echo "dir: $DIR"
+  ip link show "$BR" >/dev/null 2>&1 && echo "bridge: $BR $NET.1/24" || echo "bridge: absent"
+  local found=0
+  for d in "$DIR"/pg[0-9]*; do
+    [ -d "$d" ] || continue
+    h=${d##*/}; ip=$(ip_of "$h")
+    if [ -s "$d/init.pid" ] && kill -0 "$(cat "$d/init.pid")" 2>/dev/null && ip netns list | grep -q "^$PREFIX-$h\b"; then
+      found=1
+      # shellcheck disable=SC2016
+      hx "$h" bash -c '
+        s=$( [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null && echo up || echo down )
+        pg=$(pg_lsclusters -h 2>/dev/null | awk "{print \$1\"/\"\$2\":\"\$4}" | paste -sd" " -); [ -n "$pg" ] || pg=-
+        pp=$( [ -s /var/run/postgresql/pgpool.pid ] && kill -0 "$(head -1 /var/run/postgresql/pgpool.pid)" 2>/dev/null && echo up || echo - )
+        printf "%-5s %-13s up  sshd:%-4s postgres:%-22s pgpool:%s\n" "$(hostname)" "$1" "$s" "$pg" "$pp"
+      ' - "$ip" || true
+    else
+      printf '%-5s %-13s down\n' "$h" "$ip"
+    fi
+  done
+  local left; left=$(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }' | paste -sd' ' -)
+  [ $found = 1 ] || [ -z "$left" ] || echo "namespaces (not from this dir?): $left"
+  return 0
+}
+
+usage() { sed -n '2,10p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+case ${1:-} in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  exec) shift; cmd_exec "$@" ;;
+  sshd) shift; cmd_sshd "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  __init) shift; host_init "$@" ;;
+  -h|--help|help|"") usage ;;
+  *) echo "lab: unknown command $1" >&2; usage ;;
+esac
