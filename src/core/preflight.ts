@@ -52,13 +52,13 @@ export function preflight(
       issues.push({ file: '--limit', message: `matches no host or group in ${inv.file}: ${unknown.join(', ')}` });
   }
   const checkedHosts = new Set<string>();
-  const seen = new Set<string>();
-  const add = (i: ConfigIssue) => {
+  // The same problem on many hosts is one issue naming the hosts, not one line per host.
+  const merged = new Map<string, { issue: ConfigIssue; hosts: string[] }>();
+  const add = (i: ConfigIssue, host?: string) => {
     const key = `${i.file}:${i.line}:${i.field}:${i.message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      issues.push(i);
-    }
+    const m = merged.get(key) ?? { issue: i, hosts: [] };
+    if (host && !m.hosts.includes(host)) m.hosts.push(host);
+    merged.set(key, m);
   };
   for (const play of book.plays) {
     const unknownHosts = unknownPatternTerms(inv, play.hosts);
@@ -81,10 +81,14 @@ export function preflight(
       for (const [kind, list] of [['tasks', play.tasks], ['handlers', play.handlers]] as const) {
         for (const task of list) {
           if (kind === 'tasks' && !taskSelected(task, play, sel)) continue;
-          for (const i of checkTask(inv, book, play, task, host, modules, extra, check)) add(i);
+          for (const i of checkTask(inv, book, play, task, host, modules, extra, check)) add(i, host);
         }
       }
     }
+  }
+  for (const { issue, hosts } of merged.values()) {
+    const onHosts = hosts.length === 0 ? '' : ` (host${hosts.length > 1 ? 's' : ''} ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? `, +${hosts.length - 5} more` : ''})`;
+    issues.push({ ...issue, message: issue.message + onHosts });
   }
   if (issues.length) throw new ConfigError(issues);
 }
@@ -106,12 +110,12 @@ function checkTask(
   for (const w of task.when) {
     const r = safely(() => evaluateCondition(w, ctx));
     if (r instanceof Error)
-      return [{ file: book.file, line: book.doc.lineOf([...task.argsPath.slice(0, -1), 'when']) ?? taskPath, field: 'when', message: `${r.message} (host ${host})` }];
+      return [{ file: book.file, line: book.doc.lineOf([...task.argsPath.slice(0, -1), 'when']) ?? taskPath, field: 'when', message: r.message }];
     if (r === false) return []; // skipped on this host: its arguments may legitimately be undefined
   }
   const rendered = safely(() => renderValue(task.args, ctx));
   if (rendered instanceof Error)
-    return [{ file: book.file, line: book.doc.lineOf(task.argsPath), field: task.module, message: `${rendered.message} (host ${host})` }];
+    return [{ file: book.file, line: book.doc.lineOf(task.argsPath), field: task.module, message: rendered.message }];
   const mod = modules.get(task.module)!;
   const parsed = mod.args.safeParse(rendered);
   return parsed.success ? [] : zodIssues(parsed.error, book.doc, task.argsPath);
