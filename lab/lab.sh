@@ -97,8 +97,10 @@ holder_pid() {
 # hx HOST CMD...: run CMD inside HOST as root with a clean, login-like environment (cwd /).
 hx() {
   local h=$1; shift
-  nsenter -t "$(holder_pid "$h")" -n -m -u -i -p -- \
-    env -i -C / PATH="$HOST_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 "$@"
+  local pid; pid=$(holder_pid "$h")
+  # 9>&-: daemons started here must not inherit the lock
+  nsenter -t "$pid" -n -m -u -i -p -- \
+    env -i -C / PATH="$HOST_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 "$@" 9>&-
 }
 hx_pg() { local h=$1; shift; hx "$h" runuser -u postgres -- "$@"; }   # as OS user postgres
 
@@ -343,7 +345,7 @@ start_host() {
   # setsid: not in our process group (a caller's timeout must not kill the lab). ip netns exec execs
   # unshare, which forks the host's PID 1; so $! is unshare and PID 1 is its only child.
   setsid ip netns exec "$ns" unshare --fork --pid --mount-proc --uts --ipc --mount --propagation private \
-    -- bash "$SELF" __init "$DIR" "$h" </dev/null >>"$H/init.log" 2>&1 &
+    -- bash "$SELF" __init "$DIR" "$h" </dev/null >>"$H/init.log" 2>&1 9>&- &
   echo "$!" > "$H/unshare.pid"
 }
 

@@ -6,11 +6,14 @@ export const yamlBool = z
   .union([z.boolean(), z.enum(['yes', 'no', 'true', 'false', 'True', 'False', 'on', 'off'])])
   .transform((v) => v === true || v === 'yes' || v === 'true' || v === 'True' || v === 'on');
 
-/** File modes are strings of octal digits ("0600"); a YAML integer 0600 would be read as decimal 600, so numbers are refused. */
+/**
+ * File modes are octal digits. Our YAML is 1.2 (js-yaml core schema), where an unquoted
+ * 0644 reads as the integer 644: its digits are what the author wrote, so they are taken as octal.
+ */
 export const fileMode = z
-  .string()
-  .regex(/^0?[0-7]{3,4}$/, 'must be a quoted octal string such as "0640"')
-  .transform((m) => m.replace(/^0(?=[0-7]{3,4}$)/, ''));
+  .union([z.string(), z.number().int().transform((n) => String(n))])
+  .pipe(z.string().regex(/^0?[0-7]{3,4}$/, 'must be octal digits such as "0640"'))
+  .transform((m: string) => m.replace(/^0(?=[0-7]{3,4}$)/, ''));
 
 /** A password or key: plain text in YAML, a Secret from here on. */
 export const secretString = z

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, type ConnectConfig } from 'ssh2';
+import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';
 import type { ExecResult, Transport } from './connection.js';
 import {
@@ -7,6 +7,7 @@ import {
   hostKeyMessage,
   keyTypeOfBlob,
   parseKnownHosts,
+  preferredHostKeyAlgorithms,
   sha256Fingerprint,
 } from './known-hosts.js';
 import type { ShellCommand } from './sh.js';
@@ -50,6 +51,9 @@ export class SshTransport implements Transport {
       readyTimeout: target.connectTimeoutMs,
       keepaliveInterval: 10_000,
       keepaliveCountMax: 3,
+      // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a
+      // server with several host keys is not reported as changed when only one type is known.
+      ...(entries === null ? {} : { algorithms: { serverHostKey: preferredHostKeyAlgorithms(entries, target.host, target.port) as ServerHostKeyAlgorithm[] } }),
       hostVerifier: (key: Buffer) => {
         if (entries === null) return true;
         const verdict = checkHostKey(entries, target.host, target.port, keyTypeOfBlob(key), key);
