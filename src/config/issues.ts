@@ -6,6 +6,8 @@ import type { LoadedYaml, YamlPath } from './yaml.js';
 export function zodIssues(error: z.ZodError, doc: LoadedYaml, base: YamlPath = []): ConfigIssue[] {
   return error.issues.map((issue) => {
     const path = [...base, ...(issue.path as (string | number)[])];
+    // Point at the unknown key itself, not at the mapping that holds it.
+    if (issue.code === 'unrecognized_keys' && issue.keys.length === 1) path.push(issue.keys[0]!);
     return {
       file: doc.file,
       line: doc.lineOf(path),

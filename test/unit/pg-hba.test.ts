@@ -196,21 +196,17 @@ const cases: Case[] = [
     ),
   },
   {
-    name: 'cert user needing quotes, no password rule at all: cert lines before the catch-alls',
+    name: 'cert user needing quotes, no TCP rule at all: Debian columns, cert lines before the catch-alls',
     input: f('local all all peer'),
     opts: { certUsers: ['Bob Smith'] },
     expect: f(
       'local all all peer',
-      'hostssl all     "Bob Smith"     0.0.0.0/0               cert',
-      'hostssl all     "Bob Smith"     ::/0                    cert',
+      'hostssl all             "Bob Smith"     0.0.0.0/0               cert',
+      'hostssl all             "Bob Smith"     ::/0                    cert',
       '',
       MARK,
-      'hostssl all             all             0.0.0.0/0               scram-sha-256',
-      'hostssl all             all             ::/0                    scram-sha-256',
-    ).replace(
-      // the cert lines were formatted before the catch-alls, with Debian's default columns
-      'hostssl all     "Bob Smith"     0.0.0.0/0               cert\nhostssl all     "Bob Smith"     ::/0                    cert',
-      'hostssl all             "Bob Smith"     0.0.0.0/0               cert\nhostssl all             "Bob Smith"     ::/0                    cert',
+      CATCH4,
+      CATCH6,
     ),
   },
   {

@@ -137,11 +137,14 @@ export function hbaQuote(name: string): string {
 }
 
 /** Column start positions to imitate for new rules: taken from the last TCP rule of the file, or Debian's default widths. */
-function layoutFrom(lines: ParsedLine[]): { cols: number[] } | { tabs: true } {
+function layoutFrom(lines: ParsedLine[]): { cols: number[] } | { sep: string } {
   for (let i = lines.length - 1; i >= 0; i--) {
     const p = lines[i]!;
     if (p.fields.length >= 5 && TCP_TYPES.has(p.fields[0]!.text)) {
-      if (p.raw.slice(0, p.fields[4]!.start).includes('\t')) return { tabs: true };
+      const head = p.raw.slice(0, p.fields[4]!.start);
+      if (head.includes('\t')) return { sep: '\t' };
+      // A file written with single spaces gets single spaces, not columns copied from one line.
+      if (p.fields.slice(0, 4).every((f, j) => p.fields[j + 1]!.start - f.end === 1)) return { sep: ' ' };
       return { cols: p.fields.slice(0, 5).map((f) => f.start) };
     }
   }
@@ -149,7 +152,7 @@ function layoutFrom(lines: ParsedLine[]): { cols: number[] } | { tabs: true } {
 }
 
 function formatRule(fields: string[], layout: ReturnType<typeof layoutFrom>): string {
-  if ('tabs' in layout) return fields.join('\t');
+  if ('sep' in layout) return fields.join(layout.sep);
   let out = '';
   fields.forEach((f, i) => {
     if (i > 0) out += ' '.repeat(Math.max(1, (layout.cols[i] ?? out.length + 1) - out.length));
