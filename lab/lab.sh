@@ -689,7 +689,7 @@ cmd_status() {
       hx "$h" bash -c '
         s=$( [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null && echo up || echo down )
         pg=$(pg_lsclusters -h 2>/dev/null | awk "{print \$1\"/\"\$2\":\"\$4}" | paste -sd" " -); [ -n "$pg" ] || pg=-
-        pp=$( [ -s /var/run/postgresql/pgpool.pid ] && kill -0 "$(head -1 /var/run/postgresql/pgpool.pid)" 2>/dev/null && echo up || echo - )
+        pp=$( [ -s /var/run/postgresql/pgpool.pid ] && kill -0 "$(tr -dc 0-9 < /var/run/postgresql/pgpool.pid)" 2>/dev/null && echo up || echo - )
         printf "%-5s %-13s up  sshd:%-4s postgres:%-22s pgpool:%s\n" "$(hostname)" "$1" "$s" "$pg" "$pp"
       ' - "$ip" || true
     else

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
 import type { ModuleDef } from '../core/types.js';
@@ -64,6 +65,8 @@ export interface Play {
   tasks: Task[];
   handlers: Task[];
   path: YamlPath;
+  /** The file the play is written in (an imported playbook has its own), for error lines. */
+  doc: LoadedYaml;
 }
 
 export interface Playbook {
@@ -72,7 +75,7 @@ export interface Playbook {
   doc: LoadedYaml;
 }
 
-export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDef>): Playbook {
+export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDef>, depth = 0): Playbook {
   const doc = loadYamlFile(file);
   const issues: ConfigIssue[] = [];
   if (!Array.isArray(doc.data)) {
@@ -80,6 +83,22 @@ export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDe
   }
   const plays: Play[] = [];
   doc.data.forEach((rawPlay, i) => {
+    // `- import_playbook: other.yaml` (Ansible): its plays run here, relative to this file.
+    if (rawPlay && typeof rawPlay === 'object' && 'import_playbook' in rawPlay) {
+      const target = (rawPlay as Record<string, unknown>).import_playbook;
+      if (typeof target !== 'string' || Object.keys(rawPlay).length !== 1) {
+        issues.push({ file, line: doc.lineOf([i]), field: 'import_playbook', message: 'must be the only key, with a file name' });
+        return;
+      }
+      if (depth > 8) throw new ConfigError([{ file, line: doc.lineOf([i]), message: 'import_playbook nested too deep (a cycle?)' }]);
+      try {
+        plays.push(...loadPlaybook(resolve(dirname(file), target), modules, depth + 1).plays);
+      } catch (e) {
+        if (e instanceof ConfigError) issues.push(...e.issues);
+        else issues.push({ file, line: doc.lineOf([i, 'import_playbook']), field: 'import_playbook', message: (e as Error).message });
+      }
+      return;
+    }
     const parsed = playSchema.safeParse(rawPlay);
     if (!parsed.success) {
       issues.push(...zodIssues(parsed.error, doc, [i]));
@@ -102,15 +121,16 @@ export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDe
       tasks: parseTasks(p.tasks, 'tasks'),
       handlers: parseTasks(p.handlers, 'handlers'),
       path: [i],
+      doc,
     });
   });
-  for (const play of plays) {
+  for (const play of plays.filter((p) => p.doc === doc)) {
     const handlerNames = new Set(play.handlers.flatMap((h) => [h.name, ...h.listen]));
     play.tasks.forEach((t) => {
       for (const n of t.notify) {
         if (!handlerNames.has(n)) {
           const path = [...t.argsPath.slice(0, -1), 'notify'];
-          issues.push({ file, line: doc.lineOf(path), field: 'notify', message: `no handler named '${n}' in this play` });
+          issues.push({ file: play.doc.file, line: play.doc.lineOf(path), field: 'notify', message: `no handler named '${n}' in this play` });
         }
       }
     });

@@ -64,8 +64,8 @@ export function preflight(
     const unknownHosts = unknownPatternTerms(inv, play.hosts);
     if (unknownHosts.length)
       add({
-        file: book.file,
-        line: book.doc.lineOf([...play.path, 'hosts']),
+        file: play.doc.file,
+        line: play.doc.lineOf([...play.path, 'hosts']),
         field: 'hosts',
         message: `matches no host or group in ${inv.file}: ${unknownHosts.join(', ')}`,
       });
@@ -106,19 +106,20 @@ function checkTask(
   const vars = hostVars(inv, host, play, task, extra, undefined, check);
   Object.assign(vars, placeholderFacts(task, vars));
   const ctx = templateContext(vars);
-  const taskPath = book.doc.lineOf(task.argsPath.slice(0, -1));
+  const doc = play.doc;
+  const taskPath = doc.lineOf(task.argsPath.slice(0, -1));
   for (const w of task.when) {
     const r = safely(() => evaluateCondition(w, ctx));
     if (r instanceof Error)
-      return [{ file: book.file, line: book.doc.lineOf([...task.argsPath.slice(0, -1), 'when']) ?? taskPath, field: 'when', message: r.message }];
+      return [{ file: doc.file, line: doc.lineOf([...task.argsPath.slice(0, -1), 'when']) ?? taskPath, field: 'when', message: r.message }];
     if (r === false) return []; // skipped on this host: its arguments may legitimately be undefined
   }
   const rendered = safely(() => renderValue(task.args, ctx));
   if (rendered instanceof Error)
-    return [{ file: book.file, line: book.doc.lineOf(task.argsPath), field: task.module, message: rendered.message }];
+    return [{ file: doc.file, line: doc.lineOf(task.argsPath), field: task.module, message: rendered.message }];
   const mod = modules.get(task.module)!;
   const parsed = mod.args.safeParse(rendered);
-  return parsed.success ? [] : zodIssues(parsed.error, book.doc, task.argsPath);
+  return parsed.success ? [] : zodIssues(parsed.error, doc, task.argsPath);
 }
 
 function hostPath(inv: Inventory, host: string): (string | number)[] {
