@@ -192,43 +192,44 @@ wait_jobs() {
 # ---------------------------------------------------------------------------------------------
 # teardown (used by down, and by up before it builds anything)
 # ---------------------------------------------------------------------------------------------
-# stop_ns NS: stop everything running in network namespace NS, then delete NS (and its veth).
-stop_ns() {
-  local ns=$1 p comm pcomm pids polite="" i
-  pids=$(ip netns pids "$ns" 2>/dev/null || true)
-  # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
-  # (children are left to their parent), so clusters are shut down cleanly.
-  for p in $pids; do
-    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-    case $comm in
-      postgres|pgpool)
-        pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
-        if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
-    esac
-  done
-  for ((i = 0; i < 50; i++)); do
-    local alive=""
-    for p in $polite; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-    [ -z "$alive" ] && break
-    polite=$alive; sleep 0.1
-  done
-  # Then everything else. Killing a host's PID 1 kills its whole PID namespace.
-  for ((i = 0; i < 50; i++)); do
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    [ -z "$pids" ] && break
-    # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null || true
-    sleep 0.1
-  done
-  [ -z "$(ip netns pids "$ns" 2>/dev/null || true)" ] || log "warning: processes left in $ns: $(ip netns pids "$ns" | tr '\n' ' ')"
-  ip netns del "$ns" 2>/dev/null || true
-}
+lab_namespaces() { ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'; }
 
+# teardown_all: stop every lab host there is (whatever DIR it came from), then delete the namespaces,
+# veths and the bridge. All hosts are handled at once.
 teardown_all() {
-  local ns dev
-  for ns in $(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'); do
-    stop_ns "$ns"
-  done
+  local nss ns p comm pcomm pids polite="" alive i dev
+  nss=$(lab_namespaces)
+  if [ -n "$nss" ]; then
+    # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
+    # (their children are left to them), so clusters stop cleanly; wait up to 5 s.
+    for ns in $nss; do
+      for p in $(ip netns pids "$ns" 2>/dev/null || true); do
+        comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+        case $comm in
+          postgres|pgpool)
+            pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
+            if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
+        esac
+      done
+    done
+    for ((i = 0; i < 50 && ${#polite} > 0; i++)); do
+      alive=""
+      for p in $polite; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+      polite=$alive
+      [ -z "$alive" ] || sleep 0.1
+    done
+    # Then everything that is left. Killing a host's PID 1 takes its whole PID namespace with it.
+    for ((i = 0; i < 50; i++)); do
+      pids=""
+      for ns in $nss; do pids="$pids $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"; done
+      [ -z "${pids// /}" ] && break
+      # shellcheck disable=SC2086
+      kill -KILL $pids 2>/dev/null || true
+      sleep 0.05
+    done
+    [ -z "${pids// /}" ] || log "warning: processes still in lab namespaces: $pids"
+    for ns in $nss; do ip netns del "$ns" 2>/dev/null || log "warning: cannot delete namespace $ns"; done
+  fi
   for dev in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep "^${PREFIX}v" || true); do
     ip link del "$dev" 2>/dev/null || true
   done
@@ -696,7 +697,7 @@ cmd_status() {
       printf '%-5s %-13s down\n' "$h" "$ip"
     fi
   done
-  local left; left=$(ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }' | paste -sd' ' -)
+  local left; left=$(lab_namespaces | paste -sd' ' -)
   [ $found = 1 ] || [ -z "$left" ] || echo "namespaces (not from this dir?): $left"
   return 0
 }

@@ -1,0 +1,225 @@
+/**
+ * Facts about the PostgreSQL server of a host, asked of the RUNNING server
+ * (never guessed from a distribution's default layout), so the same playbook
+ * works on Debian (`/etc/postgresql/15/main`), RHEL (`/var/lib/pgsql/15/data`),
+ * a hand-built cluster on another port, with or without systemd.
+ *
+ * Two round trips, memoized per host through ctx.memo:
+ *  1. a read-only /proc scan for postmaster processes (a postmaster is a
+ *     `postgres` process whose parent is not one): its data directory is its
+ *     cwd, and its postmaster.pid holds the port and socket directory;
+ *  2. psql as the server's OS user over that socket, SQL on stdin, one JSON
+ *     row back with the settings we need.
+ * The inventory variables pg_port, pg_config_file, pg_hba_file, pg_os_user
+ * (and pg_data_directory) override what is found; pg_port/pg_data_directory
+ * also pick the postmaster when a host runs several.
+ */
+import { TaskError } from '../core/errors.js';
+import type { Secret } from '../core/secret.js';
+import type { ExecAction, PlanContext } from '../core/types.js';
+import { RemoteCommandError } from '../remote/connection.js';
+import { sh, type ShellCommand } from '../remote/sh.js';
+import { renderValue } from '../template/render.js';
+
+export type PgService =
+  | { kind: 'systemd'; unit: string }
+  | { kind: 'pg_ctlcluster'; version: string; cluster: string }
+  | { kind: 'pg_ctl'; pgCtl: string; dataDir: string };
+
+export interface PgServer {
+  pid: number;
+  /** Directory of the running `postgres` binary: psql and pg_ctl of the same major live there. */
+  binDir: string;
+  version: number;
+  versionNum: number;
+  configFile: string;
+  hbaFile: string;
+  dataDirectory: string;
+  port: number;
+  socketDir: string;
+  listenAddresses: string;
+  osUser: string;
+  osGroup: string;
+  inRecovery: boolean;
+  service: PgService;
+}
+
+/** A variable as the user set it (rendered if it is a template), or undefined. */
+export function userVar(ctx: PlanContext, name: string): unknown {
+  const v = ctx.vars[name];
+  if (v === undefined || v === null || v === '') return undefined;
+  return renderValue(v, { vars: ctx.vars as Record<string, unknown>, env: process.env });
+}
+
+interface Postmaster {
+  pid: number;
+  exe: string;
+  dataDir: string;
+  user: string;
+  group: string;
+  port: number;
+  socketDir: string;
+  unit: string;
+}
+
+/**
+ * Lists postmasters in OUR network namespace (containers and the lab's netns
+ * hosts share one PID space: a server we cannot reach is not this host's).
+ * postmaster.pid is read through /proc/PID/cwd so that it is the server's own
+ * file even when its mount namespace differs from the login session's.
+ */
+const DISCOVER = `
+self_net=$(readlink /proc/self/ns/net 2>/dev/null)
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then echo "systemd=1"; else echo "systemd=0"; fi
+if command -v pg_ctlcluster >/dev/null 2>&1; then echo "pg_ctlcluster=1"; else echo "pg_ctlcluster=0"; fi
+for d in /proc/[0-9]*; do
+  comm=$(cat "$d/comm" 2>/dev/null) || continue
+  case $comm in postgres|postmaster) ;; *) continue ;; esac
+  ppid=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)
+  case $(cat "/proc/$ppid/comm" 2>/dev/null) in postgres|postmaster) continue ;; esac
+  net=$(readlink "$d/ns/net" 2>/dev/null)
+  if [ -n "$self_net" ] && [ -n "$net" ] && [ "$net" != "$self_net" ]; then continue; fi
+  pid=\${d#/proc/}
+  pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null) || pidfile=
+  port=$(printf '%s\\n' "$pidfile" | sed -n 4p)
+  sock=$(printf '%s\\n' "$pidfile" | sed -n 5p)
+  unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
+  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(readlink "$d/exe")" "$(readlink "$d/cwd")" \\
+    "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" "$port" "$sock" "$unit"
+done
+`;
+
+function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
+  const postmasters: Postmaster[] = [];
+  let systemd = false;
+  let pgCtlcluster = false;
+  for (const line of out.split('\n')) {
+    if (line === 'systemd=1') systemd = true;
+    if (line === 'pg_ctlcluster=1') pgCtlcluster = true;
+    const f = line.split('\t');
+    if (f[0] !== 'pm') continue;
+    postmasters.push({
+      pid: Number(f[1]),
+      exe: f[2] ?? '',
+      dataDir: f[3] ?? '',
+      user: f[4] ?? '',
+      group: f[5] ?? '',
+      port: Number(f[6] || 0),
+      socketDir: f[7] ?? '',
+      unit: f[8] ?? '',
+    });
+  }
+  return { systemd, pgCtlcluster, postmasters };
+}
+
+function choose(ctx: PlanContext, pms: Postmaster[]): Postmaster {
+  const port = userVar(ctx, 'pg_port');
+  const data = userVar(ctx, 'pg_data_directory');
+  let cands = pms;
+  if (port !== undefined) cands = cands.filter((p) => p.port === Number(port));
+  if (data !== undefined) cands = cands.filter((p) => p.dataDir === String(data).replace(/\/+$/, ''));
+  const list = pms.map((p) => `${p.dataDir} (port ${p.port || '?'})`).join(', ');
+  if (cands.length === 1) return cands[0]!;
+  if (pms.length === 0)
+    throw new TaskError(`no running PostgreSQL server found on ${ctx.host}: pgtls converges a running server, start it first`);
+  if (cands.length === 0) throw new TaskError(`no running PostgreSQL server matches pg_port/pg_data_directory on ${ctx.host}; found: ${list}`);
+  throw new TaskError(`several PostgreSQL servers run on ${ctx.host} (${list}); set pg_port or pg_data_directory for this host`);
+}
+
+const SETTINGS_SQL = `select json_build_object(
+  'version_num', current_setting('server_version_num'),
+  'config_file', current_setting('config_file'),
+  'hba_file', current_setting('hba_file'),
+  'data_directory', current_setting('data_directory'),
+  'port', current_setting('port'),
+  'listen_addresses', current_setting('listen_addresses'),
+  'in_recovery', pg_is_in_recovery());
+`;
+
+/** psql that never prompts, never reads ~/.psqlrc, stops at the first error; SQL comes on stdin. */
+export function psqlCommand(s: Pick<PgServer, 'binDir' | 'socketDir' | 'port'>, db = 'postgres'): ShellCommand {
+  const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
+  return sh`${psql} -X -A -t -q -w -v ON_ERROR_STOP=1 -h ${s.socketDir} -p ${s.port} -d ${db}`;
+}
+
+/** Runs read-only SQL as the server's OS user; returns stdout. */
+export async function psqlQuery(ctx: PlanContext, s: PgServer, sql: string): Promise<string> {
+  try {
+    const res = await ctx.query(psqlCommand(s), { user: s.osUser, stdin: sql });
+    return res.stdout.toString('utf8');
+  } catch (e) {
+    if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} failed: ${e.message}`);
+    throw e;
+  }
+}
+
+/** An exec action that runs SQL (possibly holding a secret) as the server's OS user, SQL on stdin. */
+export function psqlAction(s: PgServer, description: string, sql: string | Secret): ExecAction {
+  return { kind: 'exec', description, cmd: psqlCommand(s), stdin: sql, user: s.osUser };
+}
+
+function detectService(
+  d: { systemd: boolean; pgCtlcluster: boolean },
+  pm: Postmaster,
+  configFile: string,
+  binDir: string,
+  dataDir: string,
+): PgService {
+  if (d.systemd && pm.unit) return { kind: 'systemd', unit: pm.unit };
+  const m = /^\/etc\/postgresql\/([^/]+)\/([^/]+)\/postgresql\.conf$/.exec(configFile);
+  if (d.pgCtlcluster && m) return { kind: 'pg_ctlcluster', version: m[1]!, cluster: m[2]! };
+  return { kind: 'pg_ctl', pgCtl: binDir ? `${binDir}/pg_ctl` : 'pg_ctl', dataDir };
+}
+
+/** Everything about the host's server, asked once per host (and again after the host changed). */
+export function pgServer(ctx: PlanContext): Promise<PgServer> {
+  return ctx.memo('pgtls:pg-server', async () => {
+    const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`)).stdout.toString('utf8'));
+    const pm = choose(ctx, d.postmasters);
+    const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
+    const binDir = pm.exe.replace(/\/[^/]*$/, '');
+    if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
+    const base = { binDir, socketDir: pm.socketDir, port: pm.port };
+    const raw = (await psqlQuery(ctx, { ...base, osUser } as PgServer, SETTINGS_SQL)).trim();
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      throw new TaskError(`unexpected answer from PostgreSQL on ${ctx.host}: ${raw.slice(0, 200)}`);
+    }
+    const versionNum = Number(j.version_num);
+    const configFile = String(userVar(ctx, 'pg_config_file') ?? j.config_file);
+    const dataDirectory = String(j.data_directory);
+    return {
+      pid: pm.pid,
+      binDir,
+      version: Math.floor(versionNum / 10000),
+      versionNum,
+      configFile,
+      hbaFile: String(userVar(ctx, 'pg_hba_file') ?? j.hba_file),
+      dataDirectory,
+      port: Number(j.port),
+      socketDir: pm.socketDir,
+      listenAddresses: String(j.listen_addresses),
+      osUser,
+      osGroup: pm.group || osUser,
+      inRecovery: j.in_recovery === true,
+      service: detectService(d, pm, configFile, binDir, dataDirectory),
+    };
+  });
+}
+
+/** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
+export const postgresFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown> }> = {
+  pg_version: { placeholder: 15, provide: async (ctx) => (await pgServer(ctx)).version },
+  pg_config_file: { placeholder: '/etc/postgresql/15/main/postgresql.conf', provide: async (ctx) => (await pgServer(ctx)).configFile },
+  pg_hba_file: { placeholder: '/etc/postgresql/15/main/pg_hba.conf', provide: async (ctx) => (await pgServer(ctx)).hbaFile },
+  pg_data_directory: { placeholder: '/var/lib/postgresql/15/main', provide: async (ctx) => (await pgServer(ctx)).dataDirectory },
+  pg_port: { placeholder: 5432, provide: async (ctx) => (await pgServer(ctx)).port },
+  pg_socket_dir: { placeholder: '/var/run/postgresql', provide: async (ctx) => (await pgServer(ctx)).socketDir },
+  pg_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgServer(ctx)).osUser },
+  pg_service: {
+    placeholder: { kind: 'pg_ctlcluster', version: '15', cluster: 'main' },
+    provide: async (ctx) => (await pgServer(ctx)).service,
+  },
+};
