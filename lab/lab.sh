@@ -18,14 +18,16 @@
 #   * UTS namespace (hostname pgI, `hostname -f` = pgI.lab.internal via the host's own /etc/hosts),
 #   * PID namespace (ps/pgrep/pidof inside a host see only that host's processes; a small bash loop is
 #     its PID 1 and reaps orphans), IPC namespace and a private /dev/shm (PostgreSQL shared memory),
-#   * mount namespace with private copies of
+#   * mount namespace with private, tmpfs-backed copies of
 #       /etc (a copy of this machine's /etc: own passwd/shadow, sudoers.d, ssh, hosts, hostname,
-#             an empty /etc/postgresql, the pristine Debian /etc/pgpool2),
+#             machine-id, an empty /etc/postgresql, the pristine Debian /etc/pgpool2),
 #       /root (Debian's default dot.bashrc/dot.profile), /home, /tmp,
-#       /var/lib/postgresql, /var/log (with postgresql/ and pgpool/),
+#       /var/lib/postgresql (empty), /var/log (fresh, with postgresql/ and pgpool/),
 #     and a fresh tmpfs on /run (so /var/run/postgresql, /run/sshd, /run/sshd.pid are per host).
-#     The private directories live in DIR/pgI/fs/... (bind-mounted), so logs and files can be read
-#     from outside, e.g. DIR/pg1/fs/var/log/postgresql/postgresql-15-main.log.
+#     tmpfs because this machine's disk is slow at creating files (cp -a /etc: 1 s on disk, 0.04 s
+#     on tmpfs; initdb likewise). While a host is up, DIR/pgI/fs is a symlink to its root
+#     (/proc/PID/root), e.g. DIR/pg1/fs/var/log/postgresql/postgresql-15-main.log; `down` saves
+#     each host's /var/log to DIR/pgI/log for post-mortems.
 #   * its own /usr/sbin/sshd on port 22 (own ed25519 host key in its /etc/ssh; UsePAM no, key only),
 #     logging to the host's /var/log/auth.log.
 #   * /usr/bin/logger is replaced (inside the hosts only) by a stand-in that appends to the host's
@@ -42,9 +44,9 @@
 # Pgpool-II (--pgpool pg3:pg1,pg2): Debian's pgpool2 at /etc/pgpool2, started with /etc/init.d/pgpool2.
 #
 # Outputs in DIR: id_ed25519(.pub) (client key), known_hosts, ssh_config, inventory.yaml, and per host
-# DIR/pgI/{fs/,init.pid,*.log}. `up` first removes any lab left over (whatever its DIR), then wipes
-# the per-host state and DIR/ca. `down` keeps the files (for post-mortems) but leaves no process,
-# namespace, mount, veth or bridge behind.
+# DIR/pgI/{fs,init.pid,*.log} (*.log: what lab.sh did there). `up` first removes any lab left over
+# (whatever its DIR), then wipes the per-host state and DIR/ca. `down` leaves no process, namespace,
+# mount, veth or bridge behind.
 #
 # Needs root, iproute2, util-linux, openssh-server; postgresql-15 for --postgres, pgpool2 for --pgpool,
 # sudo for --user. Only one lab can be up at a time (fixed names); up/down take a lock.
@@ -93,6 +95,9 @@ holder_pid() {
   kill -0 "$pid" 2>/dev/null || die "host $1 is not up (pid $pid is gone)"
   echo "$pid"
 }
+
+# hostfs HOST: the host's / as seen from here (its mount namespace, through /proc)
+hostfs() { echo "/proc/$(holder_pid "$1")/root"; }
 
 # hx HOST CMD...: run CMD inside HOST as root with a clean, login-like environment (cwd /).
 hx() {
@@ -171,11 +176,14 @@ run_job() {
   rm -f "$base.ok" "$base.failed"
   (
     set -euo pipefail
+    JOB_T0=$(now)
     trap 'rc=$?; if [ $rc = 0 ]; then touch "$base.ok"; else touch "$base.failed"; fi' EXIT
     "$@"
   ) >>"$base.log" 2>&1 &
   JOB_PIDS+=("$!"); JOB_LOGS+=("$base.log")
 }
+step() { echo "[+$(since "${JOB_T0:-$(now)}")s] $*"; }   # progress line in a job's log
+
 wait_jobs() {
   local i fail=0
   for i in "${!JOB_PIDS[@]}"; do
@@ -218,6 +226,18 @@ teardown_all() {
       polite=$alive
       [ -z "$alive" ] || sleep 0.1
     done
+    # Keep each host's /var/log for post-mortems (in DIR/pgI/log; DIR and name are in PID 1's argv).
+    for ns in $nss; do
+      for p in $(ip netns pids "$ns" 2>/dev/null || true); do
+        local argv=()
+        mapfile -d '' -t argv < "/proc/$p/cmdline" 2>/dev/null || continue
+        if [ "${argv[2]:-}" = __init ] && [ -d "${argv[3]:-/nonexistent}/${argv[4]:-}" ]; then
+          local hd=${argv[3]}/${argv[4]}
+          rm -rf "$hd/log"; cp -a "/proc/$p/root/var/log" "$hd/log" 2>/dev/null || true
+          rm -f "$hd/fs"
+        fi
+      done
+    done
     # Then everything that is left. Killing a host's PID 1 takes its whole PID namespace with it.
     for ((i = 0; i < 50; i++)); do
       pids=""
@@ -242,20 +262,26 @@ take_lock() { exec 9>"$LOCK"; flock -w 120 9 || die "another lab.sh up/down is r
 # __init: PID 1 of a lab host (runs inside the new network/mount/UTS/IPC/PID namespaces)
 # ---------------------------------------------------------------------------------------------
 host_init() {
-  local dir=$1 name=$2 p
-  local fs=$dir/$name/fs
+  DIR=$1; NHOSTS=$3
+  local name=$2 p
+  local S=$DIR/$name/.stage
+  # Build the host's private directories on a tmpfs, bind them into place, then drop the staging
+  # mount point (the bind mounts keep the tmpfs alive until the host's last process is gone).
+  mount -t tmpfs -o mode=0755 pgtls-lab "$S"
+  seed_host "$name" "$S"
   for p in /etc /root /home /tmp /var/lib/postgresql /var/log; do
-    mount --bind "$fs$p" "$p"
+    mount --bind "$S$p" "$p"
   done
-  mount --bind "$dir/bin/logger" /usr/bin/logger
-  mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run     # what a boot gives a real server
+  umount "$S"
+  mount --bind "$DIR/bin/logger" /usr/bin/logger
+  mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run       # what a boot gives a real server
   install -d -m 0755 /run/sshd
   install -d -m 1777 /run/lock
   install -d -m 2775 -o postgres -g postgres /run/postgresql
   : > /run/utmp
   mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
   hostname "$name"
-  touch "$dir/$name/init.ready"
+  touch "$DIR/$name/init.ready"
   # Stay PID 1: bash reaps every orphan that is re-parented to it while it waits.
   trap 'exit 0' TERM
   while :; do sleep 3600 & wait $! || true; done
@@ -264,10 +290,11 @@ host_init() {
 # ---------------------------------------------------------------------------------------------
 # up
 # ---------------------------------------------------------------------------------------------
-# seed_host NAME: build DIR/NAME/fs (the host's private directories) and its sshd setup.
+# seed_host NAME F: build the host's private directories under F (run by its PID 1, before the
+# bind mounts, so / is still this machine's), including its sshd setup.
 seed_host() {
-  local h=$1 ip; ip=$(ip_of "$h")
-  local H=$DIR/$h F=$DIR/$h/fs j
+  local h=$1 F=$2 ip j; ip=$(ip_of "$h")
+  local H=$DIR/$h
   mkdir -p "$F/var/lib" "$F/var/log"
   # /etc: a copy of this machine's /etc, then made this host's
   cp -a /etc "$F/etc"
@@ -337,6 +364,7 @@ EOF
 start_host() {
   local h=$1 i=${1#pg} ip; ip=$(ip_of "$h")
   local ns=$PREFIX-$h H=$DIR/$h
+  mkdir -p "$H/.stage"
   ip netns add "$ns"
   ip link add "${PREFIX}v$i" type veth peer name eth0 netns "$ns"
   ip link set "${PREFIX}v$i" master "$BR" up
@@ -346,7 +374,7 @@ start_host() {
   # setsid: not in our process group (a caller's timeout must not kill the lab). ip netns exec execs
   # unshare, which forks the host's PID 1; so $! is unshare and PID 1 is its only child.
   setsid ip netns exec "$ns" unshare --fork --pid --mount-proc --uts --ipc --mount --propagation private \
-    -- bash "$SELF" __init "$DIR" "$h" </dev/null >>"$H/init.log" 2>&1 9>&- &
+    -- bash "$SELF" __init "$DIR" "$h" "$NHOSTS" </dev/null >>"$H/init.log" 2>&1 9>&- &
   echo "$!" > "$H/unshare.pid"
 }
 
@@ -358,6 +386,7 @@ finish_host() {
   for ((n = 0; n < 100; n++)); do child=$(pgrep -P "$upid" || true); [ -n "$child" ] && break; sleep 0.05; done
   [ -n "$child" ] || die "cannot find PID 1 of $h"
   echo "$child" > "$H/init.pid"
+  ln -sfn "/proc/$child/root" "$H/fs"
   hx "$h" /usr/sbin/sshd -E /var/log/auth.log
   if [ -n "$LOGIN_USER" ]; then
     hx "$h" bash -c '
@@ -375,7 +404,8 @@ finish_host() {
 
 # configure_pg NAME: typical pre-TLS Debian server: md5 everywhere, ssl off
 configure_pg() {
-  local h=$1 F=$DIR/$1/fs p
+  local h=$1 F p
+  F=$(hostfs "$h")
   local conf=$F/etc/postgresql/$PGVER/main/postgresql.conf hba=$F/etc/postgresql/$PGVER/main/pg_hba.conf
   set_conf "$conf" listen_addresses "'*'"
   set_conf "$conf" port 5432
@@ -400,9 +430,12 @@ configure_pg() {
 
 pg_primary_job() {
   local h=$1
+  step "pg_createcluster"
   hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
   configure_pg "$h"
+  step "pg_ctlcluster start"
   hx "$h" pg_ctlcluster "$PGVER" main start
+  step "roles"
   {
     echo "SET password_encryption = 'md5';"
     echo "CREATE ROLE webadmin LOGIN SUPERUSER CREATEDB CREATEROLE REPLICATION PASSWORD $(sql_lit "$WEBADMIN_PW");"
@@ -415,11 +448,13 @@ pg_primary_job() {
     fi
     echo "CREATE DATABASE appdb OWNER appuser;"
   } | hx_pg "$h" psql -X -q -v ON_ERROR_STOP=1 -d postgres
-  echo "roles created"
+  step "primary ready"
 }
 
 pg_standby_job() {
-  local h=$1 up=$2 F=$DIR/$1/fs upip; upip=$(ip_of "$up")
+  local h=$1 up=$2 F upip; upip=$(ip_of "$up")
+  F=$(hostfs "$h")
+  step "pg_createcluster"
   hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
   configure_pg "$h"   # Debian keeps postgresql.conf/pg_hba.conf in /etc: not copied by pg_basebackup
   # replication password for pg_basebackup and the walreceiver: ~postgres/.pgpass
@@ -427,7 +462,9 @@ pg_standby_job() {
   ( umask 077; printf '*:5432:replication:replicator:%s\n' "$(pgpass_field "$REPL_PW")" > "$pgpass" )
   chown postgres:postgres "$pgpass"
   rm -rf "$F/var/lib/postgresql/$PGVER/main"
+  step "waiting for $up"
   wait_marker "$up" postgres 90
+  step "pg_basebackup"
   hx_pg "$h" pg_basebackup -h "$upip" -p 5432 -U replicator -w -D "/var/lib/postgresql/$PGVER/main" \
     -X stream -c fast -R --no-sync
   # own primary_conninfo: no password inside, sslmode=prefer so it keeps working when the primary goes TLS-only
@@ -435,14 +472,17 @@ pg_standby_job() {
   grep -v '^primary_conninfo' "$auto" > "$tmp" || true
   echo "primary_conninfo = 'host=$upip port=5432 user=replicator passfile=/var/lib/postgresql/.pgpass sslmode=prefer application_name=$h'" >> "$tmp"
   cat "$tmp" > "$auto"; rm -f "$tmp"
+  step "pg_ctlcluster start"
   hx "$h" pg_ctlcluster "$PGVER" main start
+  step "waiting for streaming"
   wait_until 30 "$h to stream from $up" \
     hx_pg "$h" bash -c '[ "$(psql -XAtqc "select status from pg_stat_wal_receiver")" = streaming ]'
-  echo "standby of $up is streaming"
+  step "standby of $up is streaming"
 }
 
 pgpool_job() {
-  local h=$1 backends=$2 F=$DIR/$1/fs b n=0
+  local h=$1 backends=$2 F b n=0
+  F=$(hostfs "$h")
   local conf=$F/etc/pgpool2/pgpool.conf
   [ -f "$conf" ] || die "$h: no /etc/pgpool2/pgpool.conf (is pgpool2 installed?)"
   set_conf "$conf" listen_addresses "'*'"
@@ -484,11 +524,13 @@ pgpool_job() {
   : > "$F/etc/pgpool2/pool_passwd"
   pg_enc -m -k "$key" -f "$conf" -i "$in"
   rm -f "$in"
+  step "waiting for backends"
   for b in ${backends//,/ }; do wait_marker "$b" postgres 90; done
+  step "/etc/init.d/pgpool2 start"
   hx "$h" /etc/init.d/pgpool2 start
   wait_until 30 "pgpool on $h to answer" env PGPASSWORD="$PGPOOL_PW" PGCONNECT_TIMEOUT=2 \
     psql -X -Atq "host=$(ip_of "$h") port=9999 user=pgpool dbname=postgres sslmode=disable" -c 'show pool_nodes'
-  echo "pgpool is up"
+  step "pgpool is up"
 }
 
 write_outputs() {
@@ -619,8 +661,6 @@ EOF
   ip link set "$BR" up
   echo "$DIR" > "$POINTER"
   for ((i = 1; i <= NHOSTS; i++)); do mkdir -p "$DIR/pg$i"; done
-  for ((i = 1; i <= NHOSTS; i++)); do run_job "pg$i" seed seed_host "pg$i"; done
-  wait_jobs || die "seeding hosts failed"
   for ((i = 1; i <= NHOSTS; i++)); do start_host "pg$i"; done
   for ((i = 1; i <= NHOSTS; i++)); do run_job "pg$i" boot finish_host "pg$i"; done
   wait_jobs || die "starting hosts failed"

@@ -671,7 +671,7 @@ export interface CertInfo {
   keyType: string;
 }
 
-/** Reads what pgtls needs to know about a certificate (any key type). Throws if the PEM is not a certificate. */
+/** Reads what pgtls needs to know about a certificate (any key type; the first CERTIFICATE block of a bundle). Throws if there is none. */
 export function inspectCert(pem: string): CertInfo {
   const c = parseCert(pem);
   const x = new X509Certificate(c.der);

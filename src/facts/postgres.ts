@@ -178,6 +178,8 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
     const pm = choose(ctx, d.postmasters);
     const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
     const binDir = pm.exe.replace(/\/[^/]*$/, '');
+    if (!pm.dataDir)
+      throw new TaskError(`cannot inspect the PostgreSQL server process on ${ctx.host} (pid ${pm.pid}): use become: true or log in as root or its OS user`);
     if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
     const base = { binDir, socketDir: pm.socketDir, port: pm.port };
     const raw = (await psqlQuery(ctx, { ...base, osUser } as PgServer, SETTINGS_SQL)).trim();

@@ -1,0 +1,93 @@
+/**
+ * The CA lives on the controller: `ca.crt` + `ca.key` (0600) in a directory
+ * (0700). Its key is never sent to a host (the seed kept it on every node).
+ *
+ * Several hosts plan at the same time and must all get the SAME CA, and two
+ * pgtls processes may run against the same directory. So:
+ *  - in-process: one promise per directory (the first caller creates, the
+ *    others await it);
+ *  - across processes: the key is published with link(2), which fails with
+ *    EEXIST if the file exists (an atomic "create if absent"); the loser
+ *    discards its CA and reads the winner's. The certificate is renamed into
+ *    place right after; a reader that sees the key but not yet the
+ *    certificate waits a moment for it.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { TaskError } from '../../core/errors.js';
+import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+
+export interface CaOptions {
+  dir: string;
+  commonName: string;
+  days: number;
+  keyBits: number;
+  /** false in --check: a missing CA is reported, not created. */
+  create: boolean;
+}
+
+const cache = new Map<string, Promise<CertAndKey | null>>();
+
+/** The CA in `dir`, created on first use (unless opts.create is false: then null when absent). */
+export function loadOrCreateCa(opts: CaOptions): Promise<CertAndKey | null> {
+  const dir = resolve(opts.dir);
+  const key = `${dir}\0${opts.create}`;
+  let p = cache.get(key);
+  if (!p) {
+    p = obtain({ ...opts, dir });
+    cache.set(key, p);
+    p.catch(() => cache.delete(key)); // a failure (e.g. permissions) may be fixed before the next call
+  }
+  return p;
+}
+
+async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Reads a complete CA; waits up to ~5 s when another process is half-way through creating it. */
+async function readCa(dir: string): Promise<CertAndKey | null> {
+  for (let i = 0; ; i++) {
+    const [certPem, keyPem] = await Promise.all([readIfExists(join(dir, 'ca.crt')), readIfExists(join(dir, 'ca.key'))]);
+    if (certPem === null && keyPem === null) return null;
+    if (certPem !== null && keyPem !== null) {
+      if (!certMatchesKey(certPem, keyPem)) throw new TaskError(`CA in ${dir}: ca.key does not match ca.crt`);
+      if (!inspectCert(certPem).isCA) throw new TaskError(`CA in ${dir}: ca.crt is not a CA certificate`);
+      return { certPem, keyPem };
+    }
+    if (i >= 50) throw new TaskError(`incomplete CA in ${dir}: ${certPem === null ? 'ca.key without ca.crt' : 'ca.crt without ca.key'}; restore or remove it`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function obtain(opts: CaOptions): Promise<CertAndKey | null> {
+  const existing = await readCa(opts.dir);
+  if (existing || !opts.create) return existing;
+  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  const ca = await createCA({ commonName: opts.commonName, days: opts.days, keyBits: opts.keyBits });
+  const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const tmpKey = join(opts.dir, `.ca.key.${tag}`);
+  const tmpCrt = join(opts.dir, `.ca.crt.${tag}`);
+  try {
+    await writeFile(tmpKey, ca.keyPem, { mode: 0o600, flag: 'wx' });
+    await chmod(tmpKey, 0o600); // whatever the umask
+    await writeFile(tmpCrt, ca.certPem, { mode: 0o644, flag: 'wx' });
+    try {
+      await link(tmpKey, join(opts.dir, 'ca.key'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      return await readCa(opts.dir); // another process won the race: use its CA
+    }
+    await rename(tmpCrt, join(opts.dir, 'ca.crt'));
+    return ca;
+  } finally {
+    await unlink(tmpKey).catch(() => undefined);
+    await unlink(tmpCrt).catch(() => undefined);
+  }
+}

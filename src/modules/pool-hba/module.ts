@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { TaskError } from '../../core/errors.js';
+import { defineModule, type Change } from '../../core/types.js';
+import { absolutePath, yamlBool } from '../common.js';
+import { rewriteHba } from '../pg-hba/rewrite.js';
+
+const args = z
+  .object({
+    /** pool_hba.conf (pgpool_hba_file) */
+    path: absolutePath,
+    /** Append `hostssl all all 0.0.0.0/0 scram-sha-256` (and ::/0) unless a catch-all rule already covers them. */
+    catch_all: yamlBool.default(true),
+  })
+  .strict();
+
+/**
+ * pool_hba.conf has pg_hba.conf's line format and first-match semantics, so the
+ * PostgreSQL rewrite is reused as is: every password rule becomes
+ * `hostssl … scram-sha-256` in place, catch-alls are appended, order is kept.
+ * (No cert_users: pgpool nodes get no client certificates.) pgpool re-reads the
+ * file on reload and restart; the play restarts it anyway for the SSL settings.
+ */
+export const poolHba = defineModule({
+  name: 'pool_hba',
+  description: 'make Pgpool-II pool_hba.conf accept passwords only over TLS with SCRAM-SHA-256',
+  args,
+  async plan(ctx, a): Promise<Change[]> {
+    const file = await ctx.readFile(a.path);
+    if (!file) throw new TaskError(`${a.path} does not exist (is enable_pool_hba's file elsewhere? set pgpool_hba_file)`);
+    const before = file.content.toString('utf8');
+    const r = rewriteHba(before, { catchAll: a.catch_all });
+    for (const w of r.warnings) ctx.warn(`${a.path}: ${w}`);
+    if (!r.changed) return [];
+    return [
+      {
+        summary: `${a.path}: ${r.changes.join('; ')}`,
+        diff: { kind: 'file', path: a.path, before, after: r.text },
+        actions: [{ kind: 'write', path: a.path, content: Buffer.from(r.text, 'utf8') }],
+      },
+    ];
+  },
+});

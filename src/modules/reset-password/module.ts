@@ -1,0 +1,132 @@
+/**
+ * reset_password: gives roles a SCRAM-SHA-256 password (normally the SAME
+ * password they have, so clients keep working after the md5 -> SCRAM switch).
+ *
+ * The verifier is computed on the controller (src/crypto/scram.ts) and sent as
+ * `ALTER ROLE "name" PASSWORD 'SCRAM-SHA-256$...'` on psql's stdin, as the
+ * database OS user over the local socket: the plain password reaches no
+ * command line, no server log and no pg_stat_statements entry (PostgreSQL
+ * stores a verifier as it is, whatever password_encryption says).
+ *
+ * Idempotent: rolpassword is read from pg_authid and recomputed with its own
+ * salt; when it already is this password, nothing happens.
+ *
+ * On a streaming standby pg_authid is read-only and comes from the primary:
+ * we wait (read-only, bounded) for the primary's change to replay instead of
+ * failing, and warn when it does not arrive.
+ */
+import { z } from 'zod';
+import { TaskError } from '../../core/errors.js';
+import { Secret } from '../../core/secret.js';
+import { defineModule, type Change, type PlanContext } from '../../core/types.js';
+import { buildScramVerifier, scramVerifierMatches, verifierType } from '../../crypto/scram.js';
+import { pgServer, psqlAction, psqlQuery, userVar, type PgServer } from '../../facts/postgres.js';
+import { secretString, yamlBool } from '../common.js';
+
+const user = z.object({ name: z.string().min(1), password: secretString }).strict();
+const args = z
+  .object({
+    name: z.string().min(1).optional(),
+    password: secretString.optional(),
+    users: z.array(user).nullable().default([]),
+    /** Warn about login roles still stored as md5 that this task (and pgtls_users) does not reset. */
+    warn_md5: yamlBool.default(false),
+    /** On a standby: how long to wait for the primary's password change to replay. */
+    replay_wait_seconds: z.coerce.number().min(0).default(30),
+  })
+  .strict()
+  .superRefine((a, c) => {
+    if ((a.name === undefined) !== (a.password === undefined))
+      c.addIssue({ code: 'custom', message: 'name and password go together' });
+    if (a.password && a.password.reveal() === '') c.addIssue({ code: 'custom', path: ['password'], message: 'must not be empty' });
+    for (const [i, u] of (a.users ?? []).entries())
+      if (u.password.reveal() === '') c.addIssue({ code: 'custom', path: ['users', i, 'password'], message: 'must not be empty' });
+  });
+
+/** SQL string literal (standard_conforming_strings is on since 9.1; we also SET it). */
+export const sqlLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+/** SQL identifier, always quoted: role names may have upper case, spaces, quotes. */
+export const sqlIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+
+interface RoleRow {
+  n: string;
+  p: string | null;
+}
+
+async function readRoles(ctx: PlanContext, s: PgServer, names: string[]): Promise<Map<string, string | null>> {
+  const list = names.length ? names.map(sqlLiteral).join(', ') : 'NULL';
+  const out = await psqlQuery(
+    ctx,
+    s,
+    `SET standard_conforming_strings = on;\n` +
+      `select coalesce(json_agg(json_build_object('n', rolname, 'p', rolpassword)), '[]') from pg_authid where rolname in (${list});\n`,
+  );
+  return new Map((JSON.parse(out.trim() || '[]') as RoleRow[]).map((r) => [r.n, r.p]));
+}
+
+/** Login roles whose stored password is still md5 (they cannot pass a scram-sha-256 pg_hba rule). */
+async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
+  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`);
+  return JSON.parse(out.trim() || '[]') as string[];
+}
+
+export const resetPassword = defineModule({
+  name: 'reset_password',
+  description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
+  args,
+  secretArgs: ['password'],
+  async plan(ctx, a): Promise<Change[]> {
+    const wanted = new Map<string, Secret>();
+    if (a.name && a.password) wanted.set(a.name, a.password);
+    for (const u of a.users ?? []) wanted.set(u.name, u.password);
+    const s = await pgServer(ctx);
+    let roles = await readRoles(ctx, s, [...wanted.keys()]);
+    const missing = [...wanted.keys()].filter((n) => !roles.has(n));
+    if (missing.length) throw new TaskError(`role${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist on ${ctx.host}`);
+    const stale = () => [...wanted].filter(([n, pw]) => !scramVerifierMatches(roles.get(n) ?? '', pw.reveal())).map(([n]) => n);
+
+    const changes: Change[] = [];
+    if (s.inRecovery) {
+      // A standby cannot ALTER ROLE: the primary's change arrives by replication.
+      const deadline = Date.now() + a.replay_wait_seconds * 1000;
+      while (stale().length > 0 && !ctx.check && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        roles = await readRoles(ctx, s, [...wanted.keys()]);
+      }
+      const left = stale();
+      if (left.length)
+        ctx.warn(`${ctx.host} is a standby: ${left.join(', ')} ${ctx.check ? 'would get' : 'did not (yet) get'} the new password from the primary`);
+    } else {
+      for (const name of stale()) {
+        const before = verifierType(roles.get(name));
+        const verifier = buildScramVerifier(wanted.get(name)!.reveal());
+        // log_statement/duration logging off for this session: even a verifier has no place in a log file.
+        const sql = new Secret(
+          `SET standard_conforming_strings = on;\nSET log_statement = 'none';\nSET log_min_duration_statement = -1;\n` +
+            `ALTER ROLE ${sqlIdent(name)} PASSWORD ${sqlLiteral(verifier)};\n`,
+        );
+        changes.push({
+          summary: `role ${name}: ${before === 'none' ? 'no password' : `${before} password`} -> SCRAM-SHA-256`,
+          diff: { kind: 'redacted', note: `password of role ${name} (SCRAM-SHA-256 verifier, not shown)` },
+          actions: [psqlAction(s, `set the password of role ${name}`, sql)],
+        });
+      }
+    }
+
+    if (a.warn_md5) {
+      const known = new Set([...wanted.keys(), 'webadmin', ...pgtlsUserNames(ctx)]);
+      const md5 = (await md5Roles(ctx, s)).filter((r) => !known.has(r));
+      if (md5.length)
+        ctx.warn(
+          `login roles with md5 passwords on ${ctx.host}: ${md5.join(', ')} — they cannot log in through scram-sha-256 rules; ` +
+            `add them to pgtls_users (name + password) or reset their passwords`,
+        );
+    }
+    return changes;
+  },
+});
+
+function pgtlsUserNames(ctx: PlanContext): string[] {
+  const v = userVar(ctx, 'pgtls_users');
+  return Array.isArray(v) ? v.flatMap((u) => (u && typeof u === 'object' && 'name' in u ? [String((u as { name: unknown }).name)] : [])) : [];
+}
