@@ -2,13 +2,24 @@
 # lab/lab.sh: a lab of real Debian "hosts" on this one machine, for pgtls end-to-end tests.
 #
 #   lab/lab.sh up     [--dir DIR] [--hosts N] [--postgres LIST] [--standby HOST:PRIMARY]...
-#                     [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME]
-#   lab/lab.sh down   [--dir DIR]
+#                     [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME] [--slot K] [--owner-pid PID]
+#   lab/lab.sh down   [--dir DIR] | --all
 #   lab/lab.sh exec   [--dir DIR] HOST [-- CMD...]   run CMD (default: a login shell) inside HOST, as root
 #   lab/lab.sh sshd   [--dir DIR] HOST start|stop    start/stop the sshd of HOST (e.g. to simulate an unreachable host)
 #   lab/lab.sh status [--dir DIR]
+#   lab/lab.sh gc                                    tear down labs whose --owner-pid process is gone
 #
-# DIR defaults to $LAB_DIR, else to the DIR of the lab that is up, else to <repo>/.lab (gitignored).
+# DIR defaults to $LAB_DIR, else to <repo>/.lab (gitignored). A DIR holds one lab; `up` on a DIR
+# first tears down the lab that DIR had.
+#
+# Slots: several labs can be up at once (e.g. two test runs), each in its own slot K = 0..99 with its
+# own names and subnet. Slot 0 (the first free one, so the usual case) is exactly:
+#   namespaces pgtls-pg1..pgtls-pgN, bridge pgtlsbr0 = 10.231.0.1/24, host pgI = 10.231.0.(10+I);
+# slot K: namespaces pgtlsK-pgI, bridge pgtlsbrK = 10.231.K.1/24, host pgI = 10.231.K.(10+I).
+# So do not hard-code addresses in tests: use the inventory / lab.ip(). `up` picks the DIR's previous
+# slot, else --slot K, else the lowest free one; it first reclaims slots whose --owner-pid process is
+# dead and lab leftovers nobody registered. `down --all` removes every lab. The registry of slots is
+# /run/pgtls-lab/slot.K (line 1: DIR, line 2: owner "PID:STARTTIME" or empty).
 #
 # What a lab host is
 # ------------------
@@ -54,13 +65,20 @@ set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "$SELF")/.." && pwd)
-PREFIX=pgtls                       # network namespaces pgtls-pg1..., veths pgtlsv1...
-BR=pgtlsbr0                        # the lab's bridge in the root namespace
-NET=10.231.0                       # bridge 10.231.0.1, host i = 10.231.0.(10+i)
+PREFIX=pgtls
 DOMAIN=lab.internal
 PGVER=15
-POINTER=/run/pgtls-lab.dir         # DIR of the lab that is up (root namespace's /run)
-LOCK=/run/pgtls-lab.lock
+REGISTRY=/run/pgtls-lab            # slot.K files (root namespace's /run)
+LOCK=/run/pgtls-lab.lock           # held while slots are chosen or torn down
+MAX_SLOT=99
+
+# set_slot K: the names and subnet of slot K (see the header)
+set_slot() {
+  SLOT=$1
+  NET=10.231.$SLOT                 # bridge $NET.1, host i = $NET.(10+i)
+  BR=${PREFIX}br$SLOT              # the lab's bridge in the root namespace
+  if [ "$SLOT" = 0 ]; then NSP=$PREFIX; VP=${PREFIX}v; else NSP=$PREFIX$SLOT; VP=$PREFIX${SLOT}v; fi
+}                                  # namespaces $NSP-pgI, root-side veths ${VP}I
 HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 WEBADMIN_PW=${LAB_WEBADMIN_PASSWORD-"Web Admin's \"pw\" 1"}
@@ -79,12 +97,16 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 # ---------------------------------------------------------------------------------------------
 ip_of() { echo "$NET.$((10 + ${1#pg}))"; }          # pg3 -> 10.231.0.13
 
-# resolve_dir [DIR]: explicit --dir, else $LAB_DIR, else the lab that is up, else <repo>/.lab
+# resolve_dir [DIR]: explicit --dir, else $LAB_DIR, else <repo>/.lab; made absolute
 resolve_dir() {
-  local d=${1:-${LAB_DIR:-}}
-  if [ -z "$d" ] && [ -s "$POINTER" ]; then d=$(cat "$POINTER"); fi
-  [ -n "$d" ] || d=$REPO/.lab
-  echo "$d"
+  local d=${1:-${LAB_DIR:-$REPO/.lab}}
+  if [ -d "$d" ]; then (cd "$d" && pwd); else readlink -m "$d"; fi
+}
+# use_dir_slot: set_slot from DIR/lab.slot (slot 0 if the DIR never had a lab)
+use_dir_slot() {
+  local k=0
+  [ -s "$DIR/lab.slot" ] && k=$(cat "$DIR/lab.slot")
+  set_slot "$k"
 }
 
 # holder_pid HOST: global pid of the host's PID 1 (holds all of its namespaces)
@@ -200,60 +222,113 @@ wait_jobs() {
 # ---------------------------------------------------------------------------------------------
 # teardown (used by down, and by up before it builds anything)
 # ---------------------------------------------------------------------------------------------
-lab_namespaces() { ip netns list 2>/dev/null | awk -v p="$PREFIX-" 'index($1, p) == 1 { print $1 }'; }
+# teardown NAMESPACES...: stop every process in these lab network namespaces and delete them.
+# All hosts are handled at once.
+teardown() {
+  local nss="$*" ns p comm pcomm pids="" polite="" alive i
+  [ -n "$nss" ] || return 0
+  # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
+  # (their children are left to them), so clusters stop cleanly; wait up to 5 s.
+  for ns in $nss; do
+    for p in $(ip netns pids "$ns" 2>/dev/null || true); do
+      comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+      case $comm in
+        postgres|pgpool)
+          pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
+          if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
+      esac
+    done
+  done
+  for ((i = 0; i < 50 && ${#polite} > 0; i++)); do
+    alive=""
+    for p in $polite; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    polite=$alive
+    [ -z "$alive" ] || sleep 0.1
+  done
+  # Keep each host's /var/log for post-mortems (in DIR/pgI/log; DIR and name are in PID 1's argv).
+  for ns in $nss; do
+    for p in $(ip netns pids "$ns" 2>/dev/null || true); do
+      local argv=()
+      mapfile -d '' -t argv < "/proc/$p/cmdline" 2>/dev/null || continue
+      if [ "${argv[2]:-}" = __init ] && [ -d "${argv[3]:-/nonexistent}/${argv[4]:-}" ]; then
+        local hd=${argv[3]}/${argv[4]}
+        rm -rf "$hd/log"; cp -a "/proc/$p/root/var/log" "$hd/log" 2>/dev/null || true
+        rm -f "$hd/fs"
+      fi
+    done
+  done
+  # Then everything that is left. Killing a host's PID 1 takes its whole PID namespace with it.
+  for ((i = 0; i < 50; i++)); do
+    pids=""
+    for ns in $nss; do pids="$pids $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"; done
+    [ -z "${pids// /}" ] && break
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.05
+  done
+  [ -z "${pids// /}" ] || log "warning: processes still in lab namespaces: $pids"
+  for ns in $nss; do ip netns del "$ns" 2>/dev/null || log "warning: cannot delete namespace $ns"; done
+}
 
-# teardown_all: stop every lab host there is (whatever DIR it came from), then delete the namespaces,
-# veths and the bridge. All hosts are handled at once.
-teardown_all() {
-  local nss ns p comm pcomm pids polite="" alive i dev
-  nss=$(lab_namespaces)
-  if [ -n "$nss" ]; then
-    # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
-    # (their children are left to them), so clusters stop cleanly; wait up to 5 s.
-    for ns in $nss; do
-      for p in $(ip netns pids "$ns" 2>/dev/null || true); do
-        comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-        case $comm in
-          postgres|pgpool)
-            pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
-            if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
-        esac
-      done
-    done
-    for ((i = 0; i < 50 && ${#polite} > 0; i++)); do
-      alive=""
-      for p in $polite; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-      polite=$alive
-      [ -z "$alive" ] || sleep 0.1
-    done
-    # Keep each host's /var/log for post-mortems (in DIR/pgI/log; DIR and name are in PID 1's argv).
-    for ns in $nss; do
-      for p in $(ip netns pids "$ns" 2>/dev/null || true); do
-        local argv=()
-        mapfile -d '' -t argv < "/proc/$p/cmdline" 2>/dev/null || continue
-        if [ "${argv[2]:-}" = __init ] && [ -d "${argv[3]:-/nonexistent}/${argv[4]:-}" ]; then
-          local hd=${argv[3]}/${argv[4]}
-          rm -rf "$hd/log"; cp -a "/proc/$p/root/var/log" "$hd/log" 2>/dev/null || true
-          rm -f "$hd/fs"
-        fi
-      done
-    done
-    # Then everything that is left. Killing a host's PID 1 takes its whole PID namespace with it.
-    for ((i = 0; i < 50; i++)); do
-      pids=""
-      for ns in $nss; do pids="$pids $(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"; done
-      [ -z "${pids// /}" ] && break
-      # shellcheck disable=SC2086
-      kill -KILL $pids 2>/dev/null || true
-      sleep 0.05
-    done
-    [ -z "${pids// /}" ] || log "warning: processes still in lab namespaces: $pids"
-    for ns in $nss; do ip netns del "$ns" 2>/dev/null || log "warning: cannot delete namespace $ns"; done
-  fi
-  for dev in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep "^${PREFIX}v" || true); do
+del_links() {   # del_links REGEX: delete the root-namespace links whose name matches
+  local dev
+  for dev in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep -E "$1" || true); do
     ip link del "$dev" 2>/dev/null || true
   done
+}
+
+# teardown_slot K: remove slot K's lab (hosts, veths, bridge) and its registry entry
+teardown_slot() {
+  set_slot "$1"
+  # shellcheck disable=SC2046
+  teardown $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^$NSP-pg[0-9]+\$" || true)
+  del_links "^$VP[0-9]+\$"
   ip link del "$BR" 2>/dev/null || true
+  rm -f "$REGISTRY/slot.$1"
+}
+
+# teardown_everything: every lab of every slot, registered or not
+teardown_everything() {
+  # shellcheck disable=SC2046
+  teardown $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^$PREFIX[0-9]*-pg[0-9]+\$" || true)
+  del_links "^$PREFIX[0-9]*v[0-9]+\$"
+  del_links "^${PREFIX}br[0-9]+\$"
+  rm -f "$REGISTRY"/slot.*
+}
+
+# used_slots: slots with a registry entry, a bridge or a namespace
+used_slots() {
+  {
+    ls "$REGISTRY" 2>/dev/null | sed -n 's/^slot\.\([0-9][0-9]*\)$/\1/p'
+    ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | sed -n "s/^${PREFIX}br\([0-9][0-9]*\)\$/\1/p"
+    ip netns list 2>/dev/null | awk '{ print $1 }' | sed -n "s/^$PREFIX\([0-9]*\)-pg[0-9][0-9]*\$/\1/p" | sed 's/^$/0/'
+  } | sort -nu
+}
+
+# proc_id PID: "PID:STARTTIME" (stable identity of a process; pids get reused)
+proc_id() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }') || return 1
+  [ -n "$st" ] && echo "$1:$st"
+}
+owner_alive() { local o=$1; [ "$(proc_id "${o%%:*}" || true)" = "$o" ]; }
+
+# gc_slots: reclaim slots whose owner process is gone, whose DIR is gone, or that nobody registered
+gc_slots() {
+  local k f d o
+  for k in $(used_slots); do
+    f=$REGISTRY/slot.$k
+    if [ -f "$f" ]; then
+      d=$(sed -n 1p "$f"); o=$(sed -n 2p "$f")
+      if [ -n "$o" ] && ! owner_alive "$o"; then
+        log "reclaiming slot $k ($d): its owner process ${o%%:*} is gone"; teardown_slot "$k"
+      elif [ ! -d "$d" ]; then
+        log "reclaiming slot $k: its dir $d is gone"; teardown_slot "$k"
+      fi
+    else
+      log "removing unregistered lab leftovers in slot $k"; teardown_slot "$k"
+    fi
+  done
 }
 
 take_lock() { exec 9>"$LOCK"; flock -w 120 9 || die "another lab.sh up/down is running ($LOCK)"; }
@@ -262,7 +337,7 @@ take_lock() { exec 9>"$LOCK"; flock -w 120 9 || die "another lab.sh up/down is r
 # __init: PID 1 of a lab host (runs inside the new network/mount/UTS/IPC/PID namespaces)
 # ---------------------------------------------------------------------------------------------
 host_init() {
-  DIR=$1; NHOSTS=$3
+  DIR=$1; NHOSTS=$3; set_slot "$4"
   local name=$2 p
   local S=$DIR/$name/.stage
   # Build the host's private directories on a tmpfs, bind them into place, then drop the staging
@@ -363,18 +438,18 @@ EOF
 # start_host NAME: create the network namespace and the host's PID 1 (in the background)
 start_host() {
   local h=$1 i=${1#pg} ip; ip=$(ip_of "$h")
-  local ns=$PREFIX-$h H=$DIR/$h
+  local ns=$NSP-$h H=$DIR/$h
   mkdir -p "$H/.stage"
   ip netns add "$ns"
-  ip link add "${PREFIX}v$i" type veth peer name eth0 netns "$ns"
-  ip link set "${PREFIX}v$i" master "$BR" up
+  ip link add "$VP$i" type veth peer name eth0 netns "$ns"
+  ip link set "$VP$i" master "$BR" up
   ip -n "$ns" addr add "$ip/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
   # setsid: not in our process group (a caller's timeout must not kill the lab). ip netns exec execs
   # unshare, which forks the host's PID 1; so $! is unshare and PID 1 is its only child.
   setsid ip netns exec "$ns" unshare --fork --pid --mount-proc --uts --ipc --mount --propagation private \
-    -- bash "$SELF" __init "$DIR" "$h" "$NHOSTS" </dev/null >>"$H/init.log" 2>&1 9>&- &
+    -- bash "$SELF" __init "$DIR" "$h" "$NHOSTS" "$SLOT" </dev/null >>"$H/init.log" 2>&1 9>&- &
   echo "$!" > "$H/unshare.pid"
 }
 
@@ -592,10 +667,12 @@ emit_group() {
 cmd_up() {
   local t0; t0=$(now)
   NHOSTS=3; LOGIN_USER=""; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=()
-  local dir="" spec h b
+  local dir="" spec h b want_slot="" owner_pid="" owner=""
   while [ $# -gt 0 ]; do
     case $1 in
       --dir) dir=$2; shift 2 ;;
+      --slot) want_slot=$2; shift 2 ;;
+      --owner-pid) owner_pid=$2; shift 2 ;;
       --hosts) NHOSTS=$2; shift 2 ;;
       --postgres) [ -n "$2" ] && IFS=, read -ra POSTGRES_HOSTS <<< "$2"; shift 2 ;;
       --standby) spec=$2; [[ $spec == *:* ]] || die "--standby wants HOST:PRIMARY"; STANDBY_OF[${spec%%:*}]=${spec#*:}; shift 2 ;;
@@ -625,11 +702,41 @@ cmd_up() {
   [ ${#PGPOOL_HOSTS[@]} -eq 0 ] || [ -x /usr/sbin/pgpool ] || die "--pgpool needs pgpool2"
   [ -z "$LOGIN_USER" ] || command -v sudo >/dev/null || die "--user needs sudo"
   [ -z "$LOGIN_USER" ] || [[ $LOGIN_USER =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--user: bad user name"
+  [ -z "$want_slot" ] || { [[ $want_slot =~ ^[0-9]+$ ]] && [ "$want_slot" -le $MAX_SLOT ]; } || die "--slot must be 0..$MAX_SLOT"
+  if [ -n "$owner_pid" ]; then owner=$(proc_id "$owner_pid") || die "--owner-pid $owner_pid: no such process"; fi
 
   DIR=$(resolve_dir "$dir"); mkdir -p "$DIR"; DIR=$(cd "$DIR" && pwd)
+
+  # Choose a slot (under the lock): reclaim dead labs, reuse this DIR's slot, else --slot, else the lowest free.
   take_lock
-  teardown_all
-  rm -f "$POINTER"
+  gc_slots
+  local k slot=""
+  if [ -s "$DIR/lab.slot" ]; then
+    k=$(cat "$DIR/lab.slot")
+    if [ "$(sed -n 1p "$REGISTRY/slot.$k" 2>/dev/null)" = "$DIR" ]; then
+      teardown_slot "$k"
+      [ -n "$want_slot" ] && [ "$want_slot" != "$k" ] || slot=$k
+    fi
+  fi
+  slot_free() {
+    [ ! -e "$REGISTRY/slot.$1" ] && ! used_slots | grep -qx "$1" && ! ip -o -4 addr show 2>/dev/null | grep -q " 10\.231\.$1\."
+  }
+  if [ -z "$slot" ] && [ -n "$want_slot" ]; then
+    slot_free "$want_slot" || die "slot $want_slot is in use by $(sed -n 1p "$REGISTRY/slot.$want_slot" 2>/dev/null || echo 'something else') (lab.sh down --dir THAT_DIR, or down --all)"
+    slot=$want_slot
+  fi
+  if [ -z "$slot" ]; then
+    for ((k = 0; k <= MAX_SLOT; k++)); do slot_free "$k" && { slot=$k; break; }; done
+    [ -n "$slot" ] || die "all $((MAX_SLOT + 1)) lab slots are in use (lab.sh down --all)"
+  fi
+  mkdir -p "$REGISTRY"
+  printf '%s\n%s\n' "$DIR" "$owner" > "$REGISTRY/slot.$slot"
+  echo "$slot" > "$DIR/lab.slot"
+  set_slot "$slot"
+  ip link add "$BR" type bridge
+  ip addr add "$NET.1/24" dev "$BR"
+  ip link set "$BR" up
+  exec 9>&-          # the slot is ours: let other labs come up in parallel
   # fresh state; the client key is kept across runs
   rm -rf "$DIR"/pg[0-9]* "$DIR/ca" "$DIR/bin"
   rm -f "$DIR/known_hosts" "$DIR/ssh_config" "$DIR/inventory.yaml"
@@ -655,11 +762,7 @@ exit 0
 EOF
   chmod 0755 "$DIR/bin/logger"
 
-  # network: the bridge, then every host (sequential, cheap), each host's PID 1 starting in the background
-  ip link add "$BR" type bridge
-  ip addr add "$NET.1/24" dev "$BR"
-  ip link set "$BR" up
-  echo "$DIR" > "$POINTER"
+  # every host (sequential, cheap), each host's PID 1 starting in the background
   for ((i = 1; i <= NHOSTS; i++)); do mkdir -p "$DIR/pg$i"; done
   for ((i = 1; i <= NHOSTS; i++)); do start_host "pg$i"; done
   for ((i = 1; i <= NHOSTS; i++)); do run_job "pg$i" boot finish_host "pg$i"; done
@@ -675,18 +778,31 @@ EOF
   for spec in "${PGPOOL_SPECS[@]}"; do run_job "${spec%%:*}" pgpool pgpool_job "${spec%%:*}" "${spec#*:}"; done
   for ((i = 1; i <= NHOSTS; i++)); do wait_until 10 "sshd on pg$i" tcp_open "$(ip_of "pg$i")" 22 || die "sshd on pg$i did not come up, see $DIR/pg$i/fs/var/log/auth.log"; done
   wait_jobs || die "lab is up but some services failed (see above); 'lab.sh down' to clean up"
-  log "up: $NHOSTS hosts in ${t_hosts}s, services ready after $(since "$t0")s; dir $DIR"
+  log "up: slot $SLOT ($NET.0/24), $NHOSTS hosts in ${t_hosts}s, services ready after $(since "$t0")s; dir $DIR"
 }
 
 cmd_down() {
-  local dir="" t0; t0=$(now)
-  while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) die "down: unknown argument $1" ;; esac; done
-  DIR=$(resolve_dir "$dir")
+  local dir="" all="" t0 k; t0=$(now)
+  while [ $# -gt 0 ]; do
+    case $1 in --dir) dir=$2; shift 2 ;; --all) all=1; shift ;; *) die "down: unknown argument $1" ;; esac
+  done
   take_lock
-  teardown_all
-  rm -f "$POINTER" "$DIR"/pg*/init.pid "$DIR"/pg*/init.ready 2>/dev/null || true
+  if [ -n "$all" ]; then
+    teardown_everything
+  else
+    DIR=$(resolve_dir "$dir")
+    if [ -s "$DIR/lab.slot" ]; then
+      k=$(cat "$DIR/lab.slot")
+      if [ "$(sed -n 1p "$REGISTRY/slot.$k" 2>/dev/null)" = "$DIR" ] || [ ! -e "$REGISTRY/slot.$k" ]; then
+        teardown_slot "$k"
+      fi   # else: the slot has been given to another lab since; nothing of ours is left
+    fi
+    rm -f "$DIR"/pg*/init.pid "$DIR"/pg*/init.ready 2>/dev/null || true
+  fi
   log "down in $(since "$t0")s"
 }
+
+cmd_gc() { take_lock; gc_slots; }
 
 cmd_exec() {
   local dir="" h
@@ -705,7 +821,7 @@ cmd_sshd() {
   local dir="" h action
   while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) break ;; esac; done
   h=${1:?usage: lab.sh sshd HOST start|stop}; action=${2:?usage: lab.sh sshd HOST start|stop}
-  DIR=$(resolve_dir "$dir")
+  DIR=$(resolve_dir "$dir"); use_dir_slot
   case $action in
     start) hx "$h" bash -c '[ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null || /usr/sbin/sshd -E /var/log/auth.log'
            wait_until 10 "sshd on $h" tcp_open "$(ip_of "$h")" 22 ;;
@@ -715,17 +831,15 @@ cmd_sshd() {
 }
 
 cmd_status() {
-  local dir="" d h ip pid
+  local dir="" d h ip f
   while [ $# -gt 0 ]; do case $1 in --dir) dir=$2; shift 2 ;; *) die "status: unknown argument $1" ;; esac; done
-  DIR=$(resolve_dir "$dir")
-  echo "dir: $DIR"
-  ip link show "$BR" >/dev/null 2>&1 && echo "bridge: $BR $NET.1/24" || echo "bridge: absent"
-  local found=0
+  DIR=$(resolve_dir "$dir"); use_dir_slot
+  echo "dir: $DIR (slot $SLOT)"
+  if ip link show "$BR" >/dev/null 2>&1; then echo "bridge: $BR $NET.1/24"; else echo "bridge: $BR absent"; fi
   for d in "$DIR"/pg[0-9]*; do
     [ -d "$d" ] || continue
     h=${d##*/}; ip=$(ip_of "$h")
-    if [ -s "$d/init.pid" ] && kill -0 "$(cat "$d/init.pid")" 2>/dev/null && ip netns list | grep -q "^$PREFIX-$h\b"; then
-      found=1
+    if [ -s "$d/init.pid" ] && kill -0 "$(cat "$d/init.pid")" 2>/dev/null && ip netns list | grep -q "^$NSP-$h\b"; then
       # shellcheck disable=SC2016
       hx "$h" bash -c '
         s=$( [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null && echo up || echo down )
@@ -737,12 +851,15 @@ cmd_status() {
       printf '%-5s %-13s down\n' "$h" "$ip"
     fi
   done
-  local left; left=$(lab_namespaces | paste -sd' ' -)
-  [ $found = 1 ] || [ -z "$left" ] || echo "namespaces (not from this dir?): $left"
+  echo "labs on this machine:"
+  for f in "$REGISTRY"/slot.*; do
+    [ -e "$f" ] || { echo "  none"; break; }
+    printf '  slot %-3s %s%s\n' "${f##*.}" "$(sed -n 1p "$f")" "$(o=$(sed -n 2p "$f"); [ -z "$o" ] || echo " (owner pid ${o%%:*})")"
+  done
   return 0
 }
 
-usage() { sed -n '2,10p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,10p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
@@ -750,6 +867,7 @@ case ${1:-} in
   exec) shift; cmd_exec "$@" ;;
   sshd) shift; cmd_sshd "$@" ;;
   status) shift; cmd_status "$@" ;;
+  gc) shift; cmd_gc ;;
   __init) shift; host_init "$@" ;;
   -h|--help|help|"") usage ;;
   *) echo "lab: unknown command $1" >&2; usage ;;

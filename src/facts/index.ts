@@ -1,4 +1,5 @@
 import type { PlanContext } from '../core/types.js';
+import { pgpoolFacts } from './pgpool.js';
 
 /**
  * Facts computed on demand: a variable named here that a task references and
@@ -12,3 +13,4 @@ export interface FactProvider {
 }
 
 export const factProviders: Record<string, FactProvider> = {};
+Object.assign(factProviders, pgpoolFacts);

@@ -212,8 +212,17 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   for (const [standby, primary] of Object.entries(opts.standby ?? {})) args.push('--standby', `${standby}:${primary}`);
   for (const [host, backends] of Object.entries(opts.pgpool ?? {})) args.push('--pgpool', `${host}:${backends.join(',')}`);
   if (opts.user) args.push('--user', opts.user);
-  const r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 180_000 });
+  let r: ExecResult;
+  try {
+    r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 180_000 });
+  } catch (e) {
+    await labDown(dir).catch(() => {});
+    throw e;
+  }
   if (r.code !== 0) {
+    // Do not leave a half-built lab running (its logs stay in DIR/pgI/*.log and DIR/pgI/log/);
+    // LAB_KEEP_ON_FAILURE=1 keeps it up for debugging with lab/lab.sh exec/status.
+    if (process.env['LAB_KEEP_ON_FAILURE'] !== '1') await labDown(dir).catch(() => {});
     throw new Error(`lab.sh up failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
   }
   return makeLab(dir, n, opts.user ?? 'root');

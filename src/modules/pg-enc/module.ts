@@ -28,8 +28,8 @@ const user = z
   .object({
     name: z.string().min(1).regex(/^[^\0\r\n]+$/, 'must not contain NUL, CR or LF'),
     password,
-  })
-  .strict();
+  });
+// not strict: pgtls_users entries may carry fields for other tasks (they are ignored here)
 
 const args = z
   .object({

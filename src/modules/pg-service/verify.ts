@@ -1,0 +1,130 @@
+/**
+ * The checks after a reload/restart. Any failure makes the executor restore
+ * every file this run changed on the host and reload again (`recover`), so the
+ * server goes back to the state that worked.
+ *
+ *  1. the reload/restart really happened (pg_conf_load_time / start time moved);
+ *  2. PostgreSQL finds no error in pg_hba.conf / postgresql.conf;
+ *  3. with ssl on: the key is one PostgreSQL accepts, and the server PRESENTS
+ *     the certificate in ssl_cert_file (fingerprint), i.e. the new SSL
+ *     context is live — a rejected key only shows in the server log;
+ *  4. a password login over TLS works, run on the host like a client would:
+ *     verify-full against the CA file and the name clients use, SCRAM proven
+ *     by channel_binding=require. The password goes on stdin, never argv.
+ */
+import net from 'node:net';
+import { Secret, redact } from '../../core/secret.js';
+import type { PlanContext } from '../../core/types.js';
+import { userVar, type PgServer } from '../../facts/postgres.js';
+import { sh } from '../../remote/sh.js';
+import { serverKeyProblem } from '../../tls/key-check.js';
+import { fingerprint, servedCert } from '../../tls/served-cert.js';
+import { serverState, type ServerState } from './state.js';
+
+export interface LoginSpec {
+  user: string;
+  password: Secret | undefined;
+  db: string;
+  requireScram: boolean;
+  caFile?: string;
+  verifyHost?: string;
+}
+
+/** Where a check connects from the host itself: the name clients use (for verify-full) and the address to dial. */
+export function connectTarget(ctx: PlanContext, s: PgServer, verifyHost?: string): { name: string; addr: string } {
+  const name = verifyHost ?? String(userVar(ctx, 'ansible_host') ?? ctx.host);
+  const listen = s.listenAddresses.split(',').map((x) => x.trim());
+  const any = listen.includes('*');
+  // Dial the client-facing address when it is one of the host's own: that exercises the rule remote clients hit.
+  if (net.isIP(name) && ctx.facts.addresses.includes(name) && (any || listen.includes(name) || listen.includes(net.isIPv4(name) ? '0.0.0.0' : '::')))
+    return { name, addr: name };
+  if (any || listen.some((l) => ['0.0.0.0', 'localhost', '127.0.0.1'].includes(l))) return { name, addr: '127.0.0.1' };
+  if (listen.some((l) => l === '::' || l === '::1')) return { name, addr: '::1' };
+  return { name, addr: listen.find((l) => net.isIP(l)) ?? name };
+}
+
+/** libpq conninfo value: single-quoted, with \ and ' escaped. */
+const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/[\\']/g, '\\$&')}'`;
+
+const LOGIN = `IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
+export PGPASSWORD
+PGPASSFILE=/dev/null; export PGPASSFILE
+unset PGSERVICE PGSERVICEFILE
+exec "$1" -X -A -t -q -w -d "$2" -c 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'`;
+
+export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState, l: LoginSpec): Promise<void> {
+  const t = connectTarget(ctx, s, l.verifyHost);
+  const ca = l.caFile ?? st.caFile;
+  const sslmode = !st.ssl ? 'prefer' : ca ? 'verify-full' : 'require';
+  const conninfo = [
+    kv('host', t.name),
+    ...(t.addr !== t.name ? [kv('hostaddr', t.addr)] : []),
+    kv('port', s.port),
+    kv('user', l.user),
+    kv('dbname', l.db),
+    kv('sslmode', sslmode),
+    ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
+    kv('channel_binding', l.requireScram && st.ssl ? 'require' : 'prefer'),
+    kv('connect_timeout', 10),
+    kv('application_name', 'pgtls-verify'),
+  ].join(' ');
+  const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
+  const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${psql} ${conninfo}`, {
+    user: s.osUser,
+    stdin: new Secret(`${l.password!.reveal()}\n`),
+    okCodes: [0, 1, 2, 3],
+  });
+  const how = `${l.user}@${t.name}${t.addr !== t.name ? ` (${t.addr})` : ''}:${s.port} sslmode=${sslmode}${l.requireScram && st.ssl ? ' channel_binding=require' : ''}`;
+  if (res.exitCode !== 0) {
+    const err = redact(res.stderr.toString('utf8'), [l.password!]).trim().split('\n').slice(-2).join(' | ');
+    throw new Error(`password login ${how} failed: ${err}`);
+  }
+  if (st.ssl && res.stdout.toString('utf8').trim() !== 't') throw new Error(`login ${how} worked, but not over TLS`);
+}
+
+/** Polls until the reload/restart is visible, then runs every check. */
+export async function verifyServer(
+  ctx: PlanContext,
+  s: PgServer,
+  before: ServerState,
+  action: 'reload' | 'restart',
+  waitSeconds: number,
+  login: LoginSpec,
+): Promise<void> {
+  const deadline = Date.now() + waitSeconds * 1000;
+  let st: ServerState | undefined;
+  let lastError = '';
+  for (;;) {
+    try {
+      const now = await serverState(ctx, s);
+      if (action === 'reload' ? now.loadTime > before.loadTime : now.startTime > before.startTime) {
+        st = now;
+        break;
+      }
+    } catch (e) {
+      lastError = (e as Error).message; // restarting: not accepting connections yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const errors = [...st.hbaErrors, ...st.confErrors];
+  if (errors.length) throw new Error(`PostgreSQL reports configuration errors (it kept the old settings): ${errors.join('; ')}`);
+  if (st.ssl) {
+    const cert = await ctx.readFile(st.certFile, { user: s.osUser });
+    if (!cert) throw new Error(`ssl is on but ${st.certFile} does not exist`);
+    const certPem = cert.content.toString('utf8');
+    const keyProblem = await serverKeyProblem(ctx, s.osUser, st.keyFile, certPem);
+    if (keyProblem) throw new Error(`${keyProblem}; PostgreSQL keeps its previous TLS setup and would not restart`);
+    const t = connectTarget(ctx, s, login.verifyHost);
+    const served = await servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host));
+    if (!served.pem) throw new Error(`the server does not accept TLS on port ${s.port} (${served.via}${served.detail ? `: ${served.detail}` : ''})`);
+    const want = fingerprint(certPem);
+    const got = fingerprint(served.pem);
+    if (got !== want)
+      throw new Error(`the server presents certificate ${got.slice(0, 23)}…, not ${st.certFile} (${want.slice(0, 23)}…): the new TLS setup was not loaded (see the server log)`);
+  }
+  if (login.password && login.password.reveal() !== '') await loginCheck(ctx, s, st, login);
+  else ctx.warn('no login_password: the password login over TLS was not checked');
+  if (st.pendingRestart.length && action === 'reload') ctx.warn(`settings that need a restart to apply: ${st.pendingRestart.join(', ')}`);
+}

@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { TaskError } from '../../core/errors.js';
+import type { Secret } from '../../core/secret.js';
+import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
+import { absolutePath, secretString, yamlBool } from '../common.js';
+import { describeService, parseState, restartCommand, stateCommand } from './restart.js';
+import { checkLogin, checkServedCert, preRestartProblem } from './verify.js';
+import { fingerprint, servedCert } from '../../tls/served-cert.js';
+
+const service = z.union([
+  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
+  z.object({ kind: z.literal('init'), script: absolutePath }),
+  z.object({ kind: z.literal('unknown') }),
+]);
+
+const args = z
+  .object({
+    /** How the host runs pgpool (the pgpool_service fact). */
+    service: service.default({ kind: 'unknown' }),
+    /** Replaces the service restart (pgpool_restart_cmd); '' = use `service`. */
+    restart_cmd: z.string().default(''),
+    conf_file: absolutePath,
+    hba_file: absolutePath,
+    /** The pgpool key file (read by pgpool at start only). */
+    key_file: absolutePath,
+    pid_file: absolutePath,
+    port: z.coerce.number().int().min(1).max(65535),
+    os_user: z.string().min(1).default('postgres'),
+    /** Restart even when nothing changed. */
+    force: yamlBool.default(false),
+    /** Bound for every wait: old process gone, new one listening, TLS up. */
+    wait_seconds: z.coerce.number().positive().max(600).default(30),
+    /** After a restart: the port must present ssl_cert, and this login must work (SCRAM over TLS, verify-full). */
+    verify: z
+      .object({
+        host: z.string().min(1),
+        user: z.string().min(1),
+        password: secretString,
+        dbname: z.string().min(1).default('postgres'),
+        /** CA certificate on the host for sslrootcert; default: pgpool.conf's ssl_ca_cert. */
+        ca_file: absolutePath.optional(),
+        psql: z.string().min(1).default('psql'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+type Args = z.infer<typeof args>;
+
+/**
+ * `pgpool_restart`: restarts Pgpool-II WHEN NEEDED and proves the result.
+ * SSL settings, pool_passwd's path and the pgpool key are read at start only
+ * (a reload ignores them silently), so this restarts rather than reloads.
+ *
+ * Needed when: pgpool is down; any file it reads at start (pgpool.conf,
+ * pool_hba.conf, pool_passwd, the pgpool key, ssl_key/ssl_cert/ssl_ca_cert)
+ * changed after it started (ctime vs. its pid file); or it does not present
+ * ssl_cert. That is a fact about the host, not about this run, so a run
+ * interrupted between writing files and restarting is finished by the next one.
+ *
+ * The restart is followed by a `verify`; when it fails, the executor puts back
+ * every file this run changed and restarts again (recover): pgpool keeps its
+ * previous, working state and the host is failed. Use `serial: 1` in the play
+ * so that only one Pgpool-II node is ever down.
+ */
+export const pgpoolRestart = defineModule({
+  name: 'pgpool_restart',
+  description: 'restart Pgpool-II when its start-time files changed, then verify TLS and a SCRAM login through it',
+  args,
+  async plan(ctx, a): Promise<Change[]> {
+    const conf = await ctx.readFile(a.conf_file);
+    if (!conf) throw new TaskError(`${a.conf_file} does not exist`);
+    const text = conf.content.toString('utf8');
+    const ssl = readSsl(a.conf_file, text);
+    const files = [a.conf_file, a.hba_file, poolPasswdPath(a.conf_file, text), a.key_file, ...Object.values(ssl).filter((p): p is string => !!p)];
+
+    const reasons = await restartReasons(ctx, a, files, ssl);
+    if (reasons.length === 0) return [];
+
+    const restart = restartCommand(a.service, a.restart_cmd, { pidFile: a.pid_file, port: a.port, waitSeconds: a.wait_seconds });
+    if (typeof restart === 'string') throw new TaskError(restart);
+    const how = describeService(a.service, a.restart_cmd);
+    const summary = `restart Pgpool-II via ${how} (${reasons.join('; ')})`;
+    if (ctx.check) return [{ summary, actions: [] }];
+
+    if (a.verify && ssl.cert && ssl.key) {
+      const problem = await preRestartProblem(ctx, a.os_user, { sslKey: ssl.key, sslCert: ssl.cert, sslCa: ssl.ca, poolKey: a.key_file });
+      if (problem) {
+        // Not restarting keeps pgpool serving; the failing verify makes the executor put the run's files back too.
+        return [{ summary: `not restarting Pgpool-II: ${problem}`, actions: [{ kind: 'verify', description: 'Pgpool-II pre-restart check', check: async () => { throw new TaskError(problem); } }] }];
+      }
+    }
+    const exec: ExecAction = { kind: 'exec', description: `restart Pgpool-II (${how})`, cmd: restart, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
+    const v = a.verify;
+    const waitMs = a.wait_seconds * 1000;
+    return [
+      {
+        summary,
+        actions: [
+          exec,
+          {
+            kind: 'verify',
+            description: `Pgpool-II on port ${a.port} serves ${ssl.cert ?? 'TLS'} and lets ${v?.user ?? 'nobody'} in`,
+            check: async (c) => {
+              if (!v) return;
+              if (!ssl.cert) throw new TaskError(`${a.conf_file} has no ssl_cert: nothing to verify against`);
+              await checkServedCert(c, v.host, a.port, ssl.cert, waitMs);
+              const caFile = v.ca_file ?? ssl.ca;
+              if (!caFile) throw new TaskError(`no CA file to verify against: set ssl_ca_cert or verify.ca_file`);
+              await checkLogin(c, { host: v.host, port: a.port, user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql }, Math.min(waitMs, 10_000));
+            },
+            recover: { ...exec, description: 'restart Pgpool-II with the previous files' },
+          },
+        ],
+      },
+    ];
+  },
+});
+
+function readSsl(confFile: string, text: string): { key?: string; cert?: string; ca?: string } {
+  const dir = posix.dirname(confFile);
+  const abs = (v: string | undefined) => (v ? (v.startsWith('/') ? v : posix.join(dir, v)) : undefined);
+  const on = /^(on|true|yes|1)$/i.test(pgpoolSetting(text, 'ssl') ?? 'off');
+  if (!on) return {};
+  return { key: abs(pgpoolSetting(text, 'ssl_key')), cert: abs(pgpoolSetting(text, 'ssl_cert')), ca: abs(pgpoolSetting(text, 'ssl_ca_cert')) };
+}
+
+async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: { key?: string; cert?: string }): Promise<string[]> {
+  const st = parseState((await ctx.query(stateCommand(a.pid_file, files, ctx.check))).stdout.toString('utf8'));
+  if (a.force) return ['forced'];
+  if (!st.running) return ['it is not running'];
+  const reasons: string[] = [];
+  const started = st.running.startedAt;
+  const newer = files.filter((f) => (st.files.get(f)?.ctime ?? 0) > started);
+  if (newer.length > 0) reasons.push(`changed since it started: ${newer.join(', ')}`);
+  if (ctx.check) {
+    // earlier tasks only wrote into the --check overlay: compare it with the host (never the TLS key, which stays on the host)
+    const differ: string[] = [];
+    for (const f of files) {
+      if (f === ssl.key) continue;
+      const planned = await ctx.readFile(f);
+      const onHost = st.files.get(f);
+      const sum = planned ? createHash('sha256').update(planned.content).digest('hex') : null;
+      if ((onHost?.sha256 ?? null) !== sum && !newer.includes(f)) differ.push(f);
+    }
+    if (differ.length > 0) reasons.push(`would change: ${differ.join(', ')}`);
+  }
+  if (reasons.length === 0 && a.verify && ssl.cert) {
+    // running and unchanged: does it actually serve the certificate on disk? (it may have started without SSL)
+    const cert = await ctx.readFile(ssl.cert);
+    const served = await servedCert(ctx, a.verify.host, a.port, a.verify.host);
+    if (!served.pem) reasons.push('it does not serve TLS');
+    else if (cert && fingerprint(served.pem) !== fingerprint(cert.content.toString('utf8'))) reasons.push(`it does not serve ${ssl.cert}`);
+  }
+  return reasons;
+}

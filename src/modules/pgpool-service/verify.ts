@@ -1,0 +1,108 @@
+/**
+ * Proof that a restarted Pgpool-II really serves what the files say. Its exit
+ * code proves nothing: with a key it cannot read it starts happily WITHOUT SSL
+ * (only a WARNING in its log), and `pgpool show ssl` still says on
+ * (lab-notes/env-probe.md §3.4). So, after every restart:
+ *  1. the port presents the certificate in ssl_cert (TLS handshake, SHA-256);
+ *  2. a SCRAM login over TLS with sslmode=verify-full through pgpool reaches a
+ *     backend (proves pool_passwd, the pgpool key, pool_hba and the CA chain).
+ * Before restarting, the files pgpool will need are checked as its OS user, so
+ * a doomed restart is not even attempted.
+ */
+import { TaskError } from '../../core/errors.js';
+import type { Secret } from '../../core/secret.js';
+import type { PlanContext } from '../../core/types.js';
+import { RemoteCommandError } from '../../remote/connection.js';
+import { sh } from '../../remote/sh.js';
+import { fingerprint, servedCert } from '../../tls/served-cert.js';
+import { serverKeyProblem } from '../../tls/key-check.js';
+
+export interface LoginCheck {
+  /** name or address psql connects to: must be a SAN of the certificate (verify-full) */
+  host: string;
+  port: number;
+  user: string;
+  password: Secret;
+  dbname: string;
+  /** CA certificate on the host (sslrootcert) */
+  caFile: string;
+  psql: string;
+}
+
+/** Problems pgpool would hit at start, found as its OS user without restarting it; null when none. */
+export async function preRestartProblem(
+  ctx: PlanContext,
+  osUser: string,
+  files: { sslKey: string; sslCert: string; sslCa?: string; poolKey: string },
+): Promise<string | null> {
+  const readable = [files.sslCert, files.sslKey, files.poolKey, ...(files.sslCa ? [files.sslCa] : [])];
+  const out = (
+    await ctx.query(sh`sh -c ${'for f; do [ -r "$f" ] || echo "$f"; done'} pgtls-readable ${readable}`, { user: osUser })
+  ).stdout.toString('utf8');
+  const unreadable = out.split('\n').filter(Boolean);
+  if (unreadable.length > 0) return `${unreadable.join(', ')} cannot be read by ${osUser}, the user Pgpool-II runs as`;
+  const cert = await ctx.readFile(files.sslCert);
+  if (!cert) return `${files.sslCert} does not exist`;
+  // pgpool is laxer than PostgreSQL about the key's mode, but the files are ours: hold them to PostgreSQL's rules
+  const keyProblem = await serverKeyProblem(ctx, osUser, files.sslKey, cert.content.toString('utf8'));
+  return keyProblem === null ? null : `Pgpool-II TLS key: ${keyProblem}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The port presents `certFile`; retried while the new pgpool is still coming up (bounded). */
+export async function checkServedCert(ctx: PlanContext, host: string, port: number, certFile: string, waitMs: number): Promise<void> {
+  const file = await ctx.readFile(certFile);
+  if (!file) throw new TaskError(`${certFile} does not exist`);
+  const want = fingerprint(file.content.toString('utf8'));
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const served = await servedCert(ctx, host, port, host);
+    if (served.pem && fingerprint(served.pem) === want) return;
+    const why = served.pem
+      ? `${host}:${port} presents certificate ${fingerprint(served.pem)}, not ${certFile} (${want})`
+      : `${host}:${port} does not complete a TLS handshake (${served.detail || 'no certificate'}; via ${served.via}): ` +
+        'Pgpool-II starts WITHOUT SSL when it cannot load its key or certificate, see its log';
+    // a refused connection is worth waiting for; a server that answered is not going to change its mind
+    if (Date.now() >= deadline || (served.pem === null && !/refused|timed out|errno=111/i.test(served.detail))) throw new TaskError(why);
+    await sleep(200);
+  }
+}
+
+/** libpq conninfo value: always single-quoted, \ and ' escaped. */
+export function conninfoValue(v: string | number): string {
+  return `'${String(v).replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+// The password arrives on stdin and goes into the environment of psql only: never argv.
+const LOGIN = 'PGPASSWORD=$(cat); export PGPASSWORD; exec "$1" -X -A -t -q -w -c "select 1" "$2"';
+
+/** SCRAM over TLS through pgpool to a backend; a few retries while pgpool finds its backends. */
+export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number): Promise<void> {
+  const conninfo = Object.entries({
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    dbname: c.dbname,
+    sslmode: 'verify-full',
+    sslrootcert: c.caFile,
+    connect_timeout: 10,
+    application_name: 'pgtls-verify',
+  })
+    .map(([k, v]) => `${k}=${conninfoValue(v)}`)
+    .join(' ');
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${c.psql} ${conninfo}`, { stdin: c.password, timeoutMs: 30_000 });
+      if (res.stdout.toString('utf8').trim() === '1') return;
+      throw new TaskError(`unexpected answer: ${res.stdout.toString('utf8').slice(0, 200)}`);
+    } catch (e) {
+      if (Date.now() >= deadline) {
+        const msg = e instanceof RemoteCommandError || e instanceof TaskError ? e.message : String(e);
+        throw new TaskError(`SCRAM login as ${c.user} over TLS (verify-full) through ${c.host}:${c.port} failed: ${msg}`);
+      }
+      await sleep(500);
+    }
+  }
+}
