@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/errors.js';
 /**
  * YAML loading with source positions.
  *
@@ -408,7 +409,13 @@ export function loadYamlFile(path: string): LoadedYaml {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : (e.message ?? String(err));
-    throw new Error(`cannot read YAML file ${path}: ${why}`, { cause: err });
+    throw new ConfigError([{ file: path, message: `cannot read YAML file: ${why}` }]);
   }
-  return loadYaml(text, path);
+  try {
+    return loadYaml(text, path);
+  } catch (e) {
+    // Bad YAML is bad input like any other: exit 2 with file and line, no host contacted.
+    if (e instanceof YamlSyntaxError) throw new ConfigError([{ file: e.file, line: e.line, message: `YAML syntax error: ${e.reason}` }]);
+    throw e;
+  }
 }

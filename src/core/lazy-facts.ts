@@ -4,7 +4,13 @@ import type { PlanContext } from './types.js';
 
 /** Every variable name referenced by the strings inside a value (task args, `when` list). */
 export function namesIn(value: unknown, out = new Set<string>(), condition = false): Set<string> {
-  if (typeof value === 'string') for (const n of referencedNames(value, { condition }).vars) out.add(n);
+  if (typeof value === 'string') {
+    try {
+      for (const n of referencedNames(value, { condition }).vars) out.add(n);
+    } catch {
+      // A syntax error is reported by the evaluation itself, with its file and line.
+    }
+  }
   else if (Array.isArray(value)) for (const v of value) namesIn(v, out, condition);
   else if (value && typeof value === 'object') for (const v of Object.values(value)) namesIn(v, out, condition);
   return out;

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
+import { ConfigError } from '../../src/core/errors.js';
 import * as assert from 'uvu/assert';
 import { loadYaml, loadYamlFile, YamlSyntaxError, type YamlPath } from '../../src/config/yaml.js';
 
@@ -292,8 +293,9 @@ test('loadYamlFile: reads a file and names it', () => {
       loadYamlFile(f);
       assert.unreachable('should throw');
     } catch (e) {
-      assert.instance(e, YamlSyntaxError);
-      assert.match((e as Error).message, `${f}:2:1: duplicated mapping key`);
+      // loadYamlFile turns syntax errors into bad input (exit 2) naming file and line.
+      assert.instance(e, ConfigError);
+      assert.equal((e as ConfigError).issues[0], { file: f, line: 2, message: 'YAML syntax error: duplicated mapping key' });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
