@@ -69,7 +69,7 @@ test('a real run converges every host, with the same changes --check announced',
     assert.is(r.stdout, `# managed by pgtls\nssl = on\nssl_cert_file = '/certs/${h.name}-${h.name}.crt'\n640\nreloaded\n`);
   }
   assert.match(run.stdout, /PLAY RECAP/);
-  for (const h of lab.hosts) assert.match(run.stdout, new RegExp(`${h.name}\\s+: ok=4 changed=4 unreachable=0 failed=0 skipped=1`));
+  for (const h of lab.hosts) assert.match(run.stdout, new RegExp(`${h.name}\\s+: ok=5 changed=4 unreachable=0 failed=0 skipped=1`));
 });
 
 test('a second run reports changed=0', async () => {
