@@ -12,7 +12,7 @@ command -v ansible-playbook >/dev/null || { echo "bench: needs ansible (apt-get 
 lab/lab.sh up --dir "$DIR" --hosts "$N" >/dev/null
 trap 'lab/lab.sh down --dir "$DIR" >/dev/null 2>&1 || true' EXIT
 INV=$DIR/inventory.yaml; KEY=$DIR/id_ed25519; KH=$DIR/known_hosts
-HOSTS=$(awk '/ansible_host:/ {print $NF}' "$INV" | tr -d '"' )
+HOSTS=$(grep -o 'ansible_host: [0-9.]*' "$INV" | awk '{print $2}' | sort -u)
 clean() { for h in $HOSTS; do ssh -i "$KEY" -o UserKnownHostsFile="$KH" -o BatchMode=yes root@"$h" 'rm -f /etc/postgresql/bench.conf' & done; wait; }
 secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -1; }
 
