@@ -10,6 +10,7 @@ import {
   writeRemoteFile,
 } from '../remote/files.js';
 import { HostShell } from '../remote/host-shell.js';
+import { preparePaths, recordPaths, type StateStore } from '../remote/state.js';
 import type { Transport } from '../remote/connection.js';
 import type { ShellCommand } from '../remote/sh.js';
 
@@ -85,7 +86,11 @@ export class HostSession {
             break;
           }
           const rollback = this.remember(action.path);
-          await writeRemoteFile(this.shell, action.path, action.content, { ...action, rollbackPath: rollback });
+          await writeRemoteFile(this.shell, action.path, action.content, {
+            ...action,
+            rollbackPath: rollback,
+            state: stateStore(ctx.vars),
+          });
           break;
         }
         case 'remove':
@@ -93,7 +98,7 @@ export class HostSession {
             this.overlay.set(action.path, null);
             break;
           }
-          await removeRemoteFile(this.shell, action.path, this.remember(action.path));
+          await removeRemoteFile(this.shell, action.path, this.remember(action.path), stateStore(ctx.vars));
           break;
         case 'exec':
           if (this.check) break; // cannot be simulated; the plan already says what would run
@@ -109,6 +114,9 @@ export class HostSession {
 
   private async runExec(action: ExecAction, ctx: PlanContext): Promise<void> {
     let res: ExecResult;
+    const touches = action.touches ?? [];
+    const store = stateStore(ctx.vars);
+    await preparePaths(this.shell, store, touches.map((path) => ({ path, rollback: this.remember(path) })));
     try {
       res = await this.shell.exec(action.cmd, {
         stdin: action.stdin,
@@ -119,6 +127,7 @@ export class HostSession {
     } catch (e) {
       throw new TaskError(`${action.description}: ${errorMessage(e)}`);
     }
+    await recordPaths(this.shell, store, touches);
     if (action.then) await this.apply(await action.then(res.stdout), ctx);
   }
 
@@ -181,3 +190,14 @@ function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: 
   }
   return p;
 }
+
+/** Where originals are remembered for an uninstall (vars pgtls_state_dir, pgtls_state_owner, pgtls_track_originals). */
+export function stateStore(vars: Readonly<Record<string, unknown>>): StateStore | null {
+  const track = vars.pgtls_track_originals;
+  if (track === false || track === 'false' || track === 'no') return null;
+  const dir = typeof vars.pgtls_state_dir === 'string' ? vars.pgtls_state_dir : DEFAULT_STATE_DIR;
+  const owner = typeof vars.pgtls_state_owner === 'string' ? vars.pgtls_state_owner : '';
+  return { dir, owner };
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/pgtls/state';

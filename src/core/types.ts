@@ -61,6 +61,11 @@ export interface ExecAction {
   user?: string;
   okCodes?: number[];
   timeoutMs?: number;
+  /**
+   * Files the command creates or changes (e.g. a private key generated on the host): the
+   * executor keeps their previous content for a rollback and their original for an uninstall.
+   */
+  touches?: string[];
   /** Follow-up actions computed from the command's output (e.g. sign the CSR a host printed). */
   then?: (stdout: Buffer) => Promise<Action[]> | Action[];
 }

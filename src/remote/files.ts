@@ -1,5 +1,6 @@
 import type { HostShell } from './host-shell.js';
 import { sh } from './sh.js';
+import { STATE_FUNCTIONS, type StateStore } from './state.js';
 
 export interface FileState {
   content: Buffer;
@@ -30,6 +31,8 @@ export interface WriteOptions {
   backup?: boolean;
   /** Where to keep the previous content for a rollback during this run ('' = no copy). */
   rollbackPath?: string;
+  /** Where pgtls remembers originals for an uninstall (null: not tracked). */
+  state?: StateStore | null;
 }
 
 /**
@@ -40,21 +43,21 @@ export interface WriteOptions {
  * Prints `backup=PATH` when a backup was made.
  */
 const WRITE_SCRIPT = `set -eu
-dst=$1 mode=$2 owner=$3 group=$4 backup=$5 rollback=$6
+dst=$1 mode=$2 owner=$3 group=$4 backup=$5 rollback=$6 state=$7 sowner=$8
+${STATE_FUNCTIONS}
 dir=$(dirname -- "$dst")
 umask 077
 tmp=$(mktemp "$dir/.pgtls-tmp.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
 sync -- "$tmp" 2>/dev/null || sync
+pgtls_prepare "$dst" "$rollback"
 if [ -e "$dst" ]; then
   chown --reference="$dst" -- "$tmp" 2>/dev/null || true
   chmod --reference="$dst" -- "$tmp"
-  if [ -n "$rollback" ] && [ ! -e "$rollback" ]; then cp -p -- "$dst" "$rollback"; fi
   if [ "$backup" = 1 ]; then b="$dst.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p -- "$dst" "$b"; echo "backup=$b"; fi
 else
   chmod 0644 -- "$tmp"
-  if [ -n "$rollback" ] && [ ! -e "$rollback" ]; then : > "$rollback.absent"; fi
 fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
@@ -69,20 +72,19 @@ export async function writeRemoteFile(
 ): Promise<{ backupPath?: string }> {
   // The validate command is playbook-author shell (as in Ansible); %s becomes the quoted temp path.
   const validate = opts.validate ? `${opts.validate.split('%s').join('"$tmp"')} >&2\n` : '';
-  const script = `${WRITE_SCRIPT}${validate}mv -f -- "$tmp" "$dst"\ntrap - EXIT\nsync -- "$dir" 2>/dev/null || true\n`;
+  const script = `${WRITE_SCRIPT}${validate}mv -f -- "$tmp" "$dst"\ntrap - EXIT\nsync -- "$dir" 2>/dev/null || true\npgtls_record "$dst"\n`;
   const res = await shell.exec(
-    sh`sh -c ${script} pgtls-write ${path} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.rollbackPath ?? ''}`,
+    sh`sh -c ${script} pgtls-write ${path} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.rollbackPath ?? ''} ${opts.state?.dir ?? ''} ${opts.state?.owner ?? ''}`,
     { stdin: content },
   );
   const m = /^backup=(.*)$/m.exec(res.stdout.toString('utf8'));
   return m?.[1] ? { backupPath: m[1] } : {};
 }
 
-/** Removes a file, keeping its content for a rollback during this run when asked. */
-export async function removeRemoteFile(shell: HostShell, path: string, rollbackPath = ''): Promise<void> {
-  await shell.exec(
-    sh`if [ -e ${path} ]; then if [ -n ${rollbackPath} ] && [ ! -e ${rollbackPath} ]; then mv -f -- ${path} ${rollbackPath}; else rm -f -- ${path}; fi; fi`,
-  );
+/** Removes a file, keeping its content for a rollback during this run and its original for an uninstall. */
+export async function removeRemoteFile(shell: HostShell, path: string, rollbackPath: string, state: StateStore | null): Promise<void> {
+  const script = `set -eu\np=$1 rb=$2 state=$3 sowner=$4\n${STATE_FUNCTIONS}\n[ -e "$p" ] || exit 0\npgtls_prepare "$p" "$rb"\nrm -f -- "$p"\npgtls_record "$p"\n`;
+  await shell.exec(sh`sh -c ${script} pgtls-remove ${path} ${rollbackPath} ${state?.dir ?? ''} ${state?.owner ?? ''}`);
 }
 
 /** Puts back what the rollback copies hold (newest run only), then drops the copies. */
