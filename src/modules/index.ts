@@ -1,6 +1,7 @@
 import type { ModuleDef } from '../core/types.js';
 import { shell } from './command/module.js';
 import { lineinfile } from './lineinfile/module.js';
+import { restoreOriginals } from './restore-originals/module.js';
 import { gencert } from './gencert/module.js';
 import { pgHba } from './pg-hba/module.js';
 import { restart } from './pg-service/module.js';
@@ -11,7 +12,7 @@ import { poolHba } from './pool-hba/module.js';
 
 /** Every module a playbook can use, by its YAML name. */
 export const modules: ReadonlyMap<string, ModuleDef> = new Map<string, ModuleDef>(
-  [lineinfile, shell].map((m) => [m.name, m as unknown as ModuleDef]),
+  [lineinfile, shell, restoreOriginals].map((m) => [m.name, m as unknown as ModuleDef]),
 );
 // PostgreSQL TLS + SCRAM (issue "Encryption in transit")
 for (const m of [gencert, resetPassword, restart, pgHba]) (modules as Map<string, ModuleDef>).set(m.name, m as unknown as ModuleDef);

@@ -41,8 +41,10 @@ writeFileSync(
 let lab: Lab;
 const hashes = () => Promise.all(lab.hosts.map((h) => lab.sha256Tree(h.name, ['/etc/postgresql'])));
 
-test.before(async () => {
+// Brought up inside a test, not test.before: uvu 0.5 reports a throwing before() as 0 tests passed.
+test('a lab of 3 hosts comes up', async () => {
   lab = await labUp({ hosts: 3, dir: join(work, 'lab') });
+  assert.is(lab.hosts.length, 3);
 });
 test.after(async () => {
   await lab?.down();

@@ -98,7 +98,8 @@ async function pgEnc(root: string, name: string, keyFile: string | Buffer, via: 
 const ctx = { root: '' };
 const test = suite('pool_passwd vs pg_enc');
 
-test.before(async () => {
+// A first test, not test.before(): uvu 0.5 swallows errors thrown in before().
+test('setup', async () => {
   ctx.root = await mkdtemp(path.join(os.tmpdir(), 'pgtls-poolpw-'));
 });
 test.after(async () => {

@@ -83,7 +83,8 @@ function nameDer(pem: string, which: 'issuer' | 'subject'): string {
 
 const test = suite('x509');
 
-test.before(async () => {
+// A first test, not test.before(): uvu 0.5 swallows errors thrown in before().
+test('setup', async () => {
   S.dir = await mkdtemp(path.join(os.tmpdir(), 'pgtls-x509-'));
   S.pool = Array.from({ length: 18 }, () => generateKeyPair(2048));
   S.ca = await createCA({ commonName: 'pgtls test CA', days: 30, keyPem: (await pooledKey()).keyPem });
