@@ -52,15 +52,21 @@
 # Passwords come from LAB_WEBADMIN_PASSWORD, LAB_APP_PASSWORD, LAB_REPL_PASSWORD, LAB_PGPOOL_PASSWORD
 # (defaults below) and only ever travel through stdin or files, never through argv.
 # Standbys (--standby pg2:pg1) are made with pg_basebackup -R and stream with sslmode=prefer.
-# Pgpool-II (--pgpool pg3:pg1,pg2): Debian's pgpool2 at /etc/pgpool2, started with /etc/init.d/pgpool2.
+# Pgpool-II (--pgpool pg3:pg1,pg2): Debian's pgpool2 at /etc/pgpool2 (package pgpool.conf + port 9999,
+# listen '*', backends, sockets/pid in /var/run/postgresql, logdir /var/log/pgpool, ssl off,
+# enable_pool_hba off, allow_clear_text_frontend_auth on, sr_check_user pgpool with its password taken
+# from pool_passwd, health checks off), pool_hba.conf + "host all all 0.0.0.0/0 md5", a random key in
+# ~postgres/.pgpoolkey and pool_passwd holding only the pgpool user's AES entry (what a cluster installer
+# leaves). Started with /etc/init.d/pgpool2 start. Before TLS, any role logs in through it with
+# sslmode=disable (clear text to pgpool, md5 to the backends); pg_hba allows user pgpool from each pgpool host.
 #
 # Outputs in DIR: id_ed25519(.pub) (client key), known_hosts, ssh_config, inventory.yaml, and per host
-# DIR/pgI/{fs,init.pid,*.log} (*.log: what lab.sh did there). `up` first removes any lab left over
-# (whatever its DIR), then wipes the per-host state and DIR/ca. `down` leaves no process, namespace,
-# mount, veth or bridge behind.
+# DIR/pgI/{fs,init.pid,*.log} (*.log: what lab.sh did there), DIR/lab.slot. `up` first tears down the
+# DIR's previous lab and reclaims dead ones (see Slots), then wipes the per-host state and DIR/ca (the
+# client key is kept). `down` leaves no process, namespace, mount, veth or bridge behind.
 #
 # Needs root, iproute2, util-linux, openssh-server; postgresql-15 for --postgres, pgpool2 for --pgpool,
-# sudo for --user. Only one lab can be up at a time (fixed names); up/down take a lock.
+# sudo for --user. up/down/gc take a short lock (/run/pgtls-lab.lock) while they choose or free slots.
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -336,19 +342,22 @@ take_lock() { exec 9>"$LOCK"; flock -w 120 9 || die "another lab.sh up/down is r
 # ---------------------------------------------------------------------------------------------
 # __init: PID 1 of a lab host (runs inside the new network/mount/UTS/IPC/PID namespaces)
 # ---------------------------------------------------------------------------------------------
+# Args: DIR NAME NHOSTS SLOT AUTHORIZED_KEY. DIR may be anywhere, even under /tmp or /root, which the
+# binds hide: so DIR is only used before them, and readiness is reported on stdout (DIR/NAME/init.log).
 host_init() {
   DIR=$1; NHOSTS=$3; set_slot "$4"
-  local name=$2 p
-  local S=$DIR/$name/.stage
-  # Build the host's private directories on a tmpfs, bind them into place, then drop the staging
-  # mount point (the bind mounts keep the tmpfs alive until the host's last process is gone).
+  local name=$2 authkey=$5 p S=""
+  mount --bind "$DIR/bin/logger" /usr/bin/logger
+  # Build the host's private directories on a tmpfs mounted on a neutral directory, bind them into
+  # place, then unmount the staging point (the binds keep the tmpfs alive while the host lives).
+  for p in /mnt /media /srv /opt; do [ -d "$p" ] && { S=$p; break; }; done
+  [ -n "$S" ] || { echo "no /mnt, /media, /srv or /opt to stage on" >&2; exit 1; }
   mount -t tmpfs -o mode=0755 pgtls-lab "$S"
-  seed_host "$name" "$S"
+  seed_host "$name" "$S" "$authkey"
   for p in /etc /root /home /tmp /var/lib/postgresql /var/log; do
     mount --bind "$S$p" "$p"
   done
   umount "$S"
-  mount --bind "$DIR/bin/logger" /usr/bin/logger
   mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run       # what a boot gives a real server
   install -d -m 0755 /run/sshd
   install -d -m 1777 /run/lock
@@ -356,7 +365,7 @@ host_init() {
   : > /run/utmp
   mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
   hostname "$name"
-  touch "$DIR/$name/init.ready"
+  echo READY
   # Stay PID 1: bash reaps every orphan that is re-parented to it while it waits.
   trap 'exit 0' TERM
   while :; do sleep 3600 & wait $! || true; done
@@ -365,11 +374,10 @@ host_init() {
 # ---------------------------------------------------------------------------------------------
 # up
 # ---------------------------------------------------------------------------------------------
-# seed_host NAME F: build the host's private directories under F (run by its PID 1, before the
-# bind mounts, so / is still this machine's), including its sshd setup.
+# seed_host NAME F AUTHORIZED_KEY: build the host's private directories under F (run by its PID 1,
+# before the bind mounts, so / is still this machine's), including its sshd setup.
 seed_host() {
-  local h=$1 F=$2 ip j; ip=$(ip_of "$h")
-  local H=$DIR/$h
+  local h=$1 F=$2 authkey=$3 j
   mkdir -p "$F/var/lib" "$F/var/log"
   # /etc: a copy of this machine's /etc, then made this host's
   cp -a /etc "$F/etc"
@@ -416,12 +424,11 @@ MaxStartups 100:30:200
 MaxSessions 30
 Subsystem sftp internal-sftp
 EOF
-  echo "$ip $(cut -d' ' -f1,2 "$F/etc/ssh/ssh_host_ed25519_key.pub")" > "$H/known_hosts"
   # /root: Debian's defaults (not this machine's slow .bashrc) and the lab key
   install -d -m 0700 "$F/root" "$F/root/.ssh"
   cp /usr/share/base-files/dot.bashrc "$F/root/.bashrc"
   cp /usr/share/base-files/dot.profile "$F/root/.profile"
-  install -m 0600 "$DIR/id_ed25519.pub" "$F/root/.ssh/authorized_keys"
+  ( umask 077; echo "$authkey" > "$F/root/.ssh/authorized_keys" )
   install -d -m 0755 "$F/home"
   install -d -m 1777 "$F/tmp"
   install -d -m 0755 -o postgres -g postgres "$F/var/lib/postgresql"
@@ -439,7 +446,6 @@ EOF
 start_host() {
   local h=$1 i=${1#pg} ip; ip=$(ip_of "$h")
   local ns=$NSP-$h H=$DIR/$h
-  mkdir -p "$H/.stage"
   ip netns add "$ns"
   ip link add "$VP$i" type veth peer name eth0 netns "$ns"
   ip link set "$VP$i" master "$BR" up
@@ -449,7 +455,7 @@ start_host() {
   # setsid: not in our process group (a caller's timeout must not kill the lab). ip netns exec execs
   # unshare, which forks the host's PID 1; so $! is unshare and PID 1 is its only child.
   setsid ip netns exec "$ns" unshare --fork --pid --mount-proc --uts --ipc --mount --propagation private \
-    -- bash "$SELF" __init "$DIR" "$h" "$NHOSTS" "$SLOT" </dev/null >>"$H/init.log" 2>&1 9>&- &
+    -- bash "$SELF" __init "$DIR" "$h" "$NHOSTS" "$SLOT" "$(cat "$DIR/id_ed25519.pub")" </dev/null >>"$H/init.log" 2>&1 9>&- &
   echo "$!" > "$H/unshare.pid"
 }
 
@@ -457,23 +463,31 @@ start_host() {
 finish_host() {
   local h=$1 H=$DIR/$1 upid child="" n
   upid=$(cat "$H/unshare.pid")
-  wait_until 10 "$h to start" test -e "$H/init.ready" || { cat "$H/init.log" >&2; return 1; }
-  for ((n = 0; n < 100; n++)); do child=$(pgrep -P "$upid" || true); [ -n "$child" ] && break; sleep 0.05; done
+  for ((n = 0; n < 200; n++)); do
+    grep -qx READY "$H/init.log" 2>/dev/null && break
+    case $(awk '{ print $3 }' "/proc/$upid/stat" 2>/dev/null || echo X) in
+      X|Z) cat "$H/init.log" >&2; die "$h failed to start" ;;   # unshare exited: PID 1 died
+    esac
+    sleep 0.05
+  done
+  grep -qx READY "$H/init.log" || { cat "$H/init.log" >&2; die "$h did not start in 10 s"; }
+  child=$(pgrep -P "$upid" || true)
   [ -n "$child" ] || die "cannot find PID 1 of $h"
   echo "$child" > "$H/init.pid"
   ln -sfn "/proc/$child/root" "$H/fs"
+  echo "$(ip_of "$h") $(cut -d' ' -f1,2 "$H/fs/etc/ssh/ssh_host_ed25519_key.pub")" > "$H/known_hosts"
   hx "$h" /usr/sbin/sshd -E /var/log/auth.log
   if [ -n "$LOGIN_USER" ]; then
     hx "$h" bash -c '
-      set -e; u=$1; key=$2
+      set -e; u=$1
       id "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash -U "$u"
       usermod -p "*" "$u"                       # not "locked": sshd without PAM accepts it
       echo "$u ALL=(ALL:ALL) NOPASSWD: ALL" > "/etc/sudoers.d/pgtls-lab-$u"
       chmod 0440 "/etc/sudoers.d/pgtls-lab-$u"
       home=$(getent passwd "$u" | cut -d: -f6)
       install -d -m 0700 -o "$u" -g "$u" "$home/.ssh"
-      install -m 0600 -o "$u" -g "$u" "$key" "$home/.ssh/authorized_keys"
-    ' - "$LOGIN_USER" "$DIR/id_ed25519.pub"
+      ( umask 077; cat > "$home/.ssh/authorized_keys" ); chown "$u:" "$home/.ssh/authorized_keys"
+    ' - "$LOGIN_USER" < "$DIR/id_ed25519.pub"
   fi
 }
 
@@ -513,7 +527,7 @@ pg_primary_job() {
   step "roles"
   {
     echo "SET password_encryption = 'md5';"
-    echo "CREATE ROLE webadmin LOGIN SUPERUSER CREATEDB CREATEROLE REPLICATION PASSWORD $(sql_lit "$WEBADMIN_PW");"
+    echo "CREATE ROLE webadmin LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD $(sql_lit "$WEBADMIN_PW");"
     echo "CREATE ROLE appuser LOGIN PASSWORD $(sql_lit "$APP_PW");"
     echo "CREATE ROLE legacy LOGIN PASSWORD $(sql_lit "$LEGACY_PW");"
     echo "CREATE ROLE replicator LOGIN REPLICATION PASSWORD $(sql_lit "$REPL_PW");"
@@ -710,14 +724,15 @@ cmd_up() {
   # Choose a slot (under the lock): reclaim dead labs, reuse this DIR's slot, else --slot, else the lowest free.
   take_lock
   gc_slots
-  local k slot=""
-  if [ -s "$DIR/lab.slot" ]; then
-    k=$(cat "$DIR/lab.slot")
-    if [ "$(sed -n 1p "$REGISTRY/slot.$k" 2>/dev/null)" = "$DIR" ]; then
-      teardown_slot "$k"
-      [ -n "$want_slot" ] && [ "$want_slot" != "$k" ] || slot=$k
-    fi
-  fi
+  local k f slot=""
+  # A DIR holds one lab: tear down every lab registered for this DIR (also when the DIR was deleted
+  # and re-created since), and reuse its slot.
+  for f in "$REGISTRY"/slot.*; do
+    [ -e "$f" ] && [ "$(sed -n 1p "$f")" = "$DIR" ] || continue
+    k=${f##*.}
+    teardown_slot "$k"
+    if [ -z "$slot" ] && { [ -z "$want_slot" ] || [ "$want_slot" = "$k" ]; }; then slot=$k; fi
+  done
   slot_free() {
     [ ! -e "$REGISTRY/slot.$1" ] && ! used_slots | grep -qx "$1" && ! ip -o -4 addr show 2>/dev/null | grep -q " 10\.231\.$1\."
   }
@@ -797,7 +812,7 @@ cmd_down() {
         teardown_slot "$k"
       fi   # else: the slot has been given to another lab since; nothing of ours is left
     fi
-    rm -f "$DIR"/pg*/init.pid "$DIR"/pg*/init.ready 2>/dev/null || true
+    rm -f "$DIR"/pg*/init.pid 2>/dev/null || true
   fi
   log "down in $(since "$t0")s"
 }

@@ -2,6 +2,7 @@
 // checked from the outside with the real OpenSSH client and psql.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync, readFileSync } from 'node:fs';
 import { labAvailable, labDown, labUnavailableReason, labUp, run, type Lab } from './lab.js';
 
 let lab: Lab | undefined;
@@ -43,7 +44,8 @@ if (!labAvailable()) {
     const t0 = Date.now();
     lab = await labUp({ hosts: 3, postgres: ['pg1', 'pg2'], standby: { pg2: 'pg1' }, pgpool: { pg3: ['pg1', 'pg2'] } });
     console.log(`  (lab up in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-    assert.equal(lab.hosts.map((h) => `${h.name}=${h.ip}`), ['pg1=10.231.0.11', 'pg2=10.231.0.12', 'pg3=10.231.0.13']);
+    const net = `10.231.${lab.slot}`;
+    assert.equal(lab.hosts.map((h) => `${h.name}=${h.ip}`), [`pg1=${net}.11`, `pg2=${net}.12`, `pg3=${net}.13`]);
   });
 
   test('ssh (OpenSSH, strict host key checking): each host answers with its own hostname', async () => {
@@ -147,13 +149,17 @@ if (!labAvailable()) {
     const l = up();
     await l.down();
     lab = undefined;
+    // (other labs may be up on this machine: look at this lab's slot only)
+    const nsPrefix = l.slot === 0 ? 'pgtls-' : `pgtls${l.slot}-`;
     const ns = await run('ip', ['netns', 'list']);
-    assert.not.match(ns.stdout, /pgtls-/);
-    const br = await run('ip', ['link', 'show', 'pgtlsbr0']);
+    assert.not.ok(ns.stdout.split('\n').some((line) => line.startsWith(nsPrefix)), ns.stdout);
+    const br = await run('ip', ['link', 'show', `pgtlsbr${l.slot}`]);
     assert.is.not(br.code, 0);
-    // every process of a host lives in its PID namespace, whose PID 1 is "lab.sh __init": none may be left
-    const ps = await run('bash', ['-c', 'ps -eo stat=,args= | grep -v "^Z" | grep "lab.sh __init" | grep -v grep || true']);
-    assert.is(ps.stdout, '');
+    // every process of a host lives in its PID namespace, whose PID 1 is "lab.sh __init DIR ...": none may be left
+    const ps = await run('ps', ['-eo', 'stat=,args=']);
+    const left = ps.stdout.split('\n').filter((line) => !line.startsWith('Z') && line.includes(`lab.sh __init ${l.dir} `));
+    assert.equal(left, []);
+    assert.not.ok(existsSync(`/run/pgtls-lab/slot.${l.slot}`) && readFileSync(`/run/pgtls-lab/slot.${l.slot}`, 'utf8').startsWith(`${l.dir}\n`));
   });
 
   test.after(async () => {

@@ -6,19 +6,22 @@
 //   await lab.sql('pg1', 'select 1');                // psql as postgres over the local socket
 //   await lab.down();
 //
-// Only one lab can be up at a time on a machine (lab.sh uses fixed namespace/bridge names), so e2e
-// test files must run one after another (uvu does). Needs root: check labAvailable() first.
+// Several labs can be up at once (each in its own lab.sh "slot" with its own subnet 10.231.K.0/24;
+// the first lab gets slot 0 = 10.231.0.0/24): never hard-code addresses, use lab.ip('pg1') or the
+// inventory. By default each test process gets its own DIR (<repo>/.lab/run-<pid>) and owns its lab:
+// if the process dies without down(), the next labUp() anywhere reclaims it.
+// Needs root: check labAvailable() first.
 //
 // uvu pitfall: an exception thrown in test.before() is swallowed by uvu 0.5 (the file then "passes"
 // with 0 tests run and exit code 0). Bring the lab up inside a test(), not in test.before().
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface LabOptions {
-  /** Lab directory (default: <repo>/.lab). */
+  /** Lab directory (default: <repo>/.lab/run-<pid>). Bringing a lab up on a DIR replaces that DIR's previous lab. */
   dir?: string;
   /** Number of hosts pg1..pgN (default 3). */
   hosts?: number;
@@ -54,6 +57,8 @@ export interface LabHost {
 
 export interface Lab {
   dir: string;
+  /** lab.sh slot: addresses are 10.231.<slot>.(10+i). */
+  slot: number;
   inventoryPath: string;
   knownHostsPath: string;
   keyPath: string;
@@ -94,8 +99,6 @@ export function labPasswords(env: NodeJS.ProcessEnv = process.env): LabPasswords
     legacy: 'legacy-pw',
   };
 }
-
-const NET = '10.231.0';
 
 function findRepoRoot(): string {
   let d = path.dirname(fileURLToPath(import.meta.url));
@@ -197,17 +200,43 @@ function sqlIdent(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
 
-function hostIp(name: string): string {
+function hostIp(slot: number, name: string): string {
   const m = /^pg(\d+)$/.exec(name);
   if (!m) throw new Error(`not a lab host name: ${name}`);
-  return `${NET}.${10 + Number(m[1])}`;
+  return `10.231.${slot}.${10 + Number(m[1])}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove <repo>/.lab/run-<pid> dirs of processes that are gone (their labs are reclaimed by lab.sh). */
+function removeStaleRunDirs(): void {
+  const base = path.join(REPO_ROOT, '.lab');
+  let names: string[] = [];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^run-(\d+)$/.exec(n);
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+      rmSync(path.join(base, n), { recursive: true, force: true });
+    }
+  }
 }
 
 /** Bring a lab up (tearing down whatever lab was up before). */
 export async function labUp(opts: LabOptions = {}): Promise<Lab> {
-  const dir = path.resolve(opts.dir ?? path.join(REPO_ROOT, '.lab'));
+  const dir = path.resolve(opts.dir ?? path.join(REPO_ROOT, '.lab', `run-${process.pid}`));
   const n = opts.hosts ?? 3;
-  const args = [LAB_SH, 'up', '--dir', dir, '--hosts', String(n)];
+  const args = [LAB_SH, 'up', '--dir', dir, '--hosts', String(n), '--owner-pid', String(process.pid)];
   if (opts.postgres?.length) args.push('--postgres', opts.postgres.join(','));
   for (const [standby, primary] of Object.entries(opts.standby ?? {})) args.push('--standby', `${standby}:${primary}`);
   for (const [host, backends] of Object.entries(opts.pgpool ?? {})) args.push('--pgpool', `${host}:${backends.join(',')}`);
@@ -225,20 +254,24 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     if (process.env['LAB_KEEP_ON_FAILURE'] !== '1') await labDown(dir).catch(() => {});
     throw new Error(`lab.sh up failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
   }
-  return makeLab(dir, n, opts.user ?? 'root');
+  removeStaleRunDirs();
+  const slot = Number(readFileSync(path.join(dir, 'lab.slot'), 'utf8').trim());
+  return makeLab(dir, slot, n, opts.user ?? 'root');
 }
 
-/** Tear down whatever lab is up (any dir). */
-export async function labDown(dir?: string): Promise<void> {
+/** Tear down the lab of `dir` (all labs on this machine with `{ all: true }`). */
+export async function labDown(dir: string | { all: true }): Promise<void> {
   const args = [LAB_SH, 'down'];
-  if (dir) args.push('--dir', dir);
+  if (typeof dir === 'string') args.push('--dir', dir);
+  else args.push('--all');
   const r = await run('bash', args, { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`lab.sh down failed (exit ${r.code}):\n${r.stderr}`);
 }
 
-function makeLab(dir: string, n: number, user: string): Lab {
+function makeLab(dir: string, slot: number, n: number, user: string): Lab {
+  const ipOf = (name: string): string => hostIp(slot, name);
   const hosts: LabHost[] = [];
-  for (let i = 1; i <= n; i++) hosts.push({ name: `pg${i}`, ip: hostIp(`pg${i}`) });
+  for (let i = 1; i <= n; i++) hosts.push({ name: `pg${i}`, ip: ipOf(`pg${i}`) });
   const keyPath = path.join(dir, 'id_ed25519');
   const knownHostsPath = path.join(dir, 'known_hosts');
 
@@ -247,6 +280,7 @@ function makeLab(dir: string, n: number, user: string): Lab {
 
   const lab: Lab = {
     dir,
+    slot,
     inventoryPath: path.join(dir, 'inventory.yaml'),
     knownHostsPath,
     keyPath,
@@ -254,7 +288,7 @@ function makeLab(dir: string, n: number, user: string): Lab {
     user,
     hosts,
     passwords: labPasswords(),
-    ip: hostIp,
+    ip: ipOf,
     exec,
 
     async sql(host, sql, opts = {}) {
@@ -291,7 +325,7 @@ function makeLab(dir: string, n: number, user: string): Lab {
     },
 
     ssh(host, cmd, opts = {}) {
-      const ip = /^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : hostIp(host);
+      const ip = /^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : ipOf(host);
       return run(
         'ssh',
         [
