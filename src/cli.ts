@@ -5,7 +5,6 @@ import { runPlaybook, type RunReport } from './core/runner.js';
 import { renderDiff } from './report/diff.js';
 import { writeJsonReport } from './report/json.js';
 import { LineReporter } from './report/line-reporter.js';
-import { ListrReporter } from './report/listr-reporter.js';
 import { exitCodeOf, recapLines } from './report/recap.js';
 import { makeStyle } from './report/style.js';
 
@@ -89,7 +88,8 @@ async function runCommand(argv: string[]): Promise<number> {
   if (problems.length) throw new ConfigError(problems);
 
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
-  const reporter: Reporter = interactive ? new ListrReporter() : new LineReporter();
+  // listr2 is loaded only for a terminal: CI logs and pipes do not pay for it.
+  const reporter: Reporter = interactive ? new (await import('./report/listr-reporter.js')).ListrReporter() : new LineReporter();
   const abort = new AbortController();
   let signals = 0;
   const onSignal = () => {
