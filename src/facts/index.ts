@@ -1,5 +1,6 @@
 import type { PlanContext } from '../core/types.js';
 import { pgpoolFacts } from './pgpool.js';
+import { postgresFacts } from './postgres.js';
 
 /**
  * Facts computed on demand: a variable named here that a task references and
@@ -12,5 +13,4 @@ export interface FactProvider {
   provide(ctx: PlanContext): Promise<unknown>;
 }
 
-export const factProviders: Record<string, FactProvider> = {};
-Object.assign(factProviders, pgpoolFacts);
+export const factProviders: Record<string, FactProvider> = { ...postgresFacts, ...pgpoolFacts };
