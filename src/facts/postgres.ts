@@ -139,7 +139,8 @@ const SETTINGS_SQL = `select json_build_object(
 /** psql that never prompts, never reads ~/.psqlrc, stops at the first error; SQL comes on stdin. */
 export function psqlCommand(s: Pick<PgServer, 'binDir' | 'socketDir' | 'port'>, db = 'postgres'): ShellCommand {
   const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
-  return sh`${psql} -X -A -t -q -w -v ON_ERROR_STOP=1 -h ${s.socketDir} -p ${s.port} -d ${db}`;
+  // cd /: run as the DB user from root's cwd, psql would complain that it cannot access it
+  return sh`cd / && exec ${psql} -X -A -t -q -w -v ON_ERROR_STOP=1 -h ${s.socketDir} -p ${s.port} -d ${db}`;
 }
 
 /** Runs read-only SQL as the server's OS user; returns stdout. */

@@ -15,6 +15,7 @@ import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
 
 const KEY_PROBE = `
+cd / || exit 1
 key=$1
 st=$(stat -L -c '%a %U' -- "$key" 2>&1) || { echo "nostat $st"; exit 0; }
 echo "stat $st"

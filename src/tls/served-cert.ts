@@ -42,6 +42,8 @@ export async function servedCertOnHost(ctx: PlanContext, addr: string, port: num
   const out = (await ctx.query(sh`sh -c ${S_CLIENT} pgtls-s-client ${target}`)).stdout.toString('utf8');
   if (out.startsWith('pgtls: no openssl')) return null;
   const m = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(out);
+  // OpenSSL before 1.1.1 has no `-starttls postgres`: ask from the controller instead
+  if (!m && /unknown option|bad starttls|value must be one of/i.test(out)) return null;
   const detail = out.split('\n').filter((l) => /error|errno|refused|didn't|unable/i.test(l)).slice(0, 2).join(' | ');
   return { pem: m ? `${m[0]}\n` : null, via: 'openssl on the host', detail };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -11,6 +11,9 @@ import { parseCsrs, parseProbe } from '../../src/modules/gencert/host.js';
 // gencert's "may the existing certificate stay?" decision, on real certificates made with src/crypto/x509.ts.
 
 const DAY = 86_400_000;
+const tmp = mkdtempSync(join(tmpdir(), 'pgtls-gencert-test-'));
+const tmpDir = () => mkdtempSync(join(tmp, 'ca-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
 let ca: CertAndKey;
 let otherCa: CertAndKey;
 let key: { keyPem: string; publicKeyPem: string };
@@ -131,7 +134,7 @@ for (const r of rows) {
 }
 
 test('CA store: concurrent callers get one CA; files 0600/0644; --check never creates', async () => {
-  const dir = join(mkdtempSync(join(tmpdir(), 'pgtls-ca-')), 'ca');
+  const dir = join(tmpDir(), 'ca');
   const opts = { dir, commonName: 'pgtls CA', days: 3650, keyBits: 2048 };
   assert.is(await loadOrCreateCa({ ...opts, create: false }), null, 'check mode: absent CA is not created');
   assert.not.ok(readdirSafe(dir).length);
@@ -144,7 +147,7 @@ test('CA store: concurrent callers get one CA; files 0600/0644; --check never cr
 });
 
 test('CA store: a second process losing the link() race uses the winner\'s CA', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgtls-ca-'));
+  const dir = tmpDir();
   // the "other process" already published its CA: we must read it, not overwrite it
   const theirs = await createCA({ commonName: 'theirs', keyBits: 2048 });
   writeFileSync(join(dir, 'ca.key'), theirs.keyPem, { mode: 0o600 });
@@ -154,7 +157,7 @@ test('CA store: a second process losing the link() race uses the winner\'s CA', 
 });
 
 test('CA store: a key that does not match the certificate is refused', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgtls-ca-'));
+  const dir = tmpDir();
   writeFileSync(join(dir, 'ca.key'), otherCa.keyPem, { mode: 0o600 });
   writeFileSync(join(dir, 'ca.crt'), ca.certPem);
   try {

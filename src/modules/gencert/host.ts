@@ -73,16 +73,31 @@ export function parseProbe(out: string): ProbeResult {
 const KEYGEN = `set -eu
 umask 077
 bits=$1 owner=$2 group=$3; shift 3
+# all keys at once (RSA key generation is the slow part), then one CSR each
+n=0
+for a in "$@"; do
+  n=$((n + 1)); [ $((n % 2)) -eq 0 ] || continue
+  rm -f -- "$a" "$a.err"
+  openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" -out "$a" 2>"$a.err" &
+done
+wait
+fail=0
+n=0
+for a in "$@"; do
+  n=$((n + 1)); [ $((n % 2)) -eq 0 ] || continue
+  [ -s "$a" ] || fail=1
+  grep -v '^[.+*]*$' "$a.err" >&2 || true
+  rm -f -- "$a.err"
+done
+if [ "$fail" = 1 ]; then
+  n=0; for a in "$@"; do n=$((n + 1)); [ $((n % 2)) -eq 0 ] && rm -f -- "$a"; done
+  exit 1
+fi
 while [ $# -ge 2 ]; do
   name=$1 new=$2; shift 2
-  cnf="$new.cnf"
-  rm -f -- "$new" "$cnf"
-  if ! err=$(openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" -out "$new" 2>&1); then
-    printf '%s\\n' "$err" | grep -v '^[.+*]*$' >&2 || true
-    rm -f -- "$new"; exit 1
-  fi
   chown -- "$owner:$group" "$new"
   chmod 600 -- "$new"
+  cnf="$new.cnf"
   printf '[req]\\ndistinguished_name = dn\\nprompt = no\\n[dn]\\nCN = pgtls-csr\\n' > "$cnf"
   echo "csr $name"
   openssl req -new -key "$new" -config "$cnf" -sha256

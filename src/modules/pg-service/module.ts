@@ -44,15 +44,24 @@ const args = z
   })
   .strict();
 
-/** Files whose change needs a reload, with the modification times on the host (epoch seconds). */
+/**
+ * Modification times (epoch seconds) of the files whose change needs a reload. Nanoseconds when the
+ * host's stat can print them (%.9Y); an old coreutils prints whole seconds, then a file written in the
+ * same second as the last reload counts as newer (one reload too many, never one too few).
+ */
 async function mtimes(ctx: PlanContext, files: string[]): Promise<Map<string, number>> {
-  const out = (await ctx.query(sh`stat -L -c ${'%.9Y %n'} -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8');
-  const m = new Map<string, number>();
-  for (const line of out.split('\n')) {
-    const i = line.indexOf(' ');
-    if (i > 0) m.set(line.slice(i + 1), Number(line.slice(0, i)));
-  }
-  return m;
+  const parse = (out: string, bump: number) => {
+    const m = new Map<string, number>();
+    for (const line of out.split('\n')) {
+      const i = line.indexOf(' ');
+      const t = Number(line.slice(0, i));
+      if (i > 0 && Number.isFinite(t)) m.set(line.slice(i + 1), t + bump);
+    }
+    return m;
+  };
+  const fine = parse((await ctx.query(sh`stat -L -c ${'%.9Y %n'} -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8'), 0);
+  if (fine.size > 0 || files.length === 0) return fine;
+  return parse((await ctx.query(sh`stat -L -c ${'%Y %n'} -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8'), 0.999999999);
 }
 
 /** --check: files an earlier task of this run would have changed (the overlay differs from the disk). */

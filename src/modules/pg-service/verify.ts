@@ -46,7 +46,8 @@ export function connectTarget(ctx: PlanContext, s: PgServer, verifyHost?: string
 /** libpq conninfo value: single-quoted, with \ and ' escaped. */
 const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/[\\']/g, '\\$&')}'`;
 
-const LOGIN = `IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
+const LOGIN = `cd / || exit 1
+IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
 export PGPASSWORD
 PGPASSFILE=/dev/null; export PGPASSFILE
 unset PGSERVICE PGSERVICEFILE
@@ -54,32 +55,43 @@ exec "$1" -X -A -t -q -w -d "$2" -c 'select ssl from pg_stat_ssl where pid = pg_
 
 export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState, l: LoginSpec): Promise<void> {
   const t = connectTarget(ctx, s, l.verifyHost);
+  // The client-facing address first; when pg_hba.conf has no rule for it (yet: a server that only
+  // allowed localhost before pg_hba's catch-all), the loopback address, still verified against the name.
+  const loopback = s.listenAddresses.split(',').some((x) => ['*', '0.0.0.0', 'localhost', '127.0.0.1'].includes(x.trim()));
+  const addrs = t.addr !== '127.0.0.1' && loopback ? [t.addr, '127.0.0.1'] : [t.addr];
   const ca = l.caFile ?? st.caFile;
   const sslmode = !st.ssl ? 'prefer' : ca ? 'verify-full' : 'require';
-  const conninfo = [
-    kv('host', t.name),
-    ...(t.addr !== t.name ? [kv('hostaddr', t.addr)] : []),
-    kv('port', s.port),
-    kv('user', l.user),
-    kv('dbname', l.db),
-    kv('sslmode', sslmode),
-    ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
-    kv('channel_binding', l.requireScram && st.ssl ? 'require' : 'prefer'),
-    kv('connect_timeout', 10),
-    kv('application_name', 'pgtls-verify'),
-  ].join(' ');
+  const binding = s.version >= 13 && l.requireScram && st.ssl; // channel_binding: libpq 13+ (the server's own psql is used)
   const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
-  const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${psql} ${conninfo}`, {
-    user: s.osUser,
-    stdin: new Secret(`${l.password!.reveal()}\n`),
-    okCodes: [0, 1, 2, 3],
-  });
-  const how = `${l.user}@${t.name}${t.addr !== t.name ? ` (${t.addr})` : ''}:${s.port} sslmode=${sslmode}${l.requireScram && st.ssl ? ' channel_binding=require' : ''}`;
-  if (res.exitCode !== 0) {
+  let failure = '';
+  for (const addr of addrs) {
+    const conninfo = [
+      kv('host', t.name),
+      ...(addr !== t.name ? [kv('hostaddr', addr)] : []),
+      kv('port', s.port),
+      kv('user', l.user),
+      kv('dbname', l.db),
+      kv('sslmode', sslmode),
+      ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
+      ...(s.version >= 13 ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
+      kv('connect_timeout', 10),
+      kv('application_name', 'pgtls-verify'),
+    ].join(' ');
+    const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${psql} ${conninfo}`, {
+      user: s.osUser,
+      stdin: new Secret(`${l.password!.reveal()}\n`),
+      okCodes: [0, 1, 2, 3],
+    });
+    const how = `${l.user}@${t.name}${addr !== t.name ? ` (${addr})` : ''}:${s.port} sslmode=${sslmode}${binding ? ' channel_binding=require' : ''}`;
+    if (res.exitCode === 0) {
+      if (st.ssl && res.stdout.toString('utf8').trim() !== 't') throw new Error(`login ${how} worked, but not over TLS`);
+      return;
+    }
     const err = redact(res.stderr.toString('utf8'), [l.password!]).trim().split('\n').slice(-2).join(' | ');
-    throw new Error(`password login ${how} failed: ${err}`);
+    failure = `${failure ? `${failure}; ` : ''}password login ${how} failed: ${err}`;
+    if (!/no pg_hba\.conf entry/.test(err)) break;
   }
-  if (st.ssl && res.stdout.toString('utf8').trim() !== 't') throw new Error(`login ${how} worked, but not over TLS`);
+  throw new Error(failure);
 }
 
 /** Polls until the reload/restart is visible, then runs every check. */

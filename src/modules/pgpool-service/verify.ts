@@ -98,10 +98,11 @@ export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number
       if (res.stdout.toString('utf8').trim() === '1') return;
       throw new TaskError(`unexpected answer: ${res.stdout.toString('utf8').slice(0, 200)}`);
     } catch (e) {
-      if (Date.now() >= deadline) {
-        const msg = e instanceof RemoteCommandError || e instanceof TaskError ? e.message : String(e);
+      const msg = e instanceof RemoteCommandError || e instanceof TaskError ? e.message : String(e);
+      // pgpool answered and said no: waiting will not change that (only "not up yet" is worth a retry)
+      const definitive = /authentication|password|pool_passwd|pool_hba|certificate|does not exist/i.test(msg);
+      if (definitive || Date.now() >= deadline)
         throw new TaskError(`SCRAM login as ${c.user} over TLS (verify-full) through ${c.host}:${c.port} failed: ${msg}`);
-      }
       await sleep(500);
     }
   }
