@@ -33,7 +33,8 @@
 #       /etc (a copy of this machine's /etc: own passwd/shadow, sudoers.d, ssh, hosts, hostname,
 #             machine-id, an empty /etc/postgresql, the pristine Debian /etc/pgpool2),
 #       /root (Debian's default dot.bashrc/dot.profile), /home, /tmp,
-#       /var/lib/postgresql (empty), /var/log (fresh, with postgresql/ and pgpool/),
+#       /var/lib/postgresql (empty), /var/lib/jelastic and /var/lib/pgtls (empty: pgtls's default
+#       keys and state dirs), /var/log (fresh, with postgresql/ and pgpool/),
 #     and a fresh tmpfs on /run (so /var/run/postgresql, /run/sshd, /run/sshd.pid are per host).
 #     tmpfs because this machine's disk is slow at creating files (cp -a /etc: 1 s on disk, 0.04 s
 #     on tmpfs; initdb likewise). While a host is up, DIR/pgI/fs is a symlink to its root
@@ -354,7 +355,9 @@ host_init() {
   [ -n "$S" ] || { echo "no /mnt, /media, /srv or /opt to stage on" >&2; exit 1; }
   mount -t tmpfs -o mode=0755 pgtls-lab "$S"
   seed_host "$name" "$S" "$authkey"
-  for p in /etc /root /home /tmp /var/lib/postgresql /var/log; do
+  # /var/lib/jelastic and /var/lib/pgtls: pgtls's default keys and state dirs, per host like on real servers
+  for p in /etc /root /home /tmp /var/lib/postgresql /var/lib/jelastic /var/lib/pgtls /var/log; do
+    mkdir -p "$S$p" "$p"
     mount --bind "$S$p" "$p"
   done
   umount "$S"

@@ -9,7 +9,8 @@ import { sh } from './sh.js';
  *   H.installed  its content after pgtls last wrote it (for files that existed before),
  *                so an uninstall can tell whether someone changed it since, and then
  *                revert only pgtls's own lines; H.installed.sha256 for files pgtls created
- *                (private keys are never copied: their hash is enough to know they are ours).
+ *                (a key pgtls generated is never copied: its hash tells whether it is still ours;
+ *                a key that existed before pgtls is kept as H.orig, on the same host, 0600).
  * The directory is 0700 and every file 0600, owned by the database's OS user.
  */
 export interface StateStore {

@@ -13,11 +13,8 @@ import { labAvailable, labUnavailableReason, labUp, run, type Lab } from './lab.
 mkdirSync('/var/tmp', { recursive: true });
 const work = mkdtempSync('/var/tmp/pgtls-e2e-install-');
 const PLAYBOOK = 'playbooks/install.yaml';
-// The lab gives each host a private /etc, /var/lib/postgresql, /var/log … but not /var/lib/jelastic
-// (shared by all hosts and this machine), so the keys go below the host's own /var/lib/postgresql.
-const KEYS = '/var/lib/postgresql/keys/SSL-TLS';
-// Same for the executor's record of originals (for an uninstall): per host, not /var/lib/pgtls.
-const STATE = '/var/lib/postgresql/pgtls-state';
+const KEYS = '/var/lib/jelastic/keys/SSL-TLS'; // the seed's default, private to each lab host
+const STATE = '/var/lib/pgtls/state'; // the executor's default record of originals
 const CONF = '/etc/postgresql/15/main';
 let lab: Lab;
 let inventory: string;
@@ -57,8 +54,6 @@ test('lab: primary pg1 + streaming standby pg2', async () => {
   const inv = load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; children: Record<string, { hosts: Record<string, { ansible_host: string }> }> } };
   for (const [h, v] of Object.entries(inv.all.children['postgres']!.hosts)) ips[h] = v.ansible_host;
   inv.all.vars['pgtls_ca_dir'] = caDir;
-  inv.all.vars['pgtls_keys_dir'] = KEYS;
-  inv.all.vars['pgtls_state_dir'] = STATE;
   inv.all.vars['pgtls_users'] = [
     { name: 'appuser', password: lab.passwords.app },
     { name: 'replicator', password: lab.passwords.replicator },
