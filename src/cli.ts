@@ -133,10 +133,13 @@ function printSummary(report: RunReport, showDiff: boolean): void {
       for (const t of h.tasks) for (const d of t.diffs) out.write(`${s.bold(`--- ${host}: ${t.task}`)}\n${colorDiff(renderDiff(d), s)}\n`);
     }
   }
-  const warnings = Object.entries(report.hosts).flatMap(([host, h]) => [
+  const warnings = [
+    ...report.warnings,
+    ...Object.entries(report.hosts).flatMap(([host, h]) => [
     ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
     ...h.warnings.map((w) => `${host}: ${w}`),
-  ]);
+    ]),
+  ];
   if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
   const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
   if (failures.length)

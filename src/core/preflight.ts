@@ -44,8 +44,9 @@ export function preflight(
   extra: Record<string, unknown>,
   sel: Selection,
   check: boolean,
-): void {
+): string[] {
   const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
   if (sel.limit) {
     const unknown = unknownPatternTerms(inv, sel.limit);
     if (unknown.length)
@@ -62,13 +63,12 @@ export function preflight(
   };
   for (const play of book.plays) {
     const unknownHosts = unknownPatternTerms(inv, play.hosts);
+    // As in Ansible, a play whose group this inventory lacks (no pgpool group: no Pgpool-II nodes)
+    // is skipped with a warning; a --limit that matches nothing is an error (above).
     if (unknownHosts.length)
-      add({
-        file: play.doc.file,
-        line: play.doc.lineOf([...play.path, 'hosts']),
-        field: 'hosts',
-        message: `matches no host or group in ${inv.file}: ${unknownHosts.join(', ')}`,
-      });
+      warnings.push(
+        `${play.doc.file}:${play.doc.lineOf([...play.path, 'hosts'])}: play '${play.name}': ${unknownHosts.join(', ')} matches no host or group in ${inv.file}`,
+      );
     for (const host of playHosts(inv, play, sel)) {
       if (!checkedHosts.has(host)) {
         checkedHosts.add(host);
@@ -91,6 +91,7 @@ export function preflight(
     issues.push({ ...issue, message: issue.message + onHosts });
   }
   if (issues.length) throw new ConfigError(issues);
+  return warnings;
 }
 
 function checkTask(

@@ -47,17 +47,25 @@ export interface RunReport {
   startedAt: string;
   durationMs: number;
   interrupted: boolean;
+  /** Run-wide warnings (e.g. a play whose hosts pattern matched nothing). */
+  warnings: string[];
   hosts: Record<string, HostReport>;
 }
 
 /** Loads and validates everything; throws ConfigError before any connection is opened. */
-export function prepare(opts: RunOptions): { inv: Inventory; book: Playbook; extra: Record<string, unknown>; modules: ReadonlyMap<string, ModuleDef> } {
+export function prepare(opts: RunOptions): {
+  inv: Inventory;
+  book: Playbook;
+  extra: Record<string, unknown>;
+  modules: ReadonlyMap<string, ModuleDef>;
+  warnings: string[];
+} {
   const modules = opts.modules ?? registry;
   const inv = loadInventory(opts.inventory);
   const book = loadPlaybook(opts.playbook, modules);
   const extra = parseExtraVars(opts.extraVars);
-  preflight(inv, book, modules, extra, selection(opts), opts.check);
-  return { inv, book, extra, modules };
+  const warnings = preflight(inv, book, modules, extra, selection(opts), opts.check);
+  return { inv, book, extra, modules, warnings };
 }
 
 function selection(opts: RunOptions): Selection {
@@ -65,8 +73,10 @@ function selection(opts: RunOptions): Selection {
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
-  const { inv, book, extra, modules } = prepare(opts);
-  return new Runner(opts, inv, book, extra, modules).run();
+  const { inv, book, extra, modules, warnings } = prepare(opts);
+  const report = await new Runner(opts, inv, book, extra, modules).run();
+  report.warnings.unshift(...warnings);
+  return report;
 }
 
 class Runner {
@@ -102,6 +112,7 @@ class Runner {
       startedAt: new Date(this.started).toISOString(),
       durationMs: Date.now() - this.started,
       interrupted: this.interrupted,
+      warnings: [],
       hosts: Object.fromEntries(this.reports),
     };
   }

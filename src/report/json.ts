@@ -13,6 +13,7 @@ export function jsonReport(report: RunReport): object {
     startedAt: report.startedAt,
     durationMs: report.durationMs,
     interrupted: report.interrupted,
+    warnings: report.warnings,
     exitCode: exitCodeOf(report),
     hosts: Object.fromEntries(
       Object.entries(report.hosts).map(([name, h]) => [

@@ -4,40 +4,62 @@
 // no plaintext; idempotent; --check changes no byte; failed checks put the node back as it was.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import { join } from 'node:path';
-import { labAvailable, labUp, run, type Lab } from './lab.js';
+import { dump, load } from 'js-yaml';
+import { factProviders } from '../../src/facts/index.js';
+import { labAvailable, labUp, run, type Lab, type LabOptions } from './lab.js';
 import { ROOT, pgtls, totalChanged, type CliRun } from './cli.js';
 
-const work = mkdtempSync(join(tmpdir(), 'pgtls-e2e-pgpool-'));
+// Not under /tmp: lab hosts get a private /tmp.
+mkdirSync('/var/tmp', { recursive: true });
+const work = mkdtempSync('/var/tmp/pgtls-e2e-pgpool-');
 const INSTALL = join(ROOT, 'playbooks', 'install.yaml');
 const PGPOOL_PLAY = join(ROOT, 'playbooks', 'install-pgpool.yaml');
 // Until install.yaml imports the pgpool play, "install" means install.yaml then install-pgpool.yaml.
 const imported = readFileSync(INSTALL, 'utf8').includes('install-pgpool.yaml');
-const KEYS = '/var/lib/jelastic/keys/SSL-TLS';
+// /var/lib/jelastic (and /var/lib/pgtls) are shared by every lab host and this machine; ~postgres is private to each host.
+const KEYS = '/var/lib/postgresql/keys/SSL-TLS';
 const CONF = '/etc/pgpool2/pgpool.conf';
 const PGPOOL_FILES = ['/etc/pgpool2', KEYS, '/var/lib/postgresql/.pgpoolkey'];
 const PORT = 9999;
 
 let lab: Lab;
+let inventory = '';
+let caDir = '';
 let n = 0;
 const json = () => join(work, `run${++n}.json`);
 
+/** A lab plus its inventory: this test's CA and keys dirs (and the PostgreSQL paths while those facts are not registered). */
+async function bringUp(name: string, opts: LabOptions): Promise<void> {
+  lab = await labUp({ ...opts, dir: join(work, name) });
+  caDir = join(work, name, 'pgtls-ca');
+  const inv = load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; children: Record<string, Record<string, unknown>> } };
+  inv.all.vars['pgtls_ca_dir'] = caDir;
+  inv.all.vars['pgtls_keys_dir'] = KEYS;
+  inv.all.vars['pgtls_state_dir'] = '/var/lib/postgresql/pgtls-state'; // the executor's record of originals: per host too
+  if (!factProviders['pg_config_file'])
+    inv.all.children['postgres']!['vars'] = { pg_config_file: '/etc/postgresql/15/main/postgresql.conf', pg_hba_file: '/etc/postgresql/15/main/pg_hba.conf', pg_os_user: 'postgres', pg_version: 15 };
+  inventory = join(work, name, 'pgtls-inventory.yaml');
+  writeFileSync(inventory, dump(inv));
+}
+
 /** install.yaml (+ the pgpool play while it is not imported); one CliRun per playbook. */
 async function install(args: string[] = []): Promise<CliRun[]> {
-  const out = [await pgtls(['run', INSTALL, '-i', lab.inventoryPath, ...args], { json: json() })];
-  if (!imported && out[0]!.code === 0) out.push(await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath, ...args], { json: json() }));
+  const out = [await pgtls(['run', INSTALL, '-i', inventory, ...args], { json: json() })];
+  if (!imported && out[0]!.code === 0) out.push(await pgtls(['run', PGPOOL_PLAY, '-i', inventory, ...args], { json: json() }));
   return out;
 }
+const pgpoolRun = (args: string[] = []) => pgtls(['run', PGPOOL_PLAY, '-i', inventory, ...args], { json: json() });
 const changed = (runs: CliRun[]) => runs.reduce((s, r) => s + (r.report ? totalChanged(r.report) : 1000), 0);
 const okAll = (runs: CliRun[]) => runs.forEach((r) => assert.is(r.code, 0, r.stdout.slice(-3000) + r.stderr));
 
 /** psql from the controller through pgpool; the password only in the child's environment. */
 function psql(host: string, user: string, password: string, sslmode: string, sql = 'select 1') {
-  const conninfo = `host=${lab.ip(host)} port=${PORT} user=${user} dbname=postgres sslmode=${sslmode} sslrootcert=${join(lab.dir, 'ca', 'ca.crt')} connect_timeout=5`;
+  const conninfo = `host=${lab.ip(host)} port=${PORT} user=${user} dbname=postgres sslmode=${sslmode} sslrootcert=${join(caDir, 'ca.crt')} connect_timeout=5`;
   return run('psql', ['-X', '-A', '-t', '-q', '-w', '-c', sql, conninfo], { env: { ...process.env, PGPASSWORD: password }, timeoutMs: 30_000 });
 }
 
@@ -52,9 +74,8 @@ function servedFingerprint(host: string): Promise<string | null> {
     });
     sock.setTimeout(5000, () => (sock.destroy(), resolve(null)));
     sock.on('error', () => resolve(null));
-    sock.once('data', async (d) => {
+    sock.once('data', (d) => {
       if (d[0] !== 0x53) return sock.destroy(), resolve(null);
-      const tls = await import('node:tls');
       const t = tls.connect({ socket: sock, rejectUnauthorized: false }, () => {
         const fp = new X509Certificate(t.getPeerCertificate().raw).fingerprint256;
         t.destroy();
@@ -73,7 +94,7 @@ const pgpoolPid = async (host: string) => (await lab.exec(host, 'cat /var/run/po
 const hashes = (host = 'pg3') => lab.sha256Tree(host, PGPOOL_FILES);
 
 test('lab: pg1 primary, pg2 standby, pg3 pgpool', async () => {
-  lab = await labUp({ hosts: 3, dir: join(work, 'lab'), postgres: ['pg1', 'pg2'], standby: { pg2: 'pg1' }, pgpool: { pg3: ['pg1', 'pg2'] } });
+  await bringUp('lab3', { hosts: 3, postgres: ['pg1', 'pg2'], standby: { pg2: 'pg1' }, pgpool: { pg3: ['pg1', 'pg2'] } });
 });
 
 test('--check on the fresh lab changes no byte on the pgpool node and announces the restart', async () => {
@@ -102,7 +123,7 @@ test('install converges pgpool: settings, hostssl rules, pool_passwd entries, se
   assert.not.ok(await lab.exec('pg3', `test -e ${KEYS}/client`).then((r) => r.code === 0), 'no client certificate on a pgpool node');
   assert.is(await servedFingerprint('pg3'), await fileFingerprint('pg3', `${KEYS}/server/server.crt`));
   // the pgpool certificate is from the same CA as the PostgreSQL nodes'
-  assert.is((await lab.exec('pg3', `cat ${KEYS}/server/root.crt`)).stdout, readFileSync(join(lab.dir, 'ca', 'ca.crt'), 'utf8'));
+  assert.is((await lab.exec('pg3', `cat ${KEYS}/server/root.crt`)).stdout, readFileSync(join(caDir, 'ca.crt'), 'utf8'));
   const report = JSON.stringify(runs.map((r) => r.report));
   for (const pw of [lab.passwords.webadmin, lab.passwords.app, lab.passwords.pgpool]) assert.not.ok(report.includes(pw), 'no password in the report');
 });
@@ -111,7 +132,7 @@ test('through pgpool: verify-full + SCRAM as webadmin and appuser; plaintext ref
   for (const [user, pw] of [['webadmin', lab.passwords.webadmin], ['appuser', lab.passwords.app]] as const) {
     const r = await psql('pg3', user, pw, 'verify-full', "select current_user || ' ' || (select ssl from pg_stat_ssl where pid = pg_backend_pid())");
     assert.is(r.code, 0, r.stderr);
-    assert.is(r.stdout.trim(), `${user} t`, 'pgpool -> backend is TLS too');
+    assert.is(r.stdout.trim(), `${user} true`, 'pgpool -> backend is TLS too');
   }
   const plain = await psql('pg3', 'webadmin', lab.passwords.webadmin, 'disable');
   assert.is.not(plain.code, 0);
@@ -140,7 +161,7 @@ test('--check on the converged lab: changed=0 and no byte changes', async () => 
 
 test('a password pgpool cannot decrypt (80 bytes) stops the run at validation, before any host', async () => {
   const before = await hashes();
-  const r = await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath, '-e', JSON.stringify({ pgtls_users: [{ name: 'appuser', password: 'x'.repeat(80) }] })]);
+  const r = await pgtls(['run', PGPOOL_PLAY, '-i', inventory, '-e', JSON.stringify({ pgtls_users: [{ name: 'appuser', password: 'x'.repeat(80) }] })]);
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /80 bytes.*79 bytes/);
   assert.not.ok(r.stderr.includes('x'.repeat(80)));
@@ -151,7 +172,7 @@ test('a planted unreadable key is repaired before pgpool is restarted', async ()
   const key = `${KEYS}/server/server.key`;
   await lab.exec('pg3', `chown root:root ${key} && chmod 600 ${key}`);
   const pid = await pgpoolPid('pg3');
-  const r = await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath], { json: json() });
+  const r = await pgpoolRun();
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.is((await lab.exec('pg3', `stat -c '%a %U' ${key}`)).stdout.trim(), '600 postgres');
   assert.is.not(await pgpoolPid('pg3'), pid, 'restarted: the key ownership is read at start');
@@ -163,7 +184,7 @@ test('keys pgpool cannot read: not restarted, this run\'s files put back, still 
   const before = await hashes();
   const pid = await pgpoolPid('pg3');
   const fp = await servedFingerprint('pg3');
-  const r = await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath, '-e', 'pgtls_keys_dir=/root/pgtls-keys'], { json: json() });
+  const r = await pgpoolRun(['-e', 'pgtls_keys_dir=/root/pgtls-keys']);
   assert.is(r.code, 1, r.stdout + r.stderr);
   assert.is(r.report!.hosts['pg3']!.status, 'failed');
   assert.match(r.report!.hosts['pg3']!.message ?? '', /cannot be read by postgres.*previous files restored/);
@@ -177,51 +198,52 @@ test('a SCRAM login that fails after the restart: pool_passwd put back, restarte
   const before = await hashes();
   const fp = await servedFingerprint('pg3');
   // pool_passwd gets an entry the backend rejects: the restart happens, the verify login fails
-  const r = await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath, '-e', 'webadmin_password=not-the-real-one'], { json: json() });
+  const r = await pgpoolRun(['-e', 'webadmin_password=not-the-real-one']);
   assert.is(r.code, 1, r.stdout + r.stderr);
   assert.match(r.report!.hosts['pg3']!.message ?? '', /SCRAM login as webadmin.*previous files restored, restart Pgpool-II with the previous files done/);
   assert.equal(await hashes(), before);
   assert.is(await servedFingerprint('pg3'), fp);
   assert.is((await psql('pg3', 'webadmin', lab.passwords.webadmin, 'verify-full')).code, 0, 'the real password works again');
   // and the next normal run has nothing to do
-  const again = await pgtls(['run', PGPOOL_PLAY, '-i', lab.inventoryPath], { json: json() });
+  const again = await pgpoolRun();
   assert.is(again.code, 0, again.stdout);
   assert.is(totalChanged(again.report!), 0, again.stdout);
 });
 
-test('two pgpools, serial: 1 — a client polling every 100 ms always finds one of them up', async () => {
+test('two pgpools, serial: 1: a client logging in every 100 ms through either one always gets in', async () => {
   await lab.down();
-  lab = await labUp({
-    hosts: 4,
-    dir: join(work, 'lab4'),
-    postgres: ['pg1', 'pg2'],
-    standby: { pg2: 'pg1' },
-    pgpool: { pg3: ['pg1', 'pg2'], pg4: ['pg1', 'pg2'] },
-  });
-  // PostgreSQL first, so that the timed run restarts only pgpools
-  const pg = await pgtls(['run', INSTALL, '-i', lab.inventoryPath, '--limit', 'postgres'], { json: json() });
-  assert.is(pg.code, 0, pg.stdout + pg.stderr);
-
-  const ticks: { pg3: boolean; pg4: boolean }[] = [];
+  await bringUp('lab4', { hosts: 4, postgres: ['pg1', 'pg2'], standby: { pg2: 'pg1' }, pgpool: { pg3: ['pg1', 'pg2'], pg4: ['pg1', 'pg2'] } });
+  // The pgpool play on its own, backends untouched: clients can log in before (clear text replayed as md5),
+  // during (through the other node) and after (TLS + SCRAM from pool_passwd; pgpool -> backend falls back to
+  // plaintext md5 while the backends have no TLS). sslmode=prefer, as an existing client would have.
+  const ticks: { pg3: boolean; pg4: boolean; login: boolean }[] = [];
   let running = true;
   const poller = (async () => {
     const deadline = Date.now() + 300_000; // bounded even if the run hangs
     while (running && Date.now() < deadline) {
       const t = Date.now();
       const [a, b] = await Promise.all([answers('pg3'), answers('pg4')]);
-      ticks.push({ pg3: a, pg4: b });
+      const login = (await psql('pg3', 'webadmin', lab.passwords.webadmin, 'prefer')).code === 0 || (await psql('pg4', 'webadmin', lab.passwords.webadmin, 'prefer')).code === 0;
+      ticks.push({ pg3: a, pg4: b, login });
       await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t))));
     }
   })();
-  const r = await pgtls(['run', imported ? INSTALL : PGPOOL_PLAY, '-i', lab.inventoryPath], { json: json() });
+  const r = await pgpoolRun();
   running = false;
   await poller;
   assert.is(r.code, 0, r.stdout + r.stderr);
-  const down = ticks.filter((t) => !t.pg3 && !t.pg4).length;
-  console.log(`  ${ticks.length} polls: pg3 down ${ticks.filter((t) => !t.pg3).length}, pg4 down ${ticks.filter((t) => !t.pg4).length}, both down ${down}`);
-  assert.is(down, 0, 'never both down');
-  assert.ok(ticks.some((t) => !t.pg3) && ticks.some((t) => !t.pg4), 'each pgpool was restarted (and seen down) during the run');
-  for (const h of ['pg3', 'pg4']) assert.is((await psql(h, 'appuser', lab.passwords.app, 'verify-full')).code, 0);
+  const count = (f: (t: (typeof ticks)[number]) => boolean) => ticks.filter(f).length;
+  console.log(`  ${ticks.length} polls: pg3 down ${count((t) => !t.pg3)}, pg4 down ${count((t) => !t.pg4)}, both down ${count((t) => !t.pg3 && !t.pg4)}, login failed ${count((t) => !t.login)}`);
+  assert.is(count((t) => !t.pg3 && !t.pg4), 0, 'never both down');
+  assert.is(count((t) => !t.login), 0, 'a client always got in through one of them');
+  assert.ok(count((t) => !t.pg3) > 0 && count((t) => !t.pg4) > 0, 'each pgpool was restarted (and seen down) during the run');
+
+  // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends
+  okAll(await install());
+  for (const h of ['pg3', 'pg4']) {
+    const app = await psql(h, 'appuser', lab.passwords.app, 'verify-full', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+    assert.is(app.stdout.trim(), 't', `${h}: ${app.stderr}`);
+  }
 });
 
 /** pgpool answers a PostgreSQL SSLRequest within 500 ms (up, whatever its TLS state). */

@@ -140,6 +140,14 @@ test('plan: warns about the well-known key and a key pgpool cannot read', async 
   assert.match(warnings[1]!, /may not be able to read/);
 });
 
+test('plan: a null password (pgpool_password not set) keeps that entry, with a warning', async () => {
+  const line = `pgpool:${encryptPoolPassword('old', 'another-key')}\n`;
+  const { ctx, warnings } = fakeHost({ '/k': keyFile(), '/p': line });
+  const changes = await pgEnc.plan(ctx, parse({ path: '/p', key_file: '/k', users: [{ name: 'pgpool', password: null }, { name: 'w', password: 'pw' }] }));
+  assert.is(writes(changes)[0]!.content.toString(), line + `w:${encryptPoolPassword('pw', KEY)}\n`);
+  assert.ok(warnings.some((w) => /no password given for pgpool/.test(w)), warnings.join('\n'));
+});
+
 // The whole module path (key file -> entries -> file text) against the real pg_enc, when installed.
 const PG_ENC = process.env.PGTLS_PG_ENC ?? '/usr/sbin/pg_enc';
 test('plan output equals `pg_enc -m -i` on the same key file, and is converged on pg_enc\'s own file', async () => {

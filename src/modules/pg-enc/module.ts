@@ -27,7 +27,8 @@ const password = secretString.superRefine((s, ctx) => {
 const user = z
   .object({
     name: z.string().min(1).regex(/^[^\0\r\n]+$/, 'must not contain NUL, CR or LF'),
-    password,
+    /** null (e.g. `{{ pgpool_password | default(none) }}`): keep whatever entry the user has */
+    password: password.nullable(),
   });
 // not strict: pgtls_users entries may carry fields for other tasks (they are ignored here)
 
@@ -101,7 +102,9 @@ export const pgEnc = defineModule({
       path = poolPasswdPath(a.conf_file!, conf.content.toString('utf8'));
     }
     const file = await ctx.readFile(path);
-    const wanted = a.users.map((u) => ({ name: u.name, password: (u.password as Secret).reveal() }));
+    const skipped = a.users.filter((u) => u.password === null).map((u) => u.name);
+    if (skipped.length > 0) ctx.warn(`no password given for ${skipped.join(', ')}: ${skipped.length > 1 ? 'their entries are' : 'its entry is'} left as it is`);
+    const wanted = a.users.flatMap((u) => (u.password === null ? [] : [{ name: u.name, password: (u.password as Secret).reveal() }]));
     const plan = planPoolPasswd(file?.content.toString('utf8') ?? '', wanted, key);
     if (plan.undecryptable.length > 0)
       ctx.warn(`${path}: entries for ${plan.undecryptable.join(', ')} cannot be decrypted with ${a.key_file} (another key?): pgpool will reject those users`);
