@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';
 import type { ExecResult, Transport } from './connection.js';
@@ -23,6 +23,8 @@ export interface SshTarget {
   knownHostsFile: string | null;
   connectTimeoutMs: number;
 }
+
+const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
 
 /** OpenSSH's default MaxSessions is 10: stay below it so channels never get refused. */
 const MAX_CHANNELS = 8;
@@ -100,6 +102,9 @@ export class SshTransport implements Transport {
   }
 
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    // Debugging aid (and how the tests prove that no secret is ever on a command line):
+    // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
+    if (COMMAND_LOG) appendFileSync(COMMAND_LOG, `${this.target.name}\t${cmd.text.replace(/\n/g, '\\n')}\n`);
     await this.acquire();
     try {
       return await this.exec(cmd, stdin, timeoutMs);

@@ -21,8 +21,9 @@ let inventory: string;
 const ips: Record<string, string> = {};
 const caDir = join(work, 'ca');
 
+const commandLog = join(work, 'remote-commands.log');
 function runInstall(extra: string[] = [], json = join(work, `r-${Date.now()}.json`)): Promise<CliRun> {
-  return pgtls(['run', PLAYBOOK, '-i', inventory, ...extra], { json });
+  return pgtls(['run', PLAYBOOK, '-i', inventory, ...extra], { json, env: { PGTLS_COMMAND_LOG: commandLog } });
 }
 
 /** psql from this machine (the "client"), password in the child's environment, never in argv. */
@@ -92,6 +93,14 @@ test('install converges both hosts', async () => {
   const warnings = [...pg1.warnings, ...pg1.tasks.flatMap((t) => t.warnings)];
   assert.ok(warnings.some((w) => /md5 passwords on pg1: legacy/.test(w)), JSON.stringify(warnings));
   console.log(`  install.yaml first run: ${firstRunMs} ms`);
+  // No password on any remote command line (where `ps` shows it), in the output or in the report.
+  const commands = readFileSync(commandLog, 'utf8');
+  assert.ok(commands.length > 1000, 'the command log was written');
+  const report = readFileSync(join(work, 'run1.json'), 'utf8');
+  for (const pw of [lab.passwords.webadmin, lab.passwords.app, lab.passwords.replicator]) {
+    for (const [what, text] of [['remote argv', commands], ['stdout', r.stdout], ['stderr', r.stderr], ['JSON report', report]] as const)
+      assert.not.ok(text.includes(pw), `a password appears in the ${what}`);
+  }
 });
 
 test('clients: verify-full + SCRAM with the unchanged passwords; no TLS, no entry', async () => {
