@@ -134,6 +134,41 @@ test('an invalid playbook exits 2, names file, line and field, and opens no conn
   assert.is(connections, 0);
 });
 
+test('keys from ssh-agent (SSH_AUTH_SOCK) work without a key file', async () => {
+  const sock = join(work, 'agent.sock');
+  const agent = execFileSync('ssh-agent', ['-a', sock]).toString();
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent)?.[1];
+  try {
+    execFileSync('ssh-add', [lab.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
+    const inv = join(work, 'agent-inventory.yaml');
+    writeFileSync(inv, readFileSync(lab.inventoryPath, 'utf8').replace(/^\s*ansible_ssh_private_key_file:.*$/m, ''));
+    assert.not.match(readFileSync(inv, 'utf8'), /ansible_ssh_private_key_file/);
+    const run = await pgtls(['run', PLAYBOOK, '-i', inv], { json: join(work, 'agent.json'), env: { SSH_AUTH_SOCK: sock } });
+    assert.is(run.code, 0, run.stdout + run.stderr);
+    const without = await pgtls(['run', PLAYBOOK, '-i', inv], { json: join(work, 'noagent.json'), env: { SSH_AUTH_SOCK: '' } });
+    assert.is(without.code, 3, 'no key file and no agent: unreachable');
+  } finally {
+    if (pid) process.kill(Number(pid));
+  }
+});
+
+test('a non-root login with ansible_become (sudo -n) converges root-owned files', async () => {
+  const becomeLab = await labUp({ hosts: 2, user: 'deploy', dir: join(work, 'lab-become') });
+  try {
+    assert.match(readFileSync(becomeLab.inventoryPath, 'utf8'), /ansible_become: true/);
+    const run = await pgtls(['run', PLAYBOOK, '-i', becomeLab.inventoryPath], { json: join(work, 'become.json') });
+    assert.is(run.code, 0, run.stdout + run.stderr);
+    for (const h of becomeLab.hosts) {
+      const r = await becomeLab.exec(h.name, `stat -c '%U %a' ${FILE}; grep -c '^ssl = on' ${FILE}`);
+      assert.is(r.stdout, 'root 640\n1\n');
+    }
+    const again = await pgtls(['run', PLAYBOOK, '-i', becomeLab.inventoryPath], { json: join(work, 'become2.json') });
+    assert.is(totalChanged(again.report!), 0);
+  } finally {
+    await becomeLab.down();
+  }
+});
+
 function summaries(r: NonNullable<Awaited<ReturnType<typeof pgtls>>['report']>) {
   return Object.fromEntries(Object.entries(r.hosts).map(([h, x]) => [h, x.tasks.map((t) => [t.name, t.status, t.summaries])]));
 }
