@@ -664,7 +664,14 @@ EOF
       echo "    pgtls_users:"
       echo "      - name: appuser"
       echo "        password: $(yaml_str "$APP_PW")"
-      [ ${#PGPOOL_HOSTS[@]} -gt 0 ] && echo "    pgpool_password: $(yaml_str "$PGPOOL_PW")"
+      # the roles servers and pools log in with must keep working once rules say scram-sha-256
+      echo "      - name: replicator"
+      echo "        password: $(yaml_str "$REPL_PW")"
+      if [ ${#PGPOOL_HOSTS[@]} -gt 0 ]; then
+        echo "      - name: pgpool"
+        echo "        password: $(yaml_str "$PGPOOL_PW")"
+        echo "    pgpool_password: $(yaml_str "$PGPOOL_PW")"
+      fi
     fi
     echo "  children:"
     emit_group postgres "${POSTGRES_HOSTS[@]}"
