@@ -199,4 +199,18 @@ test('pgpool argv options, restart state parsing, conninfo quoting', () => {
   assert.is(conninfoValue("it's a \\ path"), "'it\\'s a \\\\ path'");
 });
 
+// The same role from two sources (pgpool_password and pgtls_users) is one entry.
+const duplicateCases: { name: string; users: unknown[]; ok: boolean; count?: number }[] = [
+  { name: 'same password twice', users: [{ name: 'pgpool', password: 'p' }, [{ name: 'pgpool', password: 'p' }]], ok: true, count: 1 },
+  { name: 'keep (null) then a password', users: [{ name: 'pgpool', password: null }, [{ name: 'pgpool', password: 'p' }]], ok: true, count: 1 },
+  { name: 'two different passwords', users: [{ name: 'pgpool', password: 'p' }, [{ name: 'pgpool', password: 'q' }]], ok: false },
+];
+for (const c of duplicateCases) {
+  test(`pg_enc users: ${c.name}`, () => {
+    const r = pgEnc.args.safeParse({ users: c.users, conf_file: '/etc/pgpool2/pgpool.conf', key_file: '/var/lib/postgresql/.pgpoolkey', os_user: 'postgres' });
+    assert.is(r.success, c.ok, JSON.stringify(r.error?.issues));
+    if (r.success) assert.is((r.data as { users: unknown[] }).users.length, c.count);
+  });
+}
+
 test.run();

@@ -37,13 +37,17 @@ const args = z
     /** An item may itself be a list (`"{{ pgtls_users }}"`): it is flattened in place. */
     users: z
       .array(z.union([user, z.array(user)]))
-      .transform((items) => items.flat())
-      .superRefine((list, ctx) => {
-        const seen = new Set<string>();
-        for (const u of list) {
-          if (seen.has(u.name)) ctx.addIssue({ code: 'custom', message: `user '${u.name}' is listed twice` });
-          seen.add(u.name);
+      .transform((items, ctx) => {
+        // A role may come from two sources (pgpool_password and pgtls_users): one entry per role,
+        // a given password wins over "keep", two different passwords are an error.
+        const byName = new Map<string, z.infer<typeof user>>();
+        for (const u of items.flat()) {
+          const prev = byName.get(u.name);
+          if (prev?.password && u.password && prev.password.reveal() !== u.password.reveal())
+            ctx.addIssue({ code: 'custom', message: `user '${u.name}' is listed twice with different passwords` });
+          if (!prev?.password) byName.set(u.name, u);
         }
+        return [...byName.values()];
       }),
     /** pool_passwd; default: what conf_file's `pool_passwd` says (relative to its directory), else next to it. */
     path: absolutePath.optional(),
