@@ -26,7 +26,6 @@ export class HostSession {
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run, in order, with their rollback copies. */
   private readonly journal: { path: string; rollback: string }[] = [];
-  readonly warnings: string[] = [];
 
   private shell: HostShell;
 

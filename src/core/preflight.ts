@@ -81,7 +81,7 @@ export function preflight(
       for (const [kind, list] of [['tasks', play.tasks], ['handlers', play.handlers]] as const) {
         for (const task of list) {
           if (kind === 'tasks' && !taskSelected(task, play, sel)) continue;
-          for (const i of checkTask(inv, book, play, task, host, modules, extra, check)) add(i, host);
+          for (const i of checkTask(inv, play, task, host, modules, extra, check)) add(i, host);
         }
       }
     }
@@ -96,7 +96,6 @@ export function preflight(
 
 function checkTask(
   inv: Inventory,
-  book: Playbook,
   play: Play,
   task: Task,
   host: string,

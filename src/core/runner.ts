@@ -37,7 +37,6 @@ export interface HostReport {
   status: 'ok' | 'failed' | 'unreachable' | 'interrupted';
   message?: string;
   tasks: TaskResult[];
-  warnings: string[];
 }
 
 export interface RunReport {
@@ -120,7 +119,7 @@ class Runner {
   private report(host: string): HostReport {
     let r = this.reports.get(host);
     if (!r) {
-      r = { recap: { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0 }, status: 'ok', tasks: [], warnings: [] };
+      r = { recap: { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0 }, status: 'ok', tasks: [] };
       this.reports.set(host, r);
     }
     return r;
@@ -182,7 +181,6 @@ class Runner {
       }
     }
     if (this.interrupted && rep.status === 'ok') rep.status = 'interrupted';
-    rep.warnings.push(...session.warnings.splice(0));
     reporter.hostEnd(host, rep.status, rep.message);
   }
 

@@ -22,7 +22,7 @@ export function jsonReport(report: RunReport): object {
           status: h.status,
           message: h.message,
           recap: h.recap,
-          warnings: h.warnings,
+          warnings: h.tasks.flatMap((t) => t.warnings.map((w) => `${t.task}: ${w}`)),
           tasks: h.tasks.map((t) => ({
             name: t.task,
             module: t.module,
