@@ -42,6 +42,17 @@ export function loadOrCreateCa(opts: CaOptions): Promise<CertAndKey | null> {
   return p;
 }
 
+/** Drops the cached CA of `dir` (a CA rotation replaced ca.crt/ca.key). */
+export function forgetCa(dir: string): void {
+  const d = resolve(dir);
+  for (const k of [...cache.keys()]) if (k.startsWith(`${d}\0`)) cache.delete(k);
+}
+
+/** The CA in `dir` as it is on disk now (null when there is none), without creating or caching it. */
+export function readCaPair(dir: string): Promise<CertAndKey | null> {
+  return readCa(resolve(dir));
+}
+
 async function readIfExists(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');

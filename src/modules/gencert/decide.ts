@@ -5,7 +5,8 @@
  * A certificate stays only while ALL of these hold (otherwise clients would
  * see a certificate that does not say what the inventory says):
  *  - it parses and its public key is the one in the key file on the host;
- *  - it was issued (and signed) by the CA we want, so root.crt verifies it;
+ *  - it was issued (and signed) by the CA we want, so root.crt verifies it (during a CA rotation
+ *    either CA may be wanted: the caller lists them);
  *  - its CN is the wanted one (for a client cert: the PostgreSQL role name);
  *  - its SANs are exactly the wanted set (server certs: verify-full depends on them);
  *  - it has the right extended key usage (a seed-era v1 cert has none);
@@ -18,7 +19,8 @@ export interface WantedCert {
   commonName: string;
   /** Wanted subjectAltNames (server only), any mix of names and IPs. */
   sans: string[];
-  caCertPem: string;
+  /** The CA (or, during a CA rotation, the CAs) a kept certificate may be issued by. */
+  caCertPem: string | readonly string[];
   renewBeforeDays: number;
 }
 
@@ -51,7 +53,8 @@ export function decideCert(existing: ExistingCert, want: WantedCert, now: Date =
   }
   if (!existing.keyPem) return { keep: false, reason: 'the private key is missing or unreadable' };
   if (!certMatchesKey(existing.certPem, existing.keyPem)) return { keep: false, reason: 'the certificate does not match the private key' };
-  if (!certIssuedBy(existing.certPem, want.caCertPem)) return { keep: false, reason: 'the certificate was not issued by the wanted CA' };
+  const cas = typeof want.caCertPem === 'string' ? [want.caCertPem] : want.caCertPem;
+  if (!cas.some((ca) => certIssuedBy(existing.certPem!, ca))) return { keep: false, reason: 'the certificate was not issued by the wanted CA' };
   if (info.subjectCN !== want.commonName) return { keep: false, reason: `CN is ${info.subjectCN ?? 'missing'}, want ${want.commonName}` };
   const eku = want.kind === 'server' ? 'serverAuth' : 'clientAuth';
   if (!info.extKeyUsage.includes(eku)) return { keep: false, reason: `the certificate lacks extended key usage ${eku}` };

@@ -11,17 +11,24 @@
  * certificate is written. keygen: controller — for hosts without openssl:
  * node:crypto generates the key off the event loop and a `write` sends it.
  * In --check nothing is generated or signed: the plan says what would be issued.
+ *
+ * force: server|client|all re-issues those leaves (new key, new serial) even when they are valid
+ * (playbooks/reissue.yaml, e.g. after a key was exposed). ca_rotation: the stage of a CA rotation
+ * this task converges to (rotation.ts); the default `auto` follows the controller's CA directory,
+ * so install.yaml neither starts nor undoes a rotation in progress.
  */
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
-import { classifySan, createCsr, generateKeyPair, inspectCert, signCsr, splitSans, type CertAndKey } from '../../crypto/x509.js';
+import { classifySan, createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
 import { quote, sh } from '../../remote/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { loadOrCreateCa } from './ca.js';
-import { decideCert } from './decide.js';
+import { decideCert, type Decision } from './decide.js';
+import { ROTATION_MODES, caView, certFile, forced, type CaView } from './rotation.js';
+import { viewRotation } from './rotation-store.js';
 import { keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
 
 const int = z.coerce.number().int();
@@ -43,6 +50,9 @@ const args = z
     client_user: z.string().min(1).default('webadmin'),
     owner: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
+    /** Re-issue these leaves even when they are valid (new key and serial). */
+    force: z.enum(['none', 'server', 'client', 'all'], { error: 'must be server, client, all or none' }).default('none'),
+    ca_rotation: z.enum(ROTATION_MODES).default('auto'),
   })
   .strict()
   .superRefine((a, c) => {
@@ -105,18 +115,27 @@ export const gencert = defineModule({
     const owner = a.owner ?? server!.osUser;
     const group = a.group ?? server?.osGroup ?? owner;
 
-    // --- the CA (controller side) ---
+    // --- the CA (controller side); during a rotation, both CAs and what links them ---
     const perNode = a.ca === 'per_node';
-    const caDir = perNode ? join(a.ca_dir, 'nodes', ctx.host) : a.ca_dir;
-    const ca = await loadOrCreateCa({
-      dir: caDir,
-      commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
-      days: a.ca_days,
-      keyBits: a.ca_key_bits,
-      create: !ctx.check,
-    });
-    if (ca) {
-      const left = (inspectCert(ca.certPem).notAfter.getTime() - Date.now()) / 86_400_000;
+    const caDir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    const rotation = await viewRotation(caDir, ctx.check);
+    const current = rotation
+      ? rotation.next
+      : await loadOrCreateCa({
+          dir: caDir,
+          commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
+          days: a.ca_days,
+          keyBits: a.ca_key_bits,
+          create: !ctx.check,
+        });
+    let view: CaView | null = null;
+    if (current) {
+      try {
+        view = caView(a.ca_rotation, current, rotation);
+      } catch (e) {
+        throw new TaskError(`${caDir}: ${(e as Error).message}`);
+      }
+      const left = (inspectCert(view.issuer.certPem).notAfter.getTime() - Date.now()) / 86_400_000;
       if (left <= a.renew_before_days)
         throw new TaskError(`the CA in ${caDir} expires in ${Math.floor(left)} days: rotate the CA first (certificates cannot outlive it)`);
     }
@@ -150,16 +169,17 @@ export const gencert = defineModule({
       });
     }
 
-    // --- root.crt in server/ and client/: the CA certificate ---
+    // --- root.crt in server/ and client/: the CA certificate (both CAs during a rotation) ---
+    const bundle = view ? certFile(view.bundle[0]!, view.bundle.slice(1)) : null;
     for (const d of subdirs) {
       const path = join(d, 'root.crt');
       const cur = await ctx.readFile(path);
-      const same = ca !== null && cur?.content.toString('utf8') === ca.certPem;
+      const same = bundle !== null && cur?.content.toString('utf8') === bundle;
       if (same && cur.mode === '644' && cur.owner === owner && cur.group === group) continue;
       changes.push({
-        summary: ca ? `${path}: CA certificate ${same ? 'owner/mode fixed' : 'installed'}` : `${path}: would install the CA certificate (CA ${caDir} would be created)`,
-        diff: { kind: 'redacted', path, note: ca ? `CA ${certNote(ca.certPem)}` : 'new CA (created at apply)' },
-        actions: ca ? [{ kind: 'write', path, content: Buffer.from(ca.certPem), mode: '644', ...meta }] : [],
+        summary: view ? `${path}: ${same ? 'owner/mode fixed' : bundleNote(view)}` : `${path}: would install the CA certificate (CA ${caDir} would be created)`,
+        diff: { kind: 'redacted', path, note: view ? view.bundle.map((c) => `CA ${certNote(c)}`).join('; ') : 'new CA (created at apply)' },
+        actions: bundle ? [{ kind: 'write', path, content: Buffer.from(bundle), mode: '644', ...meta }] : [],
       });
     }
 
@@ -167,18 +187,28 @@ export const gencert = defineModule({
     const toIssue: Leaf[] = [];
     for (const l of leaves) {
       const cur = await ctx.readFile(l.crt);
+      const text = cur?.content.toString('utf8') ?? null;
+      // the file is the leaf, then (during a rotation) the cross certificate that links its issuer to the other CA
+      const leafPem = text === null ? null : (splitPemBundle(text)[0] ?? text);
       const keyState = probe.paths.get(l.key);
       let keyPem = probe.publicKeys.get(l.key) ?? null;
       if (!keyPem && !probe.openssl && keyState?.exists) keyPem = (await ctx.readFile(l.key))?.content.toString('utf8') ?? null;
-      const decision = ca
-        ? decideCert({ certPem: cur?.content.toString('utf8') ?? null, keyPem }, { kind: l.name, commonName: l.commonName, sans: l.sans, caCertPem: ca.certPem, renewBeforeDays: a.renew_before_days })
-        : ({ keep: false, reason: 'the CA does not exist yet' } as const);
+      let decision: Decision = view
+        ? decideCert({ certPem: leafPem, keyPem }, { kind: l.name, commonName: l.commonName, sans: l.sans, caCertPem: view.accepted, renewBeforeDays: a.renew_before_days })
+        : { keep: false, reason: 'the CA does not exist yet' };
+      if (decision.keep && forced(a.force, l.name)) decision = { keep: false, reason: `re-issue forced (force: ${a.force})` };
       if (!decision.keep) {
         toIssue.push({ ...l, reason: decision.reason });
         continue;
       }
-      if (cur && (cur.mode !== '644' || cur.owner !== owner || cur.group !== group))
-        changes.push({ summary: `${l.crt}: owner/mode fixed`, actions: [{ kind: 'write', path: l.crt, content: cur.content, mode: '644', ...meta }] });
+      if (!view || leafPem === null) continue; // unreachable: a kept certificate exists and has a CA
+      const chain = view.chainFor(leafPem);
+      const want = certFile(leafPem, chain);
+      if (cur && (text !== want || cur.mode !== '644' || cur.owner !== owner || cur.group !== group))
+        changes.push({
+          summary: `${l.crt}: ${text !== want ? chainNote(chain) : 'owner/mode fixed'}`,
+          actions: [{ kind: 'write', path: l.crt, content: Buffer.from(want), mode: '644', ...meta }],
+        });
       if (keyState && (keyState.mode !== '600' || keyState.owner !== owner || keyState.group !== group))
         changes.push({
           summary: `${l.key}: owner/mode fixed (0600 ${owner}:${group})`,
@@ -186,32 +216,57 @@ export const gencert = defineModule({
           actions: [{ kind: 'exec', description: `fix owner/mode of ${l.key}`, cmd: sh`chown -- ${`${owner}:${group}`} ${l.key} && chmod 600 -- ${l.key}` }],
         });
     }
-    if (toIssue.length > 0) changes.push(...(await issue(ctx, a, ca, toIssue, meta)));
+    if (toIssue.length > 0) changes.push(...(await issue(ctx, a, view, toIssue, meta)));
     return changes;
   },
 });
 
-function describe(l: Leaf, a: Args): string {
+/** The directory of the CA a host's certificates come from (shared, or one per node). */
+export function caDirFor(ca: 'shared' | 'per_node', caDir: string, host: string): string {
+  return ca === 'per_node' ? join(caDir, 'nodes', host) : caDir;
+}
+
+const cn = (pem: string) => `"${inspectCert(pem).subjectCN ?? '?'}"`;
+
+function bundleNote(v: CaView): string {
+  if (v.stage === 'rotating') return `trusts ${cn(v.bundle[0]!)} (new CA) and ${v.bundle.slice(1).map(cn).join(', ')} (old CA) while the CA rotates`;
+  if (v.stage === 'finishing') return `trusts only the new CA ${cn(v.bundle[0]!)} (rotation finished)`;
+  return 'CA certificate installed';
+}
+
+function chainNote(chain: string[]): string {
+  if (chain.length === 0) return 'cross-signed CA certificate removed (served without it)';
+  const i = inspectCert(chain[0]!);
+  return `served with "${i.subjectCN}" cross-signed by "${i.issuerCN}" (clients trusting either CA verify it)`;
+}
+
+function describe(l: Leaf, a: Args, v: CaView | null): string {
   const what = l.name === 'server' ? `server certificate CN=${l.commonName} SANs [${l.sans.join(', ')}]` : `client certificate CN=${l.commonName}`;
-  return `${what} (${a.key_bits}-bit RSA key generated on the ${a.keygen}; ${l.reason})`;
+  const from = v && v.stage !== 'steady' ? ` from CA ${cn(v.issuer.certPem)}` : '';
+  return `${what}${from} (${a.key_bits}-bit RSA key generated on the ${a.keygen}; ${l.reason})`;
 }
 
-function writeCert(l: Leaf, ca: CertAndKey, csrPem: string, meta: { owner: string; group: string }): WriteAction {
-  const certPem = signCsr({ csrPem, ca, kind: l.name, commonName: l.commonName, sans: splitSans(l.sans), days: l.days });
-  return { kind: 'write', path: l.crt, content: Buffer.from(certPem), mode: '644', ...meta };
+function writeCert(l: Leaf, v: CaView, csrPem: string, meta: { owner: string; group: string }): WriteAction {
+  const certPem = signCsr({ csrPem, ca: v.issuer, kind: l.name, commonName: l.commonName, sans: splitSans(l.sans), days: l.days });
+  return { kind: 'write', path: l.crt, content: Buffer.from(certFile(certPem, v.chainFor(certPem))), mode: '644', ...meta };
 }
 
-async function issue(ctx: PlanContext, a: Args, ca: CertAndKey | null, leaves: Leaf[], meta: { owner: string; group: string }): Promise<Change[]> {
-  const summary = `${ctx.check ? 'would issue' : 'issue'} ${leaves.map((l) => describe(l, a)).join(' and ')}`;
+async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[], meta: { owner: string; group: string }): Promise<Change[]> {
+  const summary = `${ctx.check ? 'would issue' : 'issue'} ${leaves.map((l) => describe(l, a, v)).join(' and ')}`;
   const diff = { kind: 'redacted', path: leaves.map((l) => l.key).join(', '), note: 'new private key(s) and certificate(s)' } as const;
-  if (ctx.check || !ca) return [{ summary, diff, actions: [] }];
+  if (ctx.check || !v) {
+    // Nothing can be signed without the host's CSR; a stand-in in the --check overlay lets the tasks
+    // after this one (reload, Pgpool-II restart) see that the certificate would change.
+    const standIn = Buffer.from('# pgtls --check: this certificate would be re-issued\n');
+    return [{ summary, diff, actions: leaves.map((l): Action => ({ kind: 'write', path: l.crt, content: standIn, mode: '644', ...meta })) }];
+  }
 
   if (a.keygen === 'controller') {
     // node:crypto keygen runs on the threadpool: hosts generate in parallel without blocking the event loop
     const actions: Action[] = [];
     for (const l of leaves) {
       const { keyPem } = await generateKeyPair(a.key_bits);
-      actions.push(writeCert(l, ca, createCsr({ keyPem, commonName: l.commonName }), meta));
+      actions.push(writeCert(l, v, createCsr({ keyPem, commonName: l.commonName }), meta));
       actions.push({ kind: 'write', path: l.key, content: Buffer.from(keyPem), mode: '600', ...meta });
     }
     return [{ summary, diff, actions }];
@@ -233,7 +288,7 @@ async function issue(ctx: PlanContext, a: Args, ca: CertAndKey | null, leaves: L
               const csr = csrs.get(l.name);
               if (!csr) throw new TaskError(`no certificate request for the ${l.name} key`);
               return [
-                writeCert(l, ca, csr, meta),
+                writeCert(l, v, csr, meta),
                 // The key must replace the old one atomically AND be journaled (a failed verify puts the old
                 // key back) without its bytes ever leaving the host. A `write` gives both; its `validate`
                 // hook runs on the temp file right before the rename, and here swaps in the key generated

@@ -1,0 +1,52 @@
+/**
+ * ca_rotate: the controller's steps of a CA rotation (playbooks/reissue.yaml -e reissue=ca / ca-finish).
+ * It changes nothing on the host it runs for: the CA directory is on the controller
+ * (gencert/rotation-store.ts). gencert then converges each host to the stage its
+ * `ca_rotation` argument names.
+ *
+ *   begin    a new CA in pgtls_ca_dir/next/, cross-signed both ways with the current one
+ *            (nothing if a rotation is already in progress: re-running `ca` continues it);
+ *   publish  the new CA becomes pgtls_ca_dir/ca.crt, the old one moves to previous/ — run it once every
+ *            server presents a chain clients of the new CA verify;
+ *   finish   the old CA is retired (its key deleted) — run it after every host dropped it.
+ *
+ * Several hosts run the task at once; the step happens once and only the host that did it reports
+ * a change. In --check nothing is written: the next tasks plan against an in-memory copy.
+ */
+import { z } from 'zod';
+import { defineModule, type Change } from '../../core/types.js';
+import { caDirFor } from '../gencert/module.js';
+import { beginRotation, finishRotation, publishRotation, viewRotation } from '../gencert/rotation-store.js';
+
+const int = z.coerce.number().int();
+const args = z
+  .object({
+    step: z.enum(['begin', 'publish', 'finish']),
+    ca: z.enum(['shared', 'per_node']).default('shared'),
+    ca_dir: z.string().min(1).default('pgtls-ca'),
+    /** Name of the new CA; default: the old one's, with the date (two CAs must not share a subject). */
+    ca_common_name: z.string().min(1).optional(),
+    ca_days: int.positive().default(3650),
+    ca_key_bits: int.min(2048).max(16384).default(3072),
+  })
+  .strict();
+
+export const caRotate = defineModule({
+  name: 'ca_rotate',
+  description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
+  args,
+  async plan(ctx, a): Promise<Change[]> {
+    const dir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    if (a.step === 'begin' && (await viewRotation(dir, ctx.check))?.published)
+      ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
+    const step =
+      a.step === 'begin'
+        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, check: ctx.check })
+        : a.step === 'publish'
+          ? publishRotation(dir, ctx.check)
+          : finishRotation(dir, ctx.check);
+    const done = await step.done;
+    // a host that joined another host's in-flight step did not change anything itself
+    return done && step.mine ? [{ summary: done, actions: [] }] : [];
+  },
+});
