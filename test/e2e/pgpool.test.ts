@@ -119,7 +119,8 @@ test('install converges pgpool: settings, hostssl rules, pool_passwd entries, se
   assert.match(hba, /^hostssl\s+all\s+all\s+::\/0\s+scram-sha-256$/m);
   assert.not.match(hba, /^host\s.*md5/m);
   const pp = (await lab.exec('pg3', 'cut -d: -f1 /etc/pgpool2/pool_passwd; stat -c "%a %U" /var/lib/postgresql/.pgpoolkey')).stdout;
-  assert.equal(pp.trim().split('\n'), ['pgpool', 'webadmin', 'appuser', '600 postgres']);
+  // the lab's pgpool entry is kept in place; webadmin and every pgtls_users role (appuser, replicator) follow
+  assert.equal(pp.trim().split('\n'), ['pgpool', 'webadmin', 'appuser', 'replicator', '600 postgres']);
   assert.not.ok(await lab.exec('pg3', `test -e ${KEYS}/client`).then((r) => r.code === 0), 'no client certificate on a pgpool node');
   assert.is(await servedFingerprint('pg3'), await fileFingerprint('pg3', `${KEYS}/server/server.crt`));
   // the pgpool certificate is from the same CA as the PostgreSQL nodes'
