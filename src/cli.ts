@@ -7,6 +7,7 @@ import { writeJsonReport } from './report/json.js';
 import { LineReporter } from './report/line-reporter.js';
 import { exitCodeOf, recapLines } from './report/recap.js';
 import { makeStyle } from './report/style.js';
+import { STATUS_USAGE, statusCommand } from './status/command.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, interrupted: 4 } as const;
 
@@ -27,7 +28,9 @@ options:
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
   -h, --help
 
-exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted`;
+exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted
+
+${STATUS_USAGE}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -37,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     if (command === 'run') return await runCommand(rest);
+    if (command === 'status') return await statusCommand(rest);
     process.stderr.write(`pgtls: unknown command '${command}'\n${USAGE}\n`);
     return EXIT.badInput;
   } catch (e) {
@@ -136,8 +140,7 @@ function printSummary(report: RunReport, showDiff: boolean): void {
   const warnings = [
     ...report.warnings,
     ...Object.entries(report.hosts).flatMap(([host, h]) => [
-    ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
-    ...h.warnings.map((w) => `${host}: ${w}`),
+      ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
     ]),
   ];
   if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);

@@ -1,0 +1,105 @@
+/**
+ * login_check: proves that a password login works, run ON the host like a client would
+ * (psql, password on stdin into its environment, never argv). Made for the end of an
+ * uninstall, where pgpool_restart cannot verify (its check needs TLS): "a plain login works".
+ *
+ * Read-only when the login works (no change: a second uninstall reports changed=0). When it
+ * does not, the plan is a failing verify, so the executor puts back every file this run
+ * changed on the host since the last verified step and runs `recover` (restart Pgpool-II with
+ * those files): the node goes back to the state that worked, and the host is failed.
+ * In --check nothing is tried: the host still has the files the run would replace.
+ */
+import { z } from 'zod';
+import { TaskError } from '../../core/errors.js';
+import { redact, type Secret } from '../../core/secret.js';
+import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { sh } from '../../remote/sh.js';
+import { absolutePath, secretString } from '../common.js';
+import { restartCommand } from '../pgpool-service/restart.js';
+import { conninfoValue } from '../pgpool-service/verify.js';
+
+const service = z.union([
+  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
+  z.object({ kind: z.literal('init'), script: absolutePath }),
+  z.object({ kind: z.literal('unknown') }),
+]);
+
+const args = z
+  .object({
+    host: z.string().min(1),
+    port: z.coerce.number().int().min(1).max(65535),
+    user: z.string().min(1),
+    password: secretString,
+    dbname: z.string().min(1).default('postgres'),
+    /** disable: prove that no TLS is needed; require/verify-full for the opposite */
+    sslmode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).default('disable'),
+    sslrootcert: absolutePath.optional(),
+    psql: z.string().min(1).default('psql'),
+    /** How long a refused connection is retried (a just-restarted pgpool finding its backends). */
+    wait_seconds: z.coerce.number().positive().max(600).default(30),
+    /** On failure: restart Pgpool-II with the files put back (the pgpool_service fact and friends). */
+    recover_pgpool: z
+      .object({ service, restart_cmd: z.string().default(''), pid_file: absolutePath, port: z.coerce.number().int().min(1).max(65535) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+type Args = z.infer<typeof args>;
+
+const LOGIN = 'PGPASSWORD=$(cat); export PGPASSWORD; PGPASSFILE=/dev/null; export PGPASSFILE; exec "$1" -X -A -t -q -w -c "select 1" "$2"';
+
+/** null when the login works, 'no psql' when it cannot be tried, else why not (after retrying while the server is not up yet). */
+async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
+  const conninfo = Object.entries({
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    dbname: a.dbname,
+    sslmode: a.sslmode,
+    ...(a.sslrootcert ? { sslrootcert: a.sslrootcert } : {}),
+    connect_timeout: 10,
+    application_name: 'pgtls-verify',
+  })
+    .map(([k, v]) => `${k}=${conninfoValue(v)}`)
+    .join(' ');
+  const deadline = Date.now() + a.wait_seconds * 1000;
+  for (;;) {
+    const res = await ctx.query(sh`cd / && sh -c ${LOGIN} pgtls-login ${a.psql} ${conninfo}`, { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });
+    if (res.exitCode === 0 && res.stdout.toString('utf8').trim() === '1') return null;
+    if (res.exitCode === 126 || res.exitCode === 127) return 'no psql';
+    const why = redact(res.stderr.toString('utf8'), [a.password as Secret]).trim().split('\n').slice(-2).join(' | ') || `psql exited with ${res.exitCode}`;
+    // only "not up yet" is worth waiting for; an answer (a refusal, a bad password) will not change
+    if (!/refused|timeout|timed out|starting up|no such file/i.test(why) || Date.now() >= deadline) return why;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export const loginCheck = defineModule({
+  name: 'login_check',
+  description: 'prove a password login works (e.g. without TLS after an uninstall); on failure put the files back',
+  args,
+  secretArgs: ['password'],
+  async plan(ctx, a): Promise<Change[]> {
+    if (ctx.check) return [];
+    const failure = await tryLogin(ctx, a);
+    if (failure === null) return [];
+    // not being able to ask is no reason to undo a change that may well be fine
+    if (failure === 'no psql') {
+      ctx.warn(`${a.psql} cannot be run on ${ctx.host}: the login was not checked (install postgresql-client)`);
+      return [];
+    }
+    const what = `login as ${a.user} to ${a.host}:${a.port} with sslmode=${a.sslmode} failed: ${failure}`;
+    let recover: ExecAction | undefined;
+    if (a.recover_pgpool) {
+      const r = a.recover_pgpool;
+      const cmd = restartCommand(r.service, r.restart_cmd, { pidFile: r.pid_file, port: r.port, waitSeconds: a.wait_seconds });
+      if (typeof cmd !== 'string') recover = { kind: 'exec', description: 'restart Pgpool-II with the previous files', cmd, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
+    }
+    return [
+      {
+        summary: what,
+        actions: [{ kind: 'verify', description: 'password login', check: async () => { throw new TaskError(what); }, recover }],
+      },
+    ];
+  },
+});

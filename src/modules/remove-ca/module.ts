@@ -1,0 +1,63 @@
+/**
+ * remove_ca: deletes the CA that gencert keeps on the controller (ca.key and ca.crt in
+ * pgtls_ca_dir, or pgtls_ca_dir/nodes/<host> for per-node CAs). Only when asked: uninstall.yaml
+ * runs it with `-e pgtls_remove_ca=true`; by default the CA stays, so a later install issues
+ * certificates that clients who kept root.crt still trust.
+ *
+ * A shared CA is removed once per run: the first host to plan claims it, the others report
+ * nothing. The removal is the `then` of a check on that host that pgtls has no record left
+ * there (its uninstall finished), so a host whose uninstall failed keeps the CA in place.
+ */
+import { rm, rmdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { defineModule, type Change } from '../../core/types.js';
+import { sh } from '../../remote/sh.js';
+import { absolutePath } from '../common.js';
+
+const args = z
+  .object({
+    ca_dir: z.string().min(1).default('pgtls-ca'),
+    ca: z.enum(['shared', 'per_node']).default('shared'),
+    state_dir: absolutePath.optional(),
+  })
+  .strict();
+
+/** CA directories already claimed by a host (a shared CA is removed once; one pgtls process is one run). */
+const claimed = new Set<string>();
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+export const removeCa = defineModule({
+  name: 'remove_ca',
+  description: 'delete the CA (key and certificate) on the controller',
+  args,
+  async plan(ctx, a): Promise<Change[]> {
+    const dir = resolve(a.ca === 'per_node' ? join(a.ca_dir, 'nodes', ctx.host) : a.ca_dir);
+    const files = [join(dir, 'ca.key'), join(dir, 'ca.crt')];
+    if (claimed.has(dir)) return [];
+    claimed.add(dir); // synchronously, before any await: concurrent hosts cannot both claim it
+    const present = (await Promise.all(files.map(exists))).some(Boolean);
+    if (!present) return [];
+    const state = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
+    return [
+      {
+        summary: `${ctx.check ? 'would remove' : 'remove'} the CA ${dir} (ca.key, ca.crt) on the controller`,
+        diff: { kind: 'redacted', path: dir, note: 'CA key and certificate removed' },
+        actions: [
+          {
+            kind: 'exec',
+            description: `check that pgtls has nothing left on ${ctx.host} before removing its CA`,
+            cmd: sh`if ls -- ${state}/*.path >/dev/null 2>&1; then echo "pgtls still tracks files on this host: its uninstall did not finish" >&2; exit 1; fi`,
+            then: async () => {
+              await Promise.all(files.map((f) => rm(f, { force: true })));
+              await rmdir(dir).catch(() => undefined); // only when empty
+              return [];
+            },
+          },
+        ],
+      },
+    ];
+  },
+});

@@ -1,0 +1,134 @@
+/**
+ * `pgtls status -i INVENTORY [--json] [--limit X] [-e k=v] …`: how encrypted the fleet is, read only.
+ *
+ * The inspection is a built-in playbook (modules.ts) run by the ordinary runner in check mode:
+ * the same validation before any connection (bad input: exit 2), the same SSH setup and host
+ * key checks, the same facts. Nothing here opens a connection of its own.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadInventory } from '../config/inventory.js';
+import { ConfigError, errorMessage, type ConfigIssue } from '../core/errors.js';
+import { silentReporter } from '../core/reporter.js';
+import { runPlaybook, type RunReport } from '../core/runner.js';
+import type { ModuleDef } from '../core/types.js';
+import { modules as registry } from '../modules/index.js';
+import { makeStyle } from '../report/style.js';
+import { assessHost, statusExitCode, type HostStatus } from './model.js';
+import { STATUS_PLAYBOOK, statusModules, type Collector } from './modules.js';
+import { renderJson, renderTable } from './render.js';
+
+export const STATUS_USAGE = `  pgtls status -i INVENTORY [options]
+
+options:
+  -i, --inventory FILE     Ansible-style YAML inventory (required)
+  -e, --extra-vars VARS    key=value, @file.yaml or a JSON object (e.g. pgtls_renew_before_days=60)
+  -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
+  -f, --forks N            hosts inspected at once (default 50)
+      --json               machine-readable output on stdout instead of the table
+      --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
+      --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
+
+exit codes: 0 all encrypted, 1 a certificate expires within pgtls_renew_before_days (default 30) or
+a host is not fully encrypted (or could not be inspected), 2 bad input (nothing contacted),
+3 a host unreachable (none needing action), 4 interrupted`;
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        inventory: { type: 'string', short: 'i' },
+        'extra-vars': { type: 'string', short: 'e', multiple: true },
+        forks: { type: 'string', short: 'f' },
+        limit: { type: 'string', short: 'l' },
+        json: { type: 'boolean' },
+        'known-hosts': { type: 'string' },
+        'insecure-skip-host-key-check': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new ConfigError([{ file: 'command line', message: errorMessage(e) }]);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    process.stdout.write(`usage:\n${STATUS_USAGE}\n`);
+    return 0;
+  }
+  const problems: ConfigIssue[] = [];
+  if (positionals.length) problems.push({ file: 'command line', message: `status takes no positional arguments (got ${positionals.join(' ')})` });
+  if (!v.inventory) problems.push({ file: 'command line', field: '--inventory', message: 'is required' });
+  const forks = v.forks === undefined ? 50 : Number(v.forks);
+  if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
+  if (v['known-hosts'] && v['insecure-skip-host-key-check'])
+    problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  if (problems.length) throw new ConfigError(problems);
+
+  const abort = new AbortController();
+  const onSignal = () => (abort.signal.aborted ? process.exit(4) : abort.abort());
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const dir = mkdtempSync(join(tmpdir(), 'pgtls-status-'));
+  const found: Collector = new Map();
+  try {
+    const playbook = join(dir, 'status.yaml');
+    writeFileSync(playbook, STATUS_PLAYBOOK);
+    const modules = new Map<string, ModuleDef>(registry);
+    for (const m of statusModules(found)) modules.set(m.name, m);
+    const report = await runPlaybook({
+      playbook,
+      inventory: v.inventory!,
+      extraVars: v['extra-vars'] ?? [],
+      check: true, // belt and braces: the executor cannot write in check mode
+      forks,
+      limit: v.limit,
+      tags: [],
+      skipTags: [],
+      knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'],
+      reporter: silentReporter,
+      signal: abort.signal,
+      modules,
+    });
+    const hosts = hostStatuses(report, found);
+    const code = statusExitCode(hosts, report.interrupted);
+    // A missing pgpool (or postgres) group is normal for status: its play simply has no hosts.
+    const warnings = [
+      ...report.warnings.filter((w) => !/matches no host or group/.test(w)),
+      ...Object.entries(report.hosts).flatMap(([h, r]) => r.tasks.flatMap((t) => t.warnings).map((w) => `${h}: ${w}`)),
+    ];
+    if (v.json) process.stdout.write(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings }));
+    else {
+      const style = makeStyle(process.stdout);
+      process.stdout.write(renderTable(hosts, style));
+      if (warnings.length) process.stdout.write(`${style.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+      if (hosts.length === 0) process.stdout.write('no host of the postgres or pgpool groups matched\n');
+    }
+    return code;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** One HostStatus per host the run touched, in inventory order. */
+function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
+  const inv = loadInventory(report.inventory);
+  const order = inv.groups.get('all') ?? [];
+  const names = Object.keys(report.hosts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  return names.map((host) => {
+    const r = report.hosts[host]!;
+    const raw = inv.hosts.get(host)?.vars.ansible_host;
+    const address = typeof raw === 'string' && !raw.includes('{{') ? raw : host;
+    const got = found.get(host);
+    if (r.status === 'unreachable') return { host, address, state: 'unreachable', message: r.message, services: got?.services ?? [], problems: [] };
+    if (r.status !== 'ok')
+      return { host, address, state: 'error', message: r.message ?? r.status, services: got?.services ?? [], problems: [`could not be inspected: ${r.message ?? r.status}`] };
+    return assessHost({ host, address, services: got?.services ?? [] }, got?.renewBeforeDays ?? 30);
+  });
+}

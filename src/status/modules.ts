@@ -1,0 +1,56 @@
+/**
+ * `pgtls status` runs as a built-in playbook through the ordinary runner, so that input
+ * validation, SSH, host keys, become, facts, --limit and forks are exactly those of `run`.
+ * Its two modules only look: they return no change (and the run is a --check run on top,
+ * so the executor could not write even if they did); what they find goes to a collector.
+ */
+import { z } from 'zod';
+import { defineModule, type ModuleDef } from '../core/types.js';
+import type { ServiceStatus } from './model.js';
+import { pgpoolStatus } from './probe-pgpool.js';
+import { postgresStatus } from './probe-postgres.js';
+
+/** Per host: what was found, and the renewal window that applies to it (host vars may differ). */
+export type Collector = Map<string, { services: ServiceStatus[]; renewBeforeDays: number }>;
+
+const args = z.object({ renew_before_days: z.coerce.number().min(0).default(30) }).strict();
+
+export function statusModules(found: Collector): ModuleDef[] {
+  const add = (host: string, renewBeforeDays: number, s: ServiceStatus) =>
+    found.set(host, { services: [...(found.get(host)?.services ?? []), s], renewBeforeDays });
+  const pg = defineModule({
+    name: 'pgtls_status_postgresql',
+    description: 'inspect PostgreSQL TLS and authentication (read-only)',
+    args,
+    async plan(ctx, a) {
+      add(ctx.host, a.renew_before_days, await postgresStatus(ctx));
+      return [];
+    },
+  });
+  const pool = defineModule({
+    name: 'pgtls_status_pgpool',
+    description: 'inspect Pgpool-II TLS, pool_hba and pool_passwd (read-only)',
+    args,
+    async plan(ctx, a) {
+      add(ctx.host, a.renew_before_days, await pgpoolStatus(ctx));
+      return [];
+    },
+  });
+  return [pg, pool] as unknown as ModuleDef[];
+}
+
+/** The playbook: plays for groups the inventory lacks are skipped by the runner (with a warning we drop). */
+export const STATUS_PLAYBOOK = `# written by pgtls status (src/status/modules.ts)
+- name: PostgreSQL status
+  hosts: postgres
+  tasks:
+    - name: PostgreSQL
+      pgtls_status_postgresql:
+        renew_before_days: "{{ pgtls_renew_before_days | default(30) }}"
+- name: Pgpool-II status
+  hosts: pgpool
+  tasks:
+    - name: Pgpool-II
+      pgtls_status_pgpool:
+        renew_before_days: "{{ pgtls_renew_before_days | default(30) }}"
+`;

@@ -1,0 +1,49 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadPlaybook } from '../../src/config/playbook.js';
+import { modules } from '../../src/modules/index.js';
+import { splitFramed } from '../../src/modules/fetch-client-certs/module.js';
+import { recordBase } from '../../src/modules/uninstall-files/module.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+test("uninstall_files names a file's records exactly as the host's state script does", () => {
+  for (const path of ['/etc/postgresql/15/main/pg_hba.conf', "/odd dir/it's.conf", '/etc/pgpool2/pool_passwd']) {
+    const shell = execFileSync('sh', ['-c', 'printf %s "$1" | sha256sum | cut -c1-40', 'x', path]).toString().trim();
+    assert.is(recordBase('/var/lib/pgtls/state', path), `/var/lib/pgtls/state/${shell}`);
+  }
+});
+
+test('fetch_client_certs: framed output back into files (binary-safe, empty files too)', () => {
+  const files = [Buffer.from('-----BEGIN CERTIFICATE-----\nx\n'), Buffer.from([0, 10, 13, 255]), Buffer.alloc(0)];
+  const framed = Buffer.concat(files.flatMap((f) => [Buffer.from(`${f.length}\n`), f]));
+  assert.equal(splitFramed(framed, 3), files);
+  assert.throws(() => splitFramed(Buffer.from('garbage'), 1), /unexpected output/);
+});
+
+// The order of uninstall.yaml is its safety: a reload with ssl off under hostssl rules locks clients out,
+// a Pgpool-II without TLS cannot reach backends that demand it, keys go only when nothing uses them.
+test('uninstall.yaml: pg_hba before postgresql.conf, each reloaded and proven; Pgpool-II after PostgreSQL; keys last', () => {
+  const book = loadPlaybook(join(ROOT, 'playbooks', 'uninstall.yaml'), modules);
+  const steps = book.plays.flatMap((p) => p.tasks.map((t) => `${p.hosts}|${t.module}|${JSON.stringify(t.args)}`));
+  const at = (re: RegExp) => {
+    const i = steps.findIndex((s) => re.test(s));
+    assert.ok(i >= 0, `no step ${re}`);
+    return i;
+  };
+  const hba = at(/^postgres\|uninstall_files\|.*pg_hba_file/);
+  const conf = at(/^postgres\|uninstall_files\|.*pg_config_file/);
+  assert.ok(hba < conf);
+  assert.is(steps[hba + 1]!.split('|')[1], 'restart');
+  assert.is(steps[conf + 1]!.split('|')[1], 'restart');
+  const pool = at(/^pgpool\|uninstall_files\|.*exclude_under/);
+  assert.ok(conf < pool && /^pgpool\|pgpool_restart/.test(steps[pool + 1]!) && /^pgpool\|login_check/.test(steps[pool + 2]!));
+  assert.ok(at(/^postgres:pgpool\|uninstall_files\|\{\}/) > pool);
+  for (const p of book.plays) assert.is(p.vars.pgtls_track_originals, false, `${p.name}: an uninstall records no originals`);
+  assert.is(book.plays[1]!.serial, 1, 'one Pgpool-II node at a time');
+});
+
+test.run();
