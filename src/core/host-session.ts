@@ -1,5 +1,5 @@
 import { TaskError, errorMessage } from './errors.js';
-import type { Action, ExecAction, FileState, HostFacts, PlanContext } from './types.js';
+import type { Action, ExecAction, FileState, HostFacts, PlanContext, VerifyAction } from './types.js';
 import type { ExecOptions, ExecResult } from '../remote/connection.js';
 import {
   dropRollback,
@@ -70,7 +70,7 @@ export class HostSession {
 
   /** The one place that changes a host. */
   async apply(actions: Action[], ctx: PlanContext): Promise<void> {
-    for (const action of actions) {
+    for (const [i, action] of actions.entries()) {
       this.memos.clear();
       switch (action.kind) {
         case 'write': {
@@ -99,10 +99,22 @@ export class HostSession {
           }
           await removeRemoteFile(this.shell, action.path, this.remember(action.path), stateStore(ctx.vars));
           break;
-        case 'exec':
+        case 'exec': {
           if (this.check) break; // cannot be simulated; the plan already says what would run
-          await this.runExec(action, ctx);
+          // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
+          // when the command itself fails, roll back and recover exactly as a failed check would.
+          const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
+          if (!guard) {
+            await this.runExec(action, ctx);
+            break;
+          }
+          try {
+            await this.runExec(action, ctx);
+          } catch (e) {
+            await this.verify(guard.description, () => Promise.reject(e), guard.recover, ctx);
+          }
           break;
+        }
         case 'verify':
           if (this.check) break;
           await this.verify(action.description, action.check, action.recover, ctx);

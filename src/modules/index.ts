@@ -9,7 +9,6 @@ import { resetPassword } from './reset-password/module.js';
 import { pgEnc } from './pg-enc/module.js';
 import { pgpoolRestart } from './pgpool-service/module.js';
 import { poolHba } from './pool-hba/module.js';
-import { uninstallFiles } from './uninstall-files/module.js';
 import { loginCheck } from './login-check/module.js';
 import { fetchClientCerts } from './fetch-client-certs/module.js';
 import { removeCa } from './remove-ca/module.js';
@@ -26,4 +25,4 @@ for (const m of [pgEnc, poolHba, pgpoolRestart]) (modules as Map<string, ModuleD
 // Re-issue and CA rotation (issue "The whole lifecycle"); gencert's force / ca_rotation arguments
 (modules as Map<string, ModuleDef>).set(caRotate.name, caRotate as unknown as ModuleDef);
 // The whole lifecycle: uninstall, client certificates (issue "The whole lifecycle")
-for (const m of [uninstallFiles, loginCheck, fetchClientCerts, removeCa]) (modules as Map<string, ModuleDef>).set(m.name, m as unknown as ModuleDef);
+for (const m of [loginCheck, fetchClientCerts, removeCa]) (modules as Map<string, ModuleDef>).set(m.name, m as unknown as ModuleDef);

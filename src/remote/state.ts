@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import type { HostShell } from './host-shell.js';
 import { sh } from './sh.js';
 
@@ -19,6 +21,14 @@ export interface StateStore {
   owner: string;
 }
 
+/** The record files kept for one path. */
+export const RECORD_SUFFIXES = ['.path', '.orig', '.absent', '.installed', '.installed.sha256', '.installed.absent'] as const;
+
+/** The records' base name for a path: the first 40 hex digits of its sha256 (as pgtls_state_name). */
+export function recordBase(stateDir: string, path: string): string {
+  return posix.join(stateDir, createHash('sha256').update(path).digest('hex').slice(0, 40));
+}
+
 /** Shell functions shared by the write script and the standalone prepare/record commands. */
 export const STATE_FUNCTIONS = `
 pgtls_state_init() {
@@ -35,6 +45,7 @@ pgtls_prepare() {
     if [ -e "$p" ]; then cp -p -- "$p" "$rb"; else : > "$rb.absent"; fi
   fi
   [ -n "$state" ] || return 0
+  case "$p" in "$state"/*) return 0 ;; esac   # the records themselves are never recorded
   pgtls_state_init
   n=$(pgtls_state_name "$p")
   if [ ! -e "$n.orig" ] && [ ! -e "$n.absent" ]; then
@@ -46,7 +57,9 @@ pgtls_prepare() {
 # pgtls_record PATH: what pgtls left there
 pgtls_record() {
   [ -n "$state" ] || return 0
-  p=$1; n=$(pgtls_state_name "$p")
+  p=$1
+  case "$p" in "$state"/*) return 0 ;; esac
+  n=$(pgtls_state_name "$p")
   rm -f -- "$n.installed" "$n.installed.sha256" "$n.installed.absent"
   if [ ! -e "$p" ]; then : > "$n.installed.absent"; pgtls_own "$n.installed.absent"
   elif [ -e "$n.orig" ]; then cp -- "$p" "$n.installed.tmp"; pgtls_own "$n.installed.tmp"; mv -f -- "$n.installed.tmp" "$n.installed"

@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { loadPlaybook } from '../../src/config/playbook.js';
 import { modules } from '../../src/modules/index.js';
 import { splitFramed } from '../../src/modules/fetch-client-certs/module.js';
-import { recordBase } from '../../src/modules/uninstall-files/module.js';
+import { recordBase } from '../../src/remote/state.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-test("uninstall_files names a file's records exactly as the host's state script does", () => {
+test("the executor's records are named in TypeScript exactly as the host's state script does", () => {
   for (const path of ['/etc/postgresql/15/main/pg_hba.conf', "/odd dir/it's.conf", '/etc/pgpool2/pool_passwd']) {
     const shell = execFileSync('sh', ['-c', 'printf %s "$1" | sha256sum | cut -c1-40', 'x', path]).toString().trim();
     assert.is(recordBase('/var/lib/pgtls/state', path), `/var/lib/pgtls/state/${shell}`);
@@ -34,14 +34,14 @@ test('uninstall.yaml: pg_hba before postgresql.conf, each reloaded and proven; P
     assert.ok(i >= 0, `no step ${re}`);
     return i;
   };
-  const hba = at(/^postgres\|uninstall_files\|.*pg_hba_file/);
-  const conf = at(/^postgres\|uninstall_files\|.*pg_config_file/);
+  const hba = at(/^postgres\|restore_originals\|.*pg_hba_file/);
+  const conf = at(/^postgres\|restore_originals\|.*pg_config_file/);
   assert.ok(hba < conf);
   assert.is(steps[hba + 1]!.split('|')[1], 'restart');
   assert.is(steps[conf + 1]!.split('|')[1], 'restart');
-  const pool = at(/^pgpool\|uninstall_files\|.*exclude_under/);
+  const pool = at(/^pgpool\|restore_originals\|.*exclude_under/);
   assert.ok(conf < pool && /^pgpool\|pgpool_restart/.test(steps[pool + 1]!) && /^pgpool\|login_check/.test(steps[pool + 2]!));
-  assert.ok(at(/^postgres:pgpool\|uninstall_files\|\{\}/) > pool);
+  assert.ok(at(/^postgres:pgpool\|restore_originals\|\{\}/) > pool);
   for (const p of book.plays) assert.is(p.vars.pgtls_track_originals, false, `${p.name}: an uninstall records no originals`);
   assert.is(book.plays[1]!.serial, 1, 'one Pgpool-II node at a time');
 });

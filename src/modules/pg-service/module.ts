@@ -120,23 +120,9 @@ export const restart = defineModule({
     const action = a.state === 'restarted' ? 'restart' : 'reload';
     const svc = serviceCommand(ctx, s, action);
     const timeoutMs = (a.wait_seconds + 60) * 1000;
-    // The service command's exit code and output are kept for the verify step instead of failing the
-    // exec: a failed reload/restart must also roll the files back, and only a failing verify does that.
-    const run = { rc: 0, out: '' };
-    const exec: ExecAction = {
-      kind: 'exec',
-      description: svc.text,
-      cmd: sh`(${svc.cmd}) 2>&1; echo "pgtls-rc=$?"`,
-      user: svc.user,
-      timeoutMs,
-      then: (stdout) => {
-        const text = stdout.toString('utf8');
-        const m = /pgtls-rc=(\d+)\s*$/.exec(text);
-        run.rc = m ? Number(m[1]) : 1;
-        run.out = text.replace(/pgtls-rc=\d+\s*$/, '').trim().split('\n').slice(-3).join(' | ');
-        return [];
-      },
-    };
+    // A failing reload/restart command rolls the files back like a failing check: the executor
+    // treats an exec followed by a verify as one guarded step.
+    const exec: ExecAction = { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs };
     return [
       {
         summary: `${ctx.check ? 'would ' : ''}${action} PostgreSQL (${svc.text}): ${why.join('; ')}`,
@@ -146,7 +132,6 @@ export const restart = defineModule({
             kind: 'verify',
             description: `PostgreSQL ${action} check`,
             check: async (vctx) => {
-              if (run.rc !== 0) throw new Error(`${svc.text} exited with ${run.rc}${run.out ? `: ${run.out}` : ''}`);
               await verifyServer(vctx, s, st, action, a.wait_seconds, {
                 user: a.login_user,
                 password: a.login_password,

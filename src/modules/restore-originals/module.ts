@@ -3,6 +3,7 @@ import { TaskError } from '../../core/errors.js';
 import { defineModule, type Action, type Change, type PlanContext } from '../../core/types.js';
 import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
 import { sh } from '../../remote/sh.js';
+import { RECORD_SUFFIXES } from '../../remote/state.js';
 import { decideRestore } from './plan-restore.js';
 
 const args = z
@@ -11,6 +12,8 @@ const args = z
     state_dir: z.string().regex(/^\//, 'must be an absolute path').optional(),
     /** Only these paths (default: every file pgtls changed on the host). */
     paths: z.array(z.string()).optional(),
+    /** Leave files under these directories for a later step (e.g. the keys, until the server no longer uses them). */
+    exclude_under: z.array(z.string().min(1)).default([]),
   })
   .strict();
 
@@ -32,7 +35,10 @@ export const restoreOriginals = defineModule({
   args,
   async plan(ctx, a): Promise<Change[]> {
     const dir = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
-    const tracked = (await listTracked(ctx, dir)).filter((t) => !a.paths || a.paths.includes(t.path));
+    const under = (path: string, d: string) => path.startsWith(d.replace(/\/+$/, '') + '/');
+    const tracked = (await listTracked(ctx, dir)).filter(
+      (t) => (!a.paths || a.paths.includes(t.path)) && !a.exclude_under.some((d) => under(t.path, d)),
+    );
     const changes: Change[] = [];
     for (const t of tracked) changes.push(...(await planOne(ctx, t)));
     return changes;
@@ -50,11 +56,13 @@ async function listTracked(ctx: PlanContext, dir: string): Promise<Tracked[]> {
 }
 
 async function planOne(ctx: PlanContext, t: Tracked): Promise<Change[]> {
-  const forget: Action = {
-    kind: 'exec',
-    description: `forget the original of ${t.path}`,
-    cmd: sh`rm -f -- ${t.base}.path ${t.base}.orig ${t.base}.absent ${t.base}.installed ${t.base}.installed.sha256 ${t.base}.installed.absent`,
-  };
+  const records = RECORD_SUFFIXES.map((suffix) => t.base + suffix);
+  // The records are forgotten as soon as the file is back; should a reload after it fail its
+  // verification, the executor puts back the file AND (declared in `touches`) its records, so a
+  // later uninstall still knows the file. `touches` is what makes the executor keep them.
+  const forget: Action = { kind: 'exec', description: `forget the original of ${t.path}`, cmd: sh`rm -f -- ${records}`, touches: records };
+  // Taken before the file is written, so the copies are of the records as the install left them.
+  const keep: Action = { kind: 'exec', description: `keep the records of ${t.path} until verified`, cmd: sh`true`, touches: records };
   const secret = SECRET_FILE.test(t.path);
   const orig = await ctx.readFile(`${t.base}.orig`);
   if (orig === null) {
@@ -70,7 +78,7 @@ async function planOne(ctx: PlanContext, t: Tracked): Promise<Change[]> {
       {
         summary: `${t.path}: removed (created by the install)`,
         diff: secret ? { kind: 'redacted', path: t.path, note: 'file removed' } : { kind: 'redacted', path: t.path, note: 'file created by the install, removed' },
-        actions: [{ kind: 'remove', path: t.path }, forget],
+        actions: [keep, { kind: 'remove', path: t.path }, forget],
       },
     ];
   }
@@ -96,7 +104,7 @@ async function planOne(ctx: PlanContext, t: Tracked): Promise<Change[]> {
           diff: secret
             ? { kind: 'redacted', path: t.path, note: 'content restored (not shown: secret)' }
             : { kind: 'file', path: t.path, before: current?.content.toString('utf8') ?? '', after: decision.content },
-          actions: [{ kind: 'write', path: t.path, content: Buffer.from(decision.content, 'utf8') }, forget],
+          actions: [keep, { kind: 'write', path: t.path, content: Buffer.from(decision.content, 'utf8') }, forget],
         },
       ];
   }
