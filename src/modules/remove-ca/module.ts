@@ -24,6 +24,9 @@ const args = z
   })
   .strict();
 
+/** Where a CA rotation keeps the next, the previous and the retired CAs. */
+const ROTATION_DIRS = ['next', 'previous', 'retired'];
+
 /** CA directories already claimed by a host (a shared CA is removed once; one pgtls process is one run). */
 const claimed = new Set<string>();
 
@@ -52,6 +55,8 @@ export const removeCa = defineModule({
             cmd: sh`if ls -- ${state}/*.path >/dev/null 2>&1; then echo "pgtls still tracks files on this host: its uninstall did not finish" >&2; exit 1; fi`,
             then: async () => {
               await Promise.all(files.map((f) => rm(f, { force: true })));
+              // a CA rotation's other generations (gencert/rotation-store.ts) go with it
+              await Promise.all(ROTATION_DIRS.map((d) => rm(join(dir, d), { recursive: true, force: true })));
               await rmdir(dir).catch(() => undefined); // only when empty
               return [];
             },
