@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, errorMessage } from './core/errors.js';
+import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from './cli-options.js';
+import { ConfigError, type ConfigIssue } from './core/errors.js';
 import type { Reporter } from './core/reporter.js';
 import { runPlaybook, type RunReport } from './core/runner.js';
 import { renderDiff } from './report/diff.js';
@@ -54,57 +54,28 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function runCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        inventory: { type: 'string', short: 'i' },
-        'extra-vars': { type: 'string', short: 'e', multiple: true },
-        check: { type: 'boolean', short: 'C' },
-        diff: { type: 'boolean', short: 'D' },
-        forks: { type: 'string', short: 'f' },
-        limit: { type: 'string', short: 'l' },
-        tags: { type: 'string', short: 't' },
-        'skip-tags': { type: 'string' },
-        json: { type: 'string' },
-        'known-hosts': { type: 'string' },
-        'insecure-skip-host-key-check': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new ConfigError([{ file: 'command line', message: errorMessage(e) }]);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommandLine(argv, {
+    ...FLEET_OPTIONS,
+    check: { type: 'boolean', short: 'C' },
+    diff: { type: 'boolean', short: 'D' },
+    tags: { type: 'string', short: 't' },
+    'skip-tags': { type: 'string' },
+    json: { type: 'string' },
+  });
   if (v.help) {
     process.stdout.write(USAGE + '\n');
     return EXIT.ok;
   }
-  const problems = [];
+  const problems: ConfigIssue[] = [];
   if (positionals.length !== 1) problems.push({ file: 'command line', message: 'expected exactly one PLAYBOOK' });
-  if (!v.inventory) problems.push({ file: 'command line', field: '--inventory', message: 'is required' });
-  const forks = v.forks === undefined ? 50 : Number(v.forks);
-  if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
-  if (v['known-hosts'] && v['insecure-skip-host-key-check'])
-    problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  const { forks, knownHosts } = fleetSettings(v, problems);
   if (problems.length) throw new ConfigError(problems);
 
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   // listr2 is loaded only for a terminal: CI logs and pipes do not pay for it.
   const reporter: Reporter = interactive ? new (await import('./report/listr-reporter.js')).ListrReporter() : new LineReporter();
   const abort = new AbortController();
-  let signals = 0;
-  const onSignal = () => {
-    signals++;
-    if (signals === 1) {
-      process.stderr.write('\npgtls: interrupted: finishing the running tasks, starting no new ones (again to quit now)\n');
-      abort.abort();
-    } else process.exit(EXIT.interrupted);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = abortOnSignals(abort, '\npgtls: interrupted: finishing the running tasks, starting no new ones (again to quit now)\n');
   const list = (s?: string) => (s ? s.split(',').map((t) => t.trim()).filter(Boolean) : []);
   try {
     const report = await runPlaybook({
@@ -116,7 +87,7 @@ async function runCommand(argv: string[]): Promise<number> {
       limit: v.limit,
       tags: list(v.tags),
       skipTags: list(v['skip-tags']),
-      knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'],
+      knownHosts,
       reporter,
       signal: abort.signal,
     });
@@ -124,8 +95,7 @@ async function runCommand(argv: string[]): Promise<number> {
     if (v.json) writeJsonReport(v.json, report);
     return exitCodeOf(report);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 

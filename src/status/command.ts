@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadInventory } from '../config/inventory.js';
-import { ConfigError, errorMessage, type ConfigIssue } from '../core/errors.js';
+import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from '../cli-options.js';
+import { ConfigError, type ConfigIssue } from '../core/errors.js';
 import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
 import type { ModuleDef } from '../core/types.js';
@@ -36,43 +36,18 @@ a host is not fully encrypted (or could not be inspected), 2 bad input (nothing 
 3 a host unreachable (none needing action), 4 interrupted`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        inventory: { type: 'string', short: 'i' },
-        'extra-vars': { type: 'string', short: 'e', multiple: true },
-        forks: { type: 'string', short: 'f' },
-        limit: { type: 'string', short: 'l' },
-        json: { type: 'boolean' },
-        'known-hosts': { type: 'string' },
-        'insecure-skip-host-key-check': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new ConfigError([{ file: 'command line', message: errorMessage(e) }]);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommandLine(argv, { ...FLEET_OPTIONS, json: { type: 'boolean' } });
   if (v.help) {
     process.stdout.write(`usage:\n${STATUS_USAGE}\n`);
     return 0;
   }
   const problems: ConfigIssue[] = [];
   if (positionals.length) problems.push({ file: 'command line', message: `status takes no positional arguments (got ${positionals.join(' ')})` });
-  if (!v.inventory) problems.push({ file: 'command line', field: '--inventory', message: 'is required' });
-  const forks = v.forks === undefined ? 50 : Number(v.forks);
-  if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
-  if (v['known-hosts'] && v['insecure-skip-host-key-check'])
-    problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  const { forks, knownHosts } = fleetSettings(v, problems);
   if (problems.length) throw new ConfigError(problems);
 
   const abort = new AbortController();
-  const onSignal = () => (abort.signal.aborted ? process.exit(4) : abort.abort());
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = abortOnSignals(abort);
   const dir = mkdtempSync(join(tmpdir(), 'pgtls-status-'));
   const found: Collector = new Map();
   try {
@@ -89,7 +64,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       limit: v.limit,
       tags: [],
       skipTags: [],
-      knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'],
+      knownHosts,
       reporter: silentReporter,
       signal: abort.signal,
       modules,
@@ -111,8 +86,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return code;
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 

@@ -1,0 +1,59 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
+
+/** Options every command that talks to a fleet shares (`run`, `status`), with Ansible's letters. */
+export const FLEET_OPTIONS = {
+  inventory: { type: 'string', short: 'i' },
+  'extra-vars': { type: 'string', short: 'e', multiple: true },
+  forks: { type: 'string', short: 'f' },
+  limit: { type: 'string', short: 'l' },
+  'known-hosts': { type: 'string' },
+  'insecure-skip-host-key-check': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface FleetValues {
+  inventory?: string;
+  'extra-vars'?: string[];
+  forks?: string;
+  limit?: string;
+  'known-hosts'?: string;
+  'insecure-skip-host-key-check'?: boolean;
+}
+
+/** node:util parseArgs, with its errors turned into bad input (exit 2). */
+export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options });
+  } catch (e) {
+    throw new ConfigError([{ file: 'command line', message: errorMessage(e) }]);
+  }
+}
+
+/** Checks the shared options; returns what the runner needs from them. */
+export function fleetSettings(v: FleetValues, problems: ConfigIssue[]): { forks: number; knownHosts: string | null | undefined } {
+  if (!v.inventory) problems.push({ file: 'command line', field: '--inventory', message: 'is required' });
+  const forks = v.forks === undefined ? 50 : Number(v.forks);
+  if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
+  if (v['known-hosts'] && v['insecure-skip-host-key-check'])
+    problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  return { forks, knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'] };
+}
+
+/**
+ * SIGINT/SIGTERM: the first aborts the run (running tasks finish, no new one starts: exit 4),
+ * a second one quits at once. Returns the function that removes the handlers.
+ */
+export function abortOnSignals(abort: AbortController, note?: string): () => void {
+  const onSignal = () => {
+    if (abort.signal.aborted) process.exit(4);
+    if (note) process.stderr.write(note);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
