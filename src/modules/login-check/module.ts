@@ -15,14 +15,9 @@ import { redact, type Secret } from '../../core/secret.js';
 import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath, secretString } from '../common.js';
-import { restartCommand } from '../pgpool-service/restart.js';
+import { pgpoolServiceArg as service, restartCommand } from '../pgpool-service/restart.js';
 import { conninfoValue } from '../pgpool-service/verify.js';
 
-const service = z.union([
-  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
-  z.object({ kind: z.literal('init'), script: absolutePath }),
-  z.object({ kind: z.literal('unknown') }),
-]);
 
 const args = z
   .object({

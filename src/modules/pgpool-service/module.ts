@@ -6,15 +6,10 @@ import type { Secret } from '../../core/secret.js';
 import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, secretString, yamlBool } from '../common.js';
-import { describeService, parseState, restartCommand, stateCommand } from './restart.js';
+import { describeService, parseState, pgpoolServiceArg as service, restartCommand, stateCommand } from './restart.js';
 import { checkLogin, checkServedCert, preRestartProblem } from './verify.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 
-const service = z.union([
-  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
-  z.object({ kind: z.literal('init'), script: absolutePath }),
-  z.object({ kind: z.literal('unknown') }),
-]);
 
 const args = z
   .object({

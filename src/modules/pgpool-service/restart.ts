@@ -10,6 +10,8 @@
  * a temp file: a daemon that inherited our SSH channel's fds would keep the
  * command from ever finishing.
  */
+import { z } from 'zod';
+import { absolutePath } from '../common.js';
 import type { PgpoolService } from '../../facts/pgpool.js';
 import { sh, type ShellCommand } from '../../remote/sh.js';
 
@@ -102,3 +104,10 @@ export function parseState(out: string): PgpoolState {
   }
   return st;
 }
+
+/** The pgpool_service fact as a module argument: how the host runs Pgpool-II. */
+export const pgpoolServiceArg = z.union([
+  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
+  z.object({ kind: z.literal('init'), script: absolutePath }),
+  z.object({ kind: z.literal('unknown') }),
+]);
