@@ -1,6 +1,6 @@
 import type { HostShell } from './host-shell.js';
 import { sh } from './sh.js';
-import { STATE_FUNCTIONS, type StateStore } from './state.js';
+import { recordOf, STATE_FUNCTIONS, type StateStore } from './state.js';
 
 export interface FileState {
   content: Buffer;
@@ -43,7 +43,7 @@ export interface WriteOptions {
  * Prints `backup=PATH` when a backup was made.
  */
 const WRITE_SCRIPT = `set -eu
-dst=$1 mode=$2 owner=$3 group=$4 backup=$5 rollback=$6 state=$7 sowner=$8
+dst=$1 mode=$2 owner=$3 group=$4 backup=$5 rollback=$6 state=$7 sowner=$8 record=$9
 ${STATE_FUNCTIONS}
 dir=$(dirname -- "$dst")
 umask 077
@@ -51,7 +51,7 @@ tmp=$(mktemp "$dir/.pgtls-tmp.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
 sync -- "$tmp" 2>/dev/null || sync
-pgtls_prepare "$dst" "$rollback"
+pgtls_prepare "$dst" "$rollback" "$record"
 if [ -e "$dst" ]; then
   chown --reference="$dst" -- "$tmp" 2>/dev/null || true
   chmod --reference="$dst" -- "$tmp"
@@ -72,9 +72,9 @@ export async function writeRemoteFile(
 ): Promise<{ backupPath?: string }> {
   // The validate command is playbook-author shell (as in Ansible); %s becomes the quoted temp path.
   const validate = opts.validate ? `${opts.validate.split('%s').join('"$tmp"')} >&2\n` : '';
-  const script = `${WRITE_SCRIPT}${validate}mv -f -- "$tmp" "$dst"\ntrap - EXIT\nsync -- "$dir" 2>/dev/null || true\npgtls_record "$dst"\n`;
+  const script = `${WRITE_SCRIPT}${validate}mv -f -- "$tmp" "$dst"\ntrap - EXIT\nsync -- "$dir" 2>/dev/null || true\npgtls_record "$dst" "$record"\n`;
   const res = await shell.exec(
-    sh`sh -c ${script} pgtls-write ${path} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.rollbackPath ?? ''} ${opts.state?.dir ?? ''} ${opts.state?.owner ?? ''}`,
+    sh`sh -c ${script} pgtls-write ${path} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.rollbackPath ?? ''} ${opts.state?.dir ?? ''} ${opts.state?.owner ?? ''} ${recordOf(opts.state, path)}`,
     { stdin: content },
   );
   const m = /^backup=(.*)$/m.exec(res.stdout.toString('utf8'));
@@ -83,8 +83,8 @@ export async function writeRemoteFile(
 
 /** Removes a file, keeping its content for a rollback during this run and its original for an uninstall. */
 export async function removeRemoteFile(shell: HostShell, path: string, rollbackPath: string, state: StateStore | null): Promise<void> {
-  const script = `set -eu\np=$1 rb=$2 state=$3 sowner=$4\n${STATE_FUNCTIONS}\n[ -e "$p" ] || exit 0\npgtls_prepare "$p" "$rb"\nrm -f -- "$p"\npgtls_record "$p"\n`;
-  await shell.exec(sh`sh -c ${script} pgtls-remove ${path} ${rollbackPath} ${state?.dir ?? ''} ${state?.owner ?? ''}`);
+  const script = `set -eu\np=$1 rb=$2 state=$3 sowner=$4 n=$5\n${STATE_FUNCTIONS}\n[ -e "$p" ] || exit 0\npgtls_prepare "$p" "$rb" "$n"\nrm -f -- "$p"\npgtls_record "$p" "$n"\n`;
+  await shell.exec(sh`sh -c ${script} pgtls-remove ${path} ${rollbackPath} ${state?.dir ?? ''} ${state?.owner ?? ''} ${recordOf(state, path)}`);
 }
 
 /** Puts back what the rollback copies hold (newest run only), then drops the copies. */

@@ -24,9 +24,14 @@ export interface StateStore {
 /** The record files kept for one path. */
 export const RECORD_SUFFIXES = ['.path', '.orig', '.absent', '.installed', '.installed.sha256', '.installed.absent'] as const;
 
-/** The records' base name for a path: the first 40 hex digits of its sha256 (as pgtls_state_name). */
+/** The records' base name for a path: the first 40 hex digits of the sha256 of the path. */
 export function recordBase(stateDir: string, path: string): string {
   return posix.join(stateDir, createHash('sha256').update(path).digest('hex').slice(0, 40));
+}
+
+/** The record base to hand to the shell functions ('' when originals are not tracked). */
+export function recordOf(store: StateStore | null | undefined, path: string): string {
+  return store ? recordBase(store.dir, path) : '';
 }
 
 /** Shell functions shared by the write script and the standalone prepare/record commands. */
@@ -36,33 +41,33 @@ pgtls_state_init() {
   if [ -z "$sowner" ]; then if id -u postgres >/dev/null 2>&1; then sowner=postgres; else sowner=$(id -un); fi; fi
   if [ ! -d "$state" ]; then (umask 077; mkdir -p -- "$state"); chown -- "$sowner" "$state"; fi
 }
-pgtls_state_name() { printf '%s/%s' "$state" "$(printf %s "$1" | sha256sum | cut -c1-40)"; }
 pgtls_own() { chown -- "$sowner" "$1" 2>/dev/null || true; chmod 600 -- "$1"; }
-# pgtls_prepare PATH ROLLBACK: copy for a rollback in this run, and the original, once ever
+# pgtls_keep SRC DST: a private copy (0600, owned by sowner), complete before it gets its name
+pgtls_keep() { install -m 600 -o "$sowner" -- "$1" "$2.tmp" 2>/dev/null || { cp -- "$1" "$2.tmp"; pgtls_own "$2.tmp"; }; mv -f -- "$2.tmp" "$2"; }
+# pgtls_prepare PATH ROLLBACK RECORD: copy for a rollback in this run, and the original, once ever
+# (RECORD: the records' base name, recordBase() computed by the controller: no hashing here)
 pgtls_prepare() {
-  p=$1 rb=$2
+  p=$1 rb=$2 n=$3
   if [ -n "$rb" ] && [ ! -e "$rb" ] && [ ! -e "$rb.absent" ]; then
     if [ -e "$p" ]; then cp -p -- "$p" "$rb"; else : > "$rb.absent"; fi
   fi
   [ -n "$state" ] || return 0
   case "$p" in "$state"/*) return 0 ;; esac   # the records themselves are never recorded
   pgtls_state_init
-  n=$(pgtls_state_name "$p")
   if [ ! -e "$n.orig" ] && [ ! -e "$n.absent" ]; then
     printf '%s' "$p" > "$n.path.tmp"; pgtls_own "$n.path.tmp"; mv -f -- "$n.path.tmp" "$n.path"
-    if [ -e "$p" ]; then cp -- "$p" "$n.orig.tmp"; pgtls_own "$n.orig.tmp"; mv -f -- "$n.orig.tmp" "$n.orig"
+    if [ -e "$p" ]; then pgtls_keep "$p" "$n.orig"
     else : > "$n.absent"; pgtls_own "$n.absent"; fi
   fi
 }
-# pgtls_record PATH: what pgtls left there
+# pgtls_record PATH RECORD: what pgtls left there
 pgtls_record() {
   [ -n "$state" ] || return 0
-  p=$1
+  p=$1 n=$2
   case "$p" in "$state"/*) return 0 ;; esac
-  n=$(pgtls_state_name "$p")
   rm -f -- "$n.installed" "$n.installed.sha256" "$n.installed.absent"
   if [ ! -e "$p" ]; then : > "$n.installed.absent"; pgtls_own "$n.installed.absent"
-  elif [ -e "$n.orig" ]; then cp -- "$p" "$n.installed.tmp"; pgtls_own "$n.installed.tmp"; mv -f -- "$n.installed.tmp" "$n.installed"
+  elif [ -e "$n.orig" ]; then pgtls_keep "$p" "$n.installed"
   else sha256sum < "$p" | cut -d' ' -f1 > "$n.installed.sha256"; pgtls_own "$n.installed.sha256"; fi
 }
 `;
@@ -70,13 +75,14 @@ pgtls_record() {
 /** Before an exec that changes `paths`: rollback copies and originals, in one round trip. */
 export async function preparePaths(shell: HostShell, store: StateStore | null, items: { path: string; rollback: string }[]): Promise<void> {
   if (items.length === 0) return;
-  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nwhile [ $# -gt 0 ]; do pgtls_prepare "$1" "$2"; shift 2; done\n`;
-  await shell.exec(sh`sh -c ${script} pgtls-prepare ${store?.dir ?? ''} ${store?.owner ?? ''} ${items.flatMap((i) => [i.path, i.rollback])}`);
+  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nwhile [ $# -gt 0 ]; do pgtls_prepare "$1" "$2" "$3"; shift 3; done\n`;
+  const args = items.flatMap((i) => [i.path, i.rollback, recordOf(store, i.path)]);
+  await shell.exec(sh`sh -c ${script} pgtls-prepare ${store?.dir ?? ''} ${store?.owner ?? ''} ${args}`);
 }
 
 /** After an exec that changed `paths`: remember what pgtls left there. */
 export async function recordPaths(shell: HostShell, store: StateStore | null, paths: string[]): Promise<void> {
   if (!store || paths.length === 0) return;
-  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nfor p in "$@"; do pgtls_record "$p"; done\n`;
-  await shell.exec(sh`sh -c ${script} pgtls-record ${store.dir} ${store.owner} ${paths}`);
+  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nwhile [ $# -gt 0 ]; do pgtls_record "$1" "$2"; shift 2; done\n`;
+  await shell.exec(sh`sh -c ${script} pgtls-record ${store.dir} ${store.owner} ${paths.flatMap((p) => [p, recordOf(store, p)])}`);
 }
