@@ -23,7 +23,7 @@ import { TaskError } from '../../core/errors.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
 import { classifySan, createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
-import { quote, sh } from '../../remote/sh.js';
+import { sh } from '../../remote/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { loadOrCreateCa } from './ca.js';
 import { decideCert, type Decision } from './decide.js';
@@ -289,11 +289,16 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
               if (!csr) throw new TaskError(`no certificate request for the ${l.name} key`);
               return [
                 writeCert(l, v, csr, meta),
-                // The key must replace the old one atomically AND be journaled (a failed verify puts the old
-                // key back) without its bytes ever leaving the host. A `write` gives both; its `validate`
-                // hook runs on the temp file right before the rename, and here swaps in the key generated
-                // on the host (mv keeps the 0600 mode and owner set by the keygen script).
-                { kind: 'write', path: l.key, content: Buffer.alloc(0), mode: '600', ...meta, validate: `mv -f -- ${quote(l.newKey)} %s` },
+                // The key generated on the host replaces the old one by a rename in the same directory
+                // (atomic; keeps the 0600 mode and owner the keygen script set), and its bytes never
+                // leave the host. `touches` makes the executor keep the old key for a rollback (a
+                // failed verify puts it back) and record the original for an uninstall.
+                {
+                  kind: 'exec',
+                  description: `install the new ${l.name} key`,
+                  cmd: sh`mv -f -- ${l.newKey} ${l.key}`,
+                  touches: [l.key],
+                },
               ];
             });
           },
