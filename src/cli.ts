@@ -1,5 +1,5 @@
 import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from './cli-options.js';
-import { ConfigError, type ConfigIssue } from './core/errors.js';
+import { ConfigError, formatIssue, type ConfigIssue } from './core/errors.js';
 import type { Reporter } from './core/reporter.js';
 import { runPlaybook, type RunReport } from './core/runner.js';
 import { renderDiff } from './report/diff.js';
@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.badInput;
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${i.file}${i.line ? `:${i.line}` : ''}${i.field ? `: ${i.field}` : ''}: ${i.message}`).join('\n')}\n`);
+      process.stderr.write(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
       return EXIT.badInput;
     }
     process.stderr.write(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`);

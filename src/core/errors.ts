@@ -27,7 +27,7 @@ export class ConfigError extends Error {
 }
 
 export class TaskError extends Error {
-  constructor(message: string, readonly details?: string) {
+  constructor(message: string) {
     super(message);
     this.name = 'TaskError';
   }

@@ -27,15 +27,6 @@ export class Secret {
   static readonly MASK = '********';
 }
 
-export function isSecret(value: unknown): value is Secret {
-  return value instanceof Secret;
-}
-
-/** Plain text of a value that may be a Secret. Use only where the value is sent on stdin or written to a file. */
-export function revealed(value: string | Secret): string {
-  return value instanceof Secret ? value.reveal() : value;
-}
-
 /**
  * Replaces every occurrence of each secret's text in `text` with the mask.
  * The last line of defence for output we do not build ourselves (stderr of a remote command).

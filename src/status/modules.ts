@@ -5,7 +5,7 @@
  * so the executor could not write even if they did); what they find goes to a collector.
  */
 import { z } from 'zod';
-import { defineModule, type ModuleDef } from '../core/types.js';
+import { defineModule, type ModuleDef, type PlanContext } from '../core/types.js';
 import type { ServiceStatus } from './model.js';
 import { pgpoolStatus } from './probe-pgpool.js';
 import { postgresStatus } from './probe-postgres.js';
@@ -18,24 +18,19 @@ const args = z.object({ renew_before_days: z.coerce.number().min(0).default(30) 
 export function statusModules(found: Collector): ModuleDef[] {
   const add = (host: string, renewBeforeDays: number, s: ServiceStatus) =>
     found.set(host, { services: [...(found.get(host)?.services ?? []), s], renewBeforeDays });
-  const pg = defineModule({
-    name: 'pgtls_status_postgresql',
-    description: 'inspect PostgreSQL TLS and authentication (read-only)',
-    args,
-    async plan(ctx, a) {
-      add(ctx.host, a.renew_before_days, await postgresStatus(ctx));
-      return [];
-    },
-  });
-  const pool = defineModule({
-    name: 'pgtls_status_pgpool',
-    description: 'inspect Pgpool-II TLS, pool_hba and pool_passwd (read-only)',
-    args,
-    async plan(ctx, a) {
-      add(ctx.host, a.renew_before_days, await pgpoolStatus(ctx));
-      return [];
-    },
-  });
+  // One read-only module per service kind: it only records what its probe found.
+  const inspector = (name: string, description: string, probe: (ctx: PlanContext) => Promise<ServiceStatus>) =>
+    defineModule({
+      name,
+      description,
+      args,
+      async plan(ctx, a) {
+        add(ctx.host, a.renew_before_days, await probe(ctx));
+        return [];
+      },
+    });
+  const pg = inspector('pgtls_status_postgresql', 'inspect PostgreSQL TLS and authentication (read-only)', postgresStatus);
+  const pool = inspector('pgtls_status_pgpool', 'inspect Pgpool-II TLS, pool_hba and pool_passwd (read-only)', pgpoolStatus);
   return [pg, pool] as unknown as ModuleDef[];
 }
 

@@ -12,6 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
+import { sslRequest } from '../tls/served-cert.js';
 
 export const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 const S_CLIENT_FLAG: Record<(typeof TLS_VERSIONS)[number], string> = { TLSv1: '-tls1', 'TLSv1.1': '-tls1_1', 'TLSv1.2': '-tls1_2', 'TLSv1.3': '-tls1_3' };
@@ -62,10 +63,7 @@ function handshake(host: string, port: number, version: tls.SecureVersion, timeo
     };
     const timer = setTimeout(() => done(false), timeoutMs);
     const sock = net.connect(port, host, () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4); // PostgreSQL SSLRequest code
-      sock.write(req);
+      sock.write(sslRequest());
     });
     sock.on('error', () => done(false));
     sock.once('data', (d) => {

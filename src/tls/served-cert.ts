@@ -25,6 +25,14 @@ export interface ServedCert {
   detail: string;
 }
 
+/** PostgreSQL's SSLRequest packet (length 8, code 80877103): what a client sends before TLS. */
+export function sslRequest(): Buffer {
+  const req = Buffer.alloc(8);
+  req.writeInt32BE(8, 0);
+  req.writeInt32BE(80877103, 4);
+  return req;
+}
+
 /** SHA-256 fingerprint "AB:CD:…" of a PEM certificate (same format as Node's fingerprint256). */
 export function fingerprint(pem: string): string {
   return new X509Certificate(pem).fingerprint256;
@@ -56,10 +64,7 @@ export function servedCertFromController(host: string, port: number, timeoutMs =
       resolve({ pem, via: 'TLS from the controller', detail });
     };
     const sock = net.connect(port, host, () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4); // PostgreSQL SSLRequest code
-      sock.write(req);
+      sock.write(sslRequest());
     });
     const timer = setTimeout(() => done(null, 'timed out'), timeoutMs);
     sock.on('error', (e) => done(null, e.message));

@@ -5,12 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
-import tls from 'node:tls';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { factProviders } from '../../src/facts/index.js';
+import { fingerprint, servedCertFromController, sslRequest } from '../../src/tls/served-cert.js';
 import { labAvailable, labUp, run, type Lab, type LabOptions } from './lab.js';
 import { ROOT, pgtls, totalChanged, type CliRun } from './cli.js';
 
@@ -64,31 +63,14 @@ function psql(host: string, user: string, password: string, sslmode: string, sql
 }
 
 /** SHA-256 fingerprint of what pgpool on `host` serves, asked with a PostgreSQL SSLRequest from here. */
-function servedFingerprint(host: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    const sock = net.connect(PORT, lab.ip(host), () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4);
-      sock.write(req);
-    });
-    sock.setTimeout(5000, () => (sock.destroy(), resolve(null)));
-    sock.on('error', () => resolve(null));
-    sock.once('data', (d) => {
-      if (d[0] !== 0x53) return sock.destroy(), resolve(null);
-      const t = tls.connect({ socket: sock, rejectUnauthorized: false }, () => {
-        const fp = new X509Certificate(t.getPeerCertificate().raw).fingerprint256;
-        t.destroy();
-        resolve(fp);
-      });
-      t.on('error', () => resolve(null));
-    });
-  });
+async function servedFingerprint(host: string): Promise<string | null> {
+  const served = await servedCertFromController(lab.ip(host), PORT, 5000);
+  return served.pem ? fingerprint(served.pem) : null;
 }
 
 async function fileFingerprint(host: string, path: string): Promise<string> {
   const r = await lab.exec(host, `cat ${path}`);
-  return new X509Certificate(r.stdout).fingerprint256;
+  return fingerprint(r.stdout);
 }
 const pgpoolPid = async (host: string) => (await lab.exec(host, 'cat /var/run/postgresql/pgpool.pid')).stdout.trim();
 const hashes = (host = 'pg3') => lab.sha256Tree(host, PGPOOL_FILES);
@@ -251,10 +233,7 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
 function answers(host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(PORT, lab.ip(host), () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4);
-      sock.write(req);
+      sock.write(sslRequest());
     });
     const done = (ok: boolean) => (sock.destroy(), resolve(ok));
     sock.setTimeout(500, () => done(false));
