@@ -1,0 +1,170 @@
+// Fault suite, part 1: the controller interrupted (SIGINT, SIGTERM, a double Ctrl-C, SIGKILL) at
+// seeded random points across install, reissue and uninstall, and the SSH connection cut while a
+// file's content is in flight. One lab (pg1 primary, pg2 standby, pg3 Pgpool-II) for all of it.
+// After every point: no file half-written, missing, empty or with a temp file; every server still
+// serving (directly and through Pgpool-II); then a re-run converges and the next reports changed=0.
+// PGTLS_FAULT_SEED=N replays a run; PGTLS_FAULT_POINTS / PGTLS_FAULT_CUTS set how many (default 30 / 20).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ALL_HOSTS, INSTALL, PG_CONF_DIR, REISSUE, UNINSTALL, WRITE_RE, attempt, checkAfterFault, checkFiles, checkServing, converge,
+  countCommands, expectNone, faultLab, learnStableLines, nthCommand, note, recover, requireLab, sameFiles, seededRandom, show, sleep,
+  startAgent, summaryLine, totals, waitForCommand, type Agent, type FaultLab, type Problems,
+} from './faults-lib.js';
+
+let fl: FaultLab | undefined;
+const clean: Record<string, number> = {};
+
+test('lab up; a clean install, reissue and uninstall (their wall times bound the interrupt points)', async () => {
+  if (!requireLab()) return;
+  fl = await faultLab('faults-interrupts');
+  for (const [name, playbook] of [['install', INSTALL], ['reissue', REISSUE], ['uninstall', UNINSTALL]] as const) {
+    const r = await fl.pgtls(playbook);
+    assert.is(r.code, 0, `${name}: ${show(r)}`);
+    clean[name] = r.ms;
+    if (name === 'install') learnStableLines(fl);
+  }
+  const f = fl;
+  expectNone(ALL_HOSTS.flatMap((h) => sameFiles(f, h, f.originals[h]!, [...f.originals[h]!.keys()])), 'the clean uninstall restores every file');
+  console.log(`  clean runs: ${JSON.stringify(clean)} ms`);
+});
+
+type Signal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGINT×2';
+const SIGNALS: readonly Signal[] = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGINT×2'];
+
+test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, reissue and uninstall', async () => {
+  if (!fl) return;
+  const f = fl;
+  const rnd = seededRandom('interrupts');
+  const wanted = Number(process.env['PGTLS_FAULT_POINTS'] ?? 30);
+  // Groups of 1-3 interrupted runs of one playbook in a row (each interrupting what the previous left),
+  // then the re-run that must converge; install → reissue → uninstall → install …
+  const cycle = [['install', INSTALL], ['reissue', REISSUE], ['uninstall', UNINSTALL]] as const;
+  let points = 0;
+  let afterEnd = 0;
+  const failures: Problems = [];
+  for (let g = 0; points < wanted; g++) {
+    const [name, playbook] = cycle[g % cycle.length]!;
+    const k = Math.min(rnd.int(1, 3), wanted - points);
+    for (let i = 0; i < k; i++) {
+      const signal = rnd.pick(SIGNALS);
+      const delay = rnd.int(150, Math.max(400, Math.floor(clean[name]! * 0.9)));
+      const what = `point ${points + 1} (${name}, ${signal} at ${delay} ms)`;
+      note(f, what);
+      const p = f.spawnPgtls(playbook);
+      await sleep(delay);
+      if (p.exited()) {
+        afterEnd++;
+        await p.done;
+        continue; // the run was already over: not an interrupt point
+      }
+      points++;
+      const problems = await attempt(f, 'interrupt', what, async () => {
+        if (signal === 'SIGINT×2') {
+          p.child.kill('SIGINT');
+          await sleep(rnd.int(20, 400));
+          if (!p.exited()) p.child.kill('SIGINT');
+        } else p.child.kill(signal);
+        const r = await p.done;
+        const exit: Problems = [];
+        if (signal === 'SIGKILL' && r.signal !== 'SIGKILL') exit.push(`SIGKILL did not kill it: ${show(r)}`);
+        if (signal !== 'SIGKILL' && r.code !== 4 && r.code !== 0) exit.push(`an interrupted run exits 4: ${show(r)}`);
+        return [...exit, ...(await checkAfterFault(f))];
+      });
+      failures.push(...problems);
+    }
+    const what = `group ${g + 1} (${name}, after point ${points})`;
+    const problems = await attempt(f, 'check', what, async () => {
+      const c = name === 'reissue' ? await converge(f, REISSUE, INSTALL) : await converge(f, playbook);
+      if (name !== 'uninstall' || c.length) return c;
+      return ALL_HOSTS.flatMap((h) => sameFiles(f, h, f.originals[h]!, [...f.originals[h]!.keys()])).map((p) => `uninstall restores every file: ${p}`);
+    });
+    failures.push(...problems);
+    if (problems.length) await recover(f, playbook);
+  }
+  console.log(`  ${points} interrupt points (${afterEnd} more fell after the end of their run)`);
+  assert.ok(points >= wanted);
+  expectNone(failures, `${failures.length} problems over ${points} interrupt points`);
+});
+
+// The tiny playbook of the cut test: two real config files of pg1 written per run (a comment line).
+const CUT_PLAYBOOK = `- name: fault suite, connection cuts
+  hosts: pg1
+  tasks:
+    - name: a comment in postgresql.conf
+      lineinfile:
+        path: ${PG_CONF_DIR}/postgresql.conf
+        regexp: '^# pgtls fault suite:'
+        line: "# pgtls fault suite: {{ mark }}"
+    - name: a comment in pg_hba.conf
+      lineinfile:
+        path: ${PG_CONF_DIR}/pg_hba.conf
+        regexp: '^# pgtls fault suite:'
+        line: "# pgtls fault suite: {{ mark }}"
+`;
+
+test('the connection to pg1 cut while a file content is in flight (sshd behind a throttled relay)', async () => {
+  if (!fl) return;
+  const f = fl;
+  const rnd = seededRandom('cuts');
+  const wanted = Number(process.env['PGTLS_FAULT_CUTS'] ?? 20);
+  const playbook = join(f.work, 'cut.yaml');
+  writeFileSync(playbook, CUT_PLAYBOOK);
+  // sshd moves to 127.0.0.1:2222 inside pg1; the relay takes its place on pg1's address, port 22
+  // (same host key, same inventory: the controller cannot tell).
+  const moved = await f.lab.exec('pg1', 'kill "$(cat /run/sshd.pid)"; rm -f /run/sshd.pid; /usr/sbin/sshd -E /var/log/auth.log -o ListenAddress=127.0.0.1 -o Port=2222');
+  assert.is(moved.code, 0, moved.stderr);
+  let relay: Agent | undefined;
+  const failures: Problems = [];
+  try {
+    relay = await startAgent(f.lab, 'pg1', ['proxy', f.lab.ip('pg1'), '22', '127.0.0.1', '2222']);
+    relay.send('rate 50000'); // a 30 kB postgresql.conf then takes ~0.6 s on the wire
+    await relay.waitFor(/^rate/);
+    const base = await f.pgtls(playbook, ['-e', 'mark=0']);
+    assert.is(base.code, 0, show(base));
+    const writes = countCommands(base, 'pg1', WRITE_RE);
+    assert.ok(writes >= 2, `the cut playbook writes pg1's files: ${writes}`);
+    let inFlight = 0;
+    for (let i = 1; i <= wanted; i++) {
+      const w = rnd.int(1, 2); // postgresql.conf or pg_hba.conf
+      const k = rnd.int(0, w === 1 ? 32_000 : 8_000);
+      const what = `cut ${i} (write ${w}, ${k} bytes after it started)`;
+      note(f, what);
+      const problems = await attempt(f, 'fault', what, async () => {
+        const p = f.spawnPgtls(playbook, ['-e', `mark=${i}`]);
+        const started = await waitForCommand(p, nthCommand('pg1', WRITE_RE, w));
+        if (!started) return [`the write never started: ${show(await p.done)}`];
+        const before = relay!.lines.length;
+        relay!.send(`cut ${k}`);
+        const r = await p.done;
+        const said = relay!.lines.slice(before).find((l) => l.startsWith('cut'));
+        if (said && said !== 'cut none') inFlight++;
+        const exit = r.code === 0 && said && said !== 'cut none' ? [`a run whose connection was cut exits 0: ${show(r)}`] : [];
+        return [...exit, ...(await checkAfterFault(f)), ...(await converge(f, playbook, playbook, ['-e', `mark=${i}`]))];
+      });
+      failures.push(...problems);
+      if (problems.length) await recover(f, playbook);
+    }
+    console.log(`  ${wanted} cuts, ${inFlight} of them while the run was sending`);
+    expectNone(failures, `${failures.length} problems over ${wanted} cuts`);
+  } finally {
+    await relay?.stop();
+    await f.lab.exec('pg1', 'kill "$(cat /run/sshd.pid)" 2>/dev/null; rm -f /run/sshd.pid; /usr/sbin/sshd -E /var/log/auth.log');
+  }
+  expectNone(await checkServing(f), 'after the cuts');
+});
+
+test('summary', async () => {
+  if (!fl) return;
+  console.log(summaryLine('interrupts', fl.counts));
+  console.log(summaryLine('so far (all fault files)', totals));
+  expectNone(checkFiles(fl), 'at the end');
+});
+
+test('lab down', async () => {
+  await fl?.lab.down();
+});
+
+test.run();
