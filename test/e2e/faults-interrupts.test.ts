@@ -50,15 +50,18 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
     const k = Math.min(rnd.int(1, 3), wanted - points);
     for (let i = 0; i < k; i++) {
       const signal = rnd.pick(SIGNALS);
-      const delay = rnd.int(150, Math.max(400, Math.floor(clean[name]! * 0.9)));
+      const delay = rnd.int(150, Math.max(400, Math.floor(clean[name]! * 0.8)));
       const what = `point ${points + 1} (${name}, ${signal} at ${delay} ms)`;
       note(f, what);
       const p = f.spawnPgtls(playbook);
       await sleep(delay);
       if (p.exited()) {
+        // The run was already over: not an interrupt point. An install or uninstall that ran to its
+        // end leaves nothing to interrupt in this group (the next run would change nothing).
         afterEnd++;
         await p.done;
-        continue; // the run was already over: not an interrupt point
+        if (name === 'reissue') continue;
+        break;
       }
       points++;
       const problems = await attempt(f, 'interrupt', what, async () => {

@@ -452,10 +452,10 @@ export async function attempt(fl: FaultLab, kind: 'fault' | 'interrupt' | 'check
   try {
     problems = await body();
   } catch (e) {
-    problems = [(e as Error).message];
+    problems = [(e as Error).message || String((e as Error).stack ?? e)];
   }
-  if (problems.length === 0 && kind !== 'check') count(fl, kind === 'fault' ? 'faultsSurvived' : 'interruptsSurvived');
-  else note(fl, `FAILED ${what}:\n  ${problems.join('\n  ')}`);
+  if (problems.length) note(fl, `FAILED ${what}:\n  ${problems.join('\n  ')}`);
+  else if (kind !== 'check') count(fl, kind === 'fault' ? 'faultsSurvived' : 'interruptsSurvived');
   return problems.map((p) => `${what}: ${p}`);
 }
 
