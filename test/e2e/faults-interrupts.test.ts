@@ -9,8 +9,8 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ALL_HOSTS, INSTALL, PG_CONF_DIR, REISSUE, UNINSTALL, WRITE_RE, attempt, checkAfterFault, checkFiles, checkServing, converge,
-  countCommands, expectNone, faultLab, learnStableLines, nthCommand, note, recover, requireLab, sameFiles, seededRandom, show, sleep,
+  ALL_HOSTS, INSTALL, PG_CONF_DIR, REISSUE, UNINSTALL, WRITE_RE, attempt, checkAfterFault, checkServing, converge,
+  countCommands, expectNone, faultLab, hostPath, learnStableLines, nthCommand, note, readTree, recover, requireLab, sameFiles, seededRandom, show, sleep,
   startAgent, summaryLine, totals, waitForCommand, type Agent, type FaultLab, type Problems,
 } from './faults-lib.js';
 
@@ -92,6 +92,7 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
   expectNone(failures, `${failures.length} problems over ${points} interrupt points`);
 });
 
+const CUT_FILES = [`${PG_CONF_DIR}/postgresql.conf`, `${PG_CONF_DIR}/pg_hba.conf`];
 // The tiny playbook of the cut test: two real config files of pg1 written per run (a comment line).
 const CUT_PLAYBOOK = `- name: fault suite, connection cuts
   hosts: pg1
@@ -125,6 +126,7 @@ test('the connection to pg1 cut while a file content is in flight (sshd behind a
     relay = await startAgent(f.lab, 'pg1', ['proxy', f.lab.ip('pg1'), '22', '127.0.0.1', '2222']);
     relay.send('rate 50000'); // a 30 kB postgresql.conf then takes ~0.6 s on the wire
     await relay.waitFor(/^rate/);
+    const pristine = readTree(f.lab, 'pg1');
     const base = await f.pgtls(playbook, ['-e', 'mark=0']);
     assert.is(base.code, 0, show(base));
     const writes = countCommands(base, 'pg1', WRITE_RE);
@@ -148,7 +150,11 @@ test('the connection to pg1 cut while a file content is in flight (sshd behind a
         return [...exit, ...(await checkAfterFault(f)), ...(await converge(f, playbook, playbook, ['-e', `mark=${i}`]))];
       });
       failures.push(...problems);
-      if (problems.length) await recover(f, playbook);
+      if (problems.length) {
+        // pg1's two files as before the cuts (a re-run does not repair a truncated file), then again
+        for (const file of CUT_FILES) writeFileSync(hostPath(f.lab, 'pg1', file), pristine.get(file)!);
+        await recover(f, playbook);
+      }
     }
     console.log(`  ${wanted} cuts, ${inFlight} of them while the run was sending`);
     expectNone(failures, `${failures.length} problems over ${wanted} cuts`);
@@ -159,11 +165,10 @@ test('the connection to pg1 cut while a file content is in flight (sshd behind a
   expectNone(await checkServing(f), 'after the cuts');
 });
 
-test('summary', async () => {
+test('summary', () => {
   if (!fl) return;
   console.log(summaryLine('interrupts', fl.counts));
   console.log(summaryLine('so far (all fault files)', totals));
-  expectNone(checkFiles(fl), 'at the end');
 });
 
 test('lab down', async () => {
