@@ -566,7 +566,9 @@ pg_standby_job() {
     -X stream -c fast -R --no-sync "${slot[@]}"
   # own primary_conninfo: no password inside, sslmode=prefer so it keeps working when the primary goes TLS-only
   local auto=$F/var/lib/postgresql/$PGVER/main/postgresql.auto.conf tmp; tmp=$(mktemp)
-  grep -v '^primary_conninfo' "$auto" > "$tmp" || true
+  # (a basebackup of a standby copies ITS postgresql.auto.conf: its slot name is not ours)
+  grep -v -e '^primary_conninfo' -e '^primary_slot_name' "$auto" > "$tmp" || true
+  [ -z "${REPL_SLOT[$h]:-}" ] || echo "primary_slot_name = '$h'" >> "$tmp"
   echo "primary_conninfo = 'host=$upip port=5432 user=replicator passfile=/var/lib/postgresql/.pgpass sslmode=prefer application_name=$h'" >> "$tmp"
   cat "$tmp" > "$auto"; rm -f "$tmp"
   step "pg_ctlcluster start"
