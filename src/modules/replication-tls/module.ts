@@ -43,6 +43,8 @@ const args = z
     state: z.enum(['verified', 'original']).default('verified'),
     /** The fleet CA on this node (gencert's server/root.crt). */
     root_cert: absolutePath.optional(),
+    /** The fleet's CA mode (gencert's `ca`): with per-node CAs a standby's root.crt is not its upstream's CA. */
+    ca: z.enum(['shared', 'per_node']).default('shared'),
     /** Bounded wait for the walreceiver to stream again and replay to catch up. */
     wait_seconds: z.coerce.number().positive().default(60),
     /** state: original — where the install kept the originals (default pgtls_state_dir). */
@@ -137,6 +139,10 @@ async function planVerified(
   oldPid: number | null,
 ): Promise<Change[]> {
   if (!assign) throw new TaskError(`the server reads primary_conninfo from ${path}, but no such line is there`);
+  if (a.ca === 'per_node') {
+    ctx.warn(`primary_conninfo (${path}) left as it is: with pgtls_ca=per_node this standby's root.crt is its own CA, not its upstream's, so it cannot verify it`);
+    return [];
+  }
   let parsed;
   try {
     parsed = parseConninfo(assign.value);

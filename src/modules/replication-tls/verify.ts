@@ -86,7 +86,9 @@ export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExp
           shown = {};
         }
         const fresh = e.oldPid === null || wr.pid !== e.oldPid;
-        const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v);
+        // the server prints this conninfo as bare key=value pairs, unquoted (libpqrcv_get_conninfo):
+        // a value with a space is matched in the raw text
+        const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v || ` ${wr.conninfo} `.includes(` ${k}=${v} `));
         seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
         if (fresh && matches && wr.status === 'streaming') {
           if (!target) {
