@@ -10,6 +10,8 @@ import { restart } from './pg-service/module.js';
 import { pgpoolRestart } from './pgpool-service/module.js';
 import { poolHba } from './pool-hba/module.js';
 import { removeCa } from './remove-ca/module.js';
+import { replicationCheck } from './replication-check/module.js';
+import { replicationTls } from './replication-tls/module.js';
 import { resetPassword } from './reset-password/module.js';
 import { restoreOriginals } from './restore-originals/module.js';
 import { shell } from './shell/module.js';
@@ -26,6 +28,9 @@ export const modules: ReadonlyMap<string, ModuleDef> = new Map(
     resetPassword,
     pgHba,
     restart,
+    // streaming replication: standbys verify their upstream, every walsender is TLS
+    replicationTls,
+    replicationCheck,
     // Pgpool-II
     pgEnc,
     poolHba,

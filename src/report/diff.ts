@@ -1,10 +1,15 @@
 import { createTwoFilesPatch } from 'diff';
 import type { Diff } from '../core/types.js';
+import { maskConninfoPassword } from '../pgconf/conninfo.js';
+import { maskConninfoPasswords } from '../pgconf/guc-file.js';
+
+/** A password inside a primary_conninfo line (postgresql.conf, postgresql.auto.conf…) is never shown, whichever module's diff it is in. */
+const mask = (text: string) => maskConninfoPasswords(text, maskConninfoPassword);
 
 /** Unified text of a planned change, built here (the renderer), never by a module. */
 export function renderDiff(d: Diff): string {
   if (d.kind === 'redacted') return `--- ${d.path ?? '(secret)'}\n+++ ${d.path ?? '(secret)'}\n  ${d.note}\n`;
-  return createTwoFilesPatch(`${d.path} (before)`, `${d.path} (after)`, d.before, d.after, '', '', { context: 3 });
+  return createTwoFilesPatch(`${d.path} (before)`, `${d.path} (after)`, mask(d.before), mask(d.after), '', '', { context: 3 });
 }
 
 /** Counts of added and removed lines, for the JSON report (the text itself may be large). */
