@@ -31,12 +31,15 @@ export const pgpoolBackendTls = defineModule({
     const s = await pgServer(ctx);
     const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
     const plain = fromPgpool.filter((x) => !x.ssl);
-    if (plain.length > 0)
-      throw new TaskError(
-        `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
-          `to this server run without TLS: ${describeSessions(plain)}. Pgpool-II keeps connections it opened before this server ` +
-          `served TLS (or has ssl = off): restart Pgpool-II, then run the install again`,
-      );
-    return [];
+    if (plain.length === 0) return [];
+    const what =
+      `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
+      `to this server run without TLS: ${describeSessions(plain)}`;
+    // --check did not restart Pgpool-II (the real run does, when it must): what the run would prove is not there yet
+    if (ctx.check) {
+      ctx.warn(`${what} (now; the real run restarts Pgpool-II first when it needs to)`);
+      return [];
+    }
+    throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
   },
 });
