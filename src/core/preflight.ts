@@ -5,6 +5,7 @@ import { evaluateCondition, renderValue } from '../template/render.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './errors.js';
 import type { ModuleDef } from './types.js';
 import { placeholderFacts } from './lazy-facts.js';
+import { policyIssues, varSource } from './policy.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface Selection {
@@ -78,6 +79,9 @@ export function preflight(
           for (const zi of conn.error.issues)
             add({ file: inv.file, line: inv.doc.lineOf(hostPath(inv, host)), field: `${host}.${formatPath(zi.path as (string | number)[])}`, message: zi.message });
       }
+      // fleet policy (pgtls_min_tls …), as this play sees it on this host
+      const seen = hostVars(inv, host, play, undefined, extra, undefined, check);
+      for (const i of safelyList(() => policyIssues(seen, (name) => varSource(name, inv, host, play, extra)))) add(i, host);
       for (const [kind, list] of [['tasks', play.tasks], ['handlers', play.handlers]] as const) {
         for (const task of list) {
           if (kind === 'tasks' && !taskSelected(task, play, sel)) continue;
@@ -140,6 +144,11 @@ function hostPath(inv: Inventory, host: string): (string | number)[] {
     if (found) return found;
   }
   return [];
+}
+
+function safelyList<T>(fn: () => T[]): T[] {
+  const r = safely(fn);
+  return r instanceof Error ? [] : r;
 }
 
 function safely<T>(fn: () => T): T | Error {
