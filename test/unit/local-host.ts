@@ -16,13 +16,15 @@ export interface Cut {
 export class LocalTransport implements Transport {
   cut: Cut | null = null;
   readonly commands: string[] = [];
+  /** Environment of the commands (e.g. a PATH with an attacker's hook in front). */
+  env: NodeJS.ProcessEnv = process.env;
 
   run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
     this.commands.push(cmd.text);
     const started = Date.now();
     const cut = this.cut;
     return new Promise((resolve) => {
-      const child = spawn('sh', ['-c', cmd.text], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const child = spawn('sh', ['-c', cmd.text], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: this.env });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let timedOut = false;

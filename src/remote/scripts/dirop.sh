@@ -72,7 +72,7 @@ sha)
 stat)
   # stat NAME: never follows a link (the link itself is reported)
   pgtls_name "$1"
-  if [ -L "$1" ]; then t=link; elif [ -d "$1" ]; then t=dir; elif [ -e "$1" ]; then t=file; else t=''; fi
+  if [ -L "$1" ]; then t='link'; elif [ -d "$1" ]; then t='dir'; elif [ -e "$1" ]; then t='file'; else t=''; fi
   if [ -n "$t" ]; then printf '%s %s\n' "$(stat -c '%a %U %G' -- "$1")" "$t"; else echo absent; fi
   ;;
 pubkey)

@@ -6,11 +6,12 @@
 set -eu
 DIROP=$1 state=$2 runid=$3 who=$4
 pgtls_state_ready
-# the process that lives exactly as long as this run's connection
+# the process that lives exactly as long as this run's connection: the first ancestor that is not a
+# shell or a privilege wrapper (over SSH: sshd's process for the connection)
 holder=$PPID
-p=$$
+p=$PPID
 while [ "$p" -gt 1 ] 2>/dev/null; do
-  case "$(cat "/proc/$p/comm" 2>/dev/null)" in sshd*) holder=$p; break ;; esac
+  case "$(cat "/proc/$p/comm" 2>/dev/null)" in sh | dash | bash | sudo | runuser | su | setpriv | '') ;; *) holder=$p; break ;; esac
   p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2) || break
   [ -n "$p" ] || break
 done
