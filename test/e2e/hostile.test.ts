@@ -119,12 +119,10 @@ test('lab: pg1 primary, pg2 primary, a canary on each, the keys directory plante
   inventory = join(work, 'inventory.yaml');
   writeFileSync(inventory, dump(inv));
   for (const h of HOSTS) {
-    const r = await lab.exec(
-      h,
-      `set -e; umask 077; echo "root only" > ${CANARY}; mkdir -p ${CANARY_DIR}; echo inside > ${CANARY_DIR}/file
-       printf '%s' ${JSON.stringify(WATCHER)} > /var/tmp/pgtls-watcher.py; chmod 644 /var/tmp/pgtls-watcher.py; command -v python3`,
-    );
+    const r = await lab.exec(h, `set -e; umask 077; echo "root only" > ${CANARY}; mkdir -p ${CANARY_DIR}; echo inside > ${CANARY_DIR}/file; command -v python3`);
     assert.is(r.code, 0, r.stderr);
+    const w = await lab.exec(h, `umask 022; cat > /var/tmp/pgtls-watcher.py && python3 -m py_compile /var/tmp/pgtls-watcher.py`, { input: WATCHER });
+    assert.is(w.code, 0, w.stderr);
   }
   // pg2: postgres planted its keys directory as a link to root's directory before pgtls ever ran
   const plant = await lab.exec('pg2', `mkdir -p $(dirname ${KEYS}) && ln -s ${CANARY_DIR} ${KEYS} && chown -h postgres: ${KEYS} && ls -l ${KEYS}`);
@@ -145,7 +143,17 @@ test('install, reissue=server and uninstall under attack: no canary changes, eve
     );
     assert.is(start.code, 0, start.stderr);
   }
+  // the watchers are up and polling (they write their counters only when stopped)
+  for (const h of HOSTS) {
+    let alive = '';
+    for (let i = 0; i < 50 && !alive; i++) {
+      alive = (await lab.exec(h, `kill -0 $(cat /var/tmp/pgtls-watcher.pid) 2>/dev/null && echo up`)).stdout.trim();
+      if (!alive) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.is(alive, 'up', (await lab.exec(h, 'cat /var/tmp/pgtls-watcher.log')).stdout);
+  }
   await new Promise((r) => setTimeout(r, 1000));
+  for (const h of HOSTS) assert.is((await lab.exec(h, `kill -0 $(cat /var/tmp/pgtls-watcher.pid) && echo up`)).stdout.trim(), 'up', `${h}: the watcher died: ${(await lab.exec(h, 'cat /var/tmp/pgtls-watcher.log')).stdout}`);
   const runs: [string, string[]][] = [
     ['install.yaml', []],
     ['reissue.yaml', ['-e', 'reissue=server']],
@@ -155,6 +163,7 @@ test('install, reissue=server and uninstall under attack: no canary changes, eve
   for (const [book, extra] of runs) {
     const r = await runPb(book, extra);
     outputs.push(`${book}: ${ok(r)}`);
+    console.log(`  ${book}: exit ${r.code}; ${Object.entries(r.report?.hosts ?? {}).map(([h, x]) => `${h} ${x.status}${x.message ? ` (${x.message.slice(0, 160)})` : ''}`).join('; ')}`);
     if (r.report) reports.push(r.report);
     else assert.unreachable(`${book} wrote no report: ${ok(r)}`);
   }

@@ -186,10 +186,9 @@ const FINDINGS: Finding[] = [
     after: (b) => assert.ok(existsSync(join(b.hook, 'won')), 'the attacker did swap the temp file (the race was won)'),
   },
   {
-    finding: '9.2 a rollback marker with a predictable name planted as a link: root never writes through it',
+    finding: '9.2 a rollback marker with a predictable name planted as a dangling link into a root directory: root never creates its target',
     setup: (b) => {
-      for (const n of ['.new.conf.pgtls-rollback', '.new.conf.pgtls-rollback.absent', '.new.conf.pgtls-rb.r1', '.new.conf.pgtls-rb.r1.absent'])
-        asUser(`ln -s ${b.canary} ${b.userDir}/${n}`);
+      for (const n of ['.new.conf.pgtls-rollback.absent', '.new.conf.pgtls-rb.r1.absent']) asUser(`ln -s ${b.canaryDir}/created-by-root ${b.userDir}/${n}`);
     },
     act: (b) => writeRemoteFile(host().shell, join(b.userDir, 'new.conf'), Buffer.from('x = 1\n'), { runId: 'r1', state: store(b) }),
     refused: null,
