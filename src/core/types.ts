@@ -34,6 +34,8 @@ export interface PlanContext {
   warn(message: string): void;
   /** The login/effective user for commands on this host. */
   readonly effectiveUser: string;
+  /** This run's id (names its temp files and rollback copies on hosts); absent in test fakes. */
+  readonly runId?: string;
 }
 
 export interface WriteAction {
