@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { renderValue, type TemplateContext } from '../template/render.js';
+import { secretVarNames, taintValue } from './secret.js';
 import type { HostFacts } from './types.js';
 
 /**
@@ -19,7 +20,7 @@ export function hostVars(
   check: boolean,
 ): Record<string, unknown> {
   const h = inv.hosts.get(host)!;
-  return {
+  const merged: Record<string, unknown> = {
     ...h.vars,
     ...(play?.vars ?? {}),
     ...(task?.vars ?? {}),
@@ -31,6 +32,9 @@ export function hostVars(
     ansible_check_mode: check,
     ...factVars(facts ?? PLACEHOLDER_FACTS),
   };
+  // pgtls_secret_vars: names of further secret variables, wherever they were set.
+  for (const name of secretVarNames(merged)) if (Object.hasOwn(merged, name)) merged[name] = taintValue(merged[name]);
+  return merged;
 }
 
 /** Stand-ins used to validate templates before any host is contacted. */
