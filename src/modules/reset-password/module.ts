@@ -74,7 +74,6 @@ export const resetPassword = defineModule({
   name: 'reset_password',
   description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
   args,
-  secretArgs: ['password'],
   async plan(ctx, a): Promise<Change[]> {
     const wanted = new Map<string, Secret>();
     if (a.name && a.password) wanted.set(a.name, a.password);
