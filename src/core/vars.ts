@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
@@ -26,6 +27,9 @@ export function hostVars(
     ...(task?.vars ?? {}),
     ...extra,
     inventory_hostname: host,
+    // Ansible's magic variables: relative controller paths (pgtls_ca_dir) are resolved against it.
+    inventory_file: resolve(inv.file),
+    inventory_dir: dirname(resolve(inv.file)),
     inventory_hostname_short: host.split('.')[0],
     group_names: h.groups.filter((g) => g !== 'all'),
     groups: Object.fromEntries(inv.groups),

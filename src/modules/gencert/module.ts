@@ -26,6 +26,7 @@ import { pgServer, userVar } from '../../facts/postgres.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { loadOrCreateCa } from './ca.js';
+import { resolveFromInventory, useCaPassphraseFile } from './ca-key.js';
 import { decideCert, type Decision } from './decide.js';
 import { ROTATION_MODES, caView, certFile, forced, type CaView } from './rotation.js';
 import { viewRotation } from './rotation-store.js';
@@ -110,7 +111,8 @@ export const gencert = defineModule({
 
     // --- the CA (controller side); during a rotation, both CAs and what links them ---
     const perNode = a.ca === 'per_node';
-    const caDir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    useCaPassphraseFile(ctx.vars);
+    const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
     const rotation = await viewRotation(caDir, ctx.check);
     const current = rotation
       ? rotation.next
