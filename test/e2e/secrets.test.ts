@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { factProviders } from '../../src/facts/index.js';
@@ -40,7 +40,7 @@ async function cli(args: string[]): Promise<CliRun> {
   const json = args[0] === 'run' ? join(work, `report-${++n}.json`) : undefined;
   const r = await pgtls(args, { json, env: { PGTLS_COMMAND_LOG: commandLog } });
   outputs.push({ what: `stdout of ${args.join(' ')}`, text: r.stdout }, { what: `stderr of ${args.join(' ')}`, text: r.stderr });
-  if (json) outputs.push({ what: `JSON report of ${args.join(' ')}`, text: readFileSync(json, 'utf8') });
+  if (json && existsSync(json)) outputs.push({ what: `JSON report of ${args.join(' ')}`, text: readFileSync(json, 'utf8') });
   return r;
 }
 const ok = (r: CliRun) => `exit ${r.code}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`;
