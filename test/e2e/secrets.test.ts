@@ -127,6 +127,11 @@ test('status --json', async () => {
   const r = await cli(['status', '-i', inventory, '--json']);
   assert.ok([0, 1].includes(r.code), ok(r));
   assert.ok(JSON.parse(r.stdout), 'status JSON');
+  // host keys not verified: said loudly, with every accepted fingerprint
+  const insecure = await cli(['status', '-i', inventory, '--insecure-skip-host-key-check']);
+  assert.ok([0, 1].includes(insecure.code), ok(insecure));
+  assert.match(insecure.stderr, /WARNING: --insecure-skip-host-key-check: host keys are NOT verified/);
+  for (const h of HOSTS) assert.match(insecure.stderr, new RegExp(`${h} \\(.*\\): host key NOT verified, accepted \\S+ SHA256:\\S+`));
 });
 
 test('uninstall --diff, with --check first', async () => {
