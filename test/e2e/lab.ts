@@ -136,9 +136,17 @@ export function labUnavailableReason(): string | undefined {
   return undefined;
 }
 
-/** True when this machine can run a lab (root, iproute2, util-linux, OpenSSH server and client). */
+/**
+ * True when this machine can run a lab (root, iproute2, util-linux, OpenSSH server and client).
+ * Under CI=true a missing lab is a failure, never a skip: this throws, so the calling test (or, at
+ * the top level, the whole test file) fails instead of returning early and counting as passed.
+ */
 export function labAvailable(): boolean {
-  return labUnavailableReason() === undefined;
+  const reason = labUnavailableReason();
+  if (reason !== undefined && process.env['CI'] === 'true') {
+    throw new Error(`CI=true and the lab is unavailable: ${reason} (run .ci/run as root)`);
+  }
+  return reason === undefined;
 }
 
 /** Run a program; never rejects on a non-zero exit (only on spawn errors and timeouts). */
