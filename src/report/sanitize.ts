@@ -31,7 +31,7 @@ export function safeJson(v: unknown): unknown {
 /**
  * Masks the values of lines that look like they hold a password, in diff context lines too:
  * `sr_check_password = 'x'` (pgpool.conf, postgresql.conf: any key containing password, secret or
- * passphrase, commented or not), `password=x` inside a conninfo (`primary_conninfo = '… password=x …'`)
+ * passphrase, commented or not; not password_encryption or pool_passwd, which name a method and a file), `password=x` inside a conninfo (`primary_conninfo = '… password=x …'`)
  * and `scheme://user:x@host` URIs. Linear in the line length (no backtracking regexps: a host's
  * file may hold a pathological line).
  */
@@ -40,6 +40,8 @@ export function maskPasswordLines(text: string): string {
 }
 
 const SECRET_KEY = /password|passwd|secret|passphrase/i;
+/** Keys that name a password's method or place, not a password: `password_encryption`, pgpool's `pool_passwd` file. */
+const NOT_SECRET_KEY = /(?:_encryption|_file|_path|_dir|_type|_method)$|^pool_passwd$/i;
 
 function maskLine(line: string): string {
   // A unified diff line starts with ' ', '+' or '-'; file headers (---/+++) hold paths.
@@ -48,7 +50,7 @@ function maskLine(line: string): string {
   const eq = out.indexOf('=');
   if (eq > 0) {
     const key = out.slice(0, eq).replace(/^[-+ ]/, '').trim().replace(/^#\s*/, '');
-    if (/^[A-Za-z0-9_.-]+$/.test(key) && SECRET_KEY.test(key)) return `${out.slice(0, eq + 1)} ${Secret.MASK}`;
+    if (/^[A-Za-z0-9_.-]+$/.test(key) && SECRET_KEY.test(key) && !NOT_SECRET_KEY.test(key)) return `${out.slice(0, eq + 1)} ${Secret.MASK}`;
   }
   out = maskConninfoPassword(out);
   return maskUriPassword(out);

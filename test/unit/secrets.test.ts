@@ -206,6 +206,12 @@ for (const [what, before, after, hidden] of contextCases) {
   });
 }
 
+test('--diff keeps settings that only name a password method or file visible', () => {
+  const text = renderDiff({ kind: 'file', path: '/etc/x.conf', before: "a = 1\n", after: "a = 1\npassword_encryption = 'scram-sha-256'\npool_passwd = 'pool_passwd'\n" });
+  assert.match(text, /\+password_encryption = 'scram-sha-256'/);
+  assert.match(text, /\+pool_passwd = 'pool_passwd'/);
+});
+
 test('masking is linear: a 200,000-character line is handled at once', () => {
   const line = ' '.repeat(200_000) + "password= '" + ' '.repeat(200_000);
   const t0 = process.hrtime.bigint();
