@@ -8,17 +8,19 @@
  *  1. a read-only /proc scan for postmaster processes (a postmaster is a
  *     `postgres` process whose parent is not one): its data directory is its
  *     cwd, and its postmaster.pid holds the port and socket directory;
- *  2. psql as the server's OS user over that socket, SQL on stdin, one JSON
- *     row back with the settings we need.
+ *  2. psql over that socket through the host's SQL login (src/facts/pg-login.ts:
+ *     peer as the OS user, else webadmin with its password), SQL on stdin, one
+ *     JSON row back with the settings we need.
  * The inventory variables pg_port, pg_config_file, pg_hba_file, pg_os_user
  * (and pg_data_directory) override what is found; pg_port/pg_data_directory
  * also pick the postmaster when a host runs several.
  */
 import { TaskError } from '../core/errors.js';
-import type { Secret } from '../core/secret.js';
+import { Secret } from '../core/secret.js';
 import type { ExecAction, PlanContext } from '../core/types.js';
 import { RemoteCommandError } from '../remote/connection.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
+import { sh } from '../remote/sh.js';
+import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 
 export type PgService =
@@ -42,6 +44,8 @@ export interface PgServer {
   osGroup: string;
   inRecovery: boolean;
   service: PgService;
+  /** How SQL logs in on this host (peer as osUser, or webadmin with its password). */
+  login: SqlLogin;
 }
 
 /** A variable as the user set it (rendered if it is a template), or undefined. */
@@ -136,27 +140,22 @@ const SETTINGS_SQL = `select json_build_object(
   'in_recovery', pg_is_in_recovery());
 `;
 
-/** psql that never prompts, never reads ~/.psqlrc, stops at the first error; SQL comes on stdin. */
-export function psqlCommand(s: Pick<PgServer, 'binDir' | 'socketDir' | 'port'>, db = 'postgres'): ShellCommand {
-  const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
-  // cd /: run as the DB user from root's cwd, psql would complain that it cannot access it
-  return sh`cd / && exec ${psql} -X -A -t -q -w -v ON_ERROR_STOP=1 -h ${s.socketDir} -p ${s.port} -d ${db}`;
-}
-
-/** Runs read-only SQL as the server's OS user; returns stdout. */
-export async function psqlQuery(ctx: PlanContext, s: PgServer, sql: string): Promise<string> {
+/** Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout. */
+export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
+  const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(psqlCommand(s), { user: s.osUser, stdin: sql });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin });
     return res.stdout.toString('utf8');
   } catch (e) {
-    if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} failed: ${e.message}`);
+    if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
     throw e;
   }
 }
 
-/** An exec action that runs SQL (possibly holding a secret) as the server's OS user, SQL on stdin. */
+/** An exec action that runs SQL (possibly holding a secret) through the host's SQL login, SQL on stdin. */
 export function psqlAction(s: PgServer, description: string, sql: string | Secret): ExecAction {
-  return { kind: 'exec', description, cmd: psqlCommand(s), stdin: sql, user: s.osUser };
+  const inv = sqlInvocation(s, s.login, sql);
+  return { kind: 'exec', description, cmd: inv.cmd, stdin: inv.stdin, ...(inv.user ? { user: inv.user } : {}) };
 }
 
 function detectService(
@@ -182,8 +181,10 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
     if (!pm.dataDir)
       throw new TaskError(`cannot inspect the PostgreSQL server process on ${ctx.host} (pid ${pm.pid}): use become: true or log in as root or its OS user`);
     if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
-    const base = { binDir, socketDir: pm.socketDir, port: pm.port };
-    const raw = (await psqlQuery(ctx, { ...base, osUser } as PgServer, SETTINGS_SQL)).trim();
+    const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
+    const pw = userVar(ctx, 'webadmin_password');
+    const login = await sqlLogin(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)));
+    const raw = (await psqlQuery(ctx, { ...local, login }, SETTINGS_SQL)).trim();
     let j: Record<string, unknown>;
     try {
       j = JSON.parse(raw) as Record<string, unknown>;
@@ -208,6 +209,7 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
       osGroup: pm.group || osUser,
       inRecovery: j.in_recovery === true,
       service: detectService(d, pm, configFile, binDir, dataDirectory),
+      login,
     };
   });
 }
