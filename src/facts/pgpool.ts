@@ -29,6 +29,8 @@ export interface PgpoolServer {
   port: number;
   pidFile: string;
   service: PgpoolService;
+  /** backend_hostnameN of pgpool.conf, in N order */
+  backends: string[];
 }
 
 /** Where packages put pgpool.conf (RHEL/PGDG, Debian): candidates when nothing better says where it is. */
@@ -176,6 +178,13 @@ export function pgpoolSetting(text: string, key: string): string | undefined {
   return value;
 }
 
+/** backend_hostnameN values of pgpool.conf (the last active line of each N wins), in N order. */
+export function backendHosts(text: string): string[] {
+  const ns = new Set<number>();
+  for (const m of text.matchAll(/^\s*backend_hostname(\d+)\s*=/gm)) ns.add(Number(m[1]));
+  return [...ns].sort((a, b) => a - b).map((i) => pgpoolSetting(text, `backend_hostname${i}`) ?? '').filter(Boolean);
+}
+
 /** Where pgpool looks for pool_passwd: the setting, relative to the conf dir; '' means "off" (pgpool's own rule). */
 export function poolPasswdPath(confFile: string, confText: string): string {
   const v = pgpoolSetting(confText, 'pool_passwd') ?? 'pool_passwd';
@@ -253,6 +262,7 @@ export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
       port: Number(str('pgpool_port') ?? pgpoolSetting(text, 'port') ?? 9999),
       pidFile,
       service,
+      backends: backendHosts(text),
     };
   });
 }

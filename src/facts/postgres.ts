@@ -5,9 +5,10 @@
  * a hand-built cluster on another port, with or without systemd.
  *
  * Two round trips, memoized per host through ctx.memo:
- *  1. a read-only /proc scan for postmaster processes (a postmaster is a
- *     `postgres` process whose parent is not one): its data directory is its
- *     cwd, and its postmaster.pid holds the port and socket directory;
+ *  1. a read-only /proc scan for postmaster candidates (a `postgres` process
+ *     whose parent is not one, not a zombie, in our network namespace), kept
+ *     only when its data directory's (its cwd's) postmaster.pid names it: that
+ *     file also holds the port and socket directory;
  *  2. psql over that socket through the host's SQL login (src/facts/pg-login.ts:
  *     peer as the OS user, else webadmin with its password), SQL on stdin, one
  *     JSON row back with the settings we need.
@@ -20,6 +21,7 @@ import { Secret } from '../core/secret.js';
 import type { ExecAction, PlanContext } from '../core/types.js';
 import { RemoteCommandError } from '../remote/connection.js';
 import { sh } from '../remote/sh.js';
+import { excludedReason, isPostmaster, type ProcRow } from './discovery.js';
 import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 
@@ -55,8 +57,7 @@ export function userVar(ctx: PlanContext, name: string): unknown {
   return renderValue(v, { vars: ctx.vars as Record<string, unknown>, env: process.env });
 }
 
-interface Postmaster {
-  pid: number;
+interface Postmaster extends ProcRow {
   exe: string;
   dataDir: string;
   user: string;
@@ -64,13 +65,16 @@ interface Postmaster {
   port: number;
   socketDir: string;
   unit: string;
+  /** the data directory's postmaster.pid, null when unreadable */
+  pidFile: string | null;
 }
 
 /**
- * Lists postmasters in OUR network namespace (containers and the lab's netns
- * hosts share one PID space: a server we cannot reach is not this host's).
- * postmaster.pid is read through /proc/PID/cwd so that it is the server's own
- * file even when its mount namespace differs from the login session's.
+ * Lists `postgres`/`postmaster` processes with what decides whether each is a postmaster (state,
+ * parent, network namespace: containers and the lab's netns hosts share one PID space; and its data
+ * directory's postmaster.pid, whose first line must be its own pid: discovery.ts decides).
+ * postmaster.pid is read through /proc/PID/cwd so that it is the server's own file even when its
+ * mount namespace differs from the login session's. Children are skipped early by their parent.
  */
 const DISCOVER = `
 self_net=$(readlink /proc/self/ns/net 2>/dev/null)
@@ -79,21 +83,23 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then echo "pg_ctlcluster=1"; else e
 for d in /proc/[0-9]*; do
   comm=$(cat "$d/comm" 2>/dev/null) || continue
   case $comm in postgres|postmaster) ;; *) continue ;; esac
-  ppid=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)
-  case $(cat "/proc/$ppid/comm" 2>/dev/null) in postgres|postmaster) continue ;; esac
+  set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null) x x
+  state=$1 ppid=$2
+  pcomm=$(cat "/proc/$ppid/comm" 2>/dev/null)
+  case $pcomm in postgres|postmaster) continue ;; esac
   net=$(readlink "$d/ns/net" 2>/dev/null)
-  if [ -n "$self_net" ] && [ -n "$net" ] && [ "$net" != "$self_net" ]; then continue; fi
+  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
   pid=\${d#/proc/}
-  pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null) || pidfile=
-  port=$(printf '%s\\n' "$pidfile" | sed -n 4p)
-  sock=$(printf '%s\\n' "$pidfile" | sed -n 5p)
+  if pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null); then hasfile=1; else hasfile=0; pidfile=; fi
   unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
-  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(readlink "$d/exe")" "$(readlink "$d/cwd")" \\
-    "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" "$port" "$sock" "$unit"
+  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$ppid" "$state" "$netrel" "$pcomm" \\
+    "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \\
+    "$(printf '%s\\n' "$pidfile" | sed -n 1p)" "$(printf '%s\\n' "$pidfile" | sed -n 4p)" "$(printf '%s\\n' "$pidfile" | sed -n 5p)" "$unit" "$hasfile" \\
+    "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\\0\\t\\n' '   ')"
 done
 `;
 
-function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
+export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
   const postmasters: Postmaster[] = [];
   let systemd = false;
   let pgCtlcluster = false;
@@ -102,21 +108,38 @@ function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean;
     if (line === 'pg_ctlcluster=1') pgCtlcluster = true;
     const f = line.split('\t');
     if (f[0] !== 'pm') continue;
+    const hasFile = f[14] === '1';
     postmasters.push({
       pid: Number(f[1]),
-      exe: f[2] ?? '',
-      dataDir: f[3] ?? '',
-      user: f[4] ?? '',
-      group: f[5] ?? '',
-      port: Number(f[6] || 0),
-      socketDir: f[7] ?? '',
-      unit: f[8] ?? '',
+      ppid: Number(f[2]),
+      state: f[3] ?? '',
+      net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
+      parentComm: f[5] ?? '',
+      exe: f[6] ?? '',
+      dataDir: f[7] ?? '',
+      user: f[8] ?? '',
+      group: f[9] ?? '',
+      pidFile: hasFile ? `${f[10] ?? ''}\n` : null,
+      port: Number(f[11] || 0),
+      socketDir: f[12] ?? '',
+      unit: f[13] ?? '',
+      argv: [(f[15] ?? '').trim()],
     });
   }
   return { systemd, pgCtlcluster, postmasters };
 }
 
-function choose(ctx: PlanContext, pms: Postmaster[]): Postmaster {
+/**
+ * The postmasters among the rows: a candidate (not a zombie, not another namespace's, not a
+ * child) whose postmaster.pid names it. When the pid file cannot be read (no privileges), the
+ * candidate stays, so the caller can say what is missing instead of "no server".
+ */
+export function postmastersOf(rows: readonly Postmaster[]): Postmaster[] {
+  return rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+}
+
+function choose(ctx: PlanContext, all: Postmaster[]): Postmaster {
+  const pms = postmastersOf(all);
   const port = userVar(ctx, 'pg_port');
   const data = userVar(ctx, 'pg_data_directory');
   let cands = pms;

@@ -60,6 +60,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       inventory: v.inventory!,
       extraVars: v['extra-vars'] ?? [],
       check: true, // belt and braces: the executor cannot write in check mode
+      factsPolicy: 'each-host', // read only: every host is shown on its own
       forks,
       limit: v.limit,
       tags: [],
