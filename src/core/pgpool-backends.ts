@@ -38,8 +38,9 @@ export function splitNodes(nodes: readonly PgpoolNode[], inRun: ReadonlySet<stri
 }
 
 /**
- * Hosts to leave out along with `dropped` so that no node's backends are split: the node and its
- * other backends, transitively (a backend shared by two nodes takes both). Returns host -> why.
+ * Hosts to leave out along with `dropped` so that no node and its backends part ways: a dropped
+ * backend takes its node and the node's other backends, a dropped node takes its backends
+ * (transitively: a backend shared by two nodes takes both). Returns host -> why.
  */
 export function leaveOutWith(nodes: readonly PgpoolNode[], dropped: ReadonlySet<string>, inRun: ReadonlySet<string>): Map<string, string> {
   const out = new Map<string, string>();
@@ -47,12 +48,12 @@ export function leaveOutWith(nodes: readonly PgpoolNode[], dropped: ReadonlySet<
   for (let changed = true; changed; ) {
     changed = false;
     for (const n of nodes) {
-      const lost = n.backends.filter((b) => gone.has(b));
+      const lost = [n.host, ...n.backends].filter((b) => gone.has(b));
       if (lost.length === 0) continue;
       for (const h of [n.host, ...n.backends]) {
         if (gone.has(h) || !inRun.has(h)) continue;
         gone.add(h);
-        out.set(h, `left out with ${lost.join(', ')}: backend${lost.length > 1 ? 's' : ''} of Pgpool-II node ${n.host} that could not be read (its backends must change together)`);
+        out.set(h, `left out with ${lost.join(', ')} (Pgpool-II node ${n.host} and its backends ${n.backends.join(', ')} change together, and ${lost.join(', ')} could not be read)`);
         changed = true;
       }
     }
