@@ -65,6 +65,7 @@ async function runCommand(argv: string[]): Promise<number> {
     'skip-tags': { type: 'string' },
     json: { type: 'string' },
     'keep-going': { type: 'boolean' },
+    'allow-empty': { type: 'boolean' },
   });
   if (v.help) {
     process.stdout.write(USAGE + '\n');
@@ -95,6 +96,7 @@ async function runCommand(argv: string[]): Promise<number> {
       reporter,
       signal: abort.signal,
       factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
+      allowEmpty: Boolean(v['allow-empty']),
     });
     printSummary(report, Boolean(v.diff));
     if (v.json) writeJsonReport(v.json, report);

@@ -107,9 +107,17 @@ export function loadInventory(file: string): Inventory {
   const groups = new Map<string, string[]>();
   for (const name of nodes.keys()) groups.set(name, hostsOf(name));
 
+  // host -> its groups, in one pass over the groups (linear in the inventory's size: a 100,000-host
+  // inventory must not take hosts x groups x hosts steps)
+  const membership = new Map<string, string[]>();
+  for (const [g, members] of groups) for (const h of members) {
+    let list = membership.get(h);
+    if (!list) membership.set(h, (list = []));
+    list.push(g);
+  }
   const hosts = new Map<string, InventoryHost>();
   for (const hostName of groups.get('all') ?? []) {
-    const memberOf = [...nodes.keys()].filter((g) => (groups.get(g) ?? []).includes(hostName));
+    const memberOf = membership.get(hostName) ?? [];
     // Ansible: groups by depth (parents before children), then by name; later ones win.
     memberOf.sort((a, b) => depthOf(a) - depthOf(b) || (a === 'all' ? -1 : b === 'all' ? 1 : a.localeCompare(b)));
     const vars: Record<string, unknown> = {};

@@ -13,6 +13,7 @@ import { HostSession } from './host-session.js';
 import { missingFacts, provideFacts } from './lazy-facts.js';
 import { leaveOutWith, resolveBackends, splitNodes, type PgpoolNode } from './pgpool-backends.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
 import type { HostFacts, ModuleDef, TaskResult } from './types.js';
@@ -27,6 +28,8 @@ export interface RunOptions {
   limit?: string;
   tags: string[];
   skipTags: string[];
+  /** --allow-empty: patterns that match no host are warnings, not bad input. */
+  allowEmpty?: boolean;
   /** --known-hosts FILE; null when host key checking was explicitly turned off. */
   knownHosts?: string | null;
   reporter: Reporter;
@@ -81,11 +84,12 @@ export function prepare(opts: RunOptions): {
 }
 
 function selection(opts: RunOptions): Selection {
-  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags };
+  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty };
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   const { inv, book, extra, modules, warnings } = prepare(opts);
+  checkLocalFiles(inv, book, extra, selection(opts), opts.check, opts.knownHosts);
   const report = await new Runner(opts, inv, book, extra, modules).run();
   report.warnings.unshift(...warnings);
   return report;
