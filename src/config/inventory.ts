@@ -188,5 +188,13 @@ export function unknownPatternTerms(inv: Inventory, pattern: string | string[]):
   return (Array.isArray(pattern) ? pattern : [pattern])
     .flatMap((p) => p.split(/[:,]/))
     .map((p) => p.trim().replace(/^[&!]/, ''))
-    .filter((t) => t && t !== 'all' && t !== '*' && !/[*?]/.test(t) && !inv.groups.has(t) && !inv.hosts.has(t));
+    .filter((t) => t && t !== 'all' && t !== '*' && !inv.groups.has(t) && !inv.hosts.has(t) && !(/[*?]/.test(t) && wildcardMatches(inv, t)));
+}
+
+/** Whether a wildcard term matches a group or host name (a term that matches none is a typo too). */
+function wildcardMatches(inv: Inventory, term: string): boolean {
+  const re = new RegExp(`^${term.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  for (const g of inv.groups.keys()) if (re.test(g)) return true;
+  for (const h of inv.hosts.keys()) if (re.test(h)) return true;
+  return false;
 }
