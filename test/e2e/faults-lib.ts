@@ -267,10 +267,13 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 // ---------------------------------------------------------------------------------------------
 // invariants
 // ---------------------------------------------------------------------------------------------
-// temp files of the atomic write (.pgtls-tmp.*) and of the state records (NAME.tmp, made complete then renamed)
-const TEMP_RE = /\.pgtls-tmp\.|\.tmp$/;
-// copies kept next to a file for a rollback during one run (.NAME.pgtls-rollback[.absent], or a run-id variant)
-const ROLLBACK_RE = /pgtls-rollback/;
+// Temp files of a run: the atomic write's (.pgtls-tmp.*, .NAME.pgtls-new), the state records' and
+// the received content's in pgtls_state_dir (NAME.orig.XXXXXX, .in.RUNID.XXXXXX, *.tmp, .lock.stale.*).
+const TEMP_RE = /\.pgtls-tmp\.|\.pgtls-new$|^\.in\.|\.(orig|installed)\.[A-Za-z0-9]{6}$|\.tmp$|^\.lock\.stale\./;
+// Copies kept next to a file for a rollback during one run (.NAME.pgtls-rb.RUNID[.absent]; the older .NAME.pgtls-rollback).
+const ROLLBACK_RE = /pgtls-rollback|pgtls-rb\./;
+// What a run holds on a host while it lasts (its lock, its journal of rollback copies): gone once a run completed.
+const RUN_HELD_RE = new RegExp(`^${STATE}/(lock/|runs/)`);
 
 /** True when `sub` appears in `lines` in order (not necessarily adjacent). */
 function isSubsequence(sub: string[], lines: string[]): string | null {
@@ -292,6 +295,7 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean } = {}): P
       const name = p.slice(p.lastIndexOf('/') + 1);
       if (TEMP_RE.test(name)) problems.push(`${h}:${p}: a temp file was left behind`);
       if (opts.afterRerun && ROLLBACK_RE.test(name)) problems.push(`${h}:${p}: a rollback copy survived a completed run`);
+      if (opts.afterRerun && RUN_HELD_RE.test(p)) problems.push(`${h}:${p}: a lock or journal survived a completed run`);
       if (/\.(crt|pem)$/.test(name) && !TEMP_RE.test(name) && !ROLLBACK_RE.test(name)) {
         try {
           new X509Certificate(content);
