@@ -267,9 +267,17 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 // ---------------------------------------------------------------------------------------------
 // invariants
 // ---------------------------------------------------------------------------------------------
-// Temp files of a run: the atomic write's (.pgtls-tmp.*, .NAME.pgtls-new), the state records' and
-// the received content's in pgtls_state_dir (NAME.orig.XXXXXX, .in.RUNID.XXXXXX, *.tmp, .lock.stale.*).
-const TEMP_RE = /\.pgtls-tmp\.|\.pgtls-new$|^\.in\.|\.(orig|installed)\.[A-Za-z0-9]{6}$|\.tmp$|^\.lock\.stale\./;
+// Temp files of a run: the atomic write's (.pgtls-tmp.*, .NAME.pgtls-new, *.tmp) and, in pgtls_state_dir,
+// the received content (.in.RUNID.XXXXXX), a stale lock being removed, and a record not yet renamed
+// to its final name (HASH.orig.XXXXXX: anything but the record suffixes of src/remote/state.ts).
+const TEMP_RE = /\.pgtls-tmp\.|\.pgtls-new$|\.tmp$/;
+const STATE_TEMP_RE = /^\.in\.|^\.lock\.stale\./;
+const RECORD_RE = /^[0-9a-f]{40}(\.path|\.orig|\.absent|\.meta|\.orig\.mac|\.installed|\.installed\.sha256|\.installed\.absent|\.installed\.mac)$/;
+function isTemp(p: string, name: string): boolean {
+  if (TEMP_RE.test(name)) return true;
+  if (p !== `${STATE}/${name}`) return false;
+  return STATE_TEMP_RE.test(name) || (/^[0-9a-f]{40}\./.test(name) && !RECORD_RE.test(name));
+}
 // Copies kept next to a file for a rollback during one run (.NAME.pgtls-rb.RUNID[.absent]; the older .NAME.pgtls-rollback).
 const ROLLBACK_RE = /pgtls-rollback|pgtls-rb\./;
 // What a run holds on a host while it lasts (its lock, its journal of rollback copies): gone once a run completed.
@@ -293,17 +301,17 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean } = {}): P
     for (const [p, content] of tree) {
       count(fl, 'filesChecked');
       const name = p.slice(p.lastIndexOf('/') + 1);
-      if (TEMP_RE.test(name)) problems.push(`${h}:${p}: a temp file was left behind`);
+      if (isTemp(p, name)) problems.push(`${h}:${p}: a temp file was left behind`);
       if (opts.afterRerun && ROLLBACK_RE.test(name)) problems.push(`${h}:${p}: a rollback copy survived a completed run`);
       if (opts.afterRerun && RUN_HELD_RE.test(p)) problems.push(`${h}:${p}: a lock or journal survived a completed run`);
-      if (/\.(crt|pem)$/.test(name) && !TEMP_RE.test(name) && !ROLLBACK_RE.test(name)) {
+      if (/\.(crt|pem)$/.test(name) && !isTemp(p, name) && !ROLLBACK_RE.test(name)) {
         try {
           new X509Certificate(content);
         } catch (e) {
           problems.push(`${h}:${p}: not a whole certificate (${content.length} bytes): ${(e as Error).message}`);
         }
       }
-      if (/\.key$/.test(name) && !TEMP_RE.test(name) && !ROLLBACK_RE.test(name)) {
+      if (/\.key$/.test(name) && !isTemp(p, name) && !ROLLBACK_RE.test(name)) {
         try {
           createPrivateKey(content);
         } catch (e) {
@@ -313,7 +321,7 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean } = {}): P
     }
     // every file that existed before pgtls still exists and is not empty
     for (const [p, orig] of fl.originals[h]!) {
-      if (ROLLBACK_RE.test(p) || TEMP_RE.test(p)) continue;
+      if (ROLLBACK_RE.test(p) || TEMP_RE.test(p)) continue; // (none before pgtls: a lab host starts clean)
       const now = tree.get(p);
       if (!now) problems.push(`${h}:${p}: missing`);
       else if (orig.length > 0 && now.length === 0) problems.push(`${h}:${p}: empty (was ${orig.length} bytes)`);
