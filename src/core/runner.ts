@@ -189,7 +189,10 @@ class Runner {
 
     const inRun = new Set(hosts);
     const nodes = await this.pgpoolNodes(inRun);
-    const split = splitNodes(nodes, inRun);
+    // Only a run that can change authentication can make a node's backends disagree (a client
+    // certificate re-issue under --limit cannot).
+    const changesAuth = [...plan.values()].some((l) => l.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication)));
+    const split = changesAuth ? splitNodes(nodes, inRun) : [];
     if (split.length) {
       this.refused = split.map(
         (s) =>
