@@ -6,6 +6,7 @@
 //     walreceiver's conninfo says sslmode=verify-full with the fleet CA; a re-run changes nothing;
 //   - the verification is real: pg3 with another CA in its sslrootcert cannot stream, and streams
 //     again once the fleet CA is back;
+//   - a standby never switches when its upstream does not pass verify-full (checked first);
 //   - a standby that cannot stream with verify-full gets its file back and keeps streaming;
 //   - the replication password is never in --diff, the output or a remote command line;
 //   - after uninstall.yaml the standbys' configuration files are byte-identical and they stream.
@@ -124,6 +125,27 @@ test('re-run: changed=0', async () => {
   const r = await runPb('install.yaml');
   assert.is(r.code, 0, ok(r));
   assert.is(totalChanged(r.report!), 0, ok(r));
+});
+
+test('an upstream whose certificate lacks the name the inventory promises: the standby keeps its conninfo, fails', async () => {
+  assert.ok(lab, 'the lab is up');
+  // the inventory says pg2's certificate carries an alias; pg2 (outside --limit) was not re-issued yet
+  const alias = 'pg2-alias.lab.internal';
+  const inv = load(readFileSync(inventory, 'utf8')) as { all: { children: Record<string, { hosts: Record<string, Record<string, unknown>> }> } };
+  inv.all.children['postgres']!.hosts['pg2']!['pgtls_cert_sans'] = [alias];
+  const inventory2 = join(work, 'inventory-alias.yaml');
+  writeFileSync(inventory2, dump(inv));
+  await lab.exec('pg3', `echo ${shq(`${lab.ip('pg2')} ${alias}`)} >> /etc/hosts`);
+  const pw = lab.passwords.replicator.replace(/'/g, "''");
+  await lab.sql('pg3', `alter system set primary_conninfo = 'host=${alias} port=5432 user=replicator password=''${pw}'' sslmode=prefer application_name=pg3'; select pg_reload_conf();`);
+  await until('pg3 streaming from the alias', 60, async () => new RegExp(` host=${alias} .*sslmode=prefer `).test(await receiver('pg3')) && (await streams('pg3')));
+  const files = await configFiles('pg3');
+  const r = await pgtls(['run', 'playbooks/install.yaml', '-i', inventory2, '--limit', 'pg3'], { json: join(work, `run${++n}.json`) });
+  assert.is(r.code, 1, ok(r));
+  const msg = r.report!.hosts['pg3']!.message ?? '';
+  assert.ok(new RegExp(`upstream pg2 serves TLS that passes verify-full failed: the upstream ${alias}:5432 does not pass verify-full`).test(msg), msg);
+  assert.equal(await configFiles('pg3'), files, 'nothing written');
+  assert.ok(await streams('pg3'), 'pg3 still streams');
 });
 
 test('a standby that cannot stream with verify-full: its file goes back, it streams as before, the host fails', async () => {
