@@ -7,7 +7,9 @@ import { loginCheck } from './login-check/module.js';
 import { pgEnc } from './pg-enc/module.js';
 import { pgHba } from './pg-hba/module.js';
 import { restart } from './pg-service/module.js';
+import { pgpoolBackendTls } from './pgpool-backend-tls/module.js';
 import { pgpoolRestart } from './pgpool-service/module.js';
+import { plaintextSessions } from './plaintext-sessions/module.js';
 import { poolHba } from './pool-hba/module.js';
 import { removeCa } from './remove-ca/module.js';
 import { replicationCheck } from './replication-check/module.js';
@@ -35,6 +37,9 @@ export const modules: ReadonlyMap<string, ModuleDef> = new Map(
     pgEnc,
     poolHba,
     pgpoolRestart,
+    // encryption in transit, proven from the servers' own session views
+    plaintextSessions,
+    pgpoolBackendTls,
     // lifecycle: uninstall, client certificates
     restoreOriginals,
     loginCheck,
