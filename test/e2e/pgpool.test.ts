@@ -221,11 +221,22 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
   assert.is(count((t) => !t.login), 0, 'a client always got in through one of them');
   assert.ok(count((t) => !t.pg3) > 0 && count((t) => !t.pg4) > 0, 'each pgpool was restarted (and seen down) during the run');
 
-  // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends
-  okAll(await install());
+  // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends. They were
+  // started while the backends had no TLS, so their connections to them were plaintext: the install
+  // restarts them once the backends serve TLS, and proves it from the backends' pg_stat_ssl.
+  const whole = await install();
+  okAll(whole);
+  const restarts = whole.flatMap((r) => ['pg3', 'pg4'].flatMap((h) => r.report!.hosts[h]?.tasks ?? [])).flatMap((t) => t.summaries).filter((x) => /restart Pgpool-II/.test(x));
+  assert.is(restarts.length, 2, restarts.join('\n'));
+  for (const x of restarts) assert.match(x, /sessions to backend .* run without TLS \(opened before that backend served TLS\)/);
   for (const h of ['pg3', 'pg4']) {
     const app = await psql(h, 'appuser', lab.passwords.app, 'verify-full', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()');
     assert.is(app.stdout.trim(), 't', `${h}: ${app.stderr}`);
+  }
+  for (const b of ['pg1', 'pg2']) {
+    const rows = await lab.sql(b, `select l.ssl from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`);
+    assert.ok(rows.length > 0, `${b}: sessions from the pgpools`);
+    assert.not.match(rows, /f/, `${b}: every session from a Pgpool-II host is TLS`);
   }
 });
 
