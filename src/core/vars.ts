@@ -1,7 +1,9 @@
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { renderValue, type TemplateContext } from '../template/render.js';
+import { secretVarNames, taintValue } from './secret.js';
 import type { HostFacts } from './types.js';
 
 /**
@@ -19,12 +21,15 @@ export function hostVars(
   check: boolean,
 ): Record<string, unknown> {
   const h = inv.hosts.get(host)!;
-  return {
+  const merged: Record<string, unknown> = {
     ...h.vars,
     ...(play?.vars ?? {}),
     ...(task?.vars ?? {}),
     ...extra,
     inventory_hostname: host,
+    // Ansible's magic variables: relative controller paths (pgtls_ca_dir) are resolved against it.
+    inventory_file: resolve(inv.file),
+    inventory_dir: dirname(resolve(inv.file)),
     inventory_hostname_short: host.split('.')[0],
     group_names: h.groups.filter((g) => g !== 'all'),
     groups: Object.fromEntries(inv.groups),
@@ -32,6 +37,9 @@ export function hostVars(
     ansible_check_mode: check,
     ...factVars(facts ?? PLACEHOLDER_FACTS),
   };
+  // pgtls_secret_vars: names of further secret variables, wherever they were set.
+  for (const name of secretVarNames(merged)) if (Object.hasOwn(merged, name)) merged[name] = taintValue(merged[name]);
+  return merged;
 }
 
 const hostvarsCache = new WeakMap<Inventory, Record<string, Readonly<Record<string, unknown>>>>();

@@ -12,6 +12,8 @@ import { pgpoolRestart } from './pgpool-service/module.js';
 import { plaintextSessions } from './plaintext-sessions/module.js';
 import { poolHba } from './pool-hba/module.js';
 import { removeCa } from './remove-ca/module.js';
+import { replicationCheck } from './replication-check/module.js';
+import { replicationTls } from './replication-tls/module.js';
 import { resetPassword } from './reset-password/module.js';
 import { restoreOriginals } from './restore-originals/module.js';
 import { shell } from './shell/module.js';
@@ -28,6 +30,9 @@ export const modules: ReadonlyMap<string, ModuleDef> = new Map(
     resetPassword,
     pgHba,
     restart,
+    // streaming replication: standbys verify their upstream, every walsender is TLS
+    replicationTls,
+    replicationCheck,
     // Pgpool-II
     pgEnc,
     poolHba,

@@ -15,6 +15,7 @@ import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
 import type { ModuleDef } from '../core/types.js';
 import { modules as registry } from '../modules/index.js';
+import { safeJson, safeText } from '../report/sanitize.js';
 import { makeStyle } from '../report/style.js';
 import { assessHost, statusExitCode, type HostStatus } from './model.js';
 import { STATUS_PLAYBOOK, statusModules, type Collector } from './modules.js';
@@ -77,11 +78,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
       ...report.warnings.filter((w) => !/matches no host or group/.test(w)),
       ...Object.entries(report.hosts).flatMap(([h, r]) => r.tasks.flatMap((t) => t.warnings).map((w) => `${h}: ${w}`)),
     ];
-    if (v.json) process.stdout.write(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings }));
+    // Role names, CNs and messages come from hosts: the report layer's sanitizer has the last word.
+    if (v.json) process.stdout.write(safeText(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings })));
     else {
       const style = makeStyle(process.stdout);
-      process.stdout.write(renderTable(hosts, style));
-      if (warnings.length) process.stdout.write(`${style.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+      process.stdout.write(renderTable(sanitizedHosts(hosts), style));
+      if (warnings.length) process.stdout.write(`${style.yellow('WARNINGS')}\n${warnings.map((w) => `  ${safeText(w, { oneLine: true })}`).join('\n')}\n`);
       if (hosts.length === 0) process.stdout.write('no host of the postgres or pgpool groups matched\n');
     }
     return code;
@@ -108,4 +110,9 @@ function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
     }
     return assessHost({ host, address, services: got?.services ?? [] }, got?.policy ?? { renewBeforeDays: 30, minTls: 'TLSv1.2' });
   });
+}
+
+/** The table colours its cells itself: the cells' text is sanitized first (role names, CNs, messages from hosts). */
+function sanitizedHosts(hosts: HostStatus[]): HostStatus[] {
+  return hosts.map((h) => safeJson(h) as HostStatus);
 }
