@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
@@ -224,7 +225,16 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
   // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends. They were
   // started while the backends had no TLS, so their connections to them were plaintext: the install
   // restarts them once the backends serve TLS, and proves it from the backends' pg_stat_ssl.
+  // a client connected through each pgpool across the install: its backend connection is plaintext
+  const held = ['pg3', 'pg4'].map((h) =>
+    spawn('psql', ['-X', '-A', '-t', '-q', `host=${lab.ip(h)} port=${PORT} user=appuser dbname=postgres sslmode=require connect_timeout=10`], { env: { ...process.env, PGPASSWORD: lab.passwords.app } }),
+  );
+  for (const c of held) c.stdin.write('select 1;\n');
+  const plainBefore = async () => Number(await lab.sql('pg1', `select count(*) from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where not l.ssl and a.usename = 'appuser' and a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`));
+  for (let i = 0; i < 60 && (await plainBefore()) < 2; i++) await new Promise((r) => setTimeout(r, 500));
+  assert.ok((await plainBefore()) >= 2, 'both pgpools hold a plaintext connection to pg1');
   const whole = await install();
+  for (const c of held) c.kill();
   okAll(whole);
   const restarts = whole.flatMap((r) => ['pg3', 'pg4'].flatMap((h) => r.report!.hosts[h]?.tasks ?? [])).flatMap((t) => t.summaries).filter((x) => /restart Pgpool-II/.test(x));
   assert.is(restarts.length, 2, restarts.join('\n'));
