@@ -33,8 +33,13 @@ while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
   ostart=$(printf '%s\n' "$other" | sed -n 's/.* start=\([0-9]*\).*/\1/p')
   orun=$(printf '%s\n' "$other" | sed -n 's/^run=\([^ ]*\).*/\1/p')
   if [ "$orun" = "$runid" ]; then exit 0; fi
-  if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ] && [ "$(started "$opid")" = "$ostart" ]; then
-    pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
+  if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ]; then
+    # a connection that was just cut takes sshd a moment to notice: give it a few seconds
+    w=0
+    while [ "$(started "$opid")" = "$ostart" ] && [ "$w" -lt 10 ]; do sleep 0.5; w=$((w + 1)); done
+    if [ "$(started "$opid")" = "$ostart" ]; then
+      pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
+    fi
   fi
   # stale: the run is gone. Take it over (one taker wins the rename).
   if mv -- "$lock" "$state/.lock.stale.$$" 2>/dev/null; then
