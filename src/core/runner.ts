@@ -6,7 +6,7 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { sh } from '../remote/sh.js';
+import { SecretOnCommandLineError, sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession, newRunId } from './host-session.js';
@@ -235,8 +235,9 @@ class Runner {
       });
     } catch (e) {
       const status = e instanceof UnreachableError ? 'unreachable' : 'failed';
-      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${errorMessage(e)}`, warnings: base.warnings });
-      return done(status, { error: errorMessage(e), warnings: base.warnings });
+      const message = e instanceof SecretOnCommandLineError ? `task '${task.name}': ${e.message}` : errorMessage(e);
+      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${message}`, warnings: base.warnings });
+      return done(status, { error: message, warnings: base.warnings });
     }
   }
 

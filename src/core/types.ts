@@ -101,8 +101,6 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
   name: string;
   description: string;
   args: S;
-  /** Argument names whose values are secrets: wrapped in Secret after templating. */
-  secretArgs?: readonly string[];
   plan(ctx: PlanContext, args: z.infer<S>): Promise<Change[]>;
 }
 

@@ -23,15 +23,17 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
-import { classifySan, createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
+import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { loadOrCreateCa } from './ca.js';
+import { resolveFromInventory, useCaPassphraseFile } from './ca-key.js';
 import { decideCert, type Decision } from './decide.js';
 import { ROTATION_MODES, caView, certFile, forced, type CaView } from './rotation.js';
 import { viewRotation } from './rotation-store.js';
 import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { chooseServerSans } from './sans.js';
 import { installKeyCommand, keyAttrsCommand, keyDirsCommand, keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
 
 const int = z.coerce.number().int();
@@ -77,29 +79,21 @@ interface Leaf {
   reason: string;
 }
 
-/** Names the server is reached by: verify-full needs the one the client uses to be a SAN. Loopback names are left out. */
-function wantedSans(ctx: PlanContext, extra: string[]): string[] {
-  const out: string[] = [];
-  const candidates = [ctx.facts.hostname, ctx.facts.fqdn, ctx.host, String(userVar(ctx, 'ansible_host') ?? '')];
-  for (const n of candidates) {
-    if (!n || /^(localhost|127\.|::1$)/.test(n)) continue;
-    try {
-      classifySan(n);
-      out.push(n);
-    } catch {
-      ctx.warn(`'${n}' is not a valid certificate name; left out of the SANs`);
-    }
-  }
-  for (const n of extra) {
-    try {
-      classifySan(n);
-    } catch (e) {
-      throw new TaskError(`pgtls_cert_sans: ${(e as Error).message}`);
-    }
-    out.push(n);
-  }
-  const s = splitSans(out);
-  return [...s.dns, ...s.ip];
+/**
+ * Names the server is reached by (verify-full needs the one the client uses to be a SAN), as far
+ * as the inventory vouches for them (sans.ts): the host's own view of its name only where it agrees.
+ */
+function serverNames(ctx: PlanContext, extra: string[]): { commonName: string; sans: string[] } {
+  const choice = chooseServerSans({
+    inventoryName: ctx.host,
+    ansibleHost: String(userVar(ctx, 'ansible_host') ?? ''),
+    certSans: extra,
+    facts: ctx.facts,
+  });
+  if (choice.invalid.length) throw new TaskError(`pgtls_cert_sans: ${choice.invalid.map((i) => i.why).join('; ')}`);
+  for (const d of choice.dropped) ctx.warn(`'${d.name}' left out of the server certificate's SANs: ${d.why}`);
+  const s = splitSans(choice.sans);
+  return { commonName: choice.commonName, sans: [...s.dns, ...s.ip] };
 }
 
 function certNote(pem: string): string {
@@ -118,7 +112,8 @@ export const gencert = defineModule({
 
     // --- the CA (controller side); during a rotation, both CAs and what links them ---
     const perNode = a.ca === 'per_node';
-    const caDir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    useCaPassphraseFile(ctx.vars);
+    const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
     const rotation = await viewRotation(caDir, ctx.check);
     const current = rotation
       ? rotation.next
@@ -143,8 +138,9 @@ export const gencert = defineModule({
 
     // --- what is on the host now ---
     const dirs = { base: a.keys_dir, server: join(a.keys_dir, 'server'), client: join(a.keys_dir, 'client') };
+    const names = serverNames(ctx, a.sans);
     const leaves: Omit<Leaf, 'reason'>[] = [
-      { name: 'server', dir: dirs.server, crt: join(dirs.server, 'server.crt'), key: join(dirs.server, 'server.key'), commonName: ctx.facts.hostname, sans: wantedSans(ctx, a.sans), days: a.days },
+      { name: 'server', dir: dirs.server, crt: join(dirs.server, 'server.crt'), key: join(dirs.server, 'server.key'), commonName: names.commonName, sans: names.sans, days: a.days },
     ];
     if (a.client)
       leaves.push({ name: 'client', dir: dirs.client, crt: join(dirs.client, 'client.crt'), key: join(dirs.client, 'client.key'), commonName: a.client_user, sans: [], days: a.client_days });
