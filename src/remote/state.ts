@@ -66,11 +66,15 @@ export class RecordSigner {
   }
 }
 
-/** Where the controller keeps the key that signs state records: next to the CA directory. */
+/**
+ * Where the controller keeps the key that signs state records: next to the CA directory
+ * (<pgtls_ca_dir>.state.key), relative paths next to the inventory like pgtls_ca_dir's.
+ */
 export function stateKeyFile(vars: Readonly<Record<string, unknown>>): string {
-  if (typeof vars.pgtls_state_key_file === 'string' && vars.pgtls_state_key_file) return resolve(vars.pgtls_state_key_file);
+  const base = typeof vars.inventory_dir === 'string' ? vars.inventory_dir : process.cwd();
+  if (typeof vars.pgtls_state_key_file === 'string' && vars.pgtls_state_key_file) return resolve(base, vars.pgtls_state_key_file);
   const ca = typeof vars.pgtls_ca_dir === 'string' && vars.pgtls_ca_dir ? vars.pgtls_ca_dir : 'pgtls-ca';
-  return `${resolve(ca).replace(/\/+$/, '')}.state.key`;
+  return `${resolve(base, ca).replace(/\/+$/, '')}.state.key`;
 }
 
 /** The signing key (32 random bytes, 0600), created on first use unless `create` is false (then null when missing). */
