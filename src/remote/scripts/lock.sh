@@ -64,3 +64,17 @@ for f in "$state"/.in.*; do
   case "$f" in "$state/.in.$runid."*) continue ;; esac
   if [ -e "$f" ]; then rm -f -- "$f"; fi
 done
+# records a killed run left unsigned (it died between recording and the controller's signature):
+# printed for this run's controller to sign (only root can have written them: pgtls_state_ready)
+for f in "$state"/*.path; do
+  [ -e "$f" ] || continue
+  n=${f%.path}
+  if { [ -e "$n.orig" ] || [ -e "$n.absent" ]; } && [ ! -e "$n.orig.mac" ]; then
+    printf 'pgtls-path %s %s\n' "$n" "$(cat -- "$f")"
+    pgtls_print_original "$n"
+  fi
+  if [ -e "$n.installed.sha256" ] && [ ! -e "$n.installed.mac" ]; then
+    printf 'pgtls-path %s %s\n' "$n" "$(cat -- "$f")"
+    printf 'pgtls-installed %s %s\n' "$n" "$(cat -- "$n.installed.sha256")"
+  fi
+done
