@@ -33,12 +33,29 @@ export function hostVars(
     inventory_hostname_short: host.split('.')[0],
     group_names: h.groups.filter((g) => g !== 'all'),
     groups: Object.fromEntries(inv.groups),
+    hostvars: inventoryHostvars(inv),
     ansible_check_mode: check,
     ...factVars(facts ?? PLACEHOLDER_FACTS),
   };
   // pgtls_secret_vars: names of further secret variables, wherever they were set.
   for (const name of secretVarNames(merged)) if (Object.hasOwn(merged, name)) merged[name] = taintValue(merged[name]);
   return merged;
+}
+
+const hostvarsCache = new WeakMap<Inventory, Record<string, Readonly<Record<string, unknown>>>>();
+
+/**
+ * Ansible's `hostvars`: every host's inventory variables (as written: templates not rendered, no
+ * facts), e.g. for a standby to learn which names its upstream's certificate carries. One object
+ * per inventory, shared by every host and task.
+ */
+function inventoryHostvars(inv: Inventory): Record<string, Readonly<Record<string, unknown>>> {
+  let hv = hostvarsCache.get(inv);
+  if (!hv) {
+    hv = Object.fromEntries([...inv.hosts].map(([name, h]) => [name, { ...h.vars, inventory_hostname: name }]));
+    hostvarsCache.set(inv, hv);
+  }
+  return hv;
 }
 
 /** Stand-ins used to validate templates before any host is contacted. */

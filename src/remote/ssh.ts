@@ -186,6 +186,12 @@ export class SshTransport implements Transport {
     this.waiting.shift()?.();
   }
 
+  /** Drops the connection at once, as a network cut or a killed controller would (the fault tests use it). */
+  destroy(): void {
+    this.closed = true;
+    this.client.destroy();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await new Promise<void>((resolve) => {

@@ -32,9 +32,10 @@ options:
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
 
-exit codes: 0 all encrypted, 1 a certificate expires within pgtls_renew_before_days (default 30) or
-a host is not fully encrypted (or could not be inspected), 2 bad input (nothing contacted),
-3 a host unreachable (none needing action), 4 interrupted`;
+exit codes: 0 all encrypted, 1 a finding needs action (each has a code, e.g. plaintext-session,
+plaintext-replication, standby-unverified, hba-no-tls, min-tls-below-policy, cert-expiring: see
+README "Status"), 2 bad input (nothing contacted), 3 a host unreachable (none needing action),
+4 interrupted. -e pgtls_min_tls=TLSv1.3 judges the servers' lowest TLS version by that policy.`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseCommandLine(argv, { ...FLEET_OPTIONS, json: { type: 'boolean' } });
@@ -61,6 +62,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
       inventory: v.inventory!,
       extraVars: v['extra-vars'] ?? [],
       check: true, // belt and braces: the executor cannot write in check mode
+      factsPolicy: 'each-host', // read only: every host is shown on its own
+      allowEmpty: true, // a fleet without Pgpool-II (or without the group at all) is normal here
       forks,
       limit: v.limit,
       tags: [],
@@ -102,10 +105,12 @@ function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
     const raw = inv.hosts.get(host)?.vars.ansible_host;
     const address = typeof raw === 'string' && !raw.includes('{{') ? raw : host;
     const got = found.get(host);
-    if (r.status === 'unreachable') return { host, address, state: 'unreachable', message: r.message, services: got?.services ?? [], problems: [] };
-    if (r.status !== 'ok')
-      return { host, address, state: 'error', message: r.message ?? r.status, services: got?.services ?? [], problems: [`could not be inspected: ${r.message ?? r.status}`] };
-    return assessHost({ host, address, services: got?.services ?? [] }, got?.renewBeforeDays ?? 30);
+    if (r.status === 'unreachable') return { host, address, state: 'unreachable', message: r.message, services: got?.services ?? [], problems: [], findings: [] };
+    if (r.status !== 'ok') {
+      const message = `could not be inspected: ${r.message ?? r.status}`;
+      return { host, address, state: 'error', message: r.message ?? r.status, services: got?.services ?? [], problems: [message], findings: [{ code: 'inspect-failed', severity: 'action', message }] };
+    }
+    return assessHost({ host, address, services: got?.services ?? [] }, got?.policy ?? { renewBeforeDays: 30, minTls: 'TLSv1.2' });
   });
 }
 
