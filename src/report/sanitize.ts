@@ -86,7 +86,9 @@ function maskConninfoPassword(line: string): string {
 
 /** Where a conninfo value starting at `i` ends (index after it), or -1 when it cannot be told. */
 function valueEnd(s: string, i: number): number {
+  // already masked (the conninfo-aware masker of src/pgconf kept the other keywords): keep them too
   if (s.startsWith(Secret.MASK, i)) return i + Secret.MASK.length;
+  if (s.startsWith(`'${Secret.MASK}'`, i)) return i + Secret.MASK.length + 2;
   const quote = s.startsWith("''", i) ? "''" : s[i] === "'" ? "'" : '';
   if (!quote) {
     let j = i;
