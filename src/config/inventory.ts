@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { taintVars } from '../core/secret.js';
 import { zodIssues } from './issues.js';
 import { loadYamlFile, type LoadedYaml } from './yaml.js';
 
@@ -123,7 +124,8 @@ export function loadInventory(file: string): Inventory {
     const vars: Record<string, unknown> = {};
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.vars);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
-    hosts.set(hostName, { name: hostName, groups: memberOf, vars });
+    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
+    hosts.set(hostName, { name: hostName, groups: memberOf, vars: taintVars(vars) });
   }
   return { file, hosts, groups, doc };
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
 /**
  * YAML loading with source positions.
  *
@@ -29,6 +30,7 @@ import {
   SCALAR_STYLE,
   YAMLException,
   constructFromEvents,
+  defineScalarTag,
   getScalarValue,
   mergeTag,
   parseEvents,
@@ -71,9 +73,14 @@ export class YamlSyntaxError extends Error {
 /**
  * The schema: YAML 1.2 core (js-yaml's default: `yes`/`no`/`on`/`off` stay
  * strings, `0644` is decimal 644) plus merge keys (`<<: *base`), which Ansible
- * users expect.
+ * users expect, plus `!secret` (the value is a Secret).
  */
-const SCHEMA = CORE_SCHEMA.withTags(mergeTag);
+const SCHEMA = CORE_SCHEMA.withTags(mergeTag, secretTag());
+
+/** `password: !secret "…"`: a Secret from the moment it is read, whatever the key's name. */
+function secretTag() {
+  return defineScalarTag<Secret>('!secret', { resolve: (source) => new Secret(source), identify: () => false });
+}
 
 /** Plain words that the core schema does not resolve to strings (see keyString's fast path). */
 const CORE_NON_STRING_WORDS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);

@@ -6,10 +6,10 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { sh } from '../remote/sh.js';
+import { SecretOnCommandLineError, sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
-import { HostSession } from './host-session.js';
+import { HostSession, newRunId } from './host-session.js';
 import { missingFacts, provideFacts } from './lazy-facts.js';
 import { leaveOutWith, resolveBackends, splitNodes, type PgpoolNode } from './pgpool-backends.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
@@ -99,6 +99,8 @@ class Runner {
   private readonly sessions = new Map<string, HostSession>();
   private readonly reports = new Map<string, HostReport>();
   private readonly started = Date.now();
+  /** One id for the whole run: it names the run's lock and rollback copies on every host. */
+  private readonly runId = newRunId();
   private readonly warnings: string[] = [];
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
@@ -366,8 +368,9 @@ class Runner {
       });
     } catch (e) {
       const status = e instanceof UnreachableError ? 'unreachable' : 'failed';
-      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${errorMessage(e)}`, warnings: base.warnings });
-      return done(status, { error: errorMessage(e), warnings: base.warnings });
+      const message = e instanceof SecretOnCommandLineError ? `task '${task.name}': ${e.message}` : errorMessage(e);
+      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${message}`, warnings: base.warnings });
+      return done(status, { error: message, warnings: base.warnings });
     }
   }
 
@@ -388,7 +391,7 @@ class Runner {
       connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
     });
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
-    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check);
+    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId);
     this.sessions.set(host, session);
     return session;
   }
