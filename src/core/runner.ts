@@ -30,6 +30,8 @@ export interface RunOptions {
   skipTags: string[];
   /** --allow-empty: patterns that match no host are warnings, not bad input. */
   allowEmpty?: boolean;
+  /** Plays on groups the inventory lacks are skipped with a warning (status's built-in playbook). */
+  optionalPlayHosts?: boolean;
   /** --known-hosts FILE; null when host key checking was explicitly turned off. */
   knownHosts?: string | null;
   reporter: Reporter;
@@ -84,7 +86,7 @@ export function prepare(opts: RunOptions): {
 }
 
 function selection(opts: RunOptions): Selection {
-  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty };
+  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty, optionalPlayHosts: opts.optionalPlayHosts };
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
