@@ -140,6 +140,10 @@ function squat(port: number, logFile: string, pattern: RegExp): void {
   say('ready');
 }
 
+// The test ends an agent by closing its stdin (it runs under `nsenter --pid`, a fork the test cannot signal directly).
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'proxy') proxy(args[0]!, Number(args[1]), args[2]!, Number(args[3]));
 else if (mode === 'on-replace') onReplace(args[0]!, args[1]!, args[2]!, args[3]);

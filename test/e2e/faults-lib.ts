@@ -503,7 +503,9 @@ export interface Agent {
 export async function startAgent(lab: Lab, host: string, args: string[]): Promise<Agent> {
   const holder = readFileSync(join(lab.dir, host, 'init.pid'), 'utf8').trim();
   const script = join(ROOT, 'dist', 'test', 'e2e', 'fault-agent.js');
-  const child = spawn('nsenter', ['-t', holder, '-n', '-m', '--', process.execPath, script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Into the host's network, mount AND pid namespaces: what it does (a process holding a port) is seen
+  // by the host's own tools (ss -p, /proc) as it would be on a real host.
+  const child = spawn('nsenter', ['-t', holder, '-n', '-m', '-p', '--', process.execPath, script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   let stderr = '';
@@ -525,8 +527,10 @@ export async function startAgent(lab: Lab, host: string, args: string[]): Promis
       });
     },
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      child.stdin.end();
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
+      clearTimeout(t);
     },
   };
   await agent.waitFor(/^ready$/, 20_000);
