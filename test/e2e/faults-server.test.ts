@@ -78,7 +78,8 @@ test('port 9999 taken while Pgpool-II restarts (reissue)', () =>
     host: 'pg3',
     playbook: REISSUE,
     agent: ['squat', '9999', '/var/log/syslog', 'Address already in use|failed to create INET domain socket|bind'],
-    log: /Address already in use/,
+    // Pgpool-II's own FATAL line (its DETAIL names the error), quoted from its log
+    log: /Address already in use|FATAL: +failed to create INET domain socket/,
     convergeWith: [REISSUE, INSTALL],
   }));
 
