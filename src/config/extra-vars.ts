@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import type { VaultKeyring } from './vault.js';
 import { loadYamlFile } from './yaml.js';
 
 /**
@@ -6,11 +7,11 @@ import { loadYamlFile } from './yaml.js';
  * `@file.yaml` (a YAML mapping) or an inline JSON/YAML object `{"k": 1}`.
  * Later -e options override earlier ones.
  */
-export function parseExtraVars(args: string[]): Record<string, unknown> {
+export function parseExtraVars(args: string[], vault?: VaultKeyring): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const arg of args) {
     if (arg.startsWith('@')) {
-      const doc = loadYamlFile(arg.slice(1));
+      const doc = loadYamlFile(arg.slice(1), { vault });
       if (doc.data === null || doc.data === undefined) continue;
       if (typeof doc.data !== 'object' || Array.isArray(doc.data)) {
         throw new ConfigError([{ file: doc.file, line: 1, message: 'extra vars file must be a YAML mapping' }]);

@@ -9,7 +9,7 @@ import {
   rollbackPathFor,
   writeRemoteFile,
 } from '../remote/files.js';
-import { HostShell } from '../remote/host-shell.js';
+import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { preparePaths, recordPaths, type StateStore } from '../remote/state.js';
 import type { Transport } from '../remote/connection.js';
 import type { ShellCommand } from '../remote/sh.js';
@@ -35,13 +35,16 @@ export class HostSession {
     readonly loginUser: string,
     readonly facts: HostFacts,
     readonly check: boolean,
+    private readonly becomeSettings: BecomeSettings = { user: 'root' },
   ) {
-    this.shell = new HostShell(transport, loginUser, false);
+    this.shell = new HostShell(transport, loginUser, false, becomeSettings);
   }
 
-  /** Tasks choose their privileges (become); the connection stays the same. */
-  useBecome(become: boolean): void {
-    if (this.shell.become !== become) this.shell = new HostShell(this.transport, this.loginUser, become);
+  /** Tasks choose their privileges (become, become_user); the connection stays the same. */
+  useBecome(become: boolean, user?: string): void {
+    const settings = user ? { ...this.becomeSettings, user } : this.becomeSettings;
+    if (this.shell.become !== become || this.shell.becomeSettings.user !== settings.user)
+      this.shell = new HostShell(this.transport, this.loginUser, become, settings);
   }
 
   context(vars: Record<string, unknown>, warn: (m: string) => void): PlanContext {

@@ -1,8 +1,9 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadInventory, type Inventory } from '../config/inventory.js';
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
+import type { VaultKeyring } from '../config/vault.js';
 import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
@@ -30,6 +31,8 @@ export interface RunOptions {
   reporter: Reporter;
   signal?: AbortSignal;
   modules?: ReadonlyMap<string, ModuleDef>;
+  /** Vault passwords for encrypted files and `!vault` values. */
+  vault?: VaultKeyring;
 }
 
 export interface HostReport {
@@ -60,10 +63,10 @@ export function prepare(opts: RunOptions): {
   warnings: string[];
 } {
   const modules = opts.modules ?? registry;
-  const inv = loadInventory(opts.inventory);
-  const book = loadPlaybook(opts.playbook, modules);
-  const extra = parseExtraVars(opts.extraVars);
-  const warnings = preflight(inv, book, modules, extra, selection(opts), opts.check);
+  const inv = loadInventory(opts.inventory, { vault: opts.vault, playbookDir: dirname(opts.playbook) });
+  const book = loadPlaybook(opts.playbook, modules, 0, opts.vault);
+  const extra = parseExtraVars(opts.extraVars, opts.vault);
+  const warnings = [...inv.warnings, ...preflight(inv, book, modules, extra, selection(opts), opts.check)];
   return { inv, book, extra, modules, warnings };
 }
 
@@ -217,7 +220,7 @@ class Runner {
     const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
     const tctx = templateContext(vars);
     try {
-      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
+      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become), task.becomeUser ?? play.becomeUser);
       const ctx = session.context(vars, (m) => base.warnings.push(m));
       Object.assign(vars, await provideFacts(task, vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
@@ -253,9 +256,11 @@ class Runner {
       privateKeyFile: c.ansible_ssh_private_key_file,
       knownHostsFile: knownHosts,
       connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
+      jumps: c.jumps,
     });
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
-    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check);
+    const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
+    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, become);
     this.sessions.set(host, session);
     return session;
   }

@@ -1,4 +1,5 @@
 import { appendFileSync, readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';
 import type { ExecResult, Transport } from './connection.js';
@@ -22,6 +23,8 @@ export interface SshTarget {
   /** Path of an OpenSSH known_hosts file; null disables verification (explicit opt-out). */
   knownHostsFile: string | null;
   connectTimeoutMs: number;
+  /** Bastions to go through, in order (ProxyJump): each hop's host key is verified too. */
+  jumps?: { user?: string; host: string; port: number }[];
 }
 
 const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
@@ -37,12 +40,48 @@ export class SshTransport implements Transport {
   private constructor(
     private readonly client: Client,
     private readonly target: SshTarget,
+    /** The jump hosts' connections, closed with this one. */
+    private readonly hops: Client[] = [],
   ) {}
   private active = 0;
   private readonly waiting: (() => void)[] = [];
   private closed = false;
 
   static async connect(target: SshTarget): Promise<SshTransport> {
+    const hops: Client[] = [];
+    let sock: Duplex | undefined;
+    try {
+      // ProxyJump: ssh to each bastion (over the previous hop), then a direct-tcpip channel to the next.
+      const chain = [...(target.jumps ?? []).map((j) => ({ ...target, name: `${target.name} (jump host ${j.host})`, host: j.host, port: j.port, user: j.user ?? target.user })), target];
+      for (const [i, hop] of chain.entries()) {
+        const client = await SshTransport.open(hop, sock);
+        if (i === chain.length - 1) {
+          const transport = new SshTransport(client, target, hops);
+          client.on('error', () => {
+            /* errors after ready surface through the pending exec's close */
+          });
+          client.on('close', () => {
+            transport.closed = true;
+          });
+          return transport;
+        }
+        hops.push(client);
+        client.on('error', () => undefined);
+        const next = chain[i + 1]!;
+        sock = await new Promise<Duplex>((resolve, reject) =>
+          client.forwardOut('127.0.0.1', 0, next.host, next.port, (err, stream) =>
+            err ? reject(new UnreachableError(`jump host ${hop.host}:${hop.port} cannot reach ${next.host}:${next.port}: ${err.message}`)) : resolve(stream),
+          ),
+        );
+      }
+      throw new Error('internal: empty connection chain');
+    } catch (e) {
+      for (const h of hops) h.end();
+      throw e;
+    }
+  }
+
+  private static async open(target: SshTarget, sock: Duplex | undefined): Promise<Client> {
     const client = new Client();
     let hostKeyProblem: string | undefined;
     const entries = target.knownHostsFile === null ? null : loadKnownHosts(target.knownHostsFile);
@@ -51,6 +90,7 @@ export class SshTransport implements Transport {
       port: target.port,
       username: target.user,
       readyTimeout: target.connectTimeoutMs,
+      ...(sock ? { sock } : {}),
       keepaliveInterval: 10_000,
       keepaliveCountMax: 3,
       // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a
@@ -91,14 +131,7 @@ export class SshTransport implements Transport {
       client.once('error', onError);
       client.connect(config);
     });
-    const transport = new SshTransport(client, target);
-    client.on('error', () => {
-      /* errors after ready surface through the pending exec's close */
-    });
-    client.on('close', () => {
-      transport.closed = true;
-    });
-    return transport;
+    return client;
   }
 
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
@@ -168,12 +201,16 @@ export class SshTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed) {
+      for (const h of this.hops) h.end();
+      return;
+    }
     await new Promise<void>((resolve) => {
       this.client.once('close', () => resolve());
       this.client.end();
       setTimeout(resolve, 2000).unref();
     });
+    for (const h of this.hops.reverse()) h.end();
   }
 }
 
