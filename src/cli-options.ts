@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadVaultPasswords, type VaultKeyring } from './config/vault.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
+import { commandEcho } from './remote/ssh.js';
 
 /** Options every command that talks to a fleet shares (`run`, `status`), with Ansible's letters. */
 export const FLEET_OPTIONS = {
@@ -9,8 +11,17 @@ export const FLEET_OPTIONS = {
   limit: { type: 'string', short: 'l' },
   'known-hosts': { type: 'string' },
   'insecure-skip-host-key-check': { type: 'boolean' },
+  'vault-password-file': { type: 'string', multiple: true },
+  'vault-id': { type: 'string', multiple: true },
+  verbose: { type: 'boolean', short: 'v', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+/** Help text of the options above that run and status share besides -i/-e/-l/-f. */
+export const VAULT_USAGE = `      --vault-password-file FILE   password for ansible-vault files and !vault values (repeatable;
+                               an executable FILE is run and prints it); default $ANSIBLE_VAULT_PASSWORD_FILE
+      --vault-id [LABEL@]FILE      the same, for a labelled vault id (format 1.2)
+  -v, -vv                  print every remote command line (as PGTLS_COMMAND_LOG writes it); -vv adds exit status and time`;
 
 export interface FleetValues {
   inventory?: string;
@@ -19,6 +30,20 @@ export interface FleetValues {
   limit?: string;
   'known-hosts'?: string;
   'insecure-skip-host-key-check'?: boolean;
+  'vault-password-file'?: string[];
+  'vault-id'?: string[];
+  verbose?: boolean[];
+}
+
+/** The vault passwords the command line (or ANSIBLE_VAULT_PASSWORD_FILE) names. */
+export function vaultKeyring(v: FleetValues): VaultKeyring {
+  return loadVaultPasswords({ passwordFiles: v['vault-password-file'], vaultIds: v['vault-id'] });
+}
+
+/** -v/-vv: echo remote commands on stderr (they never contain a secret: those go on stdin). */
+export function applyVerbosity(v: FleetValues): void {
+  commandEcho.verbosity = v.verbose?.length ?? 0;
+  commandEcho.write = (line) => process.stderr.write(`${line}\n`);
 }
 
 /** node:util parseArgs, with its errors turned into bad input (exit 2). */

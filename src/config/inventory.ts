@@ -29,7 +29,7 @@ const groupSchema: z.ZodType<GroupInput> = z.lazy(() =>
     })
     .strict(),
 );
-const inventorySchema = z.record(z.string(), groupSchema.nullable());
+export const inventorySchema = z.record(z.string(), groupSchema.nullable());
 
 export interface InventoryHost {
   name: string;

@@ -8,12 +8,12 @@ import { zodIssues } from './issues.js';
 import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';
 
 /** Keywords a task may carry besides its one module (Ansible's names). */
-const TASK_KEYWORDS = ['name', 'when', 'notify', 'tags', 'become', 'become_user', 'ignore_errors', 'vars', 'listen'] as const;
+export const TASK_KEYWORDS = ['name', 'when', 'notify', 'tags', 'become', 'become_user', 'ignore_errors', 'vars', 'listen'] as const;
 
 const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
 const condition = z.union([z.string(), z.boolean(), z.array(z.union([z.string(), z.boolean()]))]);
 
-const taskKeywordsSchema = z.object({
+export const taskKeywordsSchema = z.object({
   name: z.string().optional(),
   when: condition.optional(),
   notify: stringList.optional(),
@@ -25,7 +25,7 @@ const taskKeywordsSchema = z.object({
   listen: stringList.optional(),
 });
 
-const playSchema = z
+export const playSchema = z
   .object({
     name: z.string().optional(),
     hosts: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),

@@ -209,7 +209,7 @@ class Runner {
 
   private async runTask(session: HostSession, play: Play, task: Task, handler: boolean): Promise<TaskResult> {
     const started = Date.now();
-    const base = { task: task.name, module: task.module, handler, summaries: [] as string[], diffs: [], warnings: [] as string[] };
+    const base = { task: task.name, module: task.module, handler, play: play.name, summaries: [] as string[], diffs: [], warnings: [] as string[] };
     const done = (status: TaskResult['status'], extra: Partial<TaskResult> = {}): TaskResult => ({
       ...base,
       status,

@@ -29,6 +29,12 @@ export interface SshTarget {
 
 const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
 
+/**
+ * -v / -vv: the CLI sets this to print each remote command line as PGTLS_COMMAND_LOG writes it
+ * (host TAB command; never stdin, where secrets travel), and at -vv its exit status and time.
+ */
+export const commandEcho: { verbosity: number; write: (line: string) => void } = { verbosity: 0, write: () => undefined };
+
 /** OpenSSH's default MaxSessions is 10: stay below it so channels never get refused. */
 const MAX_CHANNELS = 8;
 
@@ -137,10 +143,15 @@ export class SshTransport implements Transport {
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
     // Debugging aid (and how the tests prove that no secret is ever on a command line):
     // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
-    if (COMMAND_LOG) appendFileSync(COMMAND_LOG, `${this.target.name}\t${cmd.text.replace(/\n/g, '\\n')}\n`);
+    const line = `${this.target.name}\t${cmd.text.replace(/\n/g, '\\n')}`;
+    if (COMMAND_LOG) appendFileSync(COMMAND_LOG, `${line}\n`);
+    if (commandEcho.verbosity >= 1) commandEcho.write(line);
     await this.acquire();
     try {
-      return await this.exec(cmd, stdin, timeoutMs);
+      const r = await this.exec(cmd, stdin, timeoutMs);
+      if (commandEcho.verbosity >= 2)
+        commandEcho.write(`${this.target.name}\t=> ${r.timedOut ? 'timed out' : r.exitCode === null ? `signal ${r.signal}` : `exit ${r.exitCode}`} (${r.durationMs} ms)`);
+      return r;
     } finally {
       this.release();
     }

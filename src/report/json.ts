@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import type { ConfigIssue } from '../core/errors.js';
 import type { RunReport } from '../core/runner.js';
 import { diffStats } from './diff.js';
 import { exitCodeOf } from './recap.js';
@@ -15,6 +16,7 @@ export function jsonReport(report: RunReport): object {
     interrupted: report.interrupted,
     warnings: report.warnings,
     exitCode: exitCodeOf(report),
+    errors: [],
     hosts: Object.fromEntries(
       Object.entries(report.hosts).map(([name, h]) => [
         name,
@@ -43,4 +45,29 @@ export function jsonReport(report: RunReport): object {
 
 export function writeJsonReport(file: string, report: RunReport): void {
   writeFileSync(file, JSON.stringify(jsonReport(report), null, 2) + '\n');
+}
+
+/**
+ * The report of a run that never started: bad input (exit 2, every problem with file and line)
+ * or an internal error (exit 5). Same top-level shape as a run's report, so CI reads one format.
+ */
+export function jsonFailureReport(opts: { playbook?: string; inventory?: string; exitCode: number; errors: ConfigIssue[]; internalError?: string }): object {
+  return {
+    version: 1,
+    playbook: opts.playbook ?? null,
+    inventory: opts.inventory ?? null,
+    check: false,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    interrupted: false,
+    warnings: [],
+    exitCode: opts.exitCode,
+    errors: opts.errors.map((e) => ({ file: e.file, line: e.line ?? null, field: e.field ?? null, message: e.message })),
+    ...(opts.internalError ? { internalError: opts.internalError } : {}),
+    hosts: {},
+  };
+}
+
+export function writeJsonFile(file: string, value: object): void {
+  writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
 }

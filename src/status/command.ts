@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadInventory } from '../config/inventory.js';
-import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from '../cli-options.js';
+import { abortOnSignals, applyVerbosity, FLEET_OPTIONS, fleetSettings, parseCommandLine, vaultKeyring } from '../cli-options.js';
+import type { VaultKeyring } from '../config/vault.js';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
 import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
@@ -45,6 +46,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (positionals.length) problems.push({ file: 'command line', message: `status takes no positional arguments (got ${positionals.join(' ')})` });
   const { forks, knownHosts } = fleetSettings(v, problems);
   if (problems.length) throw new ConfigError(problems);
+  const vault = vaultKeyring(v);
+  applyVerbosity(v);
 
   const abort = new AbortController();
   const stopListening = abortOnSignals(abort);
@@ -68,8 +71,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
       reporter: silentReporter,
       signal: abort.signal,
       modules,
+      vault,
     });
-    const hosts = hostStatuses(report, found);
+    const hosts = hostStatuses(report, found, vault);
     const code = statusExitCode(hosts, report.interrupted);
     // A missing pgpool (or postgres) group is normal for status: its play simply has no hosts.
     const warnings = [
@@ -91,8 +95,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
 }
 
 /** One HostStatus per host the run touched, in inventory order. */
-function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
-  const inv = loadInventory(report.inventory);
+function hostStatuses(report: RunReport, found: Collector, vault: VaultKeyring): HostStatus[] {
+  const inv = loadInventory(report.inventory, { vault });
   const order = inv.groups.get('all') ?? [];
   const names = Object.keys(report.hosts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   return names.map((host) => {
