@@ -103,6 +103,10 @@ export function loadInventory(file: string, opts: InventoryOptions = {}): Invent
   };
   for (const [name, g] of Object.entries(parsed.data)) visit(name, g, [name]);
   const all = node('all');
+  // Ansible: a host in no group but `all` is in `ungrouped` (so group_names and patterns see it).
+  const grouped = new Set([...nodes.values()].filter((n) => n.name !== 'all' && n.name !== 'ungrouped').flatMap((n) => [...n.hosts.keys()]));
+  const lonely = [...all.hosts.keys()].filter((h) => !grouped.has(h));
+  if (lonely.length) for (const h of lonely) if (!node('ungrouped').hosts.has(h)) node('ungrouped').hosts.set(h, {});
   for (const n of nodes.values()) if (n.name !== 'all' && n.parents.size === 0) {
     all.children.add(n.name);
     n.parents.add('all');
