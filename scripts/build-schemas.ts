@@ -8,6 +8,7 @@ import { PACKAGE_ROOT } from '../src/package-info.js';
 const dir = join(PACKAGE_ROOT, 'schemas');
 mkdirSync(dir, { recursive: true });
 const write = (name: string, schema: object) => writeFileSync(join(dir, name), JSON.stringify(schema, null, 2) + '\n');
+// report.schema.json (the --json report) is written by hand: it documents a format, not a zod schema.
 write('inventory.schema.json', inventoryJsonSchema());
 write('playbook.schema.json', playbookJsonSchema(modules));
 process.stdout.write(`wrote ${dir}/inventory.schema.json, playbook.schema.json\n`);

@@ -28,6 +28,7 @@ export function jsonReport(report: RunReport): object {
           tasks: h.tasks.map((t) => ({
             name: t.task,
             module: t.module,
+            play: t.play,
             handler: t.handler ?? false,
             status: t.status,
             changed: t.changed,
