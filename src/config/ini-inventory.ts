@@ -59,6 +59,19 @@ export function parseIniInventory(text: string, file: string): LoadedYaml {
       group(name, lineNo);
       return;
     }
+    if (section.kind === 'vars') {
+      // the value is the rest of the line (a Python literal), not shell words
+      const vg = group(section.name, lineNo);
+      const eq = line.indexOf('=');
+      if (eq <= 0) {
+        issues.push({ file, line: lineNo, message: `expected key=value in [${section.name}:vars]` });
+        return;
+      }
+      const k = line.slice(0, eq).trim();
+      vg.vars[k] = iniValue(stripComment(line.slice(eq + 1)).trim());
+      lines.set(key([section.name, 'vars', k]), lineNo);
+      return;
+    }
     let words: string[];
     try {
       words = shellWords(line);
@@ -75,17 +88,6 @@ export function parseIniInventory(text: string, file: string): LoadedYaml {
         lines.set(key([section.name, 'children', words[0]!]), lineNo);
         group(words[0]!, lineNo);
       }
-      return;
-    }
-    if (section.kind === 'vars') {
-      const eq = line.indexOf('=');
-      if (eq <= 0) {
-        issues.push({ file, line: lineNo, message: `expected key=value in [${section.name}:vars]` });
-        return;
-      }
-      const k = line.slice(0, eq).trim();
-      g.vars[k] = iniValue(stripComment(line.slice(eq + 1)).trim());
-      lines.set(key([section.name, 'vars', k]), lineNo);
       return;
     }
     const [host, ...assignments] = words;

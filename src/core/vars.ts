@@ -62,6 +62,12 @@ export function templateContext(vars: Record<string, unknown>): TemplateContext 
 /** A controller-side path: `~` is the controller user's home, as in Ansible. */
 const localPath = z.string().min(1).transform(expandHome);
 
+interface Hop {
+  user?: string;
+  host: string;
+  port: number;
+}
+
 const connectionSchema = z.object({
   ansible_host: z.string().min(1),
   ansible_port: z.coerce.number().int().min(1).max(65535),
@@ -72,13 +78,13 @@ const connectionSchema = z.object({
   ansible_become_method: z.literal('sudo', { error: "pgtls implements only 'sudo' as ansible_become_method" }),
   ansible_become_password: z.instanceof(Secret).optional(),
   /** `-o ProxyJump=…` from ansible_ssh_common_args / ansible_ssh_extra_args: the bastions, in order. */
-  jumps: z.union([
-    z.array(z.object({ user: z.string().optional(), host: z.string().min(1), port: z.number().int().min(1).max(65535) })),
-    z.string().transform((why, ctx) => {
-      ctx.addIssue({ code: 'custom', message: why });
+  jumps: z.unknown().transform((v, ctx) => {
+    if (typeof v === 'string') {
+      ctx.addIssue({ code: 'custom', message: `ansible_ssh_common_args / ansible_ssh_extra_args: ${v}` });
       return z.NEVER;
-    }),
-  ]),
+    }
+    return v as Hop[];
+  }),
   pgtls_known_hosts: localPath.optional(),
   ansible_connect_timeout: z.coerce.number().positive().optional(),
 });

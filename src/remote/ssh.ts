@@ -60,7 +60,10 @@ export class SshTransport implements Transport {
       // ProxyJump: ssh to each bastion (over the previous hop), then a direct-tcpip channel to the next.
       const chain = [...(target.jumps ?? []).map((j) => ({ ...target, name: `${target.name} (jump host ${j.host})`, host: j.host, port: j.port, user: j.user ?? target.user })), target];
       for (const [i, hop] of chain.entries()) {
-        const client = await SshTransport.open(hop, sock);
+        const client = await SshTransport.open(hop, sock).catch((e: unknown) => {
+          if (i === chain.length - 1 || !(e instanceof Error)) throw e;
+          throw new UnreachableError(`jump host ${hop.user}@${hop.host}:${hop.port}: ${e.message}`);
+        });
         if (i === chain.length - 1) {
           const transport = new SshTransport(client, target, hops);
           client.on('error', () => {
