@@ -2,7 +2,8 @@
 # lab/lab.sh: a lab of real Debian "hosts" on this one machine, for pgtls end-to-end tests.
 #
 #   lab/lab.sh up     [--dir DIR] [--hosts N] [--postgres LIST] [--standby HOST:PRIMARY]...
-#                     [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME] [--slot K] [--owner-pid PID]
+#                     [--repl-slot STANDBY]... [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME]
+#                     [--slot K] [--owner-pid PID]
 #   lab/lab.sh down   [--dir DIR] | --all
 #   lab/lab.sh exec   [--dir DIR] HOST [-- CMD...]   run CMD (default: a login shell) inside HOST, as root
 #   lab/lab.sh sshd   [--dir DIR] HOST start|stop    start/stop the sshd of HOST (e.g. to simulate an unreachable host)
@@ -52,7 +53,10 @@
 # webadmin (superuser), appuser, legacy, replicator, and pgpool when --pgpool is given.
 # Passwords come from LAB_WEBADMIN_PASSWORD, LAB_APP_PASSWORD, LAB_REPL_PASSWORD, LAB_PGPOOL_PASSWORD
 # (defaults below) and only ever travel through stdin or files, never through argv.
-# Standbys (--standby pg2:pg1) are made with pg_basebackup -R and stream with sslmode=prefer.
+# Standbys (--standby pg2:pg1) are made with pg_basebackup -R and stream with sslmode=prefer. The
+# upstream may itself be a standby (--standby pg3:pg2: a cascade, basebackup taken from pg2).
+# --repl-slot pg2: pg2 streams through a physical replication slot "pg2" on its upstream
+# (pg_basebackup -C -S, so postgresql.auto.conf also gets primary_slot_name).
 # Pgpool-II (--pgpool pg3:pg1,pg2): Debian's pgpool2 at /etc/pgpool2 (package pgpool.conf + port 9999,
 # listen '*', backends, sockets/pid in /var/run/postgresql, logdir /var/log/pgpool, ssl off,
 # enable_pool_hba off, allow_clear_text_frontend_auth on, sr_check_user pgpool with its password taken
@@ -557,11 +561,14 @@ pg_standby_job() {
   step "waiting for $up"
   wait_marker "$up" postgres 90
   step "pg_basebackup"
+  local slot=(); [ -z "${REPL_SLOT[$h]:-}" ] || slot=(-C -S "$h")
   hx_pg "$h" pg_basebackup -h "$upip" -p 5432 -U replicator -w -D "/var/lib/postgresql/$PGVER/main" \
-    -X stream -c fast -R --no-sync
+    -X stream -c fast -R --no-sync "${slot[@]}"
   # own primary_conninfo: no password inside, sslmode=prefer so it keeps working when the primary goes TLS-only
   local auto=$F/var/lib/postgresql/$PGVER/main/postgresql.auto.conf tmp; tmp=$(mktemp)
-  grep -v '^primary_conninfo' "$auto" > "$tmp" || true
+  # (a basebackup of a standby copies ITS postgresql.auto.conf: its slot name is not ours)
+  grep -v -e '^primary_conninfo' -e '^primary_slot_name' "$auto" > "$tmp" || true
+  [ -z "${REPL_SLOT[$h]:-}" ] || echo "primary_slot_name = '$h'" >> "$tmp"
   echo "primary_conninfo = 'host=$upip port=5432 user=replicator passfile=/var/lib/postgresql/.pgpass sslmode=prefer application_name=$h'" >> "$tmp"
   cat "$tmp" > "$auto"; rm -f "$tmp"
   step "pg_ctlcluster start"
@@ -690,7 +697,7 @@ emit_group() {
 
 cmd_up() {
   local t0; t0=$(now)
-  NHOSTS=3; LOGIN_USER=""; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=()
+  NHOSTS=3; LOGIN_USER=""; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=() REPL_SLOT=()
   local dir="" spec h b want_slot="" owner_pid="" owner=""
   while [ $# -gt 0 ]; do
     case $1 in
@@ -700,6 +707,7 @@ cmd_up() {
       --hosts) NHOSTS=$2; shift 2 ;;
       --postgres) [ -n "$2" ] && IFS=, read -ra POSTGRES_HOSTS <<< "$2"; shift 2 ;;
       --standby) spec=$2; [[ $spec == *:* ]] || die "--standby wants HOST:PRIMARY"; STANDBY_OF[${spec%%:*}]=${spec#*:}; shift 2 ;;
+      --repl-slot) REPL_SLOT[$2]=1; shift 2 ;;
       --pgpool) spec=$2; [[ $spec == *:?* ]] || die "--pgpool wants HOST:BACKEND1,BACKEND2"; PGPOOL_SPECS+=("$spec"); shift 2 ;;
       --user) LOGIN_USER=$2; shift 2 ;;
       *) die "up: unknown argument $1" ;;
@@ -715,6 +723,7 @@ cmd_up() {
       || die "--standby $h:$b: both must be in --postgres"
     [ "$h" != "$b" ] || die "--standby $h:$b: a host cannot follow itself"
   done
+  for h in "${!REPL_SLOT[@]}"; do [ -n "${STANDBY_OF[$h]:-}" ] || die "--repl-slot $h: $h is not a --standby"; done
   for spec in "${PGPOOL_SPECS[@]}"; do
     h=${spec%%:*}; valid_host "$h" || die "--pgpool: no host $h"
     PGPOOL_HOSTS+=("$h")

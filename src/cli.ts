@@ -11,6 +11,7 @@ import { junitForIssues, junitReport, writeJunit } from './report/junit.js';
 import { LineReporter } from './report/line-reporter.js';
 import { listHosts, listTags, listTasks } from './report/listing.js';
 import { exitCodeOf, recapLines } from './report/recap.js';
+import { safeText } from './report/sanitize.js';
 import { makeStyle } from './report/style.js';
 import { STATUS_USAGE, statusCommand } from './status/command.js';
 
@@ -74,12 +75,12 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.badInput;
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-      if (underGithubActions()) process.stdout.write(githubAnnotations(e.issues).join('\n') + '\n');
+      process.stderr.write(safeText(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`));
+      if (underGithubActions()) process.stdout.write(safeText(githubAnnotations(e.issues).join('\n') + '\n'));
       writeFailureReports(targets, EXIT.badInput, e.issues);
       return EXIT.badInput;
     }
-    process.stderr.write(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`);
+    process.stderr.write(safeText(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`));
     writeFailureReports(targets, EXIT.internal, [], e instanceof Error ? e.message : String(e));
     return EXIT.internal;
   }
@@ -189,21 +190,24 @@ async function runCommand(argv: string[], targets: ReportTargets): Promise<numbe
 function printSummary(report: RunReport, showDiff: boolean): void {
   const out = process.stdout;
   const s = makeStyle(out);
+  // Host-derived and templated text goes through the one sanitizer (control characters, secrets)
+  // before pgtls's own colours are added around it.
+  const t = (text: string) => safeText(text);
   for (const [host, h] of Object.entries(report.hosts)) {
     if (showDiff) {
-      for (const t of h.tasks) for (const d of t.diffs) out.write(`${s.bold(`--- ${host}: ${t.task}`)}\n${colorDiff(renderDiff(d), s)}\n`);
+      for (const task of h.tasks) for (const d of task.diffs) out.write(`${s.bold(t(`--- ${host}: ${task.task}`))}\n${colorDiff(t(renderDiff(d)), s)}\n`);
     }
   }
   const warnings = [
     ...report.warnings,
     ...Object.entries(report.hosts).flatMap(([host, h]) => [
-      ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
+      ...h.tasks.flatMap((task) => task.warnings.map((w) => `${host}: ${task.task}: ${w}`)),
     ]),
   ];
-  if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+  if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${safeText(w, { oneLine: true })}`).join('\n')}\n`);
   const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
   if (failures.length)
-    out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${host}: ${h.status}: ${h.message ?? ''}`).join('\n')}\n`);
+    out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${safeText(`${host}: ${h.status}: ${h.message ?? ''}`, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
   if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));

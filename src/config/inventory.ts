@@ -5,6 +5,7 @@ import { ConfigError, type ConfigIssue } from '../core/errors.js';
 import { loadVarsFiles, varsDirs, varsFilesFor } from './group-vars.js';
 import { expandHostRange, hasHostRange, splitHostPort } from './host-ranges.js';
 import { looksLikeIni, parseIniInventory } from './ini-inventory.js';
+import { taintVars } from '../core/secret.js';
 import { zodIssues } from './issues.js';
 import type { VaultKeyring } from './vault.js';
 import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';
@@ -156,7 +157,8 @@ export function loadInventory(file: string, opts: InventoryOptions = {}): Invent
     for (const g of others) for (const v of groupDirVars.get(g) ?? []) Object.assign(vars, v);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
     for (const v of dirVars('host_vars', hostName)) Object.assign(vars, v);
-    hosts.set(hostName, { name: hostName, groups: memberOf, vars });
+    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
+    hosts.set(hostName, { name: hostName, groups: memberOf, vars: taintVars(vars) });
   }
   if (varsIssues.length) throw new ConfigError(varsIssues);
   return { file, hosts, groups, doc, warnings: unimplementedVariableWarnings(hosts), format };

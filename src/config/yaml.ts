@@ -75,9 +75,9 @@ export class YamlSyntaxError extends Error {
 /**
  * The schema: YAML 1.2 core (js-yaml's default: `yes`/`no`/`on`/`off` stay
  * strings, `0644` is decimal 644) plus merge keys (`<<: *base`), which Ansible
- * users expect.
+ * users expect, plus `!secret` (the value is a Secret).
  */
-const SCHEMA = CORE_SCHEMA.withTags(mergeTag, defineScalarTag<VaultedText>('!vault', {
+const SCHEMA = CORE_SCHEMA.withTags(mergeTag, secretTag(), defineScalarTag<VaultedText>('!vault', {
   resolve: (source) => (isVaultText(source) ? new VaultedText(source) : NOT_RESOLVED),
   identify: () => false,
 }));
@@ -85,6 +85,11 @@ const SCHEMA = CORE_SCHEMA.withTags(mergeTag, defineScalarTag<VaultedText>('!vau
 /** An inline `!vault |` value, still encrypted; loadYamlFile opens it into a Secret. */
 export class VaultedText {
   constructor(readonly text: string) {}
+}
+
+/** `password: !secret "…"`: a Secret from the moment it is read, whatever the key's name. */
+function secretTag() {
+  return defineScalarTag<Secret>('!secret', { resolve: (source) => new Secret(source), identify: () => false });
 }
 
 /** Plain words that the core schema does not resolve to strings (see keyString's fast path). */

@@ -3,8 +3,10 @@ import { zodIssues, formatPath } from '../config/issues.js';
 import type { Play, Playbook, Task } from '../config/playbook.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './errors.js';
+import { Secret } from './secret.js';
 import type { ModuleDef } from './types.js';
 import { placeholderFacts } from './lazy-facts.js';
+import { policyIssues, varSource } from './policy.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface Selection {
@@ -78,6 +80,9 @@ export function preflight(
           for (const zi of conn.error.issues)
             add({ file: inv.file, line: inv.doc.lineOf(hostPath(inv, host)), field: `${host}.${formatPath(zi.path as (string | number)[])}`, message: zi.message });
       }
+      // fleet policy (pgtls_min_tls …), as this play sees it on this host
+      const seen = hostVars(inv, host, play, undefined, extra, undefined, check);
+      for (const i of safelyList(() => policyIssues(seen, (name) => varSource(name, inv, host, play, extra)))) add(i, host);
       for (const [kind, list] of [['tasks', play.tasks], ['handlers', play.handlers]] as const) {
         for (const task of list) {
           if (kind === 'tasks' && !taskSelected(task, play, sel)) continue;
@@ -119,7 +124,20 @@ function checkTask(
     return [{ file: doc.file, line: doc.lineOf(task.argsPath), field: task.module, message: rendered.message }];
   const mod = modules.get(task.module)!;
   const parsed = mod.args.safeParse(rendered);
-  return parsed.success ? [] : zodIssues(parsed.error, doc, task.argsPath);
+  if (parsed.success) return [];
+  for (const zi of parsed.error.issues) {
+    // "expected string, received object" says nothing useful when the object is a tainted secret.
+    if (zi.code === 'invalid_type' || zi.code === 'invalid_union')
+      if (valueAt(rendered, zi.path as (string | number)[]) instanceof Secret)
+        (zi as { message: string }).message = 'holds a secret (a secret variable is templated into it), and this argument cannot take one: it would be shown or put on a command line';
+  }
+  return zodIssues(parsed.error, doc, task.argsPath);
+}
+
+function valueAt(v: unknown, path: (string | number)[]): unknown {
+  let cur = v;
+  for (const k of path) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[k] : undefined;
+  return cur;
 }
 
 function hostPath(inv: Inventory, host: string): (string | number)[] {
@@ -140,6 +158,11 @@ function hostPath(inv: Inventory, host: string): (string | number)[] {
     if (found) return found;
   }
   return [];
+}
+
+function safelyList<T>(fn: () => T[]): T[] {
+  const r = safely(fn);
+  return r instanceof Error ? [] : r;
 }
 
 function safely<T>(fn: () => T): T | Error {

@@ -7,10 +7,10 @@ import type { VaultKeyring } from '../config/vault.js';
 import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { sh } from '../remote/sh.js';
+import { SecretOnCommandLineError, sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
-import { HostSession } from './host-session.js';
+import { HostSession, newRunId } from './host-session.js';
 import { provideFacts } from './lazy-facts.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
@@ -85,6 +85,8 @@ class Runner {
   private readonly sessions = new Map<string, HostSession>();
   private readonly reports = new Map<string, HostReport>();
   private readonly started = Date.now();
+  /** One id for the whole run: it names the run's lock and rollback copies on every host. */
+  private readonly runId = newRunId();
 
   constructor(
     private readonly opts: RunOptions,
@@ -236,8 +238,9 @@ class Runner {
       });
     } catch (e) {
       const status = e instanceof UnreachableError ? 'unreachable' : 'failed';
-      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${errorMessage(e)}`, warnings: base.warnings });
-      return done(status, { error: errorMessage(e), warnings: base.warnings });
+      const message = e instanceof SecretOnCommandLineError ? `task '${task.name}': ${e.message}` : errorMessage(e);
+      if (status === 'failed' && task.ignoreErrors) return done('ok', { error: `ignored: ${message}`, warnings: base.warnings });
+      return done(status, { error: message, warnings: base.warnings });
     }
   }
 
@@ -260,7 +263,7 @@ class Runner {
     });
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
-    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, become);
+    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
     this.sessions.set(host, session);
     return session;
   }

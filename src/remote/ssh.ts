@@ -1,5 +1,7 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { openPrivateAppend } from '../core/private-file.js';
+import { redactKnown } from '../core/secret.js';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';
 import type { ExecResult, Transport } from './connection.js';
@@ -28,6 +30,17 @@ export interface SshTarget {
 }
 
 const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
+let commandLogFd: number | undefined;
+
+/**
+ * PGTLS_COMMAND_LOG=FILE: every remote command line (never stdin), 0600, never through a symlink.
+ * Secrets are never on a command line (sh refuses them); redactKnown is the belt to those braces.
+ */
+function logCommand(host: string, text: string): void {
+  if (!COMMAND_LOG) return;
+  commandLogFd ??= openPrivateAppend(COMMAND_LOG);
+  writeSync(commandLogFd, `${host}\t${redactKnown(text).replace(/\n/g, '\\n')}\n`);
+}
 
 /**
  * -v / -vv: the CLI sets this to print each remote command line as PGTLS_COMMAND_LOG writes it
@@ -106,7 +119,13 @@ export class SshTransport implements Transport {
       // server with several host keys is not reported as changed when only one type is known.
       ...(entries === null ? {} : { algorithms: { serverHostKey: preferredHostKeyAlgorithms(entries, target.host, target.port) as ServerHostKeyAlgorithm[] } }),
       hostVerifier: (key: Buffer) => {
-        if (entries === null) return true;
+        if (entries === null) {
+          // Not verified, but never silently: the operator can compare this line with the host.
+          process.stderr.write(
+            `pgtls: WARNING: ${target.name} (${target.host}:${target.port}): host key NOT verified, accepted ${keyTypeOfBlob(key).replace(/[^\x21-\x7e]/g, '?')} ${sha256Fingerprint(key)}\n`,
+          );
+          return true;
+        }
         const verdict = checkHostKey(entries, target.host, target.port, keyTypeOfBlob(key), key);
         if (verdict.status === 'match') return true;
         hostKeyProblem = hostKeyMessage(
@@ -146,9 +165,8 @@ export class SshTransport implements Transport {
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
     // Debugging aid (and how the tests prove that no secret is ever on a command line):
     // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
-    const line = `${this.target.name}\t${cmd.text.replace(/\n/g, '\\n')}`;
-    if (COMMAND_LOG) appendFileSync(COMMAND_LOG, `${line}\n`);
-    if (commandEcho.verbosity >= 1) commandEcho.write(line);
+    logCommand(this.target.name, cmd.text);
+    if (commandEcho.verbosity >= 1) commandEcho.write(`${this.target.name}\t${redactKnown(cmd.text).replace(/\n/g, '\\n')}`);
     await this.acquire();
     try {
       const r = await this.exec(cmd, stdin, timeoutMs);
@@ -212,6 +230,12 @@ export class SshTransport implements Transport {
   private release(): void {
     this.active--;
     this.waiting.shift()?.();
+  }
+
+  /** Drops the connection at once, as a network cut or a killed controller would (the fault tests use it). */
+  destroy(): void {
+    this.closed = true;
+    this.client.destroy();
   }
 
   async close(): Promise<void> {

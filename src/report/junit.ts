@@ -1,5 +1,6 @@
-import { writeFileSync } from 'node:fs';
 import type { ConfigIssue } from '../core/errors.js';
+import { writePrivateFile } from '../core/private-file.js';
+import { safeText } from './sanitize.js';
 import { formatIssue } from '../core/errors.js';
 import type { RunReport } from '../core/runner.js';
 
@@ -42,8 +43,9 @@ export function junitForIssues(issues: ConfigIssue[], what: string): string {
   return render([{ name: 'pgtls validation', hostname: 'localhost', cases }], new Date().toISOString());
 }
 
+/** Written 0600, never through a symlink, like the JSON report. */
 export function writeJunit(file: string, xml: string): void {
-  writeFileSync(file, xml);
+  writePrivateFile(file, xml);
 }
 
 interface Case {
@@ -89,7 +91,7 @@ function render(suites: Suite[], timestamp: string): string {
 
 /** XML attribute/text escaping; characters XML 1.0 forbids (most C0 controls) are dropped. */
 function esc(s: string): string {
-  return s
+  return safeText(s)
     .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')

@@ -27,8 +27,10 @@ export interface LabOptions {
   hosts?: number;
   /** Hosts that run PostgreSQL 15 (cluster 15/main). */
   postgres?: string[];
-  /** standby -> primary, e.g. { pg2: 'pg1' }. Both must be in `postgres`. */
+  /** standby -> upstream, e.g. { pg2: 'pg1' }; a cascade: { pg2: 'pg1', pg3: 'pg2' }. Both must be in `postgres`. */
   standby?: Record<string, string>;
+  /** Standbys that stream through a physical replication slot (named after the standby) on their upstream. */
+  replicationSlots?: string[];
   /** pgpool host -> backends, e.g. { pg3: ['pg1', 'pg2'] }. */
   pgpool?: Record<string, string[]>;
   /** Log in as this non-root user (passwordless sudo) instead of root. */
@@ -136,9 +138,17 @@ export function labUnavailableReason(): string | undefined {
   return undefined;
 }
 
-/** True when this machine can run a lab (root, iproute2, util-linux, OpenSSH server and client). */
+/**
+ * True when this machine can run a lab (root, iproute2, util-linux, OpenSSH server and client).
+ * Under CI=true a missing lab is a failure, never a skip: this throws, so the calling test (or, at
+ * the top level, the whole test file) fails instead of returning early and counting as passed.
+ */
 export function labAvailable(): boolean {
-  return labUnavailableReason() === undefined;
+  const reason = labUnavailableReason();
+  if (reason !== undefined && process.env['CI'] === 'true') {
+    throw new Error(`CI=true and the lab is unavailable: ${reason} (run .ci/run as root)`);
+  }
+  return reason === undefined;
 }
 
 /** Run a program; never rejects on a non-zero exit (only on spawn errors and timeouts). */
@@ -239,6 +249,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   const args = [LAB_SH, 'up', '--dir', dir, '--hosts', String(n), '--owner-pid', String(process.pid)];
   if (opts.postgres?.length) args.push('--postgres', opts.postgres.join(','));
   for (const [standby, primary] of Object.entries(opts.standby ?? {})) args.push('--standby', `${standby}:${primary}`);
+  for (const h of opts.replicationSlots ?? []) args.push('--repl-slot', h);
   for (const [host, backends] of Object.entries(opts.pgpool ?? {})) args.push('--pgpool', `${host}:${backends.join(',')}`);
   if (opts.user) args.push('--user', opts.user);
   let r: ExecResult;

@@ -50,6 +50,13 @@ const cases: Case[] = [
   { name: 'bad connection variable in the inventory', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  hosts:\n    h1:\n      ansible_port: seventy\n`, expect: [{ file: 'inventory', line: 3, match: /ansible_port/ }] },
   { name: 'inventory that is not a mapping of groups', playbook: `- hosts: all\n  tasks: []\n`, inventory: `- a\n- b\n`, expect: [{ file: 'inventory', match: /./ }] },
   { name: 'serial must be a number or a percentage', playbook: `- hosts: all\n  serial: some\n  tasks: []\n`, expect: [{ line: 2, match: /serial/ }] },
+  // pgtls_min_tls: TLSv1.2 or TLSv1.3 only, wherever it is set; the issue names where
+  { name: 'pgtls_min_tls TLSv1.3 by -e is fine', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=TLSv1.3'], expect: [] },
+  { name: 'pgtls_min_tls by -e: TLSv1.1 is bad input', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=TLSv1.1'], expect: [{ file: 'other', match: /^pgtls_min_tls: must be TLSv1\.2 or TLSv1\.3 \(got 'TLSv1\.1'\).*hosts pg1, pg2/ }] },
+  { name: 'pgtls_min_tls: case matters (PostgreSQL spelling)', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=tlsv1.2'], expect: [{ file: 'other', match: /pgtls_min_tls: must be/ }] },
+  { name: 'pgtls_min_tls in a group of the inventory: its line', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  children:\n    postgres:\n      vars:\n        pgtls_min_tls: 1.2\n      hosts:\n        pg1: {}\n`, expect: [{ file: 'inventory', line: 5, match: /pgtls_min_tls: must be TLSv1\.2 or TLSv1\.3 \(got 1\.2\)/ }] },
+  { name: 'pgtls_min_tls on a host of the inventory: its line', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  vars:\n    pgtls_min_tls: TLSv1.2\n  hosts:\n    pg1:\n      pgtls_min_tls: SSLv3\n    pg2: {}\n`, expect: [{ file: 'inventory', line: 6, match: /pgtls_min_tls: must be.*'SSLv3'.*host pg1\)$/ }] },
+  { name: 'pgtls_min_tls in play vars: the playbook line', playbook: `- hosts: all\n  vars:\n    pgtls_min_tls: TLSv1\n  tasks: []\n`, expect: [{ line: 3, match: /pgtls_min_tls: must be/ }] },
   { name: 'several problems reported at once', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: rel, line: x }\n    - lineinfile: { path: /a, line: x, mode: "999" }\n`, expect: [{ line: 3, match: /path/ }, { line: 4, match: /mode/ }] },
 ];
 

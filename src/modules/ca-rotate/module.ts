@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { defineModule, type Change } from '../../core/types.js';
 import { caDirFor } from '../gencert/module.js';
+import { resolveFromInventory, useCaPassphraseFile } from '../gencert/ca-key.js';
 import { beginRotation, finishRotation, publishRotation, viewRotation } from '../gencert/rotation-store.js';
 
 const int = z.coerce.number().int();
@@ -36,7 +37,8 @@ export const caRotate = defineModule({
   description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
   args,
   async plan(ctx, a): Promise<Change[]> {
-    const dir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    useCaPassphraseFile(ctx.vars);
+    const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
     if (a.step === 'begin' && (await viewRotation(dir, ctx.check))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
     const step =

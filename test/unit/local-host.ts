@@ -1,0 +1,66 @@
+// A Transport that runs commands on this machine (sh -c), for tests of the host scripts through the
+// real executor-level code (HostShell, writeRemoteFile…). `cutStdinAfter` sends only that many bytes
+// of stdin and then destroys the channel (stdin closed, the process group killed), as a dropped
+// connection or a killed controller does.
+import { spawn } from 'node:child_process';
+import type { ExecResult, Transport } from '../../src/remote/connection.js';
+import type { ShellCommand } from '../../src/remote/sh.js';
+
+export interface Cut {
+  /** Bytes of stdin that arrive before the cut. */
+  bytes: number;
+  /** After the cut: 'eof' just closes stdin (the channel looks finished), 'kill' also kills the process group. */
+  how: 'eof' | 'kill';
+}
+
+export class LocalTransport implements Transport {
+  cut: Cut | null = null;
+  readonly commands: string[] = [];
+  /** Environment of the commands (e.g. a PATH with an attacker's hook in front). */
+  env: NodeJS.ProcessEnv = process.env;
+
+  run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    this.commands.push(cmd.text);
+    const started = Date.now();
+    const cut = this.cut;
+    return new Promise((resolve) => {
+      const child = spawn('sh', ['-c', cmd.text], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: this.env });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }, timeoutMs);
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stderr.on('data', (d: Buffer) => err.push(d));
+      child.stdin.on('error', () => undefined);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ command: cmd.text, exitCode: timedOut ? null : code, signal: signal ?? null, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut, durationMs: Date.now() - started });
+      });
+      if (!cut || stdin === undefined) {
+        child.stdin.end(stdin);
+        return;
+      }
+      child.stdin.write(stdin.subarray(0, Math.min(cut.bytes, stdin.length)), () => {
+        if (cut.how === 'kill') {
+          // the controller dies: nothing more is sent and everything it started on the channel goes
+          setTimeout(() => {
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }, Math.floor(Math.random() * 20));
+        } else child.stdin.end();
+      });
+    });
+  }
+
+  async close(): Promise<void> {}
+}
