@@ -26,7 +26,9 @@ test('npm pack ships dist, playbooks, the example inventory, README, LICENSE and
   for (const f of ['package/dist/src/cli.js', 'package/bin/pgtls.js', 'package/playbooks/install.yaml', 'package/inventory.example.yaml', 'package/README.md', 'package/LICENSE', 'package/schemas/inventory.schema.json', 'package/schemas/playbook.schema.json'])
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   assert.not.ok(files.some((f) => f.startsWith('package/dist/test/')), 'tests must not ship');
-  assert.not.ok(files.some((f) => f.startsWith('package/src/')), 'TypeScript sources must not ship');
+  assert.not.ok(files.some((f) => f.startsWith('package/src/') && !f.startsWith('package/src/remote/scripts/')), 'TypeScript sources must not ship');
+  // the shell scripts pgtls runs on hosts are loaded at run time: they must ship
+  assert.ok(files.includes('package/src/remote/scripts/write.sh'), 'host scripts missing');
   // the registry is reachable; the cache is preferred so the install is quick
   npm(['i', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball!)], work);
   assert.ok(existsSync(join(prefix, 'bin', 'pgtls')), 'no bin/pgtls after npm i -g');
@@ -61,6 +63,13 @@ test('installed: a shipped playbook by name, INI inventory, vault-encrypted grou
   const locked = installed(['run', 'install.yaml', '-i', 'inv.ini', '--syntax-check']);
   assert.is(locked.code, 2);
   assert.match(locked.err, /group_vars\/all\.yml: is vault-encrypted/);
+});
+
+test('installed: every host script resolves from the installed package', () => {
+  const mod = join(prefix, 'lib', 'node_modules', 'pgtls', 'dist', 'src', 'remote', 'scripts.js');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(mod)}); for (const n of m.ALL_SCRIPTS) console.log(m.scriptFile(n));`], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(r.stdout.trim().split('\n').every((l) => l.startsWith(join(prefix, 'lib', 'node_modules', 'pgtls'))), r.stdout);
 });
 
 test('installed: pgtls playbooks lists every shipped playbook with a line', () => {
