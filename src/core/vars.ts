@@ -163,7 +163,7 @@ function plain(v: unknown): unknown {
  * Other ssh options have no ssh2 equivalent: they are an error rather than silently dropped.
  */
 export function proxyJumps(args: string): { user?: string; host: string; port: number }[] {
-  const words = args.match(/"[^"]*"|'[^']*'|\S+/g)?.map((w) => w.replace(/^(["'])(.*)\1$/, '$2')) ?? [];
+  const words = shellWords(args);
   const out: { user?: string; host: string; port: number }[] = [];
   const parseJump = (spec: string) => {
     for (const hop of spec.split(',')) {
@@ -201,4 +201,33 @@ export function proxyJumps(args: string): { user?: string; host: string; port: n
     } else throw new Error(`ssh option '${opt}' is not supported by pgtls (only ProxyJump / ProxyCommand ssh -W)`);
   }
   return out;
+}
+
+/** POSIX-shell word splitting (quotes anywhere in a word, backslashes), as OpenSSH's arguments are written. */
+function shellWords(text: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"' || c === "'") {
+      const end = text.indexOf(c, i + 1);
+      if (end < 0) throw new Error(`unterminated quote in '${text}'`);
+      cur += text.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '\\' && i + 1 < text.length) {
+      cur += text[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
 }

@@ -337,4 +337,69 @@ test('vault password sources: ANSIBLE_VAULT_PASSWORD_FILE, an executable passwor
   assert.ok(new VaultKeyring().empty);
 });
 
+// ---------------------------------------------------------------------------------------------
+// playbooks and connection settings as Ansible users write them
+import { loadPlaybook } from '../../src/config/playbook.js';
+import { modules } from '../../src/modules/index.js';
+import { connectionVars, proxyJumps } from '../../src/core/vars.js';
+
+test('playbooks: become: yes, gather_facts: no, ignore_errors: on, ansible.builtin.* module names', () => {
+  const dir = layout({
+    'p.yml': `- hosts: all
+  become: yes
+  gather_facts: no
+  tasks:
+    - name: a
+      ansible.builtin.lineinfile: { path: /etc/x, line: y }
+      ignore_errors: on
+    - ansible.legacy.shell: "true"
+      become: "False"
+    - pgtls.pg_hba: { path: /etc/postgresql/15/main/pg_hba.conf }
+`,
+  });
+  const book = loadPlaybook(join(dir, 'p.yml'), modules);
+  const play = book.plays[0]!;
+  assert.is(play.become, true);
+  assert.is(play.gatherFacts, false);
+  assert.equal(play.tasks.map((t) => t.module), ['lineinfile', 'shell', 'pg_hba']);
+  assert.is(play.tasks[0]!.ignoreErrors, true);
+  assert.is(play.tasks[1]!.become, false);
+  assert.is(book.doc.lineOf(play.tasks[0]!.argsPath), 6);
+  const bad = layout({ 'p.yml': '- hosts: all\n  become: maybe\n  tasks: []\n' });
+  assert.match(configError(() => loadPlaybook(join(bad, 'p.yml'), modules)), /p\.yml:2: \[0\]\.become: expected a boolean/);
+});
+
+const jumps: [string, unknown][] = [
+  ['-o ProxyJump=deploy@bastion:2222', [{ user: 'deploy', host: 'bastion', port: 2222 }]],
+  ['-o ProxyJump=a,b:2200', [{ host: 'a', port: 22 }, { host: 'b', port: 2200 }]],
+  ['-oProxyJump=bastion', [{ host: 'bastion', port: 22 }]],
+  ['-o "ProxyJump ssh://u@[2001:db8::1]:2022"', [{ user: 'u', host: '2001:db8::1', port: 2022 }]],
+  ['-J jump.example', [{ host: 'jump.example', port: 22 }]],
+  ['-o ProxyCommand="ssh -W %h:%p -q u@bastion"', [{ user: 'u', host: 'bastion', port: 22 }]],
+  ['-o ProxyCommand="ssh -W %h:%p -p 2222 bastion"', [{ host: 'bastion', port: 2222 }]],
+  ['', []],
+];
+for (const [args, expected] of jumps) test(`ssh args: ${args || '(empty)'}`, () => assert.equal(proxyJumps(args), expected));
+test('ssh args pgtls cannot honour are errors, not ignored', () => {
+  assert.throws(() => proxyJumps('-o StrictHostKeyChecking=no'), /StrictHostKeyChecking' is not supported/);
+  assert.throws(() => proxyJumps('-C'), /'-C' is not supported/);
+  assert.throws(() => proxyJumps('-o ProxyCommand="nc %h %p"'), /ProxyCommand .* is not supported/);
+});
+
+test('connection variables: ~ in key paths, become user/method/password (a Secret), yes/no', () => {
+  const c = connectionVars(
+    { ansible_ssh_private_key_file: '~/.ssh/id_ed25519', ansible_become: 'yes', ansible_become_user: 'postgres', ansible_become_pass: 'pw', ansible_ssh_common_args: '-o ProxyJump=b' },
+    'h1',
+  );
+  assert.ok(c.success, JSON.stringify(c.error?.issues));
+  assert.ok(!c.data!.ansible_ssh_private_key_file!.startsWith('~') && c.data!.ansible_ssh_private_key_file!.endsWith('/.ssh/id_ed25519'));
+  assert.is(c.data!.ansible_become, true);
+  assert.is(c.data!.ansible_become_user, 'postgres');
+  assert.ok(c.data!.ansible_become_password instanceof Secret);
+  assert.equal(c.data!.jumps, [{ host: 'b', port: 22 }]);
+  const su = connectionVars({ ansible_become_method: 'su' }, 'h1');
+  assert.not.ok(su.success);
+  assert.match(JSON.stringify(su.error!.issues), /only 'sudo'/);
+});
+
 test.run();
