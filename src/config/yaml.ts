@@ -23,6 +23,13 @@ import { isVaultText, type VaultKeyring } from './vault.js';
  * - tag / anchor properties (`!!str`, `&a`) come first when present.
  * Whenever a node has no usable position, lineOf() falls back to the nearest
  * ancestor that has one — never a guessed line.
+ *
+ * Why js-yaml and not the `yaml` package (considered for issue 13): the positions
+ * above are built and tested, js-yaml 5's defineScalarTag gives us `!vault` and
+ * `!secret`, and YAML 1.1 booleans are accepted where Ansible takes a boolean
+ * (config/ansible-bool.ts) rather than by switching every file to YAML 1.1, which
+ * would also turn `0644` into 420 and `on` in any value into true. Switching parsers
+ * would change every error line for no capability we lack.
  */
 import { readFileSync } from 'node:fs';
 import {
