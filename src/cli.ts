@@ -36,6 +36,9 @@ options:
       --list-hosts         the hosts each play would run on (nothing contacted)
       --list-tasks         the tasks each play would run, with their tags
       --list-tags          the tags of each play
+      --keep-going         a host whose facts cannot be read is left out (with its Pgpool-II node and
+                           that node's other backends) instead of stopping the run before any change
+      --allow-empty        a --limit or play pattern that matches no host is not an error
       --json FILE          write a machine-readable report (at every exit, bad input included)
       --junit FILE         write a JUnit XML report (a suite per play and host, a case per task)
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
@@ -44,7 +47,7 @@ ${VAULT_USAGE}
   -h, --help
 
 exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted,
-5 internal error (a bug in pgtls)
+5 a bug in pgtls (printed with its stack; never a verdict on the fleet)
 
 ${STATUS_USAGE}`;
 
@@ -128,6 +131,8 @@ async function runCommand(argv: string[], targets: ReportTargets): Promise<numbe
     'list-hosts': { type: 'boolean' },
     'list-tasks': { type: 'boolean' },
     'list-tags': { type: 'boolean' },
+    'keep-going': { type: 'boolean' },
+    'allow-empty': { type: 'boolean' },
   });
   if (v.help) {
     process.stdout.write(USAGE + '\n');
@@ -153,6 +158,8 @@ async function runCommand(argv: string[], targets: ReportTargets): Promise<numbe
     skipTags: list(v['skip-tags']),
     knownHosts,
     vault,
+    factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
+    allowEmpty: Boolean(v['allow-empty']),
   };
 
   if (v['syntax-check'] || v['list-hosts'] || v['list-tasks'] || v['list-tags']) {
@@ -208,6 +215,9 @@ function printSummary(report: RunReport, showDiff: boolean): void {
   const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
   if (failures.length)
     out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${safeText(`${host}: ${h.status}: ${h.message ?? ''}`, { oneLine: true })}`).join('\n')}\n`);
+  if (report.stoppedBeforeChanges) out.write(`\n${s.red(report.stoppedBeforeChanges)}\n`);
+  if (report.refused?.length)
+    process.stderr.write(`pgtls: refused, no host was changed:\n${report.refused.map((r) => `  ${safeText(r, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
   if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));

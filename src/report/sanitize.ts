@@ -62,6 +62,8 @@ function maskConninfoPassword(line: string): string {
   if (at < 0) return line;
   const eq = line.indexOf('=', at);
   const tail = line.slice(eq + 1).trim();
+  // already masked by the conninfo-aware masker (src/pgconf): it kept the other keywords, keep them too
+  if (tail.replace(/^'/, '').startsWith(Secret.MASK)) return line;
   const closing = tail.endsWith("'") && tail !== "'" ? "'" : '';
   return `${line.slice(0, eq + 1)}${Secret.MASK}${closing}`;
 }

@@ -47,7 +47,7 @@ test('the installed pgtls --version prints the package version', () => {
 
 test('installed: a shipped playbook by name, INI inventory, vault-encrypted group_vars/all.yml: --syntax-check and --list-hosts', () => {
   mkdirSync(join(project, 'group_vars'), { recursive: true });
-  writeFileSync(join(project, 'inv.ini'), '[postgres]\ndb[1:2] ansible_host=192.0.2.10 pgtls_known_hosts=/dev/null\n\n[postgres:vars]\nansible_user=deploy\nansible_become=yes\n');
+  writeFileSync(join(project, 'inv.ini'), '[postgres]\ndb[1:2] ansible_host=192.0.2.10 pgtls_known_hosts=/dev/null\n\n[pgpool]\n\n[postgres:vars]\nansible_user=deploy\nansible_become=yes\n');
   writeFileSync(join(project, 'vault-pass'), 'correct horse\n');
   writeFileSync(join(project, 'group_vars', 'all.yml'), 'webadmin_password: s3cret-from-vault\n');
   // encrypted by the real ansible-vault (Debian package ansible)

@@ -117,7 +117,7 @@ test('a command-line error (no playbook) is bad input with a JSON report too', (
 });
 
 test('--syntax-check writes a JSON report with exit 0; --list-tasks and --list-tags contact nothing', () => {
-  writeFileSync(join(dir, 'ok.ini'), '[postgres]\ndb1 ansible_host=192.0.2.1 webadmin_password=x\n');
+  writeFileSync(join(dir, 'ok.ini'), '[postgres]\ndb1 ansible_host=192.0.2.1 webadmin_password=x\n\n[pgpool]\n');
   writeFileSync(join(dir, 'pw.txt'), 'x');
   const json = join(dir, 'ok.json');
   const r = cli(['run', 'install.yaml', '-i', 'ok.ini', '--syntax-check', '--json', json], { PGTLS_WEBADMIN_PASSWORD: 'x' });
