@@ -255,6 +255,20 @@ test('a real Ansible INI layout (group_vars/ and host_vars/ directories, vaults)
   compareWithAnsible(inv, ansibleInventory(join(dir, 'hosts'), ['--vault-password-file', join(dir, 'vault-pass')]), vault);
 });
 
+test('group_vars/host_vars beside the playbook rank above the inventory\'s, as ansible-inventory --playbook-dir says', () => {
+  const dir = layout({
+    'inventory/hosts': REAL_INI,
+    ...Object.fromEntries(Object.entries(REAL_FILES).map(([k, v]) => [k === 'vault-pass' ? k : `inventory/${k}`, v])),
+    'play/group_vars/all.yml': 'level: play_all\nplay_only: 1\n',
+    'play/group_vars/postgres.yml': 'level: play_postgres\n',
+    'play/host_vars/db02.yml': 'level: play_db02\n',
+    'play/host_vars/pool1.yml': 'flag: from_play\n',
+  });
+  const inv = loadInventory(join(dir, 'inventory', 'hosts'), { playbookDir: join(dir, 'play') });
+  assert.is(inv.hosts.get('db02')!.vars.level, 'play_db02');
+  compareWithAnsible(inv, ansibleInventory(join(dir, 'inventory', 'hosts'), ['--playbook-dir', join(dir, 'play')]), new VaultKeyring());
+});
+
 test('the same layout as a YAML inventory resolves as ansible-inventory --list says', () => {
   const yaml = `all:
   vars: { level: all, ntp: pool.ntp.org }
