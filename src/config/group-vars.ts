@@ -7,6 +7,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { taintVars } from '../core/secret.js';
 import type { VaultKeyring } from './vault.js';
 import { loadYamlFile } from './yaml.js';
 
@@ -61,7 +62,8 @@ export function loadVarsFiles(files: string[], vault: VaultKeyring | undefined, 
         issues.push({ file: f, line: 1, message: 'a variables file must be a mapping of variable names to values' });
         continue;
       }
-      Object.assign(vars, doc.data);
+      // Secret-named values are Secrets, as in the inventory file (vault values already are)
+      Object.assign(vars, taintVars(doc.data));
     } catch (e) {
       if (e instanceof ConfigError) issues.push(...e.issues);
       else throw e;

@@ -88,9 +88,10 @@ export function loadInventory(file: string, opts: InventoryOptions = {}): Invent
   };
   const visit = (name: string, g: GroupInput | null, path: (string | number)[]) => {
     const n = node(name);
-    Object.assign(n.vars, g?.vars ?? {});
+    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
+    Object.assign(n.vars, taintVars(g?.vars ?? {}));
     for (const [h, hv] of Object.entries(g?.hosts ?? {})) {
-      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...(hv ?? {}) });
+      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...taintVars(hv ?? {}) });
     }
     for (const [c, cg] of Object.entries(g?.children ?? {})) {
       if (c === 'all') {
@@ -165,8 +166,7 @@ export function loadInventory(file: string, opts: InventoryOptions = {}): Invent
     for (const g of others) for (const v of groupDirVars.get(g) ?? []) Object.assign(vars, v);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
     for (const v of dirVars('host_vars', hostName)) Object.assign(vars, v);
-    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
-    hosts.set(hostName, { name: hostName, groups: memberOf, vars: taintVars(vars) });
+    hosts.set(hostName, { name: hostName, groups: memberOf, vars });
   }
   if (varsIssues.length) throw new ConfigError(varsIssues);
   return { file, hosts, groups, doc, warnings: unimplementedVariableWarnings(hosts), format };
