@@ -190,10 +190,11 @@ class Runner {
     if (this.interrupted || policy === 'each-host') return !this.interrupted;
 
     const inRun = new Set(hosts);
-    const nodes = await this.pgpoolNodes(inRun);
     // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
     // on one backend does not): hosts that run a task of such a module.
     const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => AUTH_MODULES.has(t.module)))));
+    const anyBad = hosts.some((h) => this.report(h).status !== 'ok');
+    const nodes = changingAuth.size > 0 || (anyBad && policy === 'keep-going') ? await this.pgpoolNodes(inRun) : [];
     const split = splitNodes(nodes, changingAuth);
     if (split.length) {
       this.refused = split.map(
