@@ -192,7 +192,7 @@ class Runner {
     const inRun = new Set(hosts);
     // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
     // on one backend does not): hosts that run a task of such a module.
-    const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => AUTH_MODULES.has(t.module)))));
+    const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
     const anyBad = hosts.some((h) => this.report(h).status !== 'ok');
     const nodes = changingAuth.size > 0 || (anyBad && policy === 'keep-going') ? await this.pgpoolNodes(inRun) : [];
     const split = splitNodes(nodes, changingAuth);
@@ -411,9 +411,6 @@ class Runner {
     return session;
   }
 }
-
-/** Modules that change how a PostgreSQL server authenticates clients (rules, stored verifiers, their undoing). */
-const AUTH_MODULES = new Set(['pg_hba', 'reset_password', 'restore_originals']);
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);

@@ -12,7 +12,9 @@ import { pgtls, totalChanged } from './cli.js';
 // convergence, idempotence, --check that changes no byte, host key verification, bad input.
 
 const work = mkdtempSync(join(tmpdir(), 'pgtls-e2e-runner-'));
-const FILE = '/etc/postgresql/pgtls-e2e.conf';
+// In root's /etc: a file pgtls creates in a directory postgres owns (/etc/postgresql) belongs to
+// postgres (it is written as postgres: see "The write path" in the README).
+const FILE = '/etc/pgtls-e2e.conf';
 const PLAYBOOK = join(work, 'lines.yaml');
 writeFileSync(
   PLAYBOOK,
@@ -39,7 +41,7 @@ writeFileSync(
 );
 
 let lab: Lab;
-const hashes = () => Promise.all(lab.hosts.map((h) => lab.sha256Tree(h.name, ['/etc/postgresql'])));
+const hashes = () => Promise.all(lab.hosts.map((h) => lab.sha256Tree(h.name, ['/etc/postgresql', FILE, `${FILE}.handler`])));
 
 // Brought up inside a test, not test.before: uvu 0.5 reports a throwing before() as 0 tests passed.
 test('a lab of 3 hosts comes up', async () => {
