@@ -193,10 +193,11 @@ class Runner {
     if (this.interrupted || policy === 'each-host') return !this.interrupted;
 
     const inRun = new Set(hosts);
-    const nodes = await this.pgpoolNodes(inRun);
     // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
     // on one backend does not): hosts that run a task of such a module.
     const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
+    const anyBad = hosts.some((h) => this.report(h).status !== 'ok');
+    const nodes = changingAuth.size > 0 || (anyBad && policy === 'keep-going') ? await this.pgpoolNodes(inRun) : [];
     const split = splitNodes(nodes, changingAuth);
     if (split.length) {
       this.refused = split.map(
@@ -415,8 +416,6 @@ class Runner {
     return session;
   }
 }
-
-/** Modules that change how a PostgreSQL server authenticates clients (rules, stored verifiers, their undoing). */
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);
