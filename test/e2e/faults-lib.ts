@@ -198,7 +198,7 @@ export interface PgtlsChild {
 function spawnPgtls(playbook: string, inventory: string, args: string[], base: string, env: Record<string, string>): PgtlsChild {
   const json = `${base}.json`;
   const commandLog = `${base}.commands`;
-  writeFileSync(commandLog, '');
+  writeFileSync(commandLog, '', { mode: 0o600 }); // pgtls appends to it (private, as it wants its logs)
   const t0 = Date.now();
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'pgtls.js'), 'run', playbook, '-i', inventory, '--json', json, ...args], {
     cwd: ROOT,
