@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what pgtls's lab and tests need on Debian 12, only what is missing, without starting
 # any service (there may be no init system). Used by .ci/run and lab/demo.sh.
-#   lab/install-deps.sh            openssh-server postgresql pgpool2 sudo iproute2 util-linux procps
-#   WITH_ANSIBLE=1 lab/install-deps.sh   also ansible (only for bench/run.sh)
+#   lab/install-deps.sh            openssh-server postgresql pgpool2 sudo iproute2 util-linux procps time
+#   WITH_ANSIBLE=1 lab/install-deps.sh   also ansible + python3-psycopg2 (community.postgresql), for bench/
 set -euo pipefail
-PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps"
-[ "${WITH_ANSIBLE:-0}" = 1 ] && PKGS="$PKGS ansible"
+PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps time"   # time: GNU time for bench/
+[ "${WITH_ANSIBLE:-0}" = 1 ] && PKGS="$PKGS ansible python3-psycopg2"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

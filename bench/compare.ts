@@ -1,0 +1,257 @@
+// bench/compare.sh N [options]: pgtls vs an equivalent Ansible playbook vs the plain-ssh floor, on
+// fresh lab hosts for each tool, in one invocation; a table with ratios on stdout and a JSON file.
+// See README.md "Performance" for what is measured and how.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, freemem, loadavg } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { busyMemoryMB, labDown, labUp, makeBusy, REPO, seedConfigFiles, writeFloorScript, type BenchLab } from './lab-setup.js';
+import { GNU_TIME, measure, round, type Measurement } from './measure.js';
+import { formatTable, ratios, type BenchResult, type RunRecord } from './report.js';
+
+const USAGE = `usage: bench/compare.sh N [options]
+  N                     hosts: 3 = pg1 primary, pg2 standby, pg3 Pgpool-II; other N = N PostgreSQL primaries
+  --quick               N = 3, pgtls and the floor only (add --ansible to include Ansible); for CI
+  --lineinfile          hosts without PostgreSQL: bench/lineinfile.yaml over files the harness creates
+  --busy P              each PostgreSQL host sees P processes (real idle sessions + sleep processes)
+  --backends B          of which B real idle client sessions (default 20)
+  --ansible / --no-ansible   include Ansible (default: yes, except with --quick)
+  --out FILE            JSON results (default .lab-bench/compare-N[-lineinfile].json)
+  --keep                keep the last lab up (for inspection; lab.sh down --dir DIR removes it)`;
+
+interface Options {
+  n: number;
+  quick: boolean;
+  lineinfile: boolean;
+  busy: number;
+  backends: number;
+  ansible: boolean;
+  out: string;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values: v, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean' },
+      lineinfile: { type: 'boolean' },
+      busy: { type: 'string' },
+      backends: { type: 'string' },
+      ansible: { type: 'boolean' },
+      'no-ansible': { type: 'boolean' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const quick = v.quick ?? false;
+  const n = Number(positionals[0] ?? (quick ? 3 : NaN));
+  const fail = (m: string): never => {
+    process.stderr.write(`bench: ${m}\n${USAGE}\n`);
+    process.exit(2);
+  };
+  if (!Number.isInteger(n) || n < 1 || n > 200) fail('N must be 1..200');
+  if (quick && n !== 3) fail('--quick is N = 3');
+  const busy = Number(v.busy ?? 0);
+  const backends = Number(v.backends ?? 20);
+  if (!Number.isInteger(busy) || busy < 0) fail('--busy must be a process count');
+  if (!Number.isInteger(backends) || backends < 0 || backends > 90) fail('--backends must be 0..90 (max_connections is 100)');
+  const lineinfile = v.lineinfile ?? false;
+  if (lineinfile && busy > 0) fail('--busy is for PostgreSQL hosts, not --lineinfile');
+  const ansible = v['no-ansible'] ? false : (v.ansible ?? !quick);
+  const out = v.out ?? path.join(REPO, '.lab-bench', `compare-${n}${lineinfile ? '-lineinfile' : ''}.json`);
+  return { n, quick, lineinfile, busy, backends, ansible, out, keep: v.keep ?? false };
+}
+
+function version(cmd: string, args: string[]): string | null {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]?.trim() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Remote commands per host from a PGTLS_COMMAND_LOG file (one "host<TAB>command" line each). */
+function commandCounts(file: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  if (!existsSync(file)) return counts;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const host = line.split('\t')[0];
+    if (host) counts[host] = (counts[host] ?? 0) + 1;
+  }
+  return counts;
+}
+
+interface PgtlsReport {
+  exitCode: number;
+  hosts: Record<string, { recap: { changed: number; failed: number; unreachable: number }; tasks: { name: string; durationMs: number; changed: boolean }[] }>;
+}
+
+/** pgtls's --json report: changed count, failures, and per-task durations (mean/max over hosts). */
+function readPgtlsReport(file: string): Pick<RunRecord, 'changed' | 'failedHosts' | 'topTasks'> {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as PgtlsReport;
+  const byTask = new Map<string, number[]>();
+  let changed = 0;
+  let failedHosts = 0;
+  for (const h of Object.values(r.hosts)) {
+    changed += h.recap.changed;
+    if (h.recap.failed || h.recap.unreachable) failedHosts++;
+    for (const t of h.tasks) byTask.set(t.name, [...(byTask.get(t.name) ?? []), t.durationMs]);
+  }
+  const topTasks = [...byTask.entries()]
+    .map(([name, ds]) => ({ name, hosts: ds.length, meanMs: Math.round(ds.reduce((a, b) => a + b, 0) / ds.length), maxMs: Math.max(...ds) }))
+    .sort((a, b) => b.meanMs - a.meanMs)
+    .slice(0, 8);
+  return { changed, failedHosts, topTasks };
+}
+
+/** Ansible's PLAY RECAP: total changed, and hosts with failed/unreachable > 0. */
+function readAnsibleRecap(log: string): Pick<RunRecord, 'changed' | 'failedHosts'> {
+  const text = readFileSync(log, 'utf8');
+  const recap = text.slice(text.lastIndexOf('PLAY RECAP'));
+  let changed = 0;
+  let failedHosts = 0;
+  let seen = 0;
+  for (const m of recap.matchAll(/^\S+\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    seen++;
+    changed += Number(m[1]);
+    if (Number(m[2]) || Number(m[3])) failedHosts++;
+  }
+  return { changed: seen ? changed : null, failedHosts: seen ? failedHosts : null };
+}
+
+function record(tool: RunRecord['tool'], job: RunRecord['job'], m: Measurement, extra: Partial<RunRecord> = {}): RunRecord {
+  return { tool, job, ...m, changed: null, failedHosts: null, commandsPerHost: null, topTasks: null, ...extra };
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  if (!existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} is missing: apt-get install time (lab/install-deps.sh does)`);
+  if (o.ansible && !version('ansible-playbook', ['--version'])) throw new Error('ansible-playbook is missing (WITH_ANSIBLE=1 lab/install-deps.sh), or pass --no-ansible');
+  const startedAt = new Date().toISOString();
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const work = path.join(REPO, '.lab-bench', `compare-${stamp}`);
+  const logDir = path.join(work, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const playbook = o.lineinfile ? path.join(REPO, 'bench', 'lineinfile.yaml') : path.join(REPO, 'playbooks', 'install.yaml');
+  const ansiblePlaybook = o.lineinfile ? playbook : path.join(REPO, 'bench', 'ansible', 'install.yaml');
+  const postgres = !o.lineinfile;
+  const timeoutMs = Math.max(600_000, o.n * 20_000);
+  const runs: RunRecord[] = [];
+  const labs: { tool: string; upS: number; busyCounts: number[] }[] = [];
+  let current: BenchLab | null = null;
+  const cleanup = async (): Promise<void> => {
+    if (current && !o.keep) await labDown(current.dir, logDir);
+    current = null;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`bench: ${sig}, taking the lab down\n`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  const say = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
+
+  const freshLab = async (tool: string): Promise<BenchLab> => {
+    await cleanup();
+    say(`${tool}: lab up (${o.n} hosts${postgres ? '' : ', no PostgreSQL'}), load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const lab = await labUp(path.join(work, `lab-${tool}`), o.n, postgres, logDir);
+    current = lab;
+    let busyCounts: number[] = [];
+    if (o.busy > 0) {
+      const need = busyMemoryMB(lab.hosts.length, o.backends, o.busy);
+      if (freemem() / 2 ** 20 < need + 2048) throw new Error(`--busy ${o.busy}: needs ~${need} MB, only ${Math.round(freemem() / 2 ** 20)} MB free`);
+      busyCounts = await makeBusy(lab, o.backends, o.busy, logDir);
+      say(`${tool}: each PostgreSQL host sees ${Math.min(...busyCounts)}–${Math.max(...busyCounts)} processes`);
+    }
+    if (o.lineinfile) seedConfigFiles(lab);
+    labs.push({ tool, upS: round(lab.upS), busyCounts });
+    return lab;
+  };
+
+  try {
+    // pgtls: first run, then the no-change re-run; the floor on the same hosts afterwards.
+    {
+      const lab = await freshLab('pgtls');
+      for (const job of ['install', 'rerun'] as const) {
+        const base = path.join(logDir, `pgtls-${job}`);
+        say(`pgtls: ${job}`);
+        const m = await measure('node', [path.join(REPO, 'bin', 'pgtls.js'), 'run', playbook, '-i', lab.inventory, '-f', String(o.n), '--json', `${base}.json`], {
+          env: { ...process.env, CI: '1', PGTLS_COMMAND_LOG: `${base}.commands` },
+          cwd: REPO,
+          timeoutMs,
+          logFile: `${base}.log`,
+        });
+        const rep = existsSync(`${base}.json`) ? readPgtlsReport(`${base}.json`) : {};
+        runs.push(record('pgtls', job, m, { ...rep, commandsPerHost: commandCounts(`${base}.commands`) }));
+      }
+      const floor = path.join(work, 'floor.sh');
+      writeFloorScript(lab, floor);
+      say('floor: one plain ssh session per host');
+      runs.push(record('ssh', 'floor', await measure('bash', [floor], { timeoutMs, logFile: path.join(logDir, 'floor.log') })));
+    }
+    if (o.ansible) {
+      const lab = await freshLab('ansible');
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ANSIBLE_CONFIG: path.join(REPO, 'bench', 'ansible', 'ansible.cfg'),
+        ANSIBLE_FORKS: String(o.n),
+        ANSIBLE_HOST_KEY_CHECKING: 'True',
+        ANSIBLE_PIPELINING: 'True',
+        ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${lab.knownHosts} -o StrictHostKeyChecking=yes -o ControlMaster=auto -o ControlPersist=60s`,
+        ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(lab.dir, 'cp'),
+        ANSIBLE_LOCAL_TEMP: path.join(lab.dir, 'ansible-tmp'),
+        ANSIBLE_NOCOLOR: '1',
+      };
+      for (const job of ['install', 'rerun'] as const) {
+        const log = path.join(logDir, `ansible-${job}.log`);
+        say(`ansible: ${job}`);
+        const m = await measure('ansible-playbook', ['-i', lab.inventory, ansiblePlaybook], { env, cwd: REPO, timeoutMs, logFile: log });
+        runs.push(record('ansible', job, m, readAnsibleRecap(log)));
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+
+  const result: BenchResult = {
+    version: 1,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    n: o.n,
+    mode: o.lineinfile ? 'lineinfile' : 'install',
+    quick: o.quick,
+    layout: o.lineinfile ? `${o.n} hosts without PostgreSQL (bench/lineinfile.yaml)` : o.n === 3 ? 'pg1 primary, pg2 standby, pg3 Pgpool-II' : `${o.n} PostgreSQL primaries`,
+    busy: o.busy > 0 ? { processesPerHost: o.busy, realBackendsPerHost: o.backends, seen: labs.flatMap((l) => l.busyCounts) } : null,
+    machine: {
+      cores: cpus().length,
+      memGiB: round(totalmem() / 2 ** 30),
+      node: process.version,
+      ansible: o.ansible ? version('ansible-playbook', ['--version']) : null,
+    },
+    labs: labs.map(({ tool, upS }) => ({ tool, upS })),
+    logs: logDir,
+    runs,
+    ratios: ratios(runs),
+  };
+  mkdirSync(path.dirname(o.out), { recursive: true });
+  writeFileSync(o.out, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(formatTable(result) + `\nJSON: ${o.out}\nlogs: ${logDir}\n`);
+  const bad = runs.filter((r) => r.exitCode !== 0 || (r.failedHosts ?? 0) > 0);
+  return bad.length ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);
