@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { busyMemoryMB, labDown, labUp, makeBusy, REPO, seedConfigFiles, writeFloorScript, type BenchLab } from './lab-setup.js';
 import { GNU_TIME, measure, round, type Measurement } from './measure.js';
-import { formatTable, ratios, type BenchResult, type RunRecord } from './report.js';
+import { formatTable, ratios, targets, type BenchResult, type RunRecord } from './report.js';
 
 const USAGE = `usage: bench/compare.sh N [options]
   N                     hosts: 3 = pg1 primary, pg2 standby, pg3 Pgpool-II; other N = N PostgreSQL primaries
@@ -18,6 +18,8 @@ const USAGE = `usage: bench/compare.sh N [options]
   --backends B          of which B real idle client sessions (default 20)
   --ansible / --no-ansible   include Ansible (default: yes, except with --quick)
   --out FILE            JSON results (default .lab-bench/compare-N[-lineinfile].json)
+  --max-load L          first wait until the 1-minute load average is below L (shared machine)
+  --max-wait S          ... for at most S seconds (default 1800), else exit 3 without measuring
   --keep                keep the last lab up (for inspection; lab.sh down --dir DIR removes it)`;
 
 interface Options {
@@ -29,6 +31,8 @@ interface Options {
   ansible: boolean;
   out: string;
   keep: boolean;
+  maxLoad: number | null;
+  maxWaitS: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -44,6 +48,8 @@ function parseOptions(argv: string[]): Options {
       'no-ansible': { type: 'boolean' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
+      'max-load': { type: 'string' },
+      'max-wait': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -67,7 +73,27 @@ function parseOptions(argv: string[]): Options {
   if (lineinfile && busy > 0) fail('--busy is for PostgreSQL hosts, not --lineinfile');
   const ansible = v['no-ansible'] ? false : (v.ansible ?? !quick);
   const out = v.out ?? path.join(REPO, '.lab-bench', `compare-${n}${lineinfile ? '-lineinfile' : ''}.json`);
-  return { n, quick, lineinfile, busy, backends, ansible, out, keep: v.keep ?? false };
+  const maxLoad = v['max-load'] === undefined ? null : Number(v['max-load']);
+  const maxWaitS = Number(v['max-wait'] ?? 1800);
+  if (maxLoad !== null && !(maxLoad > 0)) fail('--max-load must be a positive number');
+  if (!(maxWaitS >= 0)) fail('--max-wait must be seconds');
+  return { n, quick, lineinfile, busy, backends, ansible, out, keep: v.keep ?? false, maxLoad, maxWaitS };
+}
+
+/** Poll the 1-minute load average until it is below max (true), or the wait is over (false). */
+async function waitForLoad(max: number, waitS: number, say: (m: string) => void): Promise<boolean> {
+  const end = Date.now() + waitS * 1000;
+  let last = 0;
+  for (;;) {
+    const l = loadavg()[0] ?? 0;
+    if (l < max) return true;
+    if (Date.now() >= end) return false;
+    if (Date.now() - last > 60_000) {
+      say(`load ${l.toFixed(2)} >= ${max}: waiting (until ${new Date(end).toISOString().slice(11, 19)} UTC)`);
+      last = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 5000));
+  }
 }
 
 function version(cmd: string, args: string[]): string | null {
@@ -135,6 +161,11 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   if (!existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} is missing: apt-get install time (lab/install-deps.sh does)`);
   if (o.ansible && !version('ansible-playbook', ['--version'])) throw new Error('ansible-playbook is missing (WITH_ANSIBLE=1 lab/install-deps.sh), or pass --no-ansible');
+  const say = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
+  if (o.maxLoad !== null && !(await waitForLoad(o.maxLoad, o.maxWaitS, say))) {
+    say(`the load average stayed above ${o.maxLoad} for ${o.maxWaitS} s: nothing measured`);
+    return 3;
+  }
   const startedAt = new Date().toISOString();
   const stamp = startedAt.replace(/[:.]/g, '-');
   const work = path.join(REPO, '.lab-bench', `compare-${stamp}`);
@@ -157,7 +188,6 @@ async function main(): Promise<number> {
       void cleanup().finally(() => process.exit(130));
     });
   }
-  const say = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
 
   const freshLab = async (tool: string): Promise<BenchLab> => {
     await cleanup();
@@ -240,10 +270,14 @@ async function main(): Promise<number> {
     logs: logDir,
     runs,
     ratios: ratios(runs),
+    targets: [],
   };
+  result.targets = targets(result.mode, result.n, runs, result.ratios);
   mkdirSync(path.dirname(o.out), { recursive: true });
   writeFileSync(o.out, JSON.stringify(result, null, 2) + '\n');
-  process.stdout.write(formatTable(result) + `\nJSON: ${o.out}\nlogs: ${logDir}\n`);
+  const table = formatTable(result);
+  writeFileSync(o.out.replace(/\.json$/, '') + '.txt', table + '\n');
+  process.stdout.write(table + `\nJSON: ${o.out}\nlogs: ${logDir}\n`);
   const bad = runs.filter((r) => r.exitCode !== 0 || (r.failedHosts ?? 0) > 0);
   return bad.length ? 1 : 0;
 }

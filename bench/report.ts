@@ -28,6 +28,13 @@ export interface Ratios {
   installPgtlsOverFloor: number | null;
 }
 
+export interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
 export interface BenchResult {
   version: 1;
   startedAt: string;
@@ -42,6 +49,8 @@ export interface BenchResult {
   logs: string;
   runs: RunRecord[];
   ratios: Ratios;
+  /** Issue 12's "what it must show", checked against this run's figures (null = not measured). */
+  targets: Target[];
 }
 
 function find(runs: RunRecord[], tool: RunRecord['tool'], job: RunRecord['job']): RunRecord | undefined {
@@ -63,6 +72,34 @@ export function ratios(runs: RunRecord[]): Ratios {
     rerunPgtlsOverFloor: ratio(p2, floor),
     installPgtlsOverFloor: ratio(p1, floor),
   };
+}
+
+function maxCommands(r: RunRecord | undefined): number | null {
+  const v = Object.values(r?.commandsPerHost ?? {});
+  return v.length ? Math.max(...v) : null;
+}
+
+/** The issue's targets that this kind of run can show. */
+export function targets(mode: BenchResult['mode'], n: number, runs: RunRecord[], q: Ratios): Target[] {
+  const t: Target[] = [];
+  const atLeast = (what: string, min: number, v: number | null): void =>
+    void t.push({ what, target: `>= ${min}×`, measured: v === null ? 'not measured' : `${v}×`, met: v === null ? null : v >= min });
+  const atMost = (what: string, max: number, v: number | null, unit: string): void =>
+    void t.push({ what, target: `<= ${max}${unit}`, measured: v === null ? 'not measured' : `${v}${unit}`, met: v === null ? null : v <= max });
+  const p1 = find(runs, 'pgtls', 'install');
+  const p2 = find(runs, 'pgtls', 'rerun');
+  if (mode === 'install') {
+    const big = n > 3;
+    atLeast('first run: Ansible/pgtls', big ? 10 : 8, q.installAnsibleOverPgtls);
+    atLeast('no-change re-run: Ansible/pgtls', 20, q.rerunAnsibleOverPgtls);
+    if (big) atMost('no-change re-run: pgtls/floor', 2, q.rerunPgtlsOverFloor, '×');
+    atMost('no-change re-run: remote commands per host (max)', 3, maxCommands(p2), '');
+    atMost('first run: remote commands per host (max)', 15, maxCommands(p1), '');
+  } else {
+    atMost('pgtls controller peak RSS, first run', 300, p1 ? Math.round(p1.maxRssMB) : null, ' MB');
+    atMost('pgtls controller peak RSS, re-run', 300, p2 ? Math.round(p2.maxRssMB) : null, ' MB');
+  }
+  return t;
 }
 
 function commandsSummary(c: Record<string, number> | null): string {
@@ -106,6 +143,13 @@ export function formatTable(r: BenchResult): string {
     `ratios (wall): first run Ansible/pgtls ${x(q.installAnsibleOverPgtls)}; re-run Ansible/pgtls ${x(q.rerunAnsibleOverPgtls)}; ` +
       `re-run pgtls/floor ${x(q.rerunPgtlsOverFloor)}; first run pgtls/floor ${x(q.installPgtlsOverFloor)}`,
   );
+  if (r.targets.length) {
+    lines.push('', 'issue 12 targets:');
+    for (const t of r.targets) {
+      const verdict = t.met === null ? 'NOT MEASURED' : t.met ? 'met' : 'MISSED';
+      lines.push(`  ${verdict.padEnd(12)} ${t.what}: ${t.measured} (target ${t.target})`);
+    }
+  }
   for (const run of r.runs.filter((x) => x.topTasks && x.topTasks.length)) {
     lines.push('', `where pgtls's time goes (${JOB_LABEL[run.job]}; task duration, mean / max over hosts):`);
     for (const t of run.topTasks!) lines.push(`  ${(t.meanMs / 1000).toFixed(2).padStart(7)} s / ${(t.maxMs / 1000).toFixed(2).padStart(7)} s  ${t.name} (${t.hosts} hosts)`);
