@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { busyMemoryMB, labDown, labUp, makeBusy, REPO, seedConfigFiles, writeFloorScript, type BenchLab } from './lab-setup.js';
 import { GNU_TIME, measure, round, type Measurement } from './measure.js';
+import { commandCounts, readAnsibleRecap, readPgtlsReport } from './parse.js';
 import { formatTable, ratios, targets, type BenchResult, type RunRecord } from './report.js';
 
 const USAGE = `usage: bench/compare.sh N [options]
@@ -104,55 +105,6 @@ function version(cmd: string, args: string[]): string | null {
   }
 }
 
-/** Remote commands per host from a PGTLS_COMMAND_LOG file (one "host<TAB>command" line each). */
-function commandCounts(file: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  if (!existsSync(file)) return counts;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const host = line.split('\t')[0];
-    if (host) counts[host] = (counts[host] ?? 0) + 1;
-  }
-  return counts;
-}
-
-interface PgtlsReport {
-  exitCode: number;
-  hosts: Record<string, { recap: { changed: number; failed: number; unreachable: number }; tasks: { name: string; durationMs: number; changed: boolean }[] }>;
-}
-
-/** pgtls's --json report: changed count, failures, and per-task durations (mean/max over hosts). */
-function readPgtlsReport(file: string): Pick<RunRecord, 'changed' | 'failedHosts' | 'topTasks'> {
-  const r = JSON.parse(readFileSync(file, 'utf8')) as PgtlsReport;
-  const byTask = new Map<string, number[]>();
-  let changed = 0;
-  let failedHosts = 0;
-  for (const h of Object.values(r.hosts)) {
-    changed += h.recap.changed;
-    if (h.recap.failed || h.recap.unreachable) failedHosts++;
-    for (const t of h.tasks) byTask.set(t.name, [...(byTask.get(t.name) ?? []), t.durationMs]);
-  }
-  const topTasks = [...byTask.entries()]
-    .map(([name, ds]) => ({ name, hosts: ds.length, meanMs: Math.round(ds.reduce((a, b) => a + b, 0) / ds.length), maxMs: Math.max(...ds) }))
-    .sort((a, b) => b.meanMs - a.meanMs)
-    .slice(0, 8);
-  return { changed, failedHosts, topTasks };
-}
-
-/** Ansible's PLAY RECAP: total changed, and hosts with failed/unreachable > 0. */
-function readAnsibleRecap(log: string): Pick<RunRecord, 'changed' | 'failedHosts'> {
-  const text = readFileSync(log, 'utf8');
-  const recap = text.slice(text.lastIndexOf('PLAY RECAP'));
-  let changed = 0;
-  let failedHosts = 0;
-  let seen = 0;
-  for (const m of recap.matchAll(/^\S+\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
-    seen++;
-    changed += Number(m[1]);
-    if (Number(m[2]) || Number(m[3])) failedHosts++;
-  }
-  return { changed: seen ? changed : null, failedHosts: seen ? failedHosts : null };
-}
-
 function record(tool: RunRecord['tool'], job: RunRecord['job'], m: Measurement, extra: Partial<RunRecord> = {}): RunRecord {
   return { tool, job, ...m, changed: null, failedHosts: null, commandsPerHost: null, topTasks: null, ...extra };
 }
@@ -174,7 +126,7 @@ async function main(): Promise<number> {
   const playbook = o.lineinfile ? path.join(REPO, 'bench', 'lineinfile.yaml') : path.join(REPO, 'playbooks', 'install.yaml');
   const ansiblePlaybook = o.lineinfile ? playbook : path.join(REPO, 'bench', 'ansible', 'install.yaml');
   const postgres = !o.lineinfile;
-  const timeoutMs = Math.max(600_000, o.n * 20_000);
+  const timeoutMs = Math.max(900_000, o.n * 40_000);   // a safety net only: a stuck run must not hold the lab forever
   const runs: RunRecord[] = [];
   const labs: { tool: string; upS: number; busyCounts: number[] }[] = [];
   let current: BenchLab | null = null;
