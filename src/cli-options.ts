@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
+import { checkOutputPath } from './core/private-file.js';
 
 /** Options every command that talks to a fleet shares (`run`, `status`), with Ansible's letters. */
 export const FLEET_OPTIONS = {
@@ -37,8 +38,28 @@ export function fleetSettings(v: FleetValues, problems: ConfigIssue[]): { forks:
   if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
   if (v['known-hosts'] && v['insecure-skip-host-key-check'])
     problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
+  for (const file of [(v as { json?: unknown }).json, process.env.PGTLS_COMMAND_LOG])
+    if (typeof file === 'string' && file !== '') {
+      try {
+        checkOutputPath(file);
+      } catch (e) {
+        problems.push({ file: 'command line', message: errorMessage(e) });
+      }
+    }
+  if (v['insecure-skip-host-key-check'] && problems.length === 0) process.stderr.write(INSECURE_BANNER);
   return { forks, knownHosts: v['insecure-skip-host-key-check'] ? null : v['known-hosts'] };
 }
+
+/** Said loudly, once, before any connection; each accepted key's fingerprint follows (ssh.ts). */
+const INSECURE_BANNER = [
+  '',
+  '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+  '!! WARNING: --insecure-skip-host-key-check: host keys are NOT verified.                        !!',
+  '!! Anyone on the network path can pose as a host, receive the passwords and keys pgtls sends,  !!',
+  '!! and run as root there. Check the fingerprints accepted below against the hosts.            !!',
+  '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
+  '',
+].join('\n');
 
 /**
  * SIGINT/SIGTERM: the first aborts the run (running tasks finish, no new one starts: exit 4),

@@ -6,6 +6,7 @@ import { renderDiff } from './report/diff.js';
 import { writeJsonReport } from './report/json.js';
 import { LineReporter } from './report/line-reporter.js';
 import { exitCodeOf, recapLines } from './report/recap.js';
+import { safeText } from './report/sanitize.js';
 import { makeStyle } from './report/style.js';
 import { STATUS_USAGE, statusCommand } from './status/command.js';
 
@@ -23,6 +24,9 @@ options:
   -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
   -t, --tags TAGS          only tasks with these tags (comma separated)
       --skip-tags TAGS     skip tasks with these tags
+      --keep-going         a host whose facts cannot be read is left out (with its Pgpool-II node and
+                           that node's other backends) instead of stopping the run before any change
+      --allow-empty        a --limit or play pattern that matches no host is not an error
       --json FILE          write a machine-readable report
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
@@ -45,10 +49,10 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.badInput;
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+      process.stderr.write(safeText(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`));
       return EXIT.badInput;
     }
-    process.stderr.write(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`);
+    process.stderr.write(safeText(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`));
     return EXIT.failed;
   }
 }
@@ -61,6 +65,8 @@ async function runCommand(argv: string[]): Promise<number> {
     tags: { type: 'string', short: 't' },
     'skip-tags': { type: 'string' },
     json: { type: 'string' },
+    'keep-going': { type: 'boolean' },
+    'allow-empty': { type: 'boolean' },
   });
   if (v.help) {
     process.stdout.write(USAGE + '\n');
@@ -90,6 +96,8 @@ async function runCommand(argv: string[]): Promise<number> {
       knownHosts,
       reporter,
       signal: abort.signal,
+      factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
+      allowEmpty: Boolean(v['allow-empty']),
     });
     printSummary(report, Boolean(v.diff));
     if (v.json) writeJsonReport(v.json, report);
@@ -102,21 +110,27 @@ async function runCommand(argv: string[]): Promise<number> {
 function printSummary(report: RunReport, showDiff: boolean): void {
   const out = process.stdout;
   const s = makeStyle(out);
+  // Host-derived and templated text goes through the one sanitizer (control characters, secrets)
+  // before pgtls's own colours are added around it.
+  const t = (text: string) => safeText(text);
   for (const [host, h] of Object.entries(report.hosts)) {
     if (showDiff) {
-      for (const t of h.tasks) for (const d of t.diffs) out.write(`${s.bold(`--- ${host}: ${t.task}`)}\n${colorDiff(renderDiff(d), s)}\n`);
+      for (const task of h.tasks) for (const d of task.diffs) out.write(`${s.bold(t(`--- ${host}: ${task.task}`))}\n${colorDiff(t(renderDiff(d)), s)}\n`);
     }
   }
   const warnings = [
     ...report.warnings,
     ...Object.entries(report.hosts).flatMap(([host, h]) => [
-      ...h.tasks.flatMap((t) => t.warnings.map((w) => `${host}: ${t.task}: ${w}`)),
+      ...h.tasks.flatMap((task) => task.warnings.map((w) => `${host}: ${task.task}: ${w}`)),
     ]),
   ];
-  if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+  if (warnings.length) out.write(`\n${s.yellow('WARNINGS')}\n${warnings.map((w) => `  ${safeText(w, { oneLine: true })}`).join('\n')}\n`);
   const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
   if (failures.length)
-    out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${host}: ${h.status}: ${h.message ?? ''}`).join('\n')}\n`);
+    out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${safeText(`${host}: ${h.status}: ${h.message ?? ''}`, { oneLine: true })}`).join('\n')}\n`);
+  if (report.stoppedBeforeChanges) out.write(`\n${s.red(report.stoppedBeforeChanges)}\n`);
+  if (report.refused?.length)
+    process.stderr.write(`pgtls: refused, no host was changed:\n${report.refused.map((r) => `  ${safeText(r, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
   if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));

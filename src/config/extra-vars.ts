@@ -1,12 +1,17 @@
 import { ConfigError } from '../core/errors.js';
+import { taintVars } from '../core/secret.js';
 import { loadYamlFile } from './yaml.js';
 
 /**
  * `-e` as in Ansible: `key=value` pairs (several per -e, space separated),
  * `@file.yaml` (a YAML mapping) or an inline JSON/YAML object `{"k": 1}`.
- * Later -e options override earlier ones.
+ * Later -e options override earlier ones. Secret-named values are Secrets from here on.
  */
 export function parseExtraVars(args: string[]): Record<string, unknown> {
+  return taintVars(parseExtraVarsRaw(args));
+}
+
+function parseExtraVarsRaw(args: string[]): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const arg of args) {
     if (arg.startsWith('@')) {

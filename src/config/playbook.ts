@@ -1,6 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { taintVars } from '../core/secret.js';
 import type { ModuleDef } from '../core/types.js';
 import { zodIssues } from './issues.js';
 import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';
@@ -113,7 +114,7 @@ export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDe
     plays.push({
       name: p.name ?? String(p.hosts),
       hosts: p.hosts,
-      vars: p.vars ?? {},
+      vars: taintVars(p.vars ?? {}),
       serial: p.serial,
       gatherFacts: p.gather_facts ?? true,
       become: p.become,
@@ -185,7 +186,7 @@ function parseTask(
     become: k.become,
     becomeUser: k.become_user,
     ignoreErrors: k.ignore_errors ?? false,
-    vars: k.vars ?? {},
+    vars: taintVars(k.vars ?? {}),
     listen: k.listen ?? [],
     argsPath: [...path, module],
   };

@@ -1,16 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from './errors.js';
 import type { Action, ExecAction, FileState, HostFacts, PlanContext, VerifyAction } from './types.js';
 import type { ExecOptions, ExecResult } from '../remote/connection.js';
-import {
-  dropRollback,
-  readRemoteFile,
-  removeRemoteFile,
-  restoreFromRollback,
-  rollbackPathFor,
-  writeRemoteFile,
-} from '../remote/files.js';
+import { dropRollback, readRemoteFile, removeRemoteFile, restoreFromRollback, writeRemoteFile } from '../remote/files.js';
 import { HostShell } from '../remote/host-shell.js';
-import { preparePaths, recordPaths, type StateStore } from '../remote/state.js';
+import { lockHost, unlockHost } from '../remote/lock.js';
+import { preparePaths, recordPaths, signerFor, type StateStore } from '../remote/state.js';
 import type { Transport } from '../remote/connection.js';
 import type { ShellCommand } from '../remote/sh.js';
 
@@ -24,8 +19,10 @@ export class HostSession {
   private readonly overlay = new Map<string, FileState | null>();
   private readonly memos = new Map<string, Promise<unknown>>();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
-  /** Files changed on the host in this run, in order, with their rollback copies. */
-  private readonly journal: { path: string; rollback: string }[] = [];
+  /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
+  private readonly journal: string[] = [];
+  /** The host's run lock, taken before the first change (its shell can write the state directory). */
+  private lock: { shell: HostShell; dir: string } | null = null;
 
   private shell: HostShell;
 
@@ -35,6 +32,8 @@ export class HostSession {
     readonly loginUser: string,
     readonly facts: HostFacts,
     readonly check: boolean,
+    /** Names this run's rollback copies and its lock on the host: never reused by another run. */
+    readonly runId: string = newRunId(),
   ) {
     this.shell = new HostShell(transport, loginUser, false);
   }
@@ -51,6 +50,7 @@ export class HostSession {
       facts: this.facts,
       check: this.check,
       effectiveUser: this.shell.effectiveUser,
+      runId: this.runId,
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
       memo: <T>(key: string, compute: () => Promise<T>) => memoize(this.memos, key, compute),
@@ -84,12 +84,9 @@ export class HostSession {
             });
             break;
           }
-          const rollback = this.remember(action.path);
-          await writeRemoteFile(this.shell, action.path, action.content, {
-            ...action,
-            rollbackPath: rollback,
-            state: stateStore(ctx.vars),
-          });
+          const state = await this.prepareChange(ctx);
+          this.remember(action.path);
+          await writeRemoteFile(this.shell, action.path, action.content, { ...action, runId: this.runId, state });
           break;
         }
         case 'remove':
@@ -97,7 +94,11 @@ export class HostSession {
             this.overlay.set(action.path, null);
             break;
           }
-          await removeRemoteFile(this.shell, action.path, this.remember(action.path), stateStore(ctx.vars));
+          {
+            const state = await this.prepareChange(ctx);
+            this.remember(action.path);
+            await removeRemoteFile(this.shell, action.path, this.runId, state);
+          }
           break;
         case 'exec': {
           if (this.check) break; // cannot be simulated; the plan already says what would run
@@ -126,8 +127,9 @@ export class HostSession {
   private async runExec(action: ExecAction, ctx: PlanContext): Promise<void> {
     let res: ExecResult;
     const touches = action.touches ?? [];
-    const store = stateStore(ctx.vars);
-    await preparePaths(this.shell, store, touches.map((path) => ({ path, rollback: this.remember(path) })));
+    const store = await this.prepareChange(ctx);
+    for (const p of touches) this.remember(p);
+    await preparePaths(this.shell, store, this.runId, touches);
     try {
       res = await this.shell.exec(action.cmd, {
         stdin: action.stdin,
@@ -151,7 +153,7 @@ export class HostSession {
     try {
       await check(ctx);
       // The new state is proven good: it becomes the state a later failure rolls back to.
-      await dropRollback(this.shell, this.journal.map((j) => j.rollback));
+      await dropRollback(this.shell, this.journal, this.runId);
       this.journal.length = 0;
       return;
     } catch (e) {
@@ -170,26 +172,45 @@ export class HostSession {
     }
   }
 
-  private remember(path: string): string {
-    const existing = this.journal.find((j) => j.path === path);
-    if (existing) return existing.rollback;
-    const rollback = rollbackPathFor(path);
-    this.journal.push({ path, rollback });
-    return rollback;
+  private remember(path: string): void {
+    if (!this.journal.includes(path)) this.journal.push(path);
   }
 
-  /** Restores every file changed in this run, newest first. */
+  /**
+   * Before the first change on the host: the run lock (one run at a time; a dead run's lock is taken
+   * over and its leftovers removed). Returns where this change keeps its records.
+   */
+  private async prepareChange(ctx: PlanContext): Promise<StateStore> {
+    const store = stateStore(ctx.vars, this.name, this.check);
+    if (!this.lock) {
+      const taken = await lockHost(this.shell, store.dir, this.runId);
+      this.lock = { shell: this.shell, dir: store.dir };
+      if (taken.stale) ctx.warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies were removed, not restored`);
+    }
+    return store;
+  }
+
+  /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
-    for (const j of [...this.journal].reverse()) await restoreFromRollback(this.shell, j.path, j.rollback);
+    await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
   }
 
-  /** At the end of a run the rollback copies are no longer needed. */
+  /** At the end of a run the rollback copies are no longer needed, and the host is free for another run. */
   async finish(): Promise<void> {
-    if (!this.check) await dropRollback(this.shell, this.journal.map((j) => j.rollback)).catch(() => undefined);
+    if (!this.check && this.lock) {
+      const { shell, dir } = this.lock;
+      await dropRollback(shell, this.journal, this.runId).catch(() => undefined);
+      await unlockHost(shell, dir, this.runId).catch(() => undefined);
+    }
     await this.shell.close();
   }
+}
+
+/** A run id: time and randomness, so that no two runs ever share one (it names files on hosts). */
+export function newRunId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(5).toString('hex')}`;
 }
 
 function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {
@@ -202,13 +223,15 @@ function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: 
   return p;
 }
 
-/** Where originals are remembered for an uninstall (vars pgtls_state_dir, pgtls_state_owner, pgtls_track_originals). */
-export function stateStore(vars: Readonly<Record<string, unknown>>): StateStore | null {
-  const track = vars.pgtls_track_originals;
-  if (track === false || track === 'false' || track === 'no') return null;
+/**
+ * pgtls's directory on a host (pgtls_state_dir: the lock, journals, and, unless pgtls_track_originals
+ * is false, the originals an uninstall restores, signed with the controller's key).
+ */
+export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean): StateStore {
+  const t = vars.pgtls_track_originals;
+  const track = !(t === false || t === 'false' || t === 'no');
   const dir = typeof vars.pgtls_state_dir === 'string' ? vars.pgtls_state_dir : DEFAULT_STATE_DIR;
-  const owner = typeof vars.pgtls_state_owner === 'string' ? vars.pgtls_state_owner : '';
-  return { dir, owner };
+  return { dir, track, signer: track && !check ? signerFor(vars, host) : null };
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/pgtls/state';

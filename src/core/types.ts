@@ -34,6 +34,8 @@ export interface PlanContext {
   warn(message: string): void;
   /** The login/effective user for commands on this host. */
   readonly effectiveUser: string;
+  /** This run's id (names its temp files and rollback copies on hosts); absent in test fakes. */
+  readonly runId?: string;
 }
 
 export interface WriteAction {
@@ -99,9 +101,12 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
   name: string;
   description: string;
   args: S;
-  /** Argument names whose values are secrets: wrapped in Secret after templating. */
-  secretArgs?: readonly string[];
   plan(ctx: PlanContext, args: z.infer<S>): Promise<Change[]>;
+  /**
+   * Checks of the arguments against the controller alone (its files: a CA directory), run before any
+   * connection for every host that would run the task; each problem is bad input (exit 2).
+   */
+  preflight?(args: z.infer<S>): { field: string; message: string }[];
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */

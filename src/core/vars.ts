@@ -1,7 +1,9 @@
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { renderValue, type TemplateContext } from '../template/render.js';
+import { secretVarNames, taintValue } from './secret.js';
 import type { HostFacts } from './types.js';
 
 /**
@@ -19,18 +21,41 @@ export function hostVars(
   check: boolean,
 ): Record<string, unknown> {
   const h = inv.hosts.get(host)!;
-  return {
+  const merged: Record<string, unknown> = {
     ...h.vars,
     ...(play?.vars ?? {}),
     ...(task?.vars ?? {}),
     ...extra,
     inventory_hostname: host,
+    // Ansible's magic variables: relative controller paths (pgtls_ca_dir) are resolved against it.
+    inventory_file: resolve(inv.file),
+    inventory_dir: dirname(resolve(inv.file)),
     inventory_hostname_short: host.split('.')[0],
     group_names: h.groups.filter((g) => g !== 'all'),
     groups: Object.fromEntries(inv.groups),
+    hostvars: inventoryHostvars(inv),
     ansible_check_mode: check,
     ...factVars(facts ?? PLACEHOLDER_FACTS),
   };
+  // pgtls_secret_vars: names of further secret variables, wherever they were set.
+  for (const name of secretVarNames(merged)) if (Object.hasOwn(merged, name)) merged[name] = taintValue(merged[name]);
+  return merged;
+}
+
+const hostvarsCache = new WeakMap<Inventory, Record<string, Readonly<Record<string, unknown>>>>();
+
+/**
+ * Ansible's `hostvars`: every host's inventory variables (as written: templates not rendered, no
+ * facts), e.g. for a standby to learn which names its upstream's certificate carries. One object
+ * per inventory, shared by every host and task.
+ */
+function inventoryHostvars(inv: Inventory): Record<string, Readonly<Record<string, unknown>>> {
+  let hv = hostvarsCache.get(inv);
+  if (!hv) {
+    hv = Object.fromEntries([...inv.hosts].map(([name, h]) => [name, { ...h.vars, inventory_hostname: name }]));
+    hostvarsCache.set(inv, hv);
+  }
+  return hv;
 }
 
 /** Stand-ins used to validate templates before any host is contacted. */

@@ -557,6 +557,34 @@ function parseCsr(csrPem: string): ParsedCsr {
   return { subjectCN: commonNameOf(criParts[1]!), spkiDer };
 }
 
+/**
+ * Why a public key (SubjectPublicKeyInfo DER or PEM) is too weak to certify, or null: RSA below
+ * 2048 bits, an EC curve below P-256 (P-256, P-384, P-521 are accepted), anything else but Ed25519/Ed448.
+ */
+export function publicKeyProblem(spki: Buffer | string): string | null {
+  let key: KeyObject;
+  try {
+    key = typeof spki === 'string' ? createPublicKey(spki) : createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (e) {
+    return `unreadable public key (${(e as Error).message})`;
+  }
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa' || type === 'rsa-pss') {
+    const bits = details.modulusLength ?? 0;
+    return bits >= MIN_RSA_BITS ? null : `RSA key of ${bits} bits (at least ${MIN_RSA_BITS} required)`;
+  }
+  if (type === 'ec') {
+    const curve = details.namedCurve ?? 'unknown';
+    return ACCEPTED_CURVES.has(curve) ? null : `EC key on curve ${curve} (P-256 or stronger required)`;
+  }
+  if (type === 'ed25519' || type === 'ed448') return null;
+  return `${type ?? 'unknown'} key (RSA >= ${MIN_RSA_BITS}, EC P-256/P-384/P-521 or Ed25519 required)`;
+}
+
+export const MIN_RSA_BITS = 2048;
+const ACCEPTED_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
 /** PKCS#10 CSR with CN = commonName for `keyPem` (RSA, EC or Ed25519), signed with that key. */
 export function createCsr(opts: { keyPem: string; commonName: string }): string {
   const signer = signerFor(opts.keyPem);
@@ -593,6 +621,9 @@ export function signCsr(opts: {
   if (opts.kind === 'server' && sans.dns.length + sans.ip.length === 0) throw new Error('a server certificate needs at least one SAN');
   const ca = loadCa(opts.ca);
   const csr = parseCsr(opts.csrPem);
+  // A CSR comes from a host: its key must be one the fleet CA is willing to vouch for.
+  const weak = publicKeyProblem(csr.spkiDer);
+  if (weak) throw new Error(`refusing to sign the certificate request: ${weak}`);
 
   const algId = children(children(fromDer(csr.spkiDer), 'SubjectPublicKeyInfo')[0], 'AlgorithmIdentifier')[0];
   const isRsa = asn1.derToOid(bytesOf(algId, 'OID').toString('binary')) === OID.rsaEncryption;

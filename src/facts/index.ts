@@ -1,6 +1,7 @@
 import type { PlanContext } from '../core/types.js';
 import { pgpoolFacts } from './pgpool.js';
 import { postgresFacts } from './postgres.js';
+import { replicationFacts } from './replication.js';
 
 /**
  * Facts computed on demand: a variable named here that a task references and
@@ -13,4 +14,4 @@ export interface FactProvider {
   provide(ctx: PlanContext): Promise<unknown>;
 }
 
-export const factProviders: Record<string, FactProvider> = { ...postgresFacts, ...pgpoolFacts };
+export const factProviders: Record<string, FactProvider> = { ...postgresFacts, ...pgpoolFacts, ...replicationFacts };

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { TaskError } from '../core/errors.js';
 import type { HostShell } from './host-shell.js';
+import { diropScript, hostScript } from './scripts.js';
 import { sh } from './sh.js';
-import { recordOf, STATE_FUNCTIONS, type StateStore } from './state.js';
+import { installedMac, READ_CAP, recordOf, signRecords, type StateStore } from './state.js';
 
 export interface FileState {
   content: Buffer;
@@ -9,16 +12,19 @@ export interface FileState {
   group: string;
 }
 
-/** Reads a file with its metadata in one round trip; null when it does not exist. */
-export async function readRemoteFile(shell: HostShell, path: string, user?: string): Promise<FileState | null> {
-  const res = await shell.exec(
-    sh`if [ ! -e ${path} ]; then exit 3; fi; stat -L -c '%a %U %G' -- ${path} && exec cat -- ${path}`,
-    { okCodes: [0, 3], user },
-  );
+/**
+ * Reads a file with its metadata in one round trip; null when it does not exist. It is read as the
+ * user who controls its directory (read.sh), never through a link another user owns, and never more
+ * than `cap` bytes: a pg_hba.conf that is a link to /dev/zero fails with a clear error.
+ */
+export async function readRemoteFile(shell: HostShell, path: string, user?: string, cap = READ_CAP): Promise<FileState | null> {
+  const res = await shell.exec(sh`sh -c ${hostScript('read')} pgtls-read ${diropScript()} ${path} ${cap}`, { okCodes: [0, 3], user });
   if (res.exitCode === 3) return null;
   const nl = res.stdout.indexOf(0x0a);
   const [mode = '', owner = '', group = ''] = res.stdout.subarray(0, nl).toString('utf8').split(' ');
-  return { content: res.stdout.subarray(nl + 1), mode, owner, group };
+  const content = res.stdout.subarray(nl + 1);
+  if (content.length > cap) throw new TaskError(`${path} is larger than ${cap} bytes, the limit for files pgtls reads`);
+  return { content, mode, owner, group };
 }
 
 export interface WriteOptions {
@@ -29,79 +35,63 @@ export interface WriteOptions {
   validate?: string;
   /** Keep a timestamped copy of the previous content next to the file (Ansible's backup). */
   backup?: boolean;
-  /** Where to keep the previous content for a rollback during this run ('' = no copy). */
-  rollbackPath?: string;
-  /** Where pgtls remembers originals for an uninstall (null: not tracked). */
-  state?: StateStore | null;
+  /** The run this write belongs to: its rollback copies carry this id ('' = no rollback copy). */
+  runId?: string;
+  /** pgtls_state_dir: where the content is received and checked, and originals are kept. */
+  state: StateStore;
+}
+
+export function sha256Hex(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
 }
 
 /**
- * Writes a file atomically: the content goes on stdin into a temp file in the
- * same directory (so the rename cannot cross file systems), is fsynced, gets its
- * owner and mode (those of the file it replaces unless told otherwise), is
- * validated, and only then renamed over the target. A reader never sees half a file.
+ * Writes a file so that it cannot be lost or half-written (write.sh, dirop.sh): the content goes on
+ * stdin with its length and sha256 in argv (they are not secret); the host receives it where only
+ * root can see it and checks both before anything changes, so a cut connection (whose stdin looks
+ * like an ordinary end of file) installs nothing. Then, inside the file's directory and as the user
+ * who controls it: this run's rollback copy, a temp file from mktemp, fsync, owner and mode (those of
+ * the file it replaces unless told otherwise), optional validate, rename. A reader never sees half a file.
  * Prints `backup=PATH` when a backup was made.
  */
-const WRITE_SCRIPT = `set -eu
-dst=$1 mode=$2 owner=$3 group=$4 backup=$5 rollback=$6 state=$7 sowner=$8 record=$9
-${STATE_FUNCTIONS}
-dir=$(dirname -- "$dst")
-umask 077
-tmp=$(mktemp "$dir/.pgtls-tmp.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-sync -- "$tmp" 2>/dev/null || sync
-pgtls_prepare "$dst" "$rollback" "$record"
-if [ -e "$dst" ]; then
-  chown --reference="$dst" -- "$tmp" 2>/dev/null || true
-  chmod --reference="$dst" -- "$tmp"
-  if [ "$backup" = 1 ]; then b="$dst.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p -- "$dst" "$b"; echo "backup=$b"; fi
-else
-  chmod 0644 -- "$tmp"
-fi
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
-if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
-if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
-`;
-
-export async function writeRemoteFile(
-  shell: HostShell,
-  path: string,
-  content: Buffer,
-  opts: WriteOptions = {},
-): Promise<{ backupPath?: string }> {
-  // The validate command is playbook-author shell (as in Ansible); %s becomes the quoted temp path.
-  const validate = opts.validate ? `${opts.validate.split('%s').join('"$tmp"')} >&2\n` : '';
-  const script = `${WRITE_SCRIPT}${validate}mv -f -- "$tmp" "$dst"\ntrap - EXIT\nsync -- "$dir" 2>/dev/null || true\npgtls_record "$dst" "$record"\n`;
+export async function writeRemoteFile(shell: HostShell, path: string, content: Buffer, opts: WriteOptions): Promise<{ backupPath?: string }> {
+  // The validate command is playbook-author shell (as in Ansible); %s becomes the temp file, passed as $1.
+  const validate = opts.validate ? opts.validate.split('%s').join('"$1"') : '';
+  const sha = sha256Hex(content);
+  const store = opts.state;
+  const rec = recordOf(store, path);
   const res = await shell.exec(
-    sh`sh -c ${script} pgtls-write ${path} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.rollbackPath ?? ''} ${opts.state?.dir ?? ''} ${opts.state?.owner ?? ''} ${recordOf(opts.state, path)}`,
+    sh`sh -c ${hostScript('write')} pgtls-write ${diropScript()} ${path} ${content.length} ${sha} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.runId ?? ''} ${store.dir} ${rec} ${installedMac(store, path, sha)} ${READ_CAP} ${validate}`,
     { stdin: content },
   );
+  await signRecords(shell, store, res.stdout, new Map([[rec, path]]));
   const m = /^backup=(.*)$/m.exec(res.stdout.toString('utf8'));
   return m?.[1] ? { backupPath: m[1] } : {};
 }
 
-/** Removes a file, keeping its content for a rollback during this run and its original for an uninstall. */
-export async function removeRemoteFile(shell: HostShell, path: string, rollbackPath: string, state: StateStore | null): Promise<void> {
-  const script = `set -eu\np=$1 rb=$2 state=$3 sowner=$4 n=$5\n${STATE_FUNCTIONS}\n[ -e "$p" ] || exit 0\npgtls_prepare "$p" "$rb" "$n"\nrm -f -- "$p"\npgtls_record "$p" "$n"\n`;
-  await shell.exec(sh`sh -c ${script} pgtls-remove ${path} ${rollbackPath} ${state?.dir ?? ''} ${state?.owner ?? ''} ${recordOf(state, path)}`);
-}
-
-/** Puts back what the rollback copies hold (newest run only), then drops the copies. */
-export async function restoreFromRollback(shell: HostShell, path: string, rollbackPath: string): Promise<void> {
-  await shell.exec(
-    sh`if [ -e ${rollbackPath}.absent ]; then rm -f -- ${path} ${rollbackPath}.absent; elif [ -e ${rollbackPath} ]; then mv -f -- ${rollbackPath} ${path}; fi`,
+/** Removes a file, keeping its content for this run's rollback and its original for an uninstall. */
+export async function removeRemoteFile(shell: HostShell, path: string, runId: string, store: StateStore): Promise<void> {
+  const rec = recordOf(store, path);
+  const res = await shell.exec(
+    sh`sh -c ${hostScript('remove')} pgtls-remove ${diropScript()} ${path} ${runId} ${store.dir} ${rec} ${installedMac(store, path, 'absent')} ${READ_CAP}`,
   );
+  await signRecords(shell, store, res.stdout, new Map([[rec, path]]));
 }
 
-export async function dropRollback(shell: HostShell, rollbackPaths: string[]): Promise<void> {
-  if (rollbackPaths.length === 0) return;
-  const all = rollbackPaths.flatMap((p) => [p, `${p}.absent`]);
-  await shell.exec(sh`rm -f -- ${all}`);
+/** Puts back what this run's rollback copies hold (paths newest change first), and drops the copies. */
+export async function restoreFromRollback(shell: HostShell, paths: string[], runId: string): Promise<void> {
+  if (paths.length === 0) return;
+  await shell.exec(sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} restore ${runId} ${paths}`);
 }
 
-export function rollbackPathFor(path: string): string {
+/** Forgets this run's rollback copies of these paths (the new state is proven good, or the run ends). */
+export async function dropRollback(shell: HostShell, paths: string[], runId: string): Promise<void> {
+  if (paths.length === 0) return;
+  await shell.exec(sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} drop ${runId} ${paths}`);
+}
+
+/** Where a run keeps the previous content of PATH (next to it, named by the run). */
+export function rollbackPathFor(path: string, runId: string): string {
   const slash = path.lastIndexOf('/');
-  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.pgtls-rollback`;
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.pgtls-rb.${runId}`;
 }
-

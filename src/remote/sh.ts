@@ -30,8 +30,16 @@ export function quote(value: string): string {
 
 type Interpolation = string | number | ShellCommand | RawShell | readonly (string | number)[];
 
+/** A Secret was interpolated into a command line. The message never holds the value; the runner adds the task. */
+export class SecretOnCommandLineError extends Error {
+  constructor() {
+    super('refusing to put a secret on a command line (ps on the host would show it): send it on stdin');
+    this.name = 'SecretOnCommandLineError';
+  }
+}
+
 function render(value: Interpolation | Secret): string {
-  if (value instanceof Secret) throw new Error('refusing to put a secret on a command line: send it on stdin');
+  if (value instanceof Secret) throw new SecretOnCommandLineError();
   if (value instanceof ShellCommand || value instanceof RawShell) return value.text;
   if (Array.isArray(value)) return value.map((v) => quote(String(v))).join(' ');
   return quote(String(value));

@@ -1,4 +1,6 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
+import { openPrivateAppend } from '../core/private-file.js';
+import { redactKnown } from '../core/secret.js';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';
 import type { ExecResult, Transport } from './connection.js';
@@ -25,6 +27,17 @@ export interface SshTarget {
 }
 
 const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
+let commandLogFd: number | undefined;
+
+/**
+ * PGTLS_COMMAND_LOG=FILE: every remote command line (never stdin), 0600, never through a symlink.
+ * Secrets are never on a command line (sh refuses them); redactKnown is the belt to those braces.
+ */
+function logCommand(host: string, text: string): void {
+  if (!COMMAND_LOG) return;
+  commandLogFd ??= openPrivateAppend(COMMAND_LOG);
+  writeSync(commandLogFd, `${host}\t${redactKnown(text).replace(/\n/g, '\\n')}\n`);
+}
 
 /** OpenSSH's default MaxSessions is 10: stay below it so channels never get refused. */
 const MAX_CHANNELS = 8;
@@ -57,7 +70,13 @@ export class SshTransport implements Transport {
       // server with several host keys is not reported as changed when only one type is known.
       ...(entries === null ? {} : { algorithms: { serverHostKey: preferredHostKeyAlgorithms(entries, target.host, target.port) as ServerHostKeyAlgorithm[] } }),
       hostVerifier: (key: Buffer) => {
-        if (entries === null) return true;
+        if (entries === null) {
+          // Not verified, but never silently: the operator can compare this line with the host.
+          process.stderr.write(
+            `pgtls: WARNING: ${target.name} (${target.host}:${target.port}): host key NOT verified, accepted ${keyTypeOfBlob(key).replace(/[^\x21-\x7e]/g, '?')} ${sha256Fingerprint(key)}\n`,
+          );
+          return true;
+        }
         const verdict = checkHostKey(entries, target.host, target.port, keyTypeOfBlob(key), key);
         if (verdict.status === 'match') return true;
         hostKeyProblem = hostKeyMessage(
@@ -104,7 +123,7 @@ export class SshTransport implements Transport {
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
     // Debugging aid (and how the tests prove that no secret is ever on a command line):
     // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
-    if (COMMAND_LOG) appendFileSync(COMMAND_LOG, `${this.target.name}\t${cmd.text.replace(/\n/g, '\\n')}\n`);
+    logCommand(this.target.name, cmd.text);
     await this.acquire();
     try {
       return await this.exec(cmd, stdin, timeoutMs);
@@ -165,6 +184,12 @@ export class SshTransport implements Transport {
   private release(): void {
     this.active--;
     this.waiting.shift()?.();
+  }
+
+  /** Drops the connection at once, as a network cut or a killed controller would (the fault tests use it). */
+  destroy(): void {
+    this.closed = true;
+    this.client.destroy();
   }
 
   async close(): Promise<void> {

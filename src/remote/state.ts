@@ -1,88 +1,156 @@
-import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, constants as fsc } from 'node:fs';
+import { dirname, posix, resolve } from 'node:path';
+import { TaskError } from '../core/errors.js';
 import type { HostShell } from './host-shell.js';
+import { diropScript, hostScript } from './scripts.js';
 import { sh } from './sh.js';
 
 /**
- * What pgtls keeps on a host so that a later uninstall can put every file back
- * as it was before pgtls first touched it. For each path (named by a hash of it):
+ * What pgtls keeps on a host (pgtls_state_dir, root-owned 0700, checked with its parents before
+ * every use by lib.sh's pgtls_state_ready):
+ *   lock/owner            the run that holds the host (one run at a time; see lock.sh)
+ *   runs/RUNID.journal    the files a run may have left rollback copies next to (cleaned if it dies)
+ * and, so that an uninstall can put every file back as it was before pgtls first touched it, for
+ * each path (named by a hash of it):
  *   H.path       the path itself
  *   H.orig       its content before pgtls first changed it (or H.absent: it did not exist)
- *   H.installed  its content after pgtls last wrote it (for files that existed before),
- *                so an uninstall can tell whether someone changed it since, and then
- *                revert only pgtls's own lines; H.installed.sha256 for files pgtls created
- *                (a key pgtls generated is never copied: its hash tells whether it is still ours;
- *                a key that existed before pgtls is kept as H.orig, on the same host, 0600).
- * The directory is 0700 and every file 0600, owned by the database's OS user.
+ *   H.meta       its mode, owner and group then
+ *   H.orig.mac   the controller's HMAC of (host, path, sha256 of H.orig, H.meta)
+ *   H.installed  its content after pgtls last wrote it (files that existed before; H.installed.absent:
+ *                pgtls removed it), H.installed.sha256 its hash, H.installed.mac the controller's HMAC
+ * The HMAC key never leaves the controller (pgtls_state_key_file, default next to the CA directory),
+ * so a record nobody signed, or one changed since, is refused by the uninstall.
  */
 export interface StateStore {
   dir: string;
-  /** Owner of the state files; empty: 'postgres' when that user exists, else the current user. */
-  owner: string;
+  /** Keep originals for an uninstall (false: lock and journals only). */
+  track: boolean;
+  /** Signs records; null in --check (nothing is recorded). */
+  signer: RecordSigner | null;
 }
 
 /** The record files kept for one path. */
-export const RECORD_SUFFIXES = ['.path', '.orig', '.absent', '.installed', '.installed.sha256', '.installed.absent'] as const;
+export const RECORD_SUFFIXES = ['.path', '.orig', '.absent', '.meta', '.orig.mac', '.installed', '.installed.sha256', '.installed.absent', '.installed.mac'] as const;
+
+/** The largest file pgtls reads or keeps (a link to /dev/zero must fail, not hang). */
+export const READ_CAP = 16 * 1024 * 1024;
 
 /** The records' base name for a path: the first 40 hex digits of the sha256 of the path. */
 export function recordBase(stateDir: string, path: string): string {
   return posix.join(stateDir, createHash('sha256').update(path).digest('hex').slice(0, 40));
 }
 
-/** The record base to hand to the shell functions ('' when originals are not tracked). */
+/** The record base to hand to the shell scripts ('' when originals are not tracked). */
 export function recordOf(store: StateStore | null | undefined, path: string): string {
-  return store ? recordBase(store.dir, path) : '';
+  return store?.track ? recordBase(store.dir, path) : '';
 }
 
-/** Shell functions shared by the write script and the standalone prepare/record commands. */
-export const STATE_FUNCTIONS = `
-pgtls_state_init() {
-  [ -n "$state" ] || return 0
-  if [ -z "$sowner" ]; then if id -u postgres >/dev/null 2>&1; then sowner=postgres; else sowner=$(id -un); fi; fi
-  if [ ! -d "$state" ]; then (umask 077; mkdir -p -- "$state"); chown -- "$sowner" "$state"; fi
-}
-pgtls_own() { chown -- "$sowner" "$1" 2>/dev/null || true; chmod 600 -- "$1"; }
-# pgtls_keep SRC DST: a private copy (0600, owned by sowner), complete before it gets its name
-pgtls_keep() { install -m 600 -o "$sowner" -- "$1" "$2.tmp" 2>/dev/null || { cp -- "$1" "$2.tmp"; pgtls_own "$2.tmp"; }; mv -f -- "$2.tmp" "$2"; }
-# pgtls_prepare PATH ROLLBACK RECORD: copy for a rollback in this run, and the original, once ever
-# (RECORD: the records' base name, recordBase() computed by the controller: no hashing here)
-pgtls_prepare() {
-  p=$1 rb=$2 n=$3
-  if [ -n "$rb" ] && [ ! -e "$rb" ] && [ ! -e "$rb.absent" ]; then
-    if [ -e "$p" ]; then cp -p -- "$p" "$rb"; else : > "$rb.absent"; fi
-  fi
-  [ -n "$state" ] || return 0
-  case "$p" in "$state"/*) return 0 ;; esac   # the records themselves are never recorded
-  pgtls_state_init
-  if [ ! -e "$n.orig" ] && [ ! -e "$n.absent" ]; then
-    printf '%s' "$p" > "$n.path.tmp"; pgtls_own "$n.path.tmp"; mv -f -- "$n.path.tmp" "$n.path"
-    if [ -e "$p" ]; then pgtls_keep "$p" "$n.orig"
-    else : > "$n.absent"; pgtls_own "$n.absent"; fi
-  fi
-}
-# pgtls_record PATH RECORD: what pgtls left there
-pgtls_record() {
-  [ -n "$state" ] || return 0
-  p=$1 n=$2
-  case "$p" in "$state"/*) return 0 ;; esac
-  rm -f -- "$n.installed" "$n.installed.sha256" "$n.installed.absent"
-  if [ ! -e "$p" ]; then : > "$n.installed.absent"; pgtls_own "$n.installed.absent"
-  elif [ -e "$n.orig" ]; then pgtls_keep "$p" "$n.installed"
-  else sha256sum < "$p" | cut -d' ' -f1 > "$n.installed.sha256"; pgtls_own "$n.installed.sha256"; fi
-}
-`;
+export type RecordKind = 'orig' | 'installed';
 
-/** Before an exec that changes `paths`: rollback copies and originals, in one round trip. */
-export async function preparePaths(shell: HostShell, store: StateStore | null, items: { path: string; rollback: string }[]): Promise<void> {
-  if (items.length === 0) return;
-  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nwhile [ $# -gt 0 ]; do pgtls_prepare "$1" "$2" "$3"; shift 3; done\n`;
-  const args = items.flatMap((i) => [i.path, i.rollback, recordOf(store, i.path)]);
-  await shell.exec(sh`sh -c ${script} pgtls-prepare ${store?.dir ?? ''} ${store?.owner ?? ''} ${args}`);
+/** HMAC-SHA256 of one record, bound to the host and the path it is about. */
+export class RecordSigner {
+  constructor(
+    readonly host: string,
+    private readonly key: Buffer,
+  ) {}
+
+  mac(kind: RecordKind, path: string, digest: string): string {
+    return createHmac('sha256', this.key).update(['pgtls-record-v1', this.host, kind, path, digest].join('\0')).digest('hex');
+  }
+
+  verify(kind: RecordKind, path: string, digest: string, mac: string): boolean {
+    const want = Buffer.from(this.mac(kind, path, digest), 'hex');
+    const got = Buffer.from(mac.trim(), 'hex');
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
 }
 
-/** After an exec that changed `paths`: remember what pgtls left there. */
-export async function recordPaths(shell: HostShell, store: StateStore | null, paths: string[]): Promise<void> {
-  if (!store || paths.length === 0) return;
-  const script = `set -eu\nstate=$1 sowner=$2\nshift 2\n${STATE_FUNCTIONS}\nwhile [ $# -gt 0 ]; do pgtls_record "$1" "$2"; shift 2; done\n`;
-  await shell.exec(sh`sh -c ${script} pgtls-record ${store.dir} ${store.owner} ${paths.flatMap((p) => [p, recordOf(store, p)])}`);
+/** Where the controller keeps the key that signs state records: next to the CA directory. */
+export function stateKeyFile(vars: Readonly<Record<string, unknown>>): string {
+  if (typeof vars.pgtls_state_key_file === 'string' && vars.pgtls_state_key_file) return resolve(vars.pgtls_state_key_file);
+  const ca = typeof vars.pgtls_ca_dir === 'string' && vars.pgtls_ca_dir ? vars.pgtls_ca_dir : 'pgtls-ca';
+  return `${resolve(ca).replace(/\/+$/, '')}.state.key`;
+}
+
+/** The signing key (32 random bytes, 0600), created on first use unless `create` is false (then null when missing). */
+export function loadStateKey(file: string, create: boolean): Buffer | null {
+  try {
+    const st = statSync(file);
+    if ((st.mode & 0o077) !== 0) throw new TaskError(`${file}: the key that signs pgtls's host records is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    const key = readFileSync(file);
+    if (key.length < 32) throw new TaskError(`${file}: not a pgtls state key (too short)`);
+    return key;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (!create) return null;
+  }
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const key = randomBytes(32);
+  try {
+    const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    writeSync(fd, key);
+    closeSync(fd);
+    chmodSync(file, 0o600);
+    return key;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return loadStateKey(file, false); // another host of this run made it
+    throw e;
+  }
+}
+
+const keys = new Map<string, Buffer>();
+/** One key per file for the whole process (hosts run concurrently). */
+export function signerFor(vars: Readonly<Record<string, unknown>>, host: string): RecordSigner {
+  const file = stateKeyFile(vars);
+  let key = keys.get(file);
+  if (!key) {
+    key = loadStateKey(file, true)!;
+    keys.set(file, key);
+  }
+  return new RecordSigner(host, key);
+}
+
+/**
+ * The scripts print what they recorded ("pgtls-orig RECORD SHA MODE OWNER GROUP" or "… absent",
+ * "pgtls-installed RECORD SHA"): the controller signs it and stores the MACs next to the records.
+ * `paths` maps record bases back to the paths they are about (the controller named them).
+ */
+export async function signRecords(shell: HostShell, store: StateStore | null, stdout: Buffer, paths: Map<string, string>): Promise<void> {
+  if (!store?.track || !store.signer) return;
+  const pairs: string[] = [];
+  for (const line of stdout.toString('utf8').split('\n')) {
+    const m = /^pgtls-(orig|installed) (\S+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, kind, base, digest] = m as unknown as [string, RecordKind, string, string];
+    const path = paths.get(base);
+    if (path === undefined) continue;
+    pairs.push(`${base}.${kind}.mac`, store.signer.mac(kind, path, digest));
+  }
+  if (pairs.length === 0) return;
+  await shell.exec(sh`sh -c ${hostScript('sign')} pgtls-sign ${store.dir} ${pairs}`);
+}
+
+/** The MAC a write's "installed" record gets, computed before it is sent (the controller knows the bytes). */
+export function installedMac(store: StateStore | null | undefined, path: string, sha256: string): string {
+  return store?.track && store.signer ? store.signer.mac('installed', path, sha256) : '';
+}
+
+/** Before an exec that changes `paths`: this run's rollback copies and the originals, in one round trip. */
+export async function preparePaths(shell: HostShell, store: StateStore, runId: string, paths: string[]): Promise<void> {
+  if (paths.length === 0) return;
+  const names = new Map(paths.map((p) => [recordOf(store, p), p]));
+  const args = paths.flatMap((p) => [p, recordOf(store, p)]);
+  const res = await shell.exec(sh`sh -c ${hostScript('prepare')} pgtls-prepare ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${args}`);
+  await signRecords(shell, store, res.stdout, names);
+}
+
+/** After an exec that changed `paths`: remember (and sign) what pgtls left there. */
+export async function recordPaths(shell: HostShell, store: StateStore, paths: string[]): Promise<void> {
+  if (!store.track || paths.length === 0) return;
+  const names = new Map(paths.map((p) => [recordOf(store, p), p]));
+  const res = await shell.exec(
+    sh`sh -c ${hostScript('record')} pgtls-record ${diropScript()} ${store.dir} ${READ_CAP} ${paths.flatMap((p) => [p, recordOf(store, p)])}`,
+  );
+  await signRecords(shell, store, res.stdout, names);
 }

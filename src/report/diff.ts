@@ -1,10 +1,19 @@
 import { createTwoFilesPatch } from 'diff';
 import type { Diff } from '../core/types.js';
+import { maskConninfoPassword } from '../pgconf/conninfo.js';
+import { maskConninfoPasswords } from '../pgconf/guc-file.js';
+import { maskPasswordLines } from './sanitize.js';
 
-/** Unified text of a planned change, built here (the renderer), never by a module. */
+/** A password inside a primary_conninfo line (postgresql.conf, postgresql.auto.conf…) is never shown, whichever module's diff it is in. */
+const mask = (text: string) => maskConninfoPasswords(text, maskConninfoPassword);
+
+/**
+ * Unified text of a planned change, built here (the renderer), never by a module. Lines whose key
+ * looks like a password (`*_password = …`, `password=` in a conninfo) show masked, context lines too.
+ */
 export function renderDiff(d: Diff): string {
   if (d.kind === 'redacted') return `--- ${d.path ?? '(secret)'}\n+++ ${d.path ?? '(secret)'}\n  ${d.note}\n`;
-  return createTwoFilesPatch(`${d.path} (before)`, `${d.path} (after)`, d.before, d.after, '', '', { context: 3 });
+  return maskPasswordLines(createTwoFilesPatch(`${d.path} (before)`, `${d.path} (after)`, mask(d.before), mask(d.after), '', '', { context: 3 }));
 }
 
 /** Counts of added and removed lines, for the JSON report (the text itself may be large). */

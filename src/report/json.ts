@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs';
 import type { RunReport } from '../core/runner.js';
 import { diffStats } from './diff.js';
+import { writePrivateFile } from '../core/private-file.js';
+import { safeJson } from './sanitize.js';
 import { exitCodeOf } from './recap.js';
 
-/** The machine-readable report (--json FILE). Secrets are Secret objects and serialise masked. */
+/** The machine-readable report (--json FILE). Secrets are Secret objects and serialise masked; every text is sanitized. */
 export function jsonReport(report: RunReport): object {
-  return {
+  return safeJson({
     version: 1,
     playbook: report.playbook,
     inventory: report.inventory,
@@ -38,9 +39,10 @@ export function jsonReport(report: RunReport): object {
         },
       ]),
     ),
-  };
+  }) as object;
 }
 
+/** Written 0600, never through a symlink (the report names hosts, paths and failures). */
 export function writeJsonReport(file: string, report: RunReport): void {
-  writeFileSync(file, JSON.stringify(jsonReport(report), null, 2) + '\n');
+  writePrivateFile(file, JSON.stringify(jsonReport(report), null, 2) + '\n');
 }

@@ -1,6 +1,10 @@
 import type { Reporter } from '../core/reporter.js';
 import type { TaskResult } from '../core/types.js';
+import { safeText } from './sanitize.js';
 import { makeStyle } from './style.js';
+
+/** Host-derived text, one line, sanitized before pgtls adds its own colours. */
+const t = (text: string) => safeText(text, { oneLine: true });
 
 /**
  * One line per event, for CI logs and pipes (no cursor movement, no spinners).
@@ -17,7 +21,7 @@ export class LineReporter implements Reporter {
   }
   playStart(play: string, hosts: string[], batch: number, batches: number): void {
     const b = batches > 1 ? ` (batch ${batch}/${batches}: ${hosts.join(', ')})` : '';
-    this.line(this.style.bold(`PLAY [${play}]${b}`));
+    this.line(this.style.bold(t(`PLAY [${play}]${b}`)));
   }
   hostStart(): void {}
   taskStart(): void {}
@@ -25,12 +29,12 @@ export class LineReporter implements Reporter {
     const s = this.style;
     const status =
       r.status === 'changed' ? s.yellow('changed') : r.status === 'ok' ? s.green('ok') : r.status === 'skipped' ? s.cyan('skipped') : s.red(r.status);
-    const detail = r.error ?? r.summaries.join('; ');
-    this.line(`${host} | ${r.task} | ${status}${detail ? ` | ${detail}` : ''} ${s.dim(`(${r.durationMs} ms)`)}`);
-    for (const w of r.warnings) this.line(`${host} | ${s.yellow('WARNING')} | ${w}`);
+    const detail = t(r.error ?? r.summaries.join('; '));
+    this.line(`${t(host)} | ${t(r.task)} | ${status}${detail ? ` | ${detail}` : ''} ${s.dim(`(${r.durationMs} ms)`)}`);
+    for (const w of r.warnings) this.line(`${t(host)} | ${s.yellow('WARNING')} | ${t(w)}`);
   }
   hostEnd(host: string, status: string, message?: string): void {
-    if (status === 'unreachable') this.line(`${host} | ${this.style.red('UNREACHABLE')} | ${message ?? ''}`);
+    if (status === 'unreachable') this.line(`${t(host)} | ${this.style.red('UNREACHABLE')} | ${t(message ?? '')}`);
   }
   async playEnd(): Promise<void> {}
 }

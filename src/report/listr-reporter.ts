@@ -1,6 +1,7 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { Reporter } from '../core/reporter.js';
 import type { TaskResult } from '../core/types.js';
+import { safeText } from './sanitize.js';
 
 interface HostState {
   task?: { title: string; output: string };
@@ -57,7 +58,7 @@ export class ListrReporter implements Reporter {
 
   taskStart(host: string, task: string, index: number, total: number): void {
     const st = this.hosts.get(host);
-    if (st?.task) st.task.title = `${host}  [${index}/${total}] ${task}`;
+    if (st?.task) st.task.title = safeText(`${host}  [${index}/${total}] ${task}`, { oneLine: true });
   }
 
   taskEnd(host: string, r: TaskResult): void {
@@ -76,9 +77,9 @@ export class ListrReporter implements Reporter {
     const c = st.counts;
     if (st.task) {
       st.task.title = `${host}  ok=${c.ok} changed=${c.changed} skipped=${c.skipped}${c.failed ? ` failed=${c.failed}` : ''}`;
-      if (st.warnings.length) st.task.output = st.warnings.map((w) => `warning: ${w}`).join('\n');
+      if (st.warnings.length) st.task.output = st.warnings.map((w) => safeText(`warning: ${w}`, { oneLine: true })).join('\n');
     }
-    st.finish(status === 'ok' ? undefined : new Error(`${host}: ${status}${message ? `: ${message}` : ''}`));
+    st.finish(status === 'ok' ? undefined : new Error(safeText(`${host}: ${status}${message ? `: ${message}` : ''}`, { oneLine: true })));
   }
 
   async playEnd(): Promise<void> {

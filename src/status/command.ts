@@ -15,6 +15,7 @@ import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
 import type { ModuleDef } from '../core/types.js';
 import { modules as registry } from '../modules/index.js';
+import { safeJson, safeText } from '../report/sanitize.js';
 import { makeStyle } from '../report/style.js';
 import { assessHost, statusExitCode, type HostStatus } from './model.js';
 import { STATUS_PLAYBOOK, statusModules, type Collector } from './modules.js';
@@ -31,9 +32,10 @@ options:
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
 
-exit codes: 0 all encrypted, 1 a certificate expires within pgtls_renew_before_days (default 30) or
-a host is not fully encrypted (or could not be inspected), 2 bad input (nothing contacted),
-3 a host unreachable (none needing action), 4 interrupted`;
+exit codes: 0 all encrypted, 1 a finding needs action (each has a code, e.g. plaintext-session,
+plaintext-replication, standby-unverified, hba-no-tls, min-tls-below-policy, cert-expiring: see
+README "Status"), 2 bad input (nothing contacted), 3 a host unreachable (none needing action),
+4 interrupted. -e pgtls_min_tls=TLSv1.3 judges the servers' lowest TLS version by that policy.`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseCommandLine(argv, { ...FLEET_OPTIONS, json: { type: 'boolean' } });
@@ -60,6 +62,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
       inventory: v.inventory!,
       extraVars: v['extra-vars'] ?? [],
       check: true, // belt and braces: the executor cannot write in check mode
+      factsPolicy: 'each-host', // read only: every host is shown on its own
+      allowEmpty: true, // a fleet without Pgpool-II (or without the group at all) is normal here
       forks,
       limit: v.limit,
       tags: [],
@@ -76,11 +80,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
       ...report.warnings.filter((w) => !/matches no host or group/.test(w)),
       ...Object.entries(report.hosts).flatMap(([h, r]) => r.tasks.flatMap((t) => t.warnings).map((w) => `${h}: ${w}`)),
     ];
-    if (v.json) process.stdout.write(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings }));
+    // Role names, CNs and messages come from hosts: the report layer's sanitizer has the last word.
+    if (v.json) process.stdout.write(safeText(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings })));
     else {
       const style = makeStyle(process.stdout);
-      process.stdout.write(renderTable(hosts, style));
-      if (warnings.length) process.stdout.write(`${style.yellow('WARNINGS')}\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+      process.stdout.write(renderTable(sanitizedHosts(hosts), style));
+      if (warnings.length) process.stdout.write(`${style.yellow('WARNINGS')}\n${warnings.map((w) => `  ${safeText(w, { oneLine: true })}`).join('\n')}\n`);
       if (hosts.length === 0) process.stdout.write('no host of the postgres or pgpool groups matched\n');
     }
     return code;
@@ -100,9 +105,16 @@ function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
     const raw = inv.hosts.get(host)?.vars.ansible_host;
     const address = typeof raw === 'string' && !raw.includes('{{') ? raw : host;
     const got = found.get(host);
-    if (r.status === 'unreachable') return { host, address, state: 'unreachable', message: r.message, services: got?.services ?? [], problems: [] };
-    if (r.status !== 'ok')
-      return { host, address, state: 'error', message: r.message ?? r.status, services: got?.services ?? [], problems: [`could not be inspected: ${r.message ?? r.status}`] };
-    return assessHost({ host, address, services: got?.services ?? [] }, got?.renewBeforeDays ?? 30);
+    if (r.status === 'unreachable') return { host, address, state: 'unreachable', message: r.message, services: got?.services ?? [], problems: [], findings: [] };
+    if (r.status !== 'ok') {
+      const message = `could not be inspected: ${r.message ?? r.status}`;
+      return { host, address, state: 'error', message: r.message ?? r.status, services: got?.services ?? [], problems: [message], findings: [{ code: 'inspect-failed', severity: 'action', message }] };
+    }
+    return assessHost({ host, address, services: got?.services ?? [] }, got?.policy ?? { renewBeforeDays: 30, minTls: 'TLSv1.2' });
   });
+}
+
+/** The table colours its cells itself: the cells' text is sanitized first (role names, CNs, messages from hosts). */
+function sanitizedHosts(hosts: HostStatus[]): HostStatus[] {
+  return hosts.map((h) => safeJson(h) as HostStatus);
 }

@@ -6,18 +6,18 @@
  */
 import { z } from 'zod';
 import { defineModule, type ModuleDef, type PlanContext } from '../core/types.js';
-import type { ServiceStatus } from './model.js';
+import type { ServiceStatus, StatusPolicy } from './model.js';
 import { pgpoolStatus } from './probe-pgpool.js';
 import { postgresStatus } from './probe-postgres.js';
 
-/** Per host: what was found, and the renewal window that applies to it (host vars may differ). */
-export type Collector = Map<string, { services: ServiceStatus[]; renewBeforeDays: number }>;
+/** Per host: what was found, and the policy that applies to it (host vars may differ). */
+export type Collector = Map<string, { services: ServiceStatus[]; policy: StatusPolicy }>;
 
-const args = z.object({ renew_before_days: z.coerce.number().min(0).default(30) }).strict();
+// min_tls is checked before any connection by the policy check (core/policy.ts), naming where it was set
+const args = z.object({ renew_before_days: z.coerce.number().min(0).default(30), min_tls: z.string().default('TLSv1.2') }).strict();
 
 export function statusModules(found: Collector): ModuleDef[] {
-  const add = (host: string, renewBeforeDays: number, s: ServiceStatus) =>
-    found.set(host, { services: [...(found.get(host)?.services ?? []), s], renewBeforeDays });
+  const add = (host: string, policy: StatusPolicy, s: ServiceStatus) => found.set(host, { services: [...(found.get(host)?.services ?? []), s], policy });
   // One read-only module per service kind: it only records what its probe found.
   const inspector = (name: string, description: string, probe: (ctx: PlanContext) => Promise<ServiceStatus>) =>
     defineModule({
@@ -25,7 +25,7 @@ export function statusModules(found: Collector): ModuleDef[] {
       description,
       args,
       async plan(ctx, a) {
-        add(ctx.host, a.renew_before_days, await probe(ctx));
+        add(ctx.host, { renewBeforeDays: a.renew_before_days, minTls: a.min_tls }, await probe(ctx));
         return [];
       },
     });
@@ -42,10 +42,12 @@ export const STATUS_PLAYBOOK = `# written by pgtls status (src/status/modules.ts
     - name: PostgreSQL
       pgtls_status_postgresql:
         renew_before_days: "{{ pgtls_renew_before_days | default(30) }}"
+        min_tls: "{{ pgtls_min_tls | default('TLSv1.2') }}"
 - name: Pgpool-II status
   hosts: pgpool
   tasks:
     - name: Pgpool-II
       pgtls_status_pgpool:
         renew_before_days: "{{ pgtls_renew_before_days | default(30) }}"
+        min_tls: "{{ pgtls_min_tls | default('TLSv1.2') }}"
 `;

@@ -40,6 +40,7 @@ export async function pgpoolStatus(ctx: PlanContext): Promise<ServiceStatus> {
 
   // Without pool_hba every client is let through to the backends' own rules, TLS or not.
   let plain: string[];
+  let open: string[] = [];
   if (!on(pgpoolSetting(conf, 'enable_pool_hba'))) plain = ['enable_pool_hba is off (pool_hba.conf is not used)'];
   else {
     const hba = await readAs(ctx, p.hbaFile, p.osUser);
@@ -47,7 +48,8 @@ export async function pgpoolStatus(ctx: PlanContext): Promise<ServiceStatus> {
     else {
       const rules = plainRules(hba.toString('utf8'));
       plain = rules.password.map((r) => `${p.hbaFile} ${r}`);
-      notes.push(...rules.other.map((r) => `${p.hbaFile} ${r} lets clients in without TLS (no password)`));
+      open = rules.open.map((r) => `${p.hbaFile} ${r}`);
+      notes.push(...rules.other.map((r) => `${p.hbaFile} ${r} lets loopback clients in without TLS (no password; not in transit)`));
     }
   }
 
@@ -72,6 +74,7 @@ export async function pgpoolStatus(ctx: PlanContext): Promise<ServiceStatus> {
     ...(served.pem ? { cert: certView(served.pem) } : { tlsDetail: served.detail || (on(pgpoolSetting(conf, 'ssl')) ? 'ssl = on but no handshake' : 'ssl = off') }),
     tlsVersions: served.pem ? versions : [],
     plainPasswordRules: plain,
+    openRules: open,
     poolPasswd,
     notes,
   };

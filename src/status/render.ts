@@ -17,7 +17,22 @@ function serviceRows(s: ServiceStatus): Row[] {
     const setting = s.minTlsSetting ? `ssl_min_protocol_version = ${s.minTlsSetting}` : '';
     rows.push(['minimum TLS', [measured ?? (s.tls ? 'unknown' : '-'), measured ? `(accepts ${s.tlsVersions.join(', ')})` : '', setting ? `[${setting}]` : ''].filter(Boolean).join(' ')]);
   }
-  rows.push(['hostssl enforced', s.plainPasswordRules.length === 0 ? 'yes' : ['NO, password rules without TLS:', ...s.plainPasswordRules.map((r) => `  ${r}`)]]);
+  const open = s.openRules ?? [];
+  rows.push([
+    'hostssl enforced',
+    s.plainPasswordRules.length === 0 && open.length === 0
+      ? 'yes'
+      : [
+          ...(s.plainPasswordRules.length ? ['NO, password rules without TLS:', ...s.plainPasswordRules.map((r) => `  ${r}`)] : []),
+          ...(open.length ? ['NO, remote clients let in without TLS:', ...open.map((r) => `  ${r}`)] : []),
+        ],
+  ]);
+  if (s.replication && s.replication.length)
+    rows.push(['replication', s.replication.map((r) => `${r.application_name || '?'} ${r.client_addr ?? 'local'} ${r.state} ${r.ssl ? 'TLS' : 'PLAINTEXT'}`)]);
+  if (s.plainSessions)
+    rows.push(['sessions w/o TLS', s.plainSessions.length === 0 ? 'none' : s.plainSessions.map((x) => `${x.client_addr} ${x.usename ?? '?'} ${x.application_name || '-'} (pid ${x.pid})`)]);
+  if (s.upstream)
+    rows.push(['upstream', `sslmode=${s.upstream.sslmode}${s.upstream.host ? ` to ${s.upstream.host}` : ''}${s.upstream.status ? ` (${s.upstream.status})` : ''} [${s.upstream.source}]`]);
   if (s.md5Roles) rows.push(['roles on md5', s.md5Roles.join(', ') || 'none']);
   if (s.poolPasswd) {
     const { missing, undecryptable, file } = s.poolPasswd;
@@ -45,7 +60,10 @@ export function renderTable(hosts: HostStatus[], style: Style = plain): string {
       }
       for (const n of s.notes) out.push(`    ${style.dim(`note: ${n}`)}`);
     }
-    for (const p of h.problems) out.push(`  ${style.red('!')} ${p}`);
+    // every action finding with its stable code; a host that could not be inspected has one too
+    const actions = h.findings.filter((f) => f.severity === 'action');
+    for (const f of actions) out.push(`  ${style.red('!')} [${f.code}] ${f.message}`);
+    for (const p of h.problems.filter((p) => !actions.some((f) => f.message === p))) out.push(`  ${style.red('!')} ${p}`);
     out.push('');
   }
   return out.join('\n');

@@ -23,9 +23,13 @@
  *
  * Secrets: any object with a reveal(): string method is treated as an opaque string.
  * A template that is a single expression returning a secret returns the secret object itself;
- * a secret used inside a bigger string (or through a filter) yields a plain string.
+ * a template whose text was computed from a secret in any way (embedded in a bigger string,
+ * through a filter, to_json of a list holding one) yields a Secret too: taint follows the value.
+ * lookup('env', NAME) with a secret-looking NAME (isSecretName) yields a Secret.
  * Secret values never appear in error messages.
  */
+
+import { Secret, isSecretName } from '../core/secret.js';
 
 export class TemplateError extends Error {
   constructor(
@@ -45,6 +49,29 @@ export interface TemplateContext {
 
 export interface SecretLike {
   reveal(): string;
+}
+
+/**
+ * How many times a secret's text has been read by the evaluator (it is synchronous, so a
+ * before/after comparison tells whether a computation touched a secret).
+ */
+let reveals = 0;
+function revealOf(s: SecretLike): string {
+  reveals++;
+  return s.reveal();
+}
+
+/** A string computed from a secret is a secret (the empty string is not: nothing to hide). */
+function tainted(v: unknown, since: number): unknown {
+  return reveals > since && typeof v === 'string' && v !== '' ? new Secret(v) : v;
+}
+
+/** Renders a template held in a Secret (a !secret or secret-named variable written as a template). */
+export function renderSecretTemplate(s: SecretLike, render: (template: string) => unknown): unknown {
+  const text = s.reveal();
+  if (!hasTemplate(text)) return s;
+  const r = render(text);
+  return typeof r === 'string' && r !== '' ? new Secret(r) : r;
 }
 
 export function isSecretLike(v: unknown): v is SecretLike {
@@ -636,12 +663,12 @@ function isStr(v: unknown): v is string | SecretLike {
   return typeof v === 'string' || isSecretLike(v);
 }
 function strOf(v: string | SecretLike): string {
-  return typeof v === 'string' ? v : v.reveal();
+  return typeof v === 'string' ? v : revealOf(v);
 }
 
 /** Deep copy with secrets revealed (Secret.toJSON masks itself), for to_json and interpolation. */
 function plain(v: unknown): unknown {
-  if (isSecretLike(v)) return v.reveal();
+  if (isSecretLike(v)) return revealOf(v);
   if (Array.isArray(v)) return v.map(plain);
   if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
   return v;
@@ -659,12 +686,19 @@ export class Evaluator {
   private readonly done = new WeakSet<object>();
   /** Text of the expression being evaluated (for TemplateError.expression). */
   private src = '';
+  /** Secrets read before this evaluator started: any read after it makes values secret-derived. */
+  private readonly revealsAtStart = reveals;
 
   constructor(readonly ctx: TemplateContext) {}
 
   /** Renders a template string: native value for a lone {{ expr }}, otherwise a string. */
   renderTemplate(template: string): unknown {
     if (!hasTemplate(template)) return template;
+    const since = reveals;
+    return tainted(this.renderUntainted(template), since);
+  }
+
+  private renderUntainted(template: string): unknown {
     const segs = parseTemplate(template);
     const exprs = segs.filter((s) => s.kind === 'expr');
     if (exprs.length === 1 && segs.every((s) => s.kind === 'expr' || /^\s*$/.test(s.text))) {
@@ -690,7 +724,7 @@ export class Evaluator {
     if (typeof v === 'boolean') return v;
     if (typeof v === 'number') return v !== 0;
     if (typeof v === 'string') return v.length > 0;
-    if (isSecretLike(v)) return v.reveal().length > 0;
+    if (isSecretLike(v)) return revealOf(v).length > 0;
     if (Array.isArray(v)) return v.length > 0;
     if (isPlainObject(v)) return Object.keys(v).length > 0;
     return true;
@@ -741,13 +775,14 @@ export class Evaluator {
   /** container[key], rendering it first if it is a template string (lazily, once, with cycle detection). */
   private resolveMember(container: object, key: string | number, path: string): unknown {
     const raw = (container as Record<string | number, unknown>)[key];
-    if (typeof raw !== 'string' || !hasTemplate(raw)) return raw;
+    const secretTemplate = isSecretLike(raw) && hasTemplate(raw.reveal());
+    if (!secretTemplate && (typeof raw !== 'string' || !hasTemplate(raw))) return raw;
     const cached = this.cache.get(container);
     if (cached?.has(key)) return cached.get(key);
     let active = this.inProgress.get(container);
     const started = active?.get(key);
     if (started !== undefined) {
-      const e = new TemplateError(`recursive loop detected in template for '${started}'`, raw);
+      const e = new TemplateError(`recursive loop detected in template for '${started}'`, typeof raw === 'string' ? raw : Secret.MASK);
       located.add(e);
       throw e;
     }
@@ -755,7 +790,9 @@ export class Evaluator {
     active.set(key, path);
     let value: unknown;
     try {
-      value = this.withSrc(this.src, () => this.renderTemplate(raw));
+      value = this.withSrc(this.src, () =>
+        isSecretLike(raw) ? renderSecretTemplate(raw, (t) => this.renderTemplate(t)) : this.renderTemplate(raw as string),
+      );
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
       if (!located.has(e)) {
@@ -823,7 +860,7 @@ export class Evaluator {
         const obj = this.eval(n.obj);
         if (obj instanceof Undef) return new Undef(obj.base, this.text(n), obj.located);
         let key = this.need(this.eval(n.index));
-        if (isSecretLike(key)) key = key.reveal();
+        if (isSecretLike(key)) key = revealOf(key);
         if (typeof key === 'number' && !Number.isInteger(key)) throw this.fail(`index '${this.text(n.index)}' must be an integer, got ${key}`);
         if (typeof key !== 'number' && typeof key !== 'string') throw this.fail(`index '${this.text(n.index)}' must be a string or integer, got ${typeName(key)}`);
         return this.member(obj, key, this.text(n.obj), this.text(n));
@@ -871,7 +908,7 @@ export class Evaluator {
     const name = this.need(this.eval(n.args[1]!));
     if (typeof name !== 'string') throw this.fail(`lookup('env', ...) needs a variable name string, got ${typeName(name)}`);
     const value = this.ctx.env[name];
-    if (value !== undefined) return value;
+    if (value !== undefined) return isSecretName(name) && value !== '' ? new Secret(value) : value;
     const dflt = n.kwargs.get('default');
     if (dflt) return this.eval(dflt);
     return new Undef(`environment variable ${name} is not set`);
@@ -902,7 +939,7 @@ export class Evaluator {
   private toStr(v: unknown, label: string): string {
     v = this.need(v);
     if (typeof v === 'string') return v;
-    if (isSecretLike(v)) return v.reveal();
+    if (isSecretLike(v)) return revealOf(v);
     if (v === null || v === undefined) throw this.fail(`'${label}' is none (null) and cannot be rendered as text; use | default(...)`);
     if (typeof v === 'boolean') return v ? 'True' : 'False';
     if (typeof v === 'number') return String(v);
@@ -943,8 +980,8 @@ export class Evaluator {
   }
 
   private equals(a: unknown, b: unknown): boolean {
-    if (isSecretLike(a)) a = a.reveal();
-    if (isSecretLike(b)) b = b.reveal();
+    if (isSecretLike(a)) a = revealOf(a);
+    if (isSecretLike(b)) b = revealOf(b);
     if (a === undefined) a = null;
     if (b === undefined) b = null;
     if (Array.isArray(a) || Array.isArray(b)) {
@@ -975,8 +1012,8 @@ export class Evaluator {
       case 'not in':
         return !this.contains(b, a);
     }
-    let x: unknown = isSecretLike(a) ? a.reveal() : a;
-    let y: unknown = isSecretLike(b) ? b.reveal() : b;
+    let x: unknown = isSecretLike(a) ? revealOf(a) : a;
+    let y: unknown = isSecretLike(b) ? revealOf(b) : b;
     if (!((isNum(x) && isNum(y)) || (typeof x === 'string' && typeof y === 'string'))) {
       const hint = (isNum(x) && typeof y === 'string') || (typeof x === 'string' && isNum(y)) ? " (convert with '| int')" : '';
       throw this.fail(`'${op}' not supported between '${typeName(a)}' and '${typeName(b)}'${hint}`);
@@ -1009,7 +1046,7 @@ export class Evaluator {
     }
     if (Array.isArray(container)) return (this.materialize(container, '') as unknown[]).some((v) => this.equals(v, item));
     if (isPlainObject(container)) {
-      const key = isSecretLike(item) ? item.reveal() : item;
+      const key = isSecretLike(item) ? revealOf(item) : item;
       if (typeof key !== 'string' && typeof key !== 'number') return false;
       return Object.hasOwn(container, String(key)) && container[String(key)] !== undefined;
     }
@@ -1052,7 +1089,8 @@ export class Evaluator {
         const r = toInt(v);
         if (r !== undefined) return r;
         if (n.args[0]) return arg(0);
-        const shown = isSecretLike(v) ? 'a secret value' : typeof v === 'string' ? `'${v}'` : typeName(v);
+        // A string computed from a secret (pw ~ 'x') is no longer a Secret object here, but it is one.
+        const shown = isSecretLike(v) || reveals > this.revealsAtStart ? 'a secret value' : typeof v === 'string' ? `'${v}'` : typeName(v);
         throw this.fail(`int: cannot convert ${shown} ('${label}') to an integer; give a fallback with | int(0)`);
       }
       case 'length': {

@@ -5,7 +5,7 @@
  * Variables whose values are templates themselves are rendered lazily, on first use,
  * recursively (a: "{{ b }}", b: "x" -> a is "x"), with cycle detection.
  */
-import { Evaluator, TemplateError, collectNames, hasTemplate, isSecretLike, parseExpression, parseTemplate, type TemplateContext } from './expr.js';
+import { Evaluator, TemplateError, collectNames, hasTemplate, isSecretLike, parseExpression, parseTemplate, renderSecretTemplate, type TemplateContext } from './expr.js';
 
 export { TemplateError, hasTemplate, type TemplateContext } from './expr.js';
 
@@ -13,7 +13,7 @@ export { TemplateError, hasTemplate, type TemplateContext } from './expr.js';
  * Renders every {{ expr }} in a string. A string that is exactly one {{ expr }} (surrounding
  * whitespace allowed) returns the expression's native value (number, list, dict, bool, null,
  * or a Secret object unchanged); otherwise the result is a string, with lists/dicts as JSON,
- * booleans as True/False, secrets revealed. Undefined variables and none (null) interpolated
+ * booleans as True/False — and a Secret when any secret went into it (taint follows values). Undefined variables and none (null) interpolated
  * into text are errors unless | default(...) is used. A string without '{{' is returned as is.
  */
 export function renderString(template: string, ctx: TemplateContext): unknown {
@@ -30,6 +30,7 @@ export function renderValue(value: unknown, ctx: TemplateContext): unknown {
   const ev = new Evaluator(ctx);
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return hasTemplate(v) ? ev.renderTemplate(v) : v;
+    if (isSecretLike(v)) return renderSecretTemplate(v, (t) => ev.renderTemplate(t));
     if (Array.isArray(v)) return v.map(walk);
     if (typeof v === 'object' && v !== null && !isSecretLike(v)) {
       const proto: unknown = Object.getPrototypeOf(v);

@@ -10,7 +10,7 @@
  *  - an unencrypted key that parses, whose public key is the certificate's.
  * The private key is only read on the host: openssl prints its public half.
  */
-import { certMatchesKey } from '../crypto/x509.js';
+import { certMatchesKey, publicKeyProblem } from '../crypto/x509.js';
 import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
 
@@ -43,5 +43,8 @@ export async function serverKeyProblem(ctx: PlanContext, osUser: string, keyPath
   if (pub) keyPem = pub[1]!;
   else if (/^noopenssl$/m.test(out)) keyPem = (await ctx.readFile(keyPath, { user: osUser }))?.content.toString('utf8') ?? null; // keygen: controller hosts
   if (!keyPem || !certMatchesKey(certPem, keyPem)) return `${keyPath} does not belong to the certificate`;
+  // A key below RSA 2048 / P-256 loads fine, but is one pgtls would refuse to certify.
+  const weak = pub ? publicKeyProblem(keyPem) : null;
+  if (weak) return `${keyPath} is too weak: ${weak}`;
   return null;
 }

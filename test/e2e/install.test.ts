@@ -60,7 +60,7 @@ test('lab: primary pg1 + streaming standby pg2', async () => {
     { name: 'replicator', password: lab.passwords.replicator },
   ];
   delete inv.all.children['lab'];
-  delete inv.all.children['pgpool'];
+  // no Pgpool-II here: the lab's inventory keeps the pgpool group, empty (a play on an undefined group is bad input)
   inventory = join(work, 'inventory.yaml');
   writeFileSync(inventory, dump(inv));
   assert.ok(ips['pg1'] && ips['pg2']);
@@ -121,10 +121,12 @@ test('clients: verify-full + SCRAM with the unchanged passwords; no TLS, no entr
     const legacy = await psql(`${base} user=legacy`, lab.passwords.legacy);
     assert.is.not(legacy.code, 0, 'an md5-stored role cannot pass a scram-sha-256 rule (it was reported)');
   }
-  // the server files: key 0600, certs 0644, dirs 0700, all postgres
-  const ls = await lab.exec('pg1', `stat -c '%a %U %n' ${KEYS}/server ${KEYS}/server/server.key ${KEYS}/server/server.crt ${KEYS}/client/client.key`);
+  // the server files: key 0600 and certs 0644 (postgres), directories root:postgres 0750 (postgres
+  // can read its key, but cannot replace the directories pgtls works in as root)
+  const ls = await lab.exec('pg1', `stat -c '%a %U %n' ${KEYS} ${KEYS}/server ${KEYS}/server/server.key ${KEYS}/server/server.crt ${KEYS}/client/client.key`);
   assert.equal(ls.stdout.trim().split('\n'), [
-    `700 postgres ${KEYS}/server`,
+    `750 root ${KEYS}`,
+    `750 root ${KEYS}/server`,
     `600 postgres ${KEYS}/server/server.key`,
     `644 postgres ${KEYS}/server/server.crt`,
     `600 postgres ${KEYS}/client/client.key`,
@@ -206,7 +208,7 @@ for (const variant of [
     assert.match(host.message ?? '', variant.why);
     assert.match(host.message ?? '', /previous files restored/);
     assert.equal(await hashed('pg1'), before, 'postgresql.conf is back as it was');
-    const leftovers = await lab.exec('pg1', `find ${CONF} ${KEYS} -name '*.pgtls-rollback*' -o -name '.pgtls-tmp.*'`);
+    const leftovers = await lab.exec('pg1', `find ${CONF} ${KEYS} -name '*.pgtls-rollback*' -o -name '*.pgtls-rb.*' -o -name '.pgtls-tmp.*'`);
     assert.is(leftovers.stdout.trim(), '');
     assert.is(await servedFingerprint('pg1'), fp, 'the old certificate is still served');
     const login = await psql(`host=${ips['pg1']} dbname=postgres user=webadmin sslmode=verify-full sslrootcert=${join(caDir, 'ca.crt')}`, lab.passwords.webadmin);

@@ -147,6 +147,7 @@ test('second uninstall: changed=0 (also in --check); pgtls_remove_ca removes the
   assert.is(totalChanged(again.report!), 0, ok(again));
   console.log(`  uninstall.yaml again (nothing to do): ${ms} ms`);
   const check = await runPb('uninstall.yaml', ['--check']);
+  assert.is(check.code, 0, ok(check));
   assert.is(totalChanged(check.report!), 0, ok(check));
 
   const ca = await runPb('uninstall.yaml', ['-e', 'pgtls_remove_ca=true']);

@@ -257,7 +257,7 @@ test('store: a publish that stopped half-way (previous/ written, next/ still the
   execFileSync('cp', ['-a', dir, `${dir}.copy`]);
   execFileSync('mkdir', [join(dir, 'previous')]);
   for (const f of ['ca.crt', 'ca.key', 'cross.crt', 'cross-back.crt'])
-    writeFileSync(join(dir, 'previous', f), f.startsWith('ca.') ? readFileSync(join(`${dir}.copy`, f)) : readFileSync(join(dir, 'next', f)));
+    writeFileSync(join(dir, 'previous', f), f.startsWith('ca.') ? readFileSync(join(`${dir}.copy`, f)) : readFileSync(join(dir, 'next', f)), { mode: f === 'ca.key' ? 0o600 : 0o644 });
   writeFileSync(join(dir, 'ca.key'), staged.next.keyPem);
   const mid = (await readRotation(dir))!;
   assert.is(mid.oldCaPem, staged.oldCaPem, 'old CA taken from previous/, not the half-swapped top level');

@@ -189,9 +189,9 @@ test('host probe output: modes, owners and public keys are parsed', () => {
 
 test('keygen output: one CSR per key name', () => {
   const csr = createCsr({ keyPem: key.keyPem, commonName: 'pgtls-csr' });
-  const m = parseCsrs(`csr server\n${csr}csr client\n${csr}`);
+  const m = parseCsrs(`new server /k/server/.pgtls-tmp.r1.AbC\n${csr}new client /k/client dir/.pgtls-tmp.r1.XyZ\n${csr}`);
   assert.equal([...m.keys()], ['server', 'client']);
-  assert.is(m.get('client'), csr);
+  assert.equal(m.get('client'), { tempPath: '/k/client dir/.pgtls-tmp.r1.XyZ', csrPem: csr });
   assert.throws(() => parseCsrs('openssl: error\n'), /printed no certificate request/);
 });
 

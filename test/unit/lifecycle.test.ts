@@ -42,8 +42,26 @@ test('uninstall.yaml: pg_hba before postgresql.conf, each reloaded and proven; P
   const pool = at(/^pgpool\|restore_originals\|.*exclude_under/);
   assert.ok(conf < pool && /^pgpool\|pgpool_restart/.test(steps[pool + 1]!) && /^pgpool\|login_check/.test(steps[pool + 2]!));
   assert.ok(at(/^postgres:pgpool\|restore_originals\|\{\}/) > pool);
-  for (const p of book.plays) assert.is(p.vars.pgtls_track_originals, false, `${p.name}: an uninstall records no originals`);
-  assert.is(book.plays[1]!.serial, 1, 'one Pgpool-II node at a time');
+  // standbys leave verify-full after pg_hba.conf accepts plain connections again, before ssl goes off
+  const conninfo = at(/^postgres\|replication_tls\|.*"state":"original"/);
+  assert.ok(hba < conninfo && conninfo < conf, 'primary_conninfo back between pg_hba.conf and postgresql.conf');
+  // That play keeps tracking on: it only writes a file whose original is recorded (so none is recorded
+  // anew), and the record of what pgtls left there must follow, or restore_originals would see a conflict.
+  for (const p of book.plays.filter((p) => !p.tasks.every((t) => t.module === 'replication_tls')))
+    assert.is(p.vars.pgtls_track_originals, false, `${p.name}: an uninstall records no originals`);
+  assert.is(book.plays.find((p) => p.hosts === 'pgpool')!.serial, 1, 'one Pgpool-II node at a time');
+});
+
+// install.yaml: a standby demands verify-full only once every upstream serves TLS (the PostgreSQL play,
+// pg_hba included, is over on every host), and the walsenders are checked after all standbys switched.
+test('install.yaml: standbys switch to verify-full after the PostgreSQL play; walsenders checked after that', () => {
+  const book = loadPlaybook(join(ROOT, 'playbooks', 'install.yaml'), modules);
+  const playOf = (module: string) => book.plays.findIndex((p) => p.tasks.some((t) => t.module === module));
+  const pg = playOf('pg_hba');
+  const repl = playOf('replication_tls');
+  const check = playOf('replication_check');
+  assert.ok(pg >= 0 && pg < repl && repl < check, `plays: pg_hba ${pg}, replication_tls ${repl}, replication_check ${check}`);
+  assert.is(book.plays[repl]!.tasks.length, 1, 'the standby play does nothing else');
 });
 
 test.run();

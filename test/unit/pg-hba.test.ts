@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hbaQuote, rewriteHba, type HbaRewriteOptions } from '../../src/modules/pg-hba/rewrite.js';
+import { isLoopbackAddress } from '../../src/modules/pg-hba/address.js';
+import { hbaQuote, REJECT_MARK, rewriteHba, type HbaRewriteOptions } from '../../src/modules/pg-hba/rewrite.js';
 
 /** Joins lines with \n and ends the file with one. Every expected output below is written by hand. */
 const f = (...l: string[]): string => `${l.join('\n')}\n`;
@@ -261,7 +262,84 @@ const cases: Case[] = [
     expect: f('host all all \\', '  10.0.0.0/8 md5', 'hostssl all all all scram-sha-256'),
     warnings: [/line 1: continued rule left unchanged/],
   },
+  {
+    name: 'reject_plaintext: hostnossl … reject (IPv4, IPv6, replication) directly above the first remote rule; loopback rules above keep working',
+    input: f(
+      'local   all             postgres                                peer',
+      'hostssl all             all             127.0.0.1/32            scram-sha-256',
+      'host    all             all             ::1/128                 trust',
+      'local   replication     all                                     peer',
+      'host    all             all             10.0.0.0/8              trust',
+      CATCH4,
+      CATCH6,
+    ),
+    opts: { rejectPlaintext: true },
+    expect: f(
+      'local   all             postgres                                peer',
+      'hostssl all             all             127.0.0.1/32            scram-sha-256',
+      'host    all             all             ::1/128                 trust',
+      'local   replication     all                                     peer',
+      REJECT_MARK,
+      'hostnossl all           all             0.0.0.0/0               reject',
+      'hostnossl all           all             ::/0                    reject',
+      'hostnossl replication   all             0.0.0.0/0               reject',
+      'hostnossl replication   all             ::/0                    reject',
+      'host    all             all             10.0.0.0/8              trust',
+      CATCH4,
+      CATCH6,
+    ),
+  },
+  {
+    name: 'reject_plaintext without remote rules: at the end, above the catch-alls; pool_hba has no replication rules',
+    input: f('local all all peer', 'host all all 127.0.0.1/32 md5'),
+    opts: { rejectPlaintext: true, rejectReplication: false },
+    expect: f(
+      'local all all peer',
+      'hostssl all all 127.0.0.1/32 scram-sha-256',
+      REJECT_MARK,
+      'hostnossl all all 0.0.0.0/0 reject',
+      'hostnossl all all ::/0 reject',
+      '',
+      MARK,
+      'hostssl all all 0.0.0.0/0 scram-sha-256',
+      'hostssl all all ::/0 scram-sha-256',
+    ),
+  },
+  {
+    name: 'reject_plaintext: a loopback rule below the first remote rule is reported (its non-TLS clients now meet the reject rules)',
+    input: f('host all all 0.0.0.0/0 md5', 'host all all 127.0.0.1/32 trust'),
+    opts: { rejectPlaintext: true, catchAll: false },
+    expect: f(
+      REJECT_MARK,
+      'hostnossl all all 0.0.0.0/0 reject',
+      'hostnossl all all ::/0 reject',
+      'hostnossl replication all 0.0.0.0/0 reject',
+      'hostnossl replication all ::/0 reject',
+      'hostssl all all 0.0.0.0/0 scram-sha-256',
+      'host all all 127.0.0.1/32 trust',
+    ),
+    warnings: [/'host all all 127\.0\.0\.1\/32 trust' \(loopback\) is below the first remote rule/],
+  },
+  {
+    name: 'reject_plaintext: rules already there (some of them) are not added twice',
+    input: f('hostnossl all all 0.0.0.0/0 reject', 'hostssl all all all scram-sha-256'),
+    opts: { rejectPlaintext: true, catchAll: false, rejectReplication: false },
+    expect: f(REJECT_MARK, 'hostnossl all all ::/0 reject', 'hostnossl all all 0.0.0.0/0 reject', 'hostssl all all all scram-sha-256'),
+  },
 ];
+
+test('without reject_plaintext: only remote rules without TLS are reported, loopback ones are not', () => {
+  const r = rewriteHba(f('host all all 127.0.0.1/32 trust', 'host all all ::1/128 ident', 'host all all localhost trust', 'host all all 10.0.0.0/8 trust', 'host all all 127.0.0.1 0.0.0.0 trust'));
+  assert.equal(r.warnings.map((w) => w.replace(/'.*$/, '')), ['line 4: ', 'line 5: ']);
+  assert.equal(rewriteHba(f('host all all 10.0.0.0/8 trust'), { rejectPlaintext: true }).warnings, [], 'the reject rules above it answer non-TLS clients first');
+});
+
+test('loopback addresses', () => {
+  const yes: [string, string?][] = [['127.0.0.1/32'], ['127.0.0.0/8'], ['127.1.2.3'], ['127.0.0.1', '255.255.255.255'], ['::1/128'], ['::1'], ['0:0:0:0:0:0:0:1/128'], ['localhost'], ['samehost']];
+  const no: [string | null, string?][] = [['0.0.0.0/0'], ['126.0.0.0/7'], ['127.0.0.1', '0.0.0.0'], ['::/0'], ['::1/64'], ['10.0.0.0/8'], ['samenet'], ['all'], ['db.example.com'], [null], ['127.0.0.1/x']];
+  for (const [a, m] of yes) assert.ok(isLoopbackAddress(a, m), `${a} ${m ?? ''}`);
+  for (const [a, m] of no) assert.not.ok(isLoopbackAddress(a, m), `${a} ${m ?? ''}`);
+});
 
 for (const c of cases) {
   test(c.name, () => {

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TemplateError, evaluateCondition, hasTemplate, referencedNames, renderString, renderValue, type TemplateContext } from '../../src/template/render.js';
+import { Secret } from '../../src/core/secret.js';
 
 /** Stands in for core/secret.ts's Secret: anything with reveal(); masks itself in JSON. */
 class FakeSecret {
@@ -311,14 +312,28 @@ test('secret: lone expression returns the Secret object itself', () => {
   assert.is(renderString('{{ a }}', ctx({ a: '{{ pw }}', pw })), pw, 'also through a lazy variable');
 });
 
-test('secret: interpolation and filters produce plain strings', () => {
+// Issue 9 point 4: a template that embeds a secret yields a secret (it used to be a plain string).
+test('secret: interpolation and filters yield secrets (taint follows the value)', () => {
   const pw = new FakeSecret("it's");
-  const c = ctx({ pw, pws: [pw] });
-  assert.is(renderString('PASSWORD {{ pw }}', c), "PASSWORD it's");
-  assert.is(renderString('{{ pw | quote }}', c), `'it'"'"'s'`);
+  const c = ctx({ pw, pws: [pw], conn: 'host=x password={{ pw }}', plain: 'x' });
+  const cases: [string, string][] = [
+    ['PASSWORD {{ pw }}', "PASSWORD it's"],
+    ['{{ pw | quote }}', `'it'"'"'s'`],
+    ['{{ pws | to_json }}', `["it's"]`],
+    ['{{ pw | upper }}', "IT'S"],
+    ['{{ conn }}', "host=x password=it's"],
+    ['dbname=a {{ conn }}', "dbname=a host=x password=it's"],
+    ["{{ pws | join(',') }}", "it's"],
+  ];
+  for (const [tpl, text] of cases) {
+    const out = renderString(tpl, c);
+    assert.instance(out, Secret, tpl);
+    assert.is((out as Secret).reveal(), text, tpl);
+    assert.is(String(out), Secret.MASK, tpl);
+  }
   assert.is(renderString('{{ pw | length }}', c), 4);
-  assert.is(renderString('{{ pws | to_json }}', c), `["it's"]`, 'to_json reveals despite toJSON masking');
   assert.is(renderString("{{ pw == \"it's\" }}", c), true);
+  assert.is(renderString('a {{ plain }}', c), 'a x', 'no secret, no taint');
 });
 
 test('secret: value never shown in int() error', () => {

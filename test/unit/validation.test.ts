@@ -45,11 +45,18 @@ const cases: Case[] = [
   { name: 'environment variable set', playbook: `- hosts: all\n  vars:\n    pw: "{{ lookup('env', 'PGTLS_TEST_SET_VAR') }}"\n  tasks:\n    - lineinfile: { path: /a, line: "{{ pw }}" }\n`, env: { PGTLS_TEST_SET_VAR: 'x' }, expect: [] },
   { name: 'bad when expression', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: /a, line: x }\n      when: a ==\n`, expect: [{ line: 4, match: /when/ }] },
   { name: 'notify without such handler', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: /a, line: x }\n      notify: restart pg\n`, expect: [{ line: 4, match: /no handler named 'restart pg'/ }] },
-  { name: 'hosts pattern matching nothing is only a warning (as in Ansible)', playbook: `- hosts: postgress\n  tasks: []\n`, expect: [] },
+  { name: 'a play naming a group the inventory does not define (typo) is bad input, with a suggestion', playbook: `- hosts: postgress\n  tasks: []\n`, expect: [{ line: 1, match: /hosts: .*postgress is not a host or group.*did you mean 'postgres'/ }] },
   { name: '--limit matching nothing', playbook: `- hosts: all\n  tasks: []\n`, limit: 'pg9', expect: [{ file: 'other', match: /pg9/ }] },
   { name: 'bad connection variable in the inventory', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  hosts:\n    h1:\n      ansible_port: seventy\n`, expect: [{ file: 'inventory', line: 3, match: /ansible_port/ }] },
   { name: 'inventory that is not a mapping of groups', playbook: `- hosts: all\n  tasks: []\n`, inventory: `- a\n- b\n`, expect: [{ file: 'inventory', match: /./ }] },
   { name: 'serial must be a number or a percentage', playbook: `- hosts: all\n  serial: some\n  tasks: []\n`, expect: [{ line: 2, match: /serial/ }] },
+  // pgtls_min_tls: TLSv1.2 or TLSv1.3 only, wherever it is set; the issue names where
+  { name: 'pgtls_min_tls TLSv1.3 by -e is fine', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=TLSv1.3'], expect: [] },
+  { name: 'pgtls_min_tls by -e: TLSv1.1 is bad input', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=TLSv1.1'], expect: [{ file: 'other', match: /^pgtls_min_tls: must be TLSv1\.2 or TLSv1\.3 \(got 'TLSv1\.1'\).*hosts pg1, pg2/ }] },
+  { name: 'pgtls_min_tls: case matters (PostgreSQL spelling)', playbook: `- hosts: all\n  tasks: []\n`, extra: ['pgtls_min_tls=tlsv1.2'], expect: [{ file: 'other', match: /pgtls_min_tls: must be/ }] },
+  { name: 'pgtls_min_tls in a group of the inventory: its line', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  children:\n    postgres:\n      vars:\n        pgtls_min_tls: 1.2\n      hosts:\n        pg1: {}\n`, expect: [{ file: 'inventory', line: 5, match: /pgtls_min_tls: must be TLSv1\.2 or TLSv1\.3 \(got 1\.2\)/ }] },
+  { name: 'pgtls_min_tls on a host of the inventory: its line', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  vars:\n    pgtls_min_tls: TLSv1.2\n  hosts:\n    pg1:\n      pgtls_min_tls: SSLv3\n    pg2: {}\n`, expect: [{ file: 'inventory', line: 6, match: /pgtls_min_tls: must be.*'SSLv3'.*host pg1\)$/ }] },
+  { name: 'pgtls_min_tls in play vars: the playbook line', playbook: `- hosts: all\n  vars:\n    pgtls_min_tls: TLSv1\n  tasks: []\n`, expect: [{ line: 3, match: /pgtls_min_tls: must be/ }] },
   { name: 'several problems reported at once', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: rel, line: x }\n    - lineinfile: { path: /a, line: x, mode: "999" }\n`, expect: [{ line: 3, match: /path/ }, { line: 4, match: /mode/ }] },
 ];
 
@@ -89,8 +96,8 @@ for (const c of cases) {
   });
 }
 
-test('a play whose pattern matches nothing is skipped with a warning naming file and line', () => {
-  const { path } = tempFiles({ 'inv.yaml': INVENTORY, 'play.yaml': `- hosts: postgres\n  tasks: []\n- hosts: pgpool\n  tasks: []\n` });
+test('a play whose group is defined but empty is skipped with a warning naming file and line', () => {
+  const { path } = tempFiles({ 'inv.yaml': INVENTORY + '    pgpool:\n      hosts: {}\n', 'play.yaml': `- hosts: postgres\n  tasks: []\n- hosts: pgpool\n  tasks: []\n` });
   const { warnings } = prepare({
     playbook: path('play.yaml'),
     inventory: path('inv.yaml'),
@@ -102,7 +109,7 @@ test('a play whose pattern matches nothing is skipped with a warning naming file
     reporter: silentReporter,
   });
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, `${path('play.yaml')}:3: play 'pgpool': pgpool matches no host or group`);
+  assert.match(warnings[0]!, `${path('play.yaml')}:3: play 'pgpool': pgpool matches no host in`);
 });
 
 test.run();

@@ -14,8 +14,10 @@
  * a change. In --check nothing is written: the next tasks plan against an in-memory copy.
  */
 import { z } from 'zod';
+import { caDirProblem, finishProblem } from '../gencert/ca-dir-check.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { caDirFor } from '../gencert/module.js';
+import { resolveFromInventory, useCaPassphraseFile } from '../gencert/ca-key.js';
 import { beginRotation, finishRotation, publishRotation, viewRotation } from '../gencert/rotation-store.js';
 
 const int = z.coerce.number().int();
@@ -35,8 +37,13 @@ export const caRotate = defineModule({
   name: 'ca_rotate',
   description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
   args,
+  preflight: (a) => {
+    const why = caDirProblem(a.ca_dir) ?? (a.step === 'finish' && a.ca === 'shared' ? finishProblem(a.ca_dir) : undefined);
+    return why ? [{ field: a.step === 'finish' && !caDirProblem(a.ca_dir) ? 'step' : 'ca_dir', message: why }] : [];
+  },
   async plan(ctx, a): Promise<Change[]> {
-    const dir = caDirFor(a.ca, a.ca_dir, ctx.host);
+    useCaPassphraseFile(ctx.vars);
+    const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
     if (a.step === 'begin' && (await viewRotation(dir, ctx.check))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
     const step =

@@ -17,6 +17,7 @@ import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs
 import { join, resolve } from 'node:path';
 import { TaskError } from '../../core/errors.js';
 import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
 
 export interface CaOptions {
   dir: string;
@@ -65,9 +66,11 @@ async function readIfExists(path: string): Promise<string | null> {
 /** Reads a complete CA; waits up to ~5 s when another process is half-way through creating it. */
 async function readCa(dir: string): Promise<CertAndKey | null> {
   for (let i = 0; ; i++) {
-    const [certPem, keyPem] = await Promise.all([readIfExists(join(dir, 'ca.crt')), readIfExists(join(dir, 'ca.key'))]);
-    if (certPem === null && keyPem === null) return null;
-    if (certPem !== null && keyPem !== null) {
+    checkCaPermissions(dir);
+    const [certPem, stored] = await Promise.all([readIfExists(join(dir, 'ca.crt')), readIfExists(join(dir, 'ca.key'))]);
+    if (certPem === null && stored === null) return null;
+    if (certPem !== null && stored !== null) {
+      const keyPem = openCaKey(stored, join(dir, 'ca.key'));
       if (!certMatchesKey(certPem, keyPem)) throw new TaskError(`CA in ${dir}: ca.key does not match ca.crt`);
       if (!inspectCert(certPem).isCA) throw new TaskError(`CA in ${dir}: ca.crt is not a CA certificate`);
       return { certPem, keyPem };
@@ -81,12 +84,13 @@ async function obtain(opts: CaOptions): Promise<CertAndKey | null> {
   const existing = await readCa(opts.dir);
   if (existing || !opts.create) return existing;
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  checkCaPermissions(opts.dir);
   const ca = await createCA({ commonName: opts.commonName, days: opts.days, keyBits: opts.keyBits });
   const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
   const tmpKey = join(opts.dir, `.ca.key.${tag}`);
   const tmpCrt = join(opts.dir, `.ca.crt.${tag}`);
   try {
-    await writeFile(tmpKey, ca.keyPem, { mode: 0o600, flag: 'wx' });
+    await writeFile(tmpKey, sealCaKey(ca.keyPem), { mode: 0o600, flag: 'wx' });
     await chmod(tmpKey, 0o600); // whatever the umask
     await writeFile(tmpCrt, ca.certPem, { mode: 0o644, flag: 'wx' });
     try {

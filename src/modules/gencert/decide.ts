@@ -12,7 +12,7 @@
  *  - it has the right extended key usage (a seed-era v1 cert has none);
  *  - it is valid now and for more than `renewBeforeDays` days.
  */
-import { certIssuedBy, certMatchesKey, inspectCert, splitSans, type Sans } from '../../crypto/x509.js';
+import { certIssuedBy, certMatchesKey, inspectCert, publicKeyProblem, splitSans, type Sans } from '../../crypto/x509.js';
 
 export interface WantedCert {
   kind: 'server' | 'client';
@@ -53,6 +53,8 @@ export function decideCert(existing: ExistingCert, want: WantedCert, now: Date =
   }
   if (!existing.keyPem) return { keep: false, reason: 'the private key is missing or unreadable' };
   if (!certMatchesKey(existing.certPem, existing.keyPem)) return { keep: false, reason: 'the certificate does not match the private key' };
+  const weak = publicKeyProblem(existing.keyPem);
+  if (weak) return { keep: false, reason: `the key is too weak: ${weak}` };
   const cas = typeof want.caCertPem === 'string' ? [want.caCertPem] : want.caCertPem;
   if (!cas.some((ca) => certIssuedBy(existing.certPem!, ca))) return { keep: false, reason: 'the certificate was not issued by the wanted CA' };
   if (info.subjectCN !== want.commonName) return { keep: false, reason: `CN is ${info.subjectCN ?? 'missing'}, want ${want.commonName}` };

@@ -3,6 +3,7 @@
  * Both get every value as a positional argument (quoted by sh``), never spliced into the script.
  */
 import { TaskError } from '../../core/errors.js';
+import { diropScript, hostScript } from '../../remote/scripts.js';
 import { sh, type ShellCommand } from '../../remote/sh.js';
 
 export interface PathState {
@@ -20,26 +21,27 @@ export interface ProbeResult {
 }
 
 /**
- * Read-only: metadata of the directories and key files, and the PUBLIC half of each key.
- * The private key is read by openssl on the host; only the public key comes back.
- * `-passin pass:` makes an encrypted key fail instead of prompting (PostgreSQL could not load it either).
+ * Read-only (gencert-probe.sh): metadata of the directories and key files, never through a link
+ * another user owns (refused, naming it), and the PUBLIC half of each key. The private key is read
+ * by openssl on the host; only the public key comes back.
  */
-const PROBE = `
-nkeys=$1; shift
-i=0
-for p in "$@"; do
-  if [ -e "$p" ]; then printf 'stat %s %s\\n' "$(stat -L -c '%a %U %G' -- "$p")" "$p"; else printf 'absent %s\\n' "$p"; fi
-done
-if command -v openssl >/dev/null 2>&1; then echo openssl=1; else echo openssl=0; exit 0; fi
-for p in "$@"; do
-  i=$((i + 1)); [ "$i" -le "$nkeys" ] || break
-  if [ -f "$p" ] && pub=$(openssl pkey -in "$p" -pubout -passin pass: 2>/dev/null); then printf 'pub %s\\n%s\\n' "$p" "$pub"; fi
-done
-`;
-
-/** `keys` first (their public keys are extracted), then any other paths to stat. */
 export function probeCommand(keys: string[], others: string[]): ShellCommand {
-  return sh`sh -c ${PROBE} pgtls-probe ${keys.length} ${[...keys, ...others]}`;
+  return sh`sh -c ${hostScript('gencert-probe')} pgtls-probe ${diropScript()} ${keys.length} ${[...keys, ...others]}`;
+}
+
+/** Creates or fixes the key directories, parents first (gencert-dirs.sh): root and `group`, `mode`. */
+export function keyDirsCommand(group: string, mode: string, dirs: string[]): ShellCommand {
+  return sh`sh -c ${hostScript('gencert-dirs')} pgtls-key-dirs ${diropScript()} ${group} ${mode} ${dirs}`;
+}
+
+/** A key's owner and mode, never through a link (gencert-attrs.sh). */
+export function keyAttrsCommand(path: string, owner: string, group: string, mode: string): ShellCommand {
+  return sh`sh -c ${hostScript('gencert-attrs')} pgtls-key-attrs ${diropScript()} ${path} ${owner} ${group} ${mode}`;
+}
+
+/** The new key (a temp file the keygen printed) renamed over the old one, in its directory (gencert-install.sh). */
+export function installKeyCommand(tempPath: string, keyPath: string): ShellCommand {
+  return sh`sh -c ${hostScript('gencert-install')} pgtls-key-install ${diropScript()} ${tempPath} ${keyPath}`;
 }
 
 export function parseProbe(out: string): ProbeResult {
@@ -65,54 +67,24 @@ export function parseProbe(out: string): ProbeResult {
 }
 
 /**
- * Generates each requested key ON the host into a temp file next to its final place (umask 077,
- * then 0600 and the DB user as owner), and prints only a CSR for it. The CSR subject is a constant:
- * the controller sets the real subject and SANs when it signs, so no inventory text reaches openssl's
- * subject parser. A tiny openssl config is written because OpenSSL 1.1 `req` insists on one.
+ * Generates each requested key ON the host (gencert-keygen.sh) next to its final place under a
+ * mktemp name, as the user who controls that directory (0600, owner:group), and prints only a CSR
+ * for it with the temp file's name.
  */
-const KEYGEN = `set -eu
-umask 077
-bits=$1 owner=$2 group=$3; shift 3
-# all keys at once (RSA key generation is the slow part), then one CSR each
-n=0
-for a in "$@"; do
-  n=$((n + 1)); [ $((n % 2)) -eq 0 ] || continue
-  rm -f -- "$a" "$a.err"
-  openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" -out "$a" 2>"$a.err" &
-done
-wait
-fail=0
-n=0
-for a in "$@"; do
-  n=$((n + 1)); [ $((n % 2)) -eq 0 ] || continue
-  [ -s "$a" ] || fail=1
-  grep -v '^[.+*]*$' "$a.err" >&2 || true
-  rm -f -- "$a.err"
-done
-if [ "$fail" = 1 ]; then
-  n=0; for a in "$@"; do n=$((n + 1)); [ $((n % 2)) -eq 0 ] && rm -f -- "$a"; done
-  exit 1
-fi
-while [ $# -ge 2 ]; do
-  name=$1 new=$2; shift 2
-  chown -- "$owner:$group" "$new"
-  chmod 600 -- "$new"
-  cnf="$new.cnf"
-  printf '[req]\\ndistinguished_name = dn\\nprompt = no\\n[dn]\\nCN = pgtls-csr\\n' > "$cnf"
-  echo "csr $name"
-  openssl req -new -key "$new" -config "$cnf" -sha256
-  rm -f -- "$cnf"
-done
-`;
-
-export function keygenCommand(bits: number, owner: string, group: string, keys: { name: string; newPath: string }[]): ShellCommand {
-  return sh`sh -c ${KEYGEN} pgtls-keygen ${bits} ${owner} ${group} ${keys.flatMap((k) => [k.name, k.newPath])}`;
+export function keygenCommand(bits: number, owner: string, group: string, runId: string, stateDir: string, keys: { name: string; keyPath: string }[]): ShellCommand {
+  return sh`sh -c ${hostScript('gencert-keygen')} pgtls-keygen ${diropScript()} ${bits} ${owner} ${group} ${runId} ${stateDir} ${keys.flatMap((k) => [k.name, k.keyPath])}`;
 }
 
-export function parseCsrs(out: string): Map<string, string> {
-  const csrs = new Map<string, string>();
-  const re = /^csr (\S+)\n(-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]*?-----END CERTIFICATE REQUEST-----)/gm;
-  for (const m of out.matchAll(re)) csrs.set(m[1]!, `${m[2]!}\n`);
+export interface NewKey {
+  /** Where the host put the new key until it is installed. */
+  tempPath: string;
+  csrPem: string;
+}
+
+export function parseCsrs(out: string): Map<string, NewKey> {
+  const csrs = new Map<string, NewKey>();
+  const re = /^new (\S+) (.+)\n(-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]*?-----END CERTIFICATE REQUEST-----)/gm;
+  for (const m of out.matchAll(re)) csrs.set(m[1]!, { tempPath: m[2]!, csrPem: `${m[3]!}\n` });
   if (csrs.size === 0) throw new TaskError('key generation on the host printed no certificate request');
   return csrs;
 }

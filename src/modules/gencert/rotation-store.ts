@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { TaskError } from '../../core/errors.js';
 import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../../crypto/x509.js';
 import { forgetCa, readCaPair } from './ca.js';
+import { sealCaKey } from './ca-key.js';
 import type { Rotation } from './rotation.js';
 
 export interface NewCaOptions {
@@ -144,7 +145,7 @@ async function publishDir(target: string, files: Record<string, { text: string; 
 
 const caFiles = (ca: CertAndKey, cross: { forward: string; back: string }) => ({
   'ca.crt': { text: ca.certPem, mode: 0o644 },
-  'ca.key': { text: ca.keyPem, mode: 0o600 },
+  'ca.key': { text: sealCaKey(ca.keyPem), mode: 0o600 },
   'cross.crt': { text: cross.forward, mode: 0o644 },
   'cross-back.crt': { text: cross.back, mode: 0o644 },
 });
@@ -203,7 +204,7 @@ export function publishRotation(caDir: string, check: boolean): { done: Promise<
     for (const name of ['ca.key', 'ca.crt'] as const) {
       const tmp = join(dir, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}`);
       const mode = name === 'ca.key' ? 0o600 : 0o644;
-      await writeFile(tmp, name === 'ca.key' ? r.next.keyPem : r.next.certPem, { mode, flag: 'wx' });
+      await writeFile(tmp, name === 'ca.key' ? sealCaKey(r.next.keyPem) : r.next.certPem, { mode, flag: 'wx' });
       await chmod(tmp, mode);
       await rename(tmp, join(dir, name));
     }

@@ -179,7 +179,7 @@ function translatePythonRegex(py: string): { source: string; flags: string } {
 }
 
 /** Compiles a Python regexp; throws an Error carrying the engine's message when invalid. */
-function compilePythonRegex(py: string): PyRegex {
+export function compilePythonRegex(py: string): PyRegex {
   const { source, flags } = translatePythonRegex(py);
   const re = new RegExp(source, flags);
   // An alternation with the empty string always matches, which reveals the

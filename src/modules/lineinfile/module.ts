@@ -1,15 +1,17 @@
 import { z } from 'zod';
-import { defineModule, type Change } from '../../core/types.js';
+import { defineModule, type Change, type Diff } from '../../core/types.js';
+import { Secret, redact } from '../../core/secret.js';
 import { TaskError } from '../../core/errors.js';
 import { absolutePath, fileMode, yamlBool } from '../common.js';
-import { editLines, validateSpec } from './edit.js';
+import { compilePythonRegex, editLines, validateSpec } from './edit.js';
 
 const args = z
   .object({
     path: absolutePath,
     regexp: z.string().optional(),
     search_string: z.string().optional(),
-    line: z.string().optional(),
+    /** May be a secret (a templated password): it reaches the host on stdin and every diff shows it masked. */
+    line: z.union([z.string(), z.instanceof(Secret)]).optional(),
     state: z.enum(['present', 'absent']).default('present'),
     insertafter: z.string().optional(),
     insertbefore: z.string().optional(),
@@ -24,8 +26,30 @@ const args = z
   })
   .strict()
   .superRefine((a, ctx) => {
-    for (const message of validateSpec(a)) ctx.addIssue({ code: 'custom', message });
+    for (const message of validateSpec(revealLine(a))) ctx.addIssue({ code: 'custom', message: hideLine(a.line, message) });
   });
+
+/** The spec with its line as text, for the pure editing logic (its output is masked by hideLine). */
+function revealLine<T extends { line?: string | Secret }>(a: T): T & { line?: string } {
+  return { ...a, line: a.line instanceof Secret ? a.line.reveal() : a.line };
+}
+
+function hideLine(line: string | Secret | undefined, text: string): string {
+  return line instanceof Secret ? redact(text, [line]) : text;
+}
+
+/**
+ * A secret line's diff: the line and every line the edit matched (the old password line) show masked,
+ * so `--diff` says which line changes without saying what it holds.
+ */
+function maskedDiff(path: string, before: string, after: string, line: Secret, matches: (l: string) => boolean): Diff {
+  const mask = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => (l === line.reveal() || matches(l) ? `${Secret.MASK} (secret line)` : redact(l, [line])))
+      .join('\n');
+  return { kind: 'file', path, before: mask(before), after: mask(after) };
+}
 
 /** Ansible's lineinfile: one line in a file, edited in memory and written atomically. */
 export const lineinfile = defineModule({
@@ -39,8 +63,8 @@ export const lineinfile = defineModule({
       throw new TaskError(`${a.path} does not exist (set create: true to create it)`);
     }
     const before = file?.content.toString('utf8') ?? null;
-    const result = editLines(before, a);
-    for (const w of result.warnings) ctx.warn(w);
+    const result = editLines(before, revealLine(a));
+    for (const w of result.warnings) ctx.warn(hideLine(a.line, w));
     const metaChanged =
       file !== null &&
       ((a.mode !== undefined && a.mode !== file.mode) ||
@@ -53,7 +77,10 @@ export const lineinfile = defineModule({
     return [
       {
         summary,
-        diff: { kind: 'file', path: a.path, before: before ?? '', after },
+        diff:
+          a.line instanceof Secret
+            ? maskedDiff(a.path, before ?? '', after, a.line, lineMatcher(a))
+            : { kind: 'file', path: a.path, before: before ?? '', after },
         actions: [
           {
             kind: 'write',
@@ -70,3 +97,16 @@ export const lineinfile = defineModule({
     ];
   },
 });
+
+/** Whether a line of the file is one the edit looks for (regexp or search_string). */
+function lineMatcher(a: { regexp?: string; search_string?: string }): (l: string) => boolean {
+  if (a.regexp !== undefined) {
+    const re = compilePythonRegex(a.regexp).re;
+    return (l) => re.test(l + '\n');
+  }
+  if (a.search_string !== undefined) {
+    const s = a.search_string;
+    return (l) => s !== '' && l.includes(s);
+  }
+  return () => false;
+}

@@ -73,7 +73,6 @@ export const loginCheck = defineModule({
   name: 'login_check',
   description: 'prove a password login works (e.g. without TLS after an uninstall); on failure put the files back',
   args,
-  secretArgs: ['password'],
   async plan(ctx, a): Promise<Change[]> {
     if (ctx.check) return [];
     const failure = await tryLogin(ctx, a);

@@ -23,6 +23,8 @@ const args = z
     cert_users: z.array(z.string().min(1)).nullable().default([]),
     /** Append `hostssl all all 0.0.0.0/0 scram-sha-256` and `::/0` when no catch-all rule exists (the seed's rule). */
     catch_all: yamlBool.default(true),
+    /** `hostnossl all all 0.0.0.0/0 reject` and `::/0` (+ replication) above the first remote rule (pgtls_reject_plaintext). */
+    reject_plaintext: yamlBool.default(false),
     backup: yamlBool.default(false),
   })
   .strict();
@@ -36,7 +38,7 @@ export const pgHba = defineModule({
     const file = await ctx.readFile(path);
     if (!file) throw new TaskError(`${path} does not exist`);
     const before = file.content.toString('utf8');
-    const r = rewriteHba(before, { catchAll: a.catch_all, certUsers: a.cert_users ?? [] });
+    const r = rewriteHba(before, { catchAll: a.catch_all, certUsers: a.cert_users ?? [], rejectPlaintext: a.reject_plaintext });
     for (const w of r.warnings) ctx.warn(`${path}: ${w}`);
     if (!r.changed) return [];
     return [

@@ -10,21 +10,33 @@
  * the catch-all rules are appended at the END (an earlier `reject` or narrower
  * rule keeps winning, exactly as before), and `cert` rules for `cert_users`
  * go directly ABOVE the first password rule (otherwise that rule would match
- * the cert user first and ask for a password).
+ * the cert user first and ask for a password). With `rejectPlaintext`,
+ * `hostnossl … reject` rules for every remote address go directly above the
+ * first rule for a remote (non-loopback) address: whatever follows can then
+ * only be reached over TLS, while loopback rules above keep working as before.
  */
+import { isLoopbackAddress } from './address.js';
 
 /** Methods that send a password (or a proof of one) and therefore need TLS + SCRAM. */
 const PASSWORD_METHODS = new Set(['md5', 'password', 'scram-sha-256']);
 /** Rule types we rewrite. `hostnossl` too: the goal is that no password login ever happens without TLS. */
 const TCP_TYPES = new Set(['host', 'hostssl', 'hostnossl']);
 const RULE_TYPES = new Set(['local', 'host', 'hostssl', 'hostnossl', 'hostgssenc', 'hostnogssenc']);
+/** Every network rule type (the reject rules go above the first remote one of these). */
+const NET_TYPES = new Set(['host', 'hostssl', 'hostnossl', 'hostgssenc', 'hostnogssenc']);
 
 export interface HbaRewriteOptions {
   /** Append `hostssl all all 0.0.0.0/0 scram-sha-256` and `::/0` unless an equivalent catch-all exists. Default true. */
   catchAll?: boolean;
   /** Users that log in with a client certificate: `hostssl all USER 0.0.0.0/0 cert` (+ ::/0) above the password rules. */
   certUsers?: readonly string[];
+  /** `hostnossl all all 0.0.0.0/0 reject` and `::/0` above the first remote rule. Default false. */
+  rejectPlaintext?: boolean;
+  /** With rejectPlaintext: the same for `replication` (which `all` does not match). Default true; pool_hba has none. */
+  rejectReplication?: boolean;
 }
+
+export const REJECT_MARK = '# pgtls: no remote connection without TLS (pgtls_reject_plaintext)';
 
 export interface HbaRewriteResult {
   text: string;
@@ -85,6 +97,12 @@ function methodIndex(f: Field[]): number {
   const addr = f[3]?.text ?? '';
   const next = f[4]?.text ?? '';
   return isIpNoMask(addr) && isIpNoMask(next) && f.length > 5 ? 5 : 4;
+}
+
+/** Whether a network rule's address is loopback only (127.0.0.0/8, ::1, localhost, samehost). */
+function loopbackRule(f: Field[]): boolean {
+  const mask = methodIndex(f) === 5 ? f[4]?.text : undefined;
+  return isLoopbackAddress(f[3]?.text, mask);
 }
 
 type Family = 'v4' | 'v6';
@@ -161,6 +179,35 @@ function formatRule(fields: string[], layout: ReturnType<typeof layoutFrom>): st
   return out;
 }
 
+/**
+ * Inserts the missing `hostnossl DB all ADDR reject` rules (IPv4, IPv6; `all` and, when asked,
+ * `replication`) directly above the first network rule for a remote address, or at the end when
+ * there is none. `out` and `parsed` are the file's lines so far (kept in step).
+ */
+function addRejectRules(out: string[], parsed: ParsedLine[], layout: ReturnType<typeof layoutFrom>, replication: boolean, changes: string[], warnings: string[]): void {
+  const isNet = (p: ParsedLine) => p.fields.length >= 4 && NET_TYPES.has(p.fields[0]!.text);
+  const has = (db: string, addr: string) =>
+    parsed.some((p) => isNet(p) && p.fields[0]!.text === 'hostnossl' && p.fields[1]!.text === db && p.fields[2]!.text === 'all' && p.fields[3]!.text === addr && p.fields[4]?.text === 'reject');
+  const add: string[] = [];
+  for (const db of replication ? ['all', 'replication'] : ['all'])
+    for (const addr of ['0.0.0.0/0', '::/0'])
+      if (!has(db, addr)) {
+        add.push(formatRule(['hostnossl', db, 'all', addr, 'reject'], layout));
+        changes.push(`added hostnossl ${db} all ${addr} reject`);
+      }
+  const first = parsed.findIndex((p) => isNet(p) && !loopbackRule(p.fields));
+  const at = first >= 0 ? first : out.length;
+  // Loopback rules below the reject rules are shadowed for connections without TLS: say so (every run).
+  parsed.forEach((p, i) => {
+    if (i > at && isNet(p) && p.fields[0]!.text !== 'hostssl' && loopbackRule(p.fields))
+      warnings.push(`'${p.fields.map((x) => x.text).join(' ')}' (loopback) is below the first remote rule: connections to it without TLS meet the reject rules first; move it above them`);
+  });
+  if (add.length === 0) return;
+  const lines = parsed.some((p) => p.raw === REJECT_MARK) ? add : [REJECT_MARK, ...add];
+  out.splice(at, 0, ...lines);
+  parsed.splice(at, 0, ...lines.map(parseHbaLine));
+}
+
 export function rewriteHba(input: string, opts: HbaRewriteOptions = {}): HbaRewriteResult {
   const catchAll = opts.catchAll ?? true;
   const certUsers = opts.certUsers ?? [];
@@ -203,8 +250,9 @@ export function rewriteHba(input: string, opts: HbaRewriteOptions = {}): HbaRewr
           parsed.push(parseHbaLine(next));
           return;
         }
-      } else if (type !== 'hostssl' && method !== 'reject') {
-        warnings.push(`line ${lineNo}: '${type} … ${method}' still accepts connections without TLS (left unchanged)`);
+      } else if (type !== 'hostssl' && method !== 'reject' && !loopbackRule(p.fields) && !opts.rejectPlaintext) {
+        // loopback traffic never leaves the host; with rejectPlaintext the reject rules above it win
+        warnings.push(`line ${lineNo}: '${type} … ${method}' still accepts connections without TLS from remote addresses (left unchanged)`);
       }
     } else if (type && !RULE_TYPES.has(type) && !type.startsWith('include')) {
       warnings.push(`line ${lineNo}: unknown rule type '${type}' left unchanged`);
@@ -237,6 +285,8 @@ export function rewriteHba(input: string, opts: HbaRewriteOptions = {}): HbaRewr
     out.splice(at, 0, ...certLines);
     parsed.splice(at, 0, ...certLines.map(parseHbaLine));
   }
+
+  if (opts.rejectPlaintext) addRejectRules(out, parsed, layout, opts.rejectReplication ?? true, changes, warnings);
 
   if (catchAll) {
     // An existing host/hostssl rule for all databases and users that covers the whole family makes

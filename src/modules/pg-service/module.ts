@@ -107,7 +107,6 @@ export const restart = defineModule({
   name: 'restart',
   description: 'reload/restart PostgreSQL when needed, then verify TLS and a SCRAM login',
   args,
-  secretArgs: ['login_password'],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     const st = await serverState(ctx, s);

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { Secret, redact } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { userVar, type PgServer } from '../../facts/postgres.js';
+import { hasChannelBinding } from '../../facts/pg-versions.js';
 import { sh } from '../../remote/sh.js';
 import { serverKeyProblem } from '../../tls/key-check.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
@@ -61,7 +62,7 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
   const addrs = t.addr !== '127.0.0.1' && loopback ? [t.addr, '127.0.0.1'] : [t.addr];
   const ca = l.caFile ?? st.caFile;
   const sslmode = !st.ssl ? 'prefer' : ca ? 'verify-full' : 'require';
-  const binding = s.version >= 13 && l.requireScram && st.ssl; // channel_binding: libpq 13+ (the server's own psql is used)
+  const binding = hasChannelBinding(s.version) && l.requireScram && st.ssl; // the server's own psql is used
   const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
   let failure = '';
   for (const addr of addrs) {
@@ -73,7 +74,7 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
       kv('dbname', l.db),
       kv('sslmode', sslmode),
       ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
-      ...(s.version >= 13 ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
+      ...(hasChannelBinding(s.version) ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
       kv('connect_timeout', 10),
       kv('application_name', 'pgtls-verify'),
     ].join(' ');

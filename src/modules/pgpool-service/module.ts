@@ -7,6 +7,7 @@ import { defineModule, type Change, type ExecAction, type PlanContext } from '..
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, secretString, yamlBool } from '../common.js';
 import { describeService, parseState, pgpoolServiceArg as service, restartCommand, stateCommand } from './restart.js';
+import { plaintextToBackends } from './backends.js';
 import { checkLogin, checkServedCert, preRestartProblem } from './verify.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 
@@ -53,7 +54,8 @@ type Args = z.infer<typeof args>;
  * Needed when: pgpool is down; any file it reads at start (pgpool.conf,
  * pool_hba.conf, pool_passwd, the pgpool key, ssl_key/ssl_cert/ssl_ca_cert)
  * changed after it started (ctime vs. its pid file); or it does not present
- * ssl_cert. That is a fact about the host, not about this run, so a run
+ * ssl_cert; or it still has connections without TLS to a backend that now serves TLS
+ * (backends.ts: it was started before they did, and keeps those connections). That is a fact about the host, not about this run, so a run
  * interrupted between writing files and restarting is finished by the next one.
  *
  * The restart is followed by a `verify`; when it fails, the executor puts back
@@ -72,7 +74,7 @@ export const pgpoolRestart = defineModule({
     const ssl = readSsl(a.conf_file, text);
     const files = [a.conf_file, a.hba_file, poolPasswdPath(a.conf_file, text), a.key_file, ...Object.values(ssl).filter((p): p is string => !!p)];
 
-    const reasons = await restartReasons(ctx, a, files, ssl);
+    const reasons = await restartReasons(ctx, a, files, ssl, text);
     if (reasons.length === 0) return [];
 
     const restart = restartCommand(a.service, a.restart_cmd, { pidFile: a.pid_file, port: a.port, waitSeconds: a.wait_seconds });
@@ -123,7 +125,7 @@ function readSsl(confFile: string, text: string): { key?: string; cert?: string;
   return { key: abs(pgpoolSetting(text, 'ssl_key')), cert: abs(pgpoolSetting(text, 'ssl_cert')), ca: abs(pgpoolSetting(text, 'ssl_ca_cert')) };
 }
 
-async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: { key?: string; cert?: string }): Promise<string[]> {
+async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: { key?: string; cert?: string; ca?: string }, conf: string): Promise<string[]> {
   const st = parseState((await ctx.query(stateCommand(a.pid_file, files, ctx.check))).stdout.toString('utf8'));
   if (a.force) return ['forced'];
   if (!st.running) return ['it is not running'];
@@ -149,6 +151,12 @@ async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: {
     const served = await servedCert(ctx, a.verify.host, a.port, a.verify.host);
     if (!served.pem) reasons.push('it does not serve TLS');
     else if (cert && fingerprint(served.pem) !== fingerprint(cert.content.toString('utf8'))) reasons.push(`it does not serve ${ssl.cert}`);
+  }
+  const caFile = a.verify?.ca_file ?? ssl.ca;
+  if (reasons.length === 0 && a.verify && ssl.cert && caFile) {
+    // it serves TLS to its clients, but does it speak TLS to its backends? (started before they served TLS)
+    const v = a.verify;
+    reasons.push(...(await plaintextToBackends(ctx, conf, { user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql })));
   }
   return reasons;
 }

@@ -10,6 +10,8 @@ const args = z
     path: absolutePath,
     /** Append `hostssl all all 0.0.0.0/0 scram-sha-256` (and ::/0) unless a catch-all rule already covers them. */
     catch_all: yamlBool.default(true),
+    /** `hostnossl all all 0.0.0.0/0 reject` and `::/0` above the first remote rule (pgtls_reject_plaintext). */
+    reject_plaintext: yamlBool.default(false),
   })
   .strict();
 
@@ -17,7 +19,8 @@ const args = z
  * pool_hba.conf has pg_hba.conf's line format and first-match semantics, so the
  * PostgreSQL rewrite is reused as is: every password rule becomes
  * `hostssl … scram-sha-256` in place, catch-alls are appended, order is kept.
- * (No cert_users: pgpool nodes get no client certificates.) pgpool re-reads the
+ * (No cert_users: pgpool nodes get no client certificates. No `replication` reject rules:
+ * Pgpool-II does not take replication connections.) pgpool re-reads the
  * file on reload and restart; the play restarts it anyway for the SSL settings.
  */
 export const poolHba = defineModule({
@@ -28,7 +31,7 @@ export const poolHba = defineModule({
     const file = await ctx.readFile(a.path);
     if (!file) throw new TaskError(`${a.path} does not exist (is enable_pool_hba's file elsewhere? set pgpool_hba_file)`);
     const before = file.content.toString('utf8');
-    const r = rewriteHba(before, { catchAll: a.catch_all });
+    const r = rewriteHba(before, { catchAll: a.catch_all, rejectPlaintext: a.reject_plaintext, rejectReplication: false });
     for (const w of r.warnings) ctx.warn(`${a.path}: ${w}`);
     if (!r.changed) return [];
     return [

@@ -15,6 +15,7 @@ import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath } from '../common.js';
+import { resolveFromInventory } from '../gencert/ca-key.js';
 
 const args = z
   .object({
@@ -37,7 +38,8 @@ export const removeCa = defineModule({
   description: 'delete the CA (key and certificate) on the controller',
   args,
   async plan(ctx, a): Promise<Change[]> {
-    const dir = resolve(a.ca === 'per_node' ? join(a.ca_dir, 'nodes', ctx.host) : a.ca_dir);
+    const base = resolveFromInventory(ctx.vars, a.ca_dir);
+    const dir = resolve(a.ca === 'per_node' ? join(base, 'nodes', ctx.host) : base);
     const files = [join(dir, 'ca.key'), join(dir, 'ca.crt')];
     if (claimed.has(dir)) return [];
     claimed.add(dir); // synchronously, before any await: concurrent hosts cannot both claim it

@@ -74,7 +74,6 @@ export const resetPassword = defineModule({
   name: 'reset_password',
   description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
   args,
-  secretArgs: ['password'],
   async plan(ctx, a): Promise<Change[]> {
     const wanted = new Map<string, Secret>();
     if (a.name && a.password) wanted.set(a.name, a.password);
@@ -100,11 +99,7 @@ export const resetPassword = defineModule({
       for (const name of stale()) {
         const before = verifierType(roles.get(name));
         const verifier = buildScramVerifier(wanted.get(name)!.reveal());
-        // log_statement/duration logging off for this session: even a verifier has no place in a log file.
-        const sql = new Secret(
-          `SET standard_conforming_strings = on;\nSET log_statement = 'none';\nSET log_min_duration_statement = -1;\n` +
-            `ALTER ROLE ${sqlIdent(name)} PASSWORD ${sqlLiteral(verifier)};\n`,
-        );
+        const sql = new Secret(passwordSessionSql(name, verifier));
         changes.push({
           summary: `role ${name}: ${before === 'none' ? 'no password' : `${before} password`} -> SCRAM-SHA-256`,
           diff: { kind: 'redacted', note: `password of role ${name} (SCRAM-SHA-256 verifier, not shown)` },
@@ -129,4 +124,21 @@ export const resetPassword = defineModule({
 function pgtlsUserNames(ctx: PlanContext): string[] {
   const v = userVar(ctx, 'pgtls_users');
   return Array.isArray(v) ? v.flatMap((u) => (u && typeof u === 'object' && 'name' in u ? [String((u as { name: unknown }).name)] : [])) : [];
+}
+
+/**
+ * The session that sets a password: nothing of it may reach a log. log_statement / duration logging
+ * off (a successful ALTER ROLE is not logged); log_min_error_statement = panic (a FAILED one is not
+ * logged with its statement, i.e. with the verifier); pg_stat_statements does not record it
+ * (track_utility off, only when the extension is loaded: elsewhere the DO block's error is swallowed
+ * and the session goes on). psql runs as the database OS user, a superuser, so these SETs are allowed.
+ */
+export function passwordSessionSql(role: string, verifier: string): string {
+  return (
+    `SET standard_conforming_strings = on;\nSET log_statement = 'none';\nSET log_min_duration_statement = -1;\n` +
+    `SET log_min_error_statement = panic;\n` +
+    `DO $pgtls$BEGIN IF current_setting('pg_stat_statements.track_utility', true) IS NOT NULL THEN ` +
+    `PERFORM set_config('pg_stat_statements.track_utility', 'off', false); END IF; EXCEPTION WHEN OTHERS THEN NULL; END$pgtls$;\n` +
+    `ALTER ROLE ${sqlIdent(role)} PASSWORD ${sqlLiteral(verifier)};\n`
+  );
 }

@@ -1,0 +1,45 @@
+/**
+ * pgpool_backend_tls (YAML name), run on each PostgreSQL backend after the install: proves from
+ * the backend's own pg_stat_activity ⨝ pg_stat_ssl that every session coming from a Pgpool-II host
+ * (its pooled client sessions, its health check, its streaming-replication check) is TLS.
+ * Pgpool-II speaks TLS to a backend only when it connected after the backend served TLS, and it
+ * silently falls back to plaintext when a backend declines; so "ssl = on in pgpool.conf" proves
+ * nothing, the backend's view does. A session without TLS fails the host, naming it.
+ * Read-only: no change, ever.
+ */
+import { z } from 'zod';
+import { TaskError } from '../../core/errors.js';
+import { defineModule, type Change } from '../../core/types.js';
+import { pgServer } from '../../facts/postgres.js';
+import { describeSessions, inventoryHostAddresses, tcpSessions } from '../../facts/sessions.js';
+
+const args = z
+  .object({
+    /** Inventory names of the Pgpool-II hosts (groups['pgpool']); their addresses come from ansible_host. */
+    pgpool_hosts: z.array(z.string().min(1)).nullable().default([]),
+  })
+  .strict();
+
+export const pgpoolBackendTls = defineModule({
+  name: 'pgpool_backend_tls',
+  description: "prove that every session from a Pgpool-II host to this PostgreSQL server is TLS (read-only)",
+  args,
+  async plan(ctx, a): Promise<Change[]> {
+    const names = a.pgpool_hosts ?? [];
+    if (names.length === 0) return [];
+    const addresses = new Set(await inventoryHostAddresses(ctx, names));
+    const s = await pgServer(ctx);
+    const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
+    const plain = fromPgpool.filter((x) => !x.ssl);
+    if (plain.length === 0) return [];
+    const what =
+      `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
+      `to this server run without TLS: ${describeSessions(plain)}`;
+    // --check did not restart Pgpool-II (the real run does, when it must): what the run would prove is not there yet
+    if (ctx.check) {
+      ctx.warn(`${what} (now; the real run restarts Pgpool-II first when it needs to)`);
+      return [];
+    }
+    throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
+  },
+});

@@ -1,0 +1,114 @@
+/**
+ * The proofs around a primary_conninfo change on a standby.
+ *
+ * Before (upstreamServesFleetTls): from the standby itself, a TLS handshake with each upstream
+ * (`openssl s_client -starttls postgres`) checked against the fleet CA file and, for verify-full,
+ * the very name the conninfo uses. Nothing is written when the upstream cannot pass: a standby
+ * must not switch to verify-full while its upstream still serves no TLS, or another CA (an
+ * upstream that failed its own install and was rolled back), or replication would stop.
+ *
+ * After (standbyStreams): the walreceiver streams again WITH the new conninfo (a new walreceiver
+ * process, pg_stat_wal_receiver.conninfo carrying the new sslmode and sslrootcert), and replay
+ * catches up with the upstream's WAL end as the upstream reported it (latest_end_lsn), all within a
+ * bounded wait. Under sslmode=verify-full/verify-ca libpq never falls back to plaintext, so a
+ * stream with that conninfo IS encrypted and IS verified; the walsender's side (pg_stat_ssl on the
+ * upstream) is observed again by a later play (replication_check). Any failure here makes the
+ * executor put the file back and reload (restart) again: the standby returns to its old conninfo.
+ */
+import { TaskError } from '../../core/errors.js';
+import type { PlanContext } from '../../core/types.js';
+import type { PgServer } from '../../facts/postgres.js';
+import { psqlQuery } from '../../facts/postgres.js';
+import { standbyFacts } from '../../facts/replication.js';
+import { conninfoValue, parseConninfo } from '../../pgconf/conninfo.js';
+import { sh } from '../../remote/sh.js';
+import { isAddress, type Target } from './upstream.js';
+
+const S_VERIFY = `
+command -v openssl >/dev/null 2>&1 || { echo "pgtls: no openssl"; exit 0; }
+if command -v timeout >/dev/null 2>&1; then t="timeout 15"; else t=; fi
+target=$1 ca=$2; shift 2
+$t openssl s_client -starttls postgres -connect "$target" -CAfile "$ca" -verify_return_error "$@" </dev/null 2>&1
+echo "pgtls-exit=$?"
+`;
+
+export async function upstreamServesFleetTls(
+  ctx: PlanContext,
+  s: PgServer,
+  ts: Target[],
+  mode: 'verify-full' | 'verify-ca',
+  rootCert: string,
+): Promise<void> {
+  const ca = await ctx.readFile(rootCert, { user: s.osUser });
+  if (!ca || !ca.content.includes('BEGIN CERTIFICATE')) throw new Error(`${rootCert} (the fleet CA) is missing on this standby`);
+  for (const t of ts) {
+    const addr = t.hostaddr || t.host;
+    const target = isAddress(addr) && addr.includes(':') ? `[${addr}]:${t.port}` : `${addr}:${t.port}`;
+    const name = mode === 'verify-full' ? (isAddress(t.host) ? ['-verify_ip', t.host] : ['-verify_hostname', t.host]) : [];
+    const out = (await ctx.query(sh`sh -c ${S_VERIFY} pgtls-verify-upstream ${target} ${rootCert} ${name}`, { user: s.osUser })).stdout.toString('utf8');
+    if (out.startsWith('pgtls: no openssl')) {
+      ctx.warn('no openssl on this standby: the upstream certificate is checked by the walreceiver itself only');
+      return;
+    }
+    const code = /Verify return code: (\d+) \(([^)]*)\)/.exec(out);
+    if (!/pgtls-exit=0/.test(out) || !code || code[1] !== '0') {
+      const why = code ? code[2] : out.split('\n').filter((l) => /error|refused|didn't|unable|unknown option/i.test(l)).slice(0, 2).join(' | ') || 'no TLS';
+      throw new Error(`the upstream ${t.host || t.hostaddr}:${t.port} does not pass ${mode} with ${rootCert} (${why}); primary_conninfo left as it was`);
+    }
+  }
+}
+
+export interface StreamExpectation {
+  /** The walreceiver before the change (a new one must take over); null: none was running. */
+  oldPid: number | null;
+  /** Keywords the walreceiver's conninfo must show (e.g. sslmode=verify-full). */
+  want: Record<string, string>;
+  waitSeconds: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExpectation): Promise<void> {
+  const deadline = Date.now() + e.waitSeconds * 1000;
+  let seen = 'no walreceiver';
+  let target = '';
+  for (;;) {
+    try {
+      const f = await standbyFacts(ctx, s);
+      const wr = f.walReceiver;
+      if (!wr) seen = 'no walreceiver';
+      else {
+        let shown: Record<string, string | undefined> = {};
+        try {
+          const c = parseConninfo(wr.conninfo);
+          shown = Object.fromEntries(Object.keys(e.want).map((k) => [k, conninfoValue(c, k)]));
+        } catch {
+          shown = {};
+        }
+        const fresh = e.oldPid === null || wr.pid !== e.oldPid;
+        // the server prints this conninfo as bare key=value pairs, unquoted (libpqrcv_get_conninfo):
+        // a value with a space is matched in the raw text
+        const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v || ` ${wr.conninfo} `.includes(` ${k}=${v} `));
+        seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
+        if (fresh && matches && wr.status === 'streaming') {
+          if (!target) {
+            const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`)).trim();
+            if (lsn) target = lsn;
+          }
+          if (target) {
+            const done = (await psqlQuery(ctx, s, `select pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '${target.replace(/[^0-9A-F/]/gi, '')}') >= 0;\n`)).trim();
+            if (done === 't') return;
+            seen += `, replay not yet at ${target}`;
+          }
+        }
+      }
+    } catch (err) {
+      seen = `not answering (${(err as Error).message})`; // restarting (PostgreSQL < 13)
+    }
+    if (Date.now() > deadline) {
+      const want = Object.entries(e.want).map(([k, v]) => `${k}=${v}`).join(' ');
+      throw new TaskError(`the standby did not stream again with ${want} within ${e.waitSeconds}s (${seen}; see the server log)`);
+    }
+    await sleep(300);
+  }
+}

@@ -1,0 +1,4 @@
+# gencert-attrs.sh DIROP PATH OWNER GROUP MODE: a key's owner and mode, never through a link.
+set -eu
+DIROP=$1 p=$2 owner=$3 group=$4 mode=$5
+pgtls_in "$(dirname -- "$p")" attrs "$(basename -- "$p")" "$owner" "$group" "$mode"

@@ -1,0 +1,61 @@
+# lock.sh DIROP STATE RUNID WHO: one pgtls run at a time on this host. The lock is a directory
+# (mkdir is atomic) holding who took it and the process that stands for the run on this host: the
+# sshd process of its connection, which ends when the connection does. A lock whose process is gone
+# (a killed controller, a cut connection) is stale: it is taken over, and the dead run's leftovers
+# (rollback copies, temp files, listed in its journal) are removed, never restored.
+set -eu
+DIROP=$1 state=$2 runid=$3 who=$4
+pgtls_state_ready
+# the process that lives exactly as long as this run's connection: the first ancestor that is not a
+# shell or a privilege wrapper (over SSH: sshd's process for the connection)
+holder=$PPID
+p=$PPID
+while [ "$p" -gt 1 ] 2>/dev/null; do
+  case "$(cat "/proc/$p/comm" 2>/dev/null)" in sh | dash | bash | sudo | runuser | su | setpriv | '') ;; *) holder=$p; break ;; esac
+  p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2) || break
+  [ -n "$p" ] || break
+done
+started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+info="run=$runid pid=$holder start=$(started "$holder") by=$who since=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+lock="$state/lock"
+tries=0
+while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
+  tries=$((tries + 1))
+  [ "$tries" -le 5 ] || pgtls_die "cannot take the lock $lock"
+  other=$(cat -- "$lock/owner" 2>/dev/null || true)
+  if [ -z "$other" ]; then
+    # just created by another run that has not written its name yet
+    sleep 1
+    other=$(cat -- "$lock/owner" 2>/dev/null || true)
+    [ -n "$other" ] || other="run=unknown pid=0 start=0"
+  fi
+  opid=$(printf '%s\n' "$other" | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
+  ostart=$(printf '%s\n' "$other" | sed -n 's/.* start=\([0-9]*\).*/\1/p')
+  orun=$(printf '%s\n' "$other" | sed -n 's/^run=\([^ ]*\).*/\1/p')
+  if [ "$orun" = "$runid" ]; then exit 0; fi
+  if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ] && [ "$(started "$opid")" = "$ostart" ]; then
+    pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
+  fi
+  # stale: the run is gone. Take it over (one taker wins the rename).
+  if mv -- "$lock" "$state/.lock.stale.$$" 2>/dev/null; then
+    rm -rf -- "$state/.lock.stale.$$"
+    echo "stale-lock $other"
+  fi
+done
+printf '%s\n' "$info" > "$lock/owner.tmp"
+mv -f -- "$lock/owner.tmp" "$lock/owner"
+# leftovers of dead runs: no other run can be alive now
+for j in "$state"/runs/*.journal; do
+  [ -e "$j" ] || continue
+  case "$j" in "$state/runs/$runid.journal") continue ;; esac
+  while IFS= read -r f; do
+    d=$(dirname -- "$f") b=$(basename -- "$f")
+    if pgtls_resolve_dir "$d"; then pgtls_in "$d" clean "$b" "$runid" || true; fi
+  done < "$j"
+  echo "cleaned $(basename -- "$j" .journal)"
+  rm -f -- "$j"
+done
+for f in "$state"/.in.*; do
+  case "$f" in "$state/.in.$runid."*) continue ;; esac
+  if [ -e "$f" ]; then rm -f -- "$f"; fi
+done

@@ -1,0 +1,424 @@
+// The write path against a hostile database user, on this machine: pgtls's own host scripts run as
+// root (through the executor-level code: HostShell, writeRemoteFile, the gencert commands, the
+// restore_originals module on a HostSession) in a temp dir, against an unprivileged user created
+// for the test. One row per finding of issue 9 points 1-3 (and the read cap, owner/mode on
+// uninstall), then the issue 10 write guarantees: a cut stdin never installs a partial file, a dead
+// run's rollback copies are never restored, one run at a time per host.
+//
+// The attacker is deterministic: a `sync` on PATH (the scripts call it right after a temp file got
+// its content, the moment an inotify watcher would win) swaps, with the attacker's rights, every
+// pgtls temp file in the attacked directory for a link to a root-owned canary.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HostSession } from '../../src/core/host-session.js';
+import type { Action, PlanContext } from '../../src/core/types.js';
+import { keyAttrsCommand, keyDirsCommand, keygenCommand, probeCommand } from '../../src/modules/gencert/host.js';
+import { restoreOriginals } from '../../src/modules/restore-originals/module.js';
+import { readRemoteFile, writeRemoteFile } from '../../src/remote/files.js';
+import { HostShell } from '../../src/remote/host-shell.js';
+import { lockHost, unlockHost } from '../../src/remote/lock.js';
+import { ALL_SCRIPTS, scriptFile } from '../../src/remote/scripts.js';
+import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
+import { LocalTransport } from './local-host.js';
+
+const USER = 'pgtlsfsec';
+const isRoot = process.getuid?.() === 0;
+const sh = (cmd: string) => execFileSync('sh', ['-c', cmd]).toString();
+
+let created = false;
+function ensureUser(): void {
+  if (spawnSync('id', ['-u', USER]).status === 0) return;
+  execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER]);
+  created = true;
+}
+
+interface Box {
+  root: string;
+  /** root:root 0600, secret content */
+  canary: string;
+  /** root:root 0700 with a file inside */
+  canaryDir: string;
+  /** owned by the attacker (like /etc/postgresql/15/main or the data directory) */
+  userDir: string;
+  state: string;
+  hook: string;
+}
+
+const boxes: string[] = [];
+function box(): Box {
+  const root = mkdtempSync('/tmp/pgtls-fsec-');
+  boxes.push(root);
+  chmodSync(root, 0o755);
+  const b: Box = { root, canary: join(root, 'canary'), canaryDir: join(root, 'canary-dir'), userDir: join(root, 'pg'), state: join(root, 'state'), hook: join(root, 'hook') };
+  writeFileSync(b.canary, 'root secret\n', { mode: 0o600 });
+  mkdirSync(b.canaryDir, { mode: 0o700 });
+  writeFileSync(join(b.canaryDir, 'inside'), 'root file\n', { mode: 0o600 });
+  mkdirSync(b.userDir, { mode: 0o755 });
+  sh(`chown ${USER}: ${b.userDir}`);
+  return b;
+}
+
+/** Owner, mode and content of the canaries (and of everything in the canary directory). */
+function canaries(b: Box): string {
+  return sh(`cd ${b.root} && stat -c '%a %U %G %n' canary canary-dir canary-dir/* && sha256sum canary canary-dir/*`);
+}
+
+/** As the attacker. */
+function asUser(cmd: string): void {
+  execFileSync('runuser', ['-u', USER, '--', 'sh', '-c', cmd]);
+}
+
+/** The attacker's hook: every pgtls temp file in DIR becomes a link to TARGET, with the attacker's rights. */
+function armSwapHook(b: Box, dir: string, target: string): NodeJS.ProcessEnv {
+  mkdirSync(b.hook, { mode: 0o755, recursive: true });
+  const swap = `for f in ${dir}/.pgtls-tmp.* ${dir}/.*.pgtls-new*; do [ -f "$f" ] && [ ! -L "$f" ] || continue; rm -f "$f" && ln -s ${target} "$f" && echo swapped >> ${b.hook}/won; done 2>/dev/null; true`;
+  writeFileSync(join(b.hook, 'swap'), swap);
+  writeFileSync(
+    join(b.hook, 'sync'),
+    `#!/bin/sh\nif [ "$(id -u)" = 0 ]; then runuser -u ${USER} -- sh ${b.hook}/swap; else sh ${b.hook}/swap; fi\nexec /bin/sync "$@"\n`,
+    { mode: 0o755 },
+  );
+  chmodSync(b.hook, 0o777); // the attacker records its wins here
+  return { ...process.env, PATH: `${b.hook}:${process.env.PATH}` };
+}
+
+function host(env?: NodeJS.ProcessEnv): { t: LocalTransport; shell: HostShell } {
+  const t = new LocalTransport();
+  if (env) t.env = env;
+  return { t, shell: new HostShell(t, 'root', false) };
+}
+
+const KEY = Buffer.alloc(32, 7);
+function store(b: Box, track = true): StateStore {
+  return { dir: b.state, track, signer: track ? new RecordSigner('h', KEY) : null };
+}
+
+function refusal(e: unknown): string {
+  const r = (e as { result?: { stderr: Buffer } }).result;
+  return `${(e as Error).message} ${r ? r.stderr.toString() : ''}`;
+}
+
+async function rejects(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return refusal(e);
+  }
+  throw new Error('expected a refusal, the operation succeeded');
+}
+
+function session(b: Box, runId: string, env?: NodeJS.ProcessEnv) {
+  const { t } = host(env);
+  const s = new HostSession('h', t, 'root', { hostname: 'h', fqdn: 'h', addresses: [], loginUser: 'root' }, false, runId);
+  const vars = { pgtls_state_dir: b.state, pgtls_state_key_file: join(b.root, 'state.key') };
+  writeFileSync(join(b.root, 'state.key'), KEY, { mode: 0o600 });
+  const warnings: string[] = [];
+  const ctx: PlanContext = s.context(vars, (m) => warnings.push(m));
+  return { s, ctx, t, warnings };
+}
+
+async function uninstall(b: Box, runId: string, paths?: string[]) {
+  const { s, ctx } = session(b, runId);
+  const args = restoreOriginals.args.parse(paths ? { paths } : {});
+  const changes = await restoreOriginals.plan(ctx, args);
+  for (const c of changes) await s.apply(c.actions, ctx);
+  await s.finish();
+}
+
+test('setup: root, runuser and a throwaway user', () => {
+  if (!isRoot) {
+    if (process.env.CI === 'true') assert.unreachable('these tests run the host scripts as root: run them as root');
+    return;
+  }
+  ensureUser();
+  assert.ok(spawnSync('id', ['-u', USER]).status === 0);
+});
+
+interface Finding {
+  finding: string;
+  setup?: (b: Box) => void;
+  act: (b: Box) => Promise<unknown>;
+  /** The operation must be refused with this message (null: it may succeed, harmlessly). */
+  refused: RegExp | null;
+  /** Extra checks after the operation. */
+  after?: (b: Box) => void;
+}
+
+const FINDINGS: Finding[] = [
+  {
+    finding: '9.1 keys directory replaced by a link to a root directory: the probe refuses it (no stat -L)',
+    setup: (b) => {
+      mkdirSync(join(b.userDir, 'keys'));
+      sh(`chown ${USER}: ${b.userDir}/keys`);
+      asUser(`ln -s ${b.canaryDir} ${b.userDir}/keys/server`);
+    },
+    act: (b) => host().shell.exec(probeCommand([`${b.userDir}/keys/server/server.key`], [`${b.userDir}/keys`, `${b.userDir}/keys/server`])),
+    refused: /refusing .*\/keys\/server: a symbolic link owned by pgtlsfsec/,
+  },
+  {
+    finding: '9.1 keys directory replaced by a link: fixing the directories never hands the target to the user (no install -d through it)',
+    setup: (b) => {
+      mkdirSync(join(b.userDir, 'keys'));
+      sh(`chown ${USER}: ${b.userDir}/keys`);
+      asUser(`ln -s ${b.canaryDir} ${b.userDir}/keys/server`);
+    },
+    act: (b) => host().shell.exec(keyDirsCommand(USER, '750', [`${b.userDir}/keys/server`])),
+    refused: /refusing .*\/keys\/server: a symbolic link owned by pgtlsfsec/,
+  },
+  {
+    finding: '9.1 a missing keys directory is created root-owned (root:GROUP 0750), not owned by the database user',
+    act: (b) => host().shell.exec(keyDirsCommand(USER, '750', [`${b.root}/jelastic/keys/SSL-TLS`, `${b.root}/jelastic/keys/SSL-TLS/server`])),
+    refused: null,
+    after: (b) => {
+      const st = sh(`stat -c '%a %U %G' ${b.root}/jelastic/keys/SSL-TLS ${b.root}/jelastic/keys/SSL-TLS/server`).trim().split('\n');
+      assert.equal(st, [`750 root ${USER}`, `750 root ${USER}`]);
+    },
+  },
+  {
+    finding: "9.2 the atomic write's temp file swapped for a link in the user's directory: no root chown/chmod through it",
+    setup: (b) => writeFileSync(join(b.userDir, 'pg_hba.conf'), 'old\n'),
+    act: (b) => writeRemoteFile(host(armSwapHook(b, b.userDir, b.canary)).shell, join(b.userDir, 'pg_hba.conf'), Buffer.from('new\n'), { owner: USER, mode: '640', runId: 'r1', state: store(b) }),
+    refused: /Operation not permitted|cannot|refus/,
+    after: (b) => assert.ok(existsSync(join(b.hook, 'won')), 'the attacker did swap the temp file (the race was won)'),
+  },
+  {
+    finding: '9.2 a rollback marker with a predictable name planted as a dangling link into a root directory: root never creates its target',
+    setup: (b) => {
+      for (const n of ['.new.conf.pgtls-rollback.absent', '.new.conf.pgtls-rb.r1.absent']) asUser(`ln -s ${b.canaryDir}/created-by-root ${b.userDir}/${n}`);
+    },
+    act: (b) => writeRemoteFile(host().shell, join(b.userDir, 'new.conf'), Buffer.from('x = 1\n'), { runId: 'r1', state: store(b) }),
+    refused: null,
+  },
+  {
+    finding: '9.2 key generation outputs with predictable names (.pgtls-new, .err, .cnf) planted as links',
+    setup: (b) => {
+      sh(`mkdir -p ${b.userDir}/keys/server && chown -R ${USER}: ${b.userDir}/keys`);
+      for (const n of ['.server.key.pgtls-new', '.server.key.pgtls-new.err', '.server.key.pgtls-new.cnf']) asUser(`ln -s ${b.canary} ${b.userDir}/keys/server/${n}`);
+    },
+    act: (b) => host().shell.exec(keygenCommand(2048, USER, USER, 'r1', b.state, [{ name: 'server', keyPath: `${b.userDir}/keys/server/server.key` }])),
+    refused: null,
+  },
+  {
+    finding: "9.2 key generation's outputs swapped for links while it runs (root-owned keys dir: nobody can)",
+    setup: (b) => sh(`mkdir -p ${b.root}/keys/server && chown root:${USER} ${b.root}/keys ${b.root}/keys/server && chmod 750 ${b.root}/keys ${b.root}/keys/server`),
+    act: async (b) => {
+      const out = await host(armSwapHook(b, `${b.root}/keys/server`, b.canary)).shell.exec(keygenCommand(2048, USER, USER, 'r1', b.state, [{ name: 'server', keyPath: `${b.root}/keys/server/server.key` }]));
+      assert.match(out.stdout.toString(), /^new server .*\.pgtls-tmp\.r1\.\w+\n-----BEGIN CERTIFICATE REQUEST-----/m);
+    },
+    refused: null,
+  },
+  {
+    finding: "9.2 the key's owner/mode fix after the probe, the key swapped for a link: refused (chown -h, no follow)",
+    setup: (b) => {
+      sh(`mkdir -p ${b.userDir}/keys/server && chown -R ${USER}: ${b.userDir}/keys`);
+      asUser(`ln -s ${b.canary} ${b.userDir}/keys/server/server.key`);
+    },
+    act: (b) => host().shell.exec(keyAttrsCommand(`${b.userDir}/keys/server/server.key`, USER, USER, '600')),
+    refused: /refusing .*server\.key: a symbolic link/,
+  },
+  {
+    finding: "9.2 a config file that is a link to a root-only file: its 'original' is never read as root (nor kept)",
+    setup: (b) => asUser(`ln -s ${b.canary} ${b.userDir}/pg_hba.conf`),
+    act: (b) => writeRemoteFile(host().shell, join(b.userDir, 'pg_hba.conf'), Buffer.from('new\n'), { runId: 'r1', state: store(b) }),
+    refused: /Permission denied/,
+    after: (b) => {
+      const kept = existsSync(b.state) ? sh(`cat ${b.state}/* 2>/dev/null || true`) : '';
+      assert.not.match(kept, /root secret/);
+    },
+  },
+  {
+    finding: '9.2 a read through a link to a root-only file (what a diff would show): refused',
+    setup: (b) => asUser(`ln -s ${b.canary} ${b.userDir}/postgresql.conf`),
+    act: (b) => readRemoteFile(host().shell, join(b.userDir, 'postgresql.conf')),
+    refused: /Permission denied/,
+  },
+  {
+    finding: '9.3 a state directory owned by the database user is refused before any use',
+    setup: (b) => sh(`mkdir -m 700 ${b.state} && chown ${USER} ${b.state}`),
+    act: (b) => writeRemoteFile(host().shell, join(b.root, 'a.conf'), Buffer.from('a\n'), { runId: 'r1', state: store(b) }),
+    refused: /state directory .* refused: .*owned by pgtlsfsec, not root/,
+  },
+  {
+    finding: '9.3 a state directory whose parent others can write is refused',
+    setup: (b) => sh(`mkdir -m 777 ${b.root}/open && mkdir -m 700 ${b.root}/open/state`),
+    act: (b) => writeRemoteFile(host().shell, join(b.root, 'a.conf'), Buffer.from('a\n'), { runId: 'r1', state: { ...store(b), dir: `${b.root}/open/state` } }),
+    refused: /refused: .*\/open is writable by group or others/,
+  },
+  {
+    finding: '9.3 a record planted in the state directory cannot make the uninstall write a file as root',
+    setup: (b) => {
+      const base = recordBase(b.state, b.canary);
+      sh(`mkdir -m 700 ${b.state}`);
+      writeFileSync(`${base}.path`, b.canary);
+      writeFileSync(`${base}.orig`, 'pwned\n');
+      writeFileSync(`${base}.meta`, '644 root root\n');
+    },
+    act: (b) => uninstall(b, 'u1'),
+    refused: /fails its integrity check: it carries no MAC/,
+  },
+  {
+    finding: "9.3 a record with another path's valid MAC is refused",
+    setup: (b) => {
+      const base = recordBase(b.state, b.canary);
+      sh(`mkdir -m 700 ${b.state}`);
+      const signer = new RecordSigner('h', KEY);
+      const orig = 'pwned\n';
+      const digest = `${createHash('sha256').update(orig).digest('hex')} 644 root root`;
+      writeFileSync(`${base}.path`, b.canary);
+      writeFileSync(`${base}.orig`, orig);
+      writeFileSync(`${base}.meta`, '644 root root\n');
+      writeFileSync(`${base}.orig.mac`, signer.mac('orig', `${b.root}/harmless.conf`, digest));
+    },
+    act: (b) => uninstall(b, 'u1'),
+    refused: /fails its integrity check: the original or its owner\/mode was changed/,
+  },
+  {
+    finding: '9.6 a remote read has a size cap: a link to /dev/zero fails at once, a 17 MiB file with a clear error',
+    setup: (b) => {
+      asUser(`ln -s /dev/zero ${b.userDir}/pg_hba.conf`);
+      sh(`head -c 17825792 /dev/zero > ${b.root}/big.conf`);
+    },
+    act: async (b) => {
+      const t0 = Date.now();
+      const zero = await rejects(readRemoteFile(host().shell, join(b.userDir, 'pg_hba.conf')));
+      assert.match(zero, /not a regular file/);
+      const big = await rejects(readRemoteFile(host().shell, join(b.root, 'big.conf')));
+      assert.match(big, /17825792 bytes, above the 16777216-byte limit/);
+      assert.ok(Date.now() - t0 < 20_000);
+    },
+    refused: null,
+  },
+];
+
+for (const f of FINDINGS) {
+  test(`finding ${f.finding}`, async () => {
+    if (!isRoot) return;
+    const b = box();
+    f.setup?.(b);
+    const before = canaries(b);
+    let error: string | null = null;
+    try {
+      await f.act(b);
+    } catch (e) {
+      error = refusal(e);
+    }
+    assert.is(canaries(b), before, 'no canary changed owner, mode or content');
+    if (f.refused) {
+      assert.ok(error !== null, 'the operation must be refused');
+      assert.match(error!, f.refused);
+    } else assert.is(error, null, `unexpected failure: ${error}`);
+    f.after?.(b);
+  });
+}
+
+test('9.6 uninstall restores owner and mode, not just content', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.root, 'pool_passwd');
+  writeFileSync(file, 'original\n');
+  sh(`chown root:${USER} ${file} && chmod 640 ${file}`);
+  const { s, ctx } = session(b, 'i1');
+  await s.apply([{ kind: 'write', path: file, content: Buffer.from('installed\n'), owner: USER, mode: '600' }], ctx);
+  await s.finish();
+  assert.is(sh(`stat -c '%a %U' ${file}`).trim(), `600 ${USER}`);
+  await uninstall(b, 'u1', [file]);
+  assert.is(readFileSync(file, 'utf8'), 'original\n');
+  assert.is(sh(`stat -c '%a %U %G' ${file}`).trim(), `640 root ${USER}`);
+});
+
+test('10.3 a cut stdin (connection dropped, controller killed) never installs an empty or partial file: 24 cuts', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.userDir, 'postgresql.conf');
+  const old = Buffer.from('# the config before\nssl = off\n'.repeat(2000));
+  writeFileSync(file, old);
+  sh(`chown ${USER}: ${file}`);
+  const neu = Buffer.from('# the config pgtls writes\nssl = on\n'.repeat(8000)); // 280 kB: several pipe buffers
+  let refusedCuts = 0;
+  for (let i = 0; i < 24; i++) {
+    const { t, shell } = host();
+    const run = `cut${i}`;
+    await lockHost(shell, b.state, run);
+    t.cut = { bytes: Math.floor(Math.random() * neu.length), how: i % 2 ? 'kill' : 'eof' };
+    try {
+      await writeRemoteFile(shell, file, neu, { runId: run, state: store(b) });
+    } catch (e) {
+      if (/received \d+ of \d+ bytes/.test(refusal(e))) refusedCuts++;
+    }
+    t.cut = null;
+    const now = readFileSync(file);
+    assert.ok(now.equals(old), `cut ${i} (${i % 2 ? 'kill' : 'eof'}): the file must stay as it was (${now.length} bytes now)`);
+    await unlockHost(shell, b.state, run);
+  }
+  assert.ok(refusedCuts >= 12, `every cut that reached the host's length check was refused (${refusedCuts})`);
+  // a later run cleans what the killed ones left (temp files), then a whole write goes through
+  const { shell } = host();
+  await lockHost(shell, b.state, 'after');
+  await writeRemoteFile(shell, file, neu, { runId: 'after', state: store(b) });
+  assert.ok(readFileSync(file).equals(neu));
+  await unlockHost(shell, b.state, 'after');
+  assert.equal(readdirSync(b.userDir).filter((n) => n.includes('.pgtls-tmp.')), []);
+  assert.equal(readdirSync(b.state).filter((n) => n.startsWith('.in.')), []);
+});
+
+test("10.3 a killed run's rollback copy is never restored by a later run, and is cleaned", async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.userDir, 'pg_hba.conf');
+  writeFileSync(file, 'v1 before any run\n');
+  sh(`chown ${USER}: ${file}`);
+  const write = (c: string): Action => ({ kind: 'write', path: file, content: Buffer.from(c) });
+  // run A changes the file, then dies: its lock and its rollback copy (v1) stay behind
+  const a = session(b, 'runA');
+  await a.s.apply([write('v2 by run A\n')], a.ctx);
+  assert.ok(existsSync(join(b.userDir, '.pg_hba.conf.pgtls-rb.runA')));
+  sh(`sed -i 's/ pid=[0-9]* start=[0-9]*/ pid=999999 start=1/' ${b.state}/lock/owner`); // its process is gone
+  // run B takes over the stale lock (A's copies go), changes the file, and its verification fails
+  const bb = session(b, 'runB');
+  await bb.s.apply([write('v3 by run B\n')], bb.ctx);
+  assert.match(bb.warnings.join('\n'), /took over the lock of a run that is gone \(run=runA/);
+  assert.not.ok(existsSync(join(b.userDir, '.pg_hba.conf.pgtls-rb.runA')), "the dead run's copy was removed");
+  await bb.s.rollback();
+  assert.is(readFileSync(file, 'utf8'), 'v2 by run A\n', "B's rollback restores the state B found, never run A's stale copy");
+  await bb.s.finish();
+  assert.equal(readdirSync(b.userDir).filter((n) => n.includes('pgtls')), []);
+  assert.not.ok(existsSync(join(b.state, 'lock')), 'the lock is released at the end');
+});
+
+test('10.3 one run at a time per host: a live lock is refused, naming the other run', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const one = host();
+  await lockHost(one.shell, b.state, 'first', 'ctl1:pid42');
+  // the local transport's holder is the long-lived node process: alive
+  const msg = await rejects(lockHost(host().shell, b.state, 'second', 'ctl2:pid43'));
+  assert.match(msg, /another pgtls run is in progress on this host \(run=first .*by=ctl1:pid42/);
+  await unlockHost(one.shell, b.state, 'first');
+  await lockHost(host().shell, b.state, 'second');
+});
+
+test('host scripts: shellcheck (sh, warnings and errors)', () => {
+  const which = spawnSync('sh', ['-c', 'command -v shellcheck']);
+  if (which.status !== 0) {
+    if (process.env.CI === 'true') assert.unreachable('shellcheck is not installed');
+    return;
+  }
+  const lib = readFileSync(scriptFile('lib'), 'utf8');
+  for (const name of ALL_SCRIPTS) {
+    const text = name === 'lib' || name === 'dirop' ? readFileSync(scriptFile(name), 'utf8') : `${lib}\n${readFileSync(scriptFile(name), 'utf8')}`;
+    const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'warning', '-'], { input: text });
+    assert.is(r.status, 0, `${name}.sh:\n${r.stdout.toString()}`);
+  }
+});
+
+test('cleanup', () => {
+  for (const d of boxes) rmSync(d, { recursive: true, force: true });
+  if (created) spawnSync('userdel', [USER]);
+  assert.ok(true);
+});
+
+test.run();
