@@ -21,7 +21,8 @@ const USAGE = `usage: bench/compare.sh N [options]
   --out FILE            JSON results (default .lab-bench/compare-N[-lineinfile].json)
   --max-load L          first wait until the 1-minute load average is below L (shared machine)
   --max-wait S          ... for at most S seconds (default 1800), else exit 3 without measuring
-  --keep                keep the last lab up (for inspection; lab.sh down --dir DIR removes it)`;
+  --keep                keep the last lab up (for inspection; lab.sh down --dir DIR removes it)
+bench/compare.sh --render FILE.json   print (and save as FILE.txt) the table of an earlier run`;
 
 interface Options {
   n: number;
@@ -109,7 +110,19 @@ function record(tool: RunRecord['tool'], job: RunRecord['job'], m: Measurement, 
   return { tool, job, ...m, changed: null, failedHosts: null, commandsPerHost: null, topTasks: null, ...extra };
 }
 
+/** --render FILE.json: the table of an earlier run (ratios and targets recomputed), also to FILE.txt. */
+function render(file: string): number {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
+  r.ratios = ratios(r.runs);
+  r.targets = targets(r.mode, r.n, r.runs, r.ratios);
+  const table = formatTable(r);
+  writeFileSync(file.replace(/\.json$/, '') + '.txt', table + '\n');
+  process.stdout.write(table + '\n');
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === '--render' && process.argv[3]) return render(process.argv[3]);
   const o = parseOptions(process.argv.slice(2));
   if (!existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} is missing: apt-get install time (lab/install-deps.sh does)`);
   if (o.ansible && !version('ansible-playbook', ['--version'])) throw new Error('ansible-playbook is missing (WITH_ANSIBLE=1 lab/install-deps.sh), or pass --no-ansible');

@@ -26,6 +26,9 @@ export interface Ratios {
   rerunAnsibleOverPgtls: number | null;
   rerunPgtlsOverFloor: number | null;
   installPgtlsOverFloor: number | null;
+  /** Controller CPU (user+sys): less sensitive than wall time to a shared machine's load. */
+  installCpuAnsibleOverPgtls: number | null;
+  rerunCpuAnsibleOverPgtls: number | null;
 }
 
 export interface Target {
@@ -57,9 +60,9 @@ function find(runs: RunRecord[], tool: RunRecord['tool'], job: RunRecord['job'])
   return runs.find((r) => r.tool === tool && r.job === job);
 }
 
-function ratio(a: RunRecord | undefined, b: RunRecord | undefined): number | null {
-  if (!a || !b || a.exitCode !== 0 || b.exitCode !== 0 || b.wallS <= 0) return null;
-  return Math.round((a.wallS / b.wallS) * 10) / 10;
+function ratio(a: RunRecord | undefined, b: RunRecord | undefined, of: 'wallS' | 'cpuS' = 'wallS'): number | null {
+  if (!a || !b || a.exitCode !== 0 || b.exitCode !== 0 || b[of] <= 0) return null;
+  return Math.round((a[of] / b[of]) * 10) / 10;
 }
 
 export function ratios(runs: RunRecord[]): Ratios {
@@ -71,6 +74,8 @@ export function ratios(runs: RunRecord[]): Ratios {
     rerunAnsibleOverPgtls: ratio(find(runs, 'ansible', 'rerun'), p2),
     rerunPgtlsOverFloor: ratio(p2, floor),
     installPgtlsOverFloor: ratio(p1, floor),
+    installCpuAnsibleOverPgtls: ratio(find(runs, 'ansible', 'install'), p1, 'cpuS'),
+    rerunCpuAnsibleOverPgtls: ratio(find(runs, 'ansible', 'rerun'), p2, 'cpuS'),
   };
 }
 
@@ -142,6 +147,7 @@ export function formatTable(r: BenchResult): string {
   lines.push(
     `ratios (wall): first run Ansible/pgtls ${x(q.installAnsibleOverPgtls)}; re-run Ansible/pgtls ${x(q.rerunAnsibleOverPgtls)}; ` +
       `re-run pgtls/floor ${x(q.rerunPgtlsOverFloor)}; first run pgtls/floor ${x(q.installPgtlsOverFloor)}`,
+    `ratios (controller cpu): first run Ansible/pgtls ${x(q.installCpuAnsibleOverPgtls)}; re-run Ansible/pgtls ${x(q.rerunCpuAnsibleOverPgtls)}`,
   );
   if (r.targets.length) {
     lines.push('', 'issue 12 targets:');

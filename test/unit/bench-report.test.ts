@@ -46,8 +46,15 @@ test('summarisePgtlsReport: changed summed, slowest tasks by mean over the hosts
 
 test('ratios: wall-time quotients; a failed run or a missing tool gives null', () => {
   const runs = [run('pgtls', 'install', 2), run('pgtls', 'rerun', 0.5), run('ssh', 'floor', 0.25), run('ansible', 'install', 30), run('ansible', 'rerun', 20, { exitCode: 2 })];
-  assert.equal(ratios(runs), { installAnsibleOverPgtls: 15, rerunAnsibleOverPgtls: null, rerunPgtlsOverFloor: 2, installPgtlsOverFloor: 8 });
-  assert.equal(ratios([run('pgtls', 'install', 2)]), { installAnsibleOverPgtls: null, rerunAnsibleOverPgtls: null, rerunPgtlsOverFloor: null, installPgtlsOverFloor: null });
+  runs[3]!.cpuS = 15;
+  assert.equal(ratios(runs), {
+    installAnsibleOverPgtls: 15, rerunAnsibleOverPgtls: null, rerunPgtlsOverFloor: 2, installPgtlsOverFloor: 8,
+    installCpuAnsibleOverPgtls: 10, rerunCpuAnsibleOverPgtls: null,
+  });
+  assert.equal(ratios([run('pgtls', 'install', 2)]), {
+    installAnsibleOverPgtls: null, rerunAnsibleOverPgtls: null, rerunPgtlsOverFloor: null, installPgtlsOverFloor: null,
+    installCpuAnsibleOverPgtls: null, rerunCpuAnsibleOverPgtls: null,
+  });
 });
 
 test("targets: issue 12's thresholds per kind of run (N = 3, large N, lineinfile)", () => {
@@ -93,6 +100,7 @@ test('formatTable: one row per run, ratios, targets and the profile', () => {
   assert.match(t, /no-change re-run\s+pgtls\s+0\.50/);
   assert.match(t, /floor: 1 ssh\/host\s+ssh\s+0\.25/);
   assert.match(t, /re-run pgtls\/floor 2×/);
+  assert.match(t, /ratios \(controller cpu\): first run Ansible\/pgtls n\/a/);
   assert.match(t, /NOT MEASURED\s+first run: Ansible\/pgtls/);
   assert.match(t, /MISSED\s+first run: remote commands per host \(max\): 72/);
   assert.match(t, /1\.50 s \/\s+1\.70 s  Issue certs \(2 hosts\)/);
