@@ -2,7 +2,7 @@
 // fresh lab hosts for each tool, in one invocation; a table with ratios on stdout and a JSON file.
 // See README.md "Performance" for what is measured and how.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, freemem, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -103,6 +103,18 @@ function version(cmd: string, args: string[]): string | null {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]?.trim() ?? null;
   } catch {
     return null;
+  }
+}
+
+/** Without a cgroup to end them, Ansible's ControlPersist masters would carry over into the next run. */
+function closeControlMasters(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const sock of readdirSync(dir)) {
+    try {
+      execFileSync('ssh', ['-o', `ControlPath=${path.join(dir, sock)}`, '-O', 'exit', 'bench'], { stdio: 'ignore', timeout: 10_000 });
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -210,6 +222,7 @@ async function main(): Promise<number> {
         say(`ansible: ${job}`);
         const m = await measure('ansible-playbook', ['-i', lab.inventory, ansiblePlaybook], { env, cwd: REPO, timeoutMs, logFile: log });
         runs.push(record('ansible', job, m, readAnsibleRecap(log)));
+        closeControlMasters(path.join(lab.dir, 'cp'));
       }
     }
   } finally {
