@@ -1,7 +1,7 @@
 // The benchmark's hosts: a fresh lab/lab.sh lab per tool, hosts made to look busy, the files the
 // lineinfile benchmark edits, and the floor (one plain OpenSSH session per host reading the files).
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -176,18 +176,38 @@ host    all             all             0.0.0.0/0               md5
 host    all             all             ::/0                    md5
 `;
 
-/** The files bench/lineinfile.yaml edits, written into every host's private /etc (through DIR/pgI/fs). */
+/** uid and gid of a user in a host's own /etc/passwd. */
+function userIds(root: string, user: string): { uid: number; gid: number } {
+  const line = readFileSync(path.join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const [, , uid, gid] = line?.split(':') ?? [];
+  if (uid === undefined || gid === undefined) throw new Error(`no user ${user} in ${root}/etc/passwd`);
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * The files bench/lineinfile.yaml edits, written into every host's private /etc (through DIR/pgI/fs),
+ * with Debian's owners and modes (pg_createcluster makes /etc/postgresql/15/main and its files the
+ * postgres user's; pgpool.conf stays the package's root:postgres 0640).
+ */
 export function seedConfigFiles(lab: BenchLab): void {
   const conf = readFileSync('/usr/share/postgresql/15/postgresql.conf.sample');
   const pgpool = readFileSync('/usr/share/pgpool2/pgpool.conf');
   for (const h of lab.hosts) {
     const root = path.join(lab.dir, h.name, 'fs');
-    const main = path.join(root, 'etc/postgresql/15/main');
-    mkdirSync(main, { recursive: true });
-    writeFileSync(path.join(main, 'postgresql.conf'), conf);
-    writeFileSync(path.join(main, 'pg_hba.conf'), PG_HBA);
+    const pg = userIds(root, 'postgres');
+    let dir = path.join(root, 'etc/postgresql');
+    for (const part of ['15', 'main']) {
+      dir = path.join(dir, part);
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      chownSync(dir, pg.uid, pg.gid);
+    }
+    for (const [name, content, mode] of [['postgresql.conf', conf, 0o644], ['pg_hba.conf', PG_HBA, 0o640]] as const) {
+      const f = path.join(dir, name);
+      writeFileSync(f, content, { mode });
+      chownSync(f, pg.uid, pg.gid);
+    }
     mkdirSync(path.join(root, 'etc/pgpool2'), { recursive: true });
-    writeFileSync(path.join(root, 'etc/pgpool2/pgpool.conf'), pgpool);
+    writeFileSync(path.join(root, 'etc/pgpool2/pgpool.conf'), pgpool);   // existing file: owner and mode kept
   }
 }
 

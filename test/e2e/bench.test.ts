@@ -2,6 +2,7 @@
 // pgtls first run + no-change re-run, then the plain-ssh floor) runs on a real lab and must produce
 // a sane table and JSON. No timing is asserted (the machine is shared): only that every figure is
 // there, every run succeeded, the re-run changed nothing and remote commands were counted per host.
+// The lineinfile and busy-host modes get a small run each, for the same reason.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, rmSync } from 'node:fs';
@@ -25,6 +26,7 @@ if (!labAvailable()) {
     }
     const j = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
     rmSync(out, { force: true });
+    rmSync(out.replace(/\.json$/, '.txt'), { force: true });
     assert.is(j.n, 3);
     assert.is(j.mode, 'install');
     assert.is(j.quick, true);
@@ -53,6 +55,36 @@ if (!labAvailable()) {
     }
     assert.ok(j.ratios.rerunPgtlsOverFloor !== null && j.ratios.rerunPgtlsOverFloor > 0);
     assert.is(j.ratios.installAnsibleOverPgtls, null, 'quick mode runs no Ansible');
+  });
+
+  test('bench --lineinfile: files seeded on hosts without PostgreSQL, first run changes them, re-run does not', async () => {
+    const out = path.join(tmpdir(), `pgtls-bench-li-${process.pid}.json`);
+    const r = await run('node', [path.join(REPO_ROOT, 'dist', 'bench', 'compare.js'), '2', '--lineinfile', '--no-ansible', '--out', out], { timeoutMs: 300_000 });
+    assert.is(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
+    rmSync(out, { force: true });
+    rmSync(out.replace(/\.json$/, '.txt'), { force: true });
+    assert.is(j.mode, 'lineinfile');
+    const [install, rerun, floor] = j.runs;
+    // 14 lineinfile tasks on 2 hosts, every one a change on the seeded files
+    assert.is(install!.changed, 28);
+    assert.is(rerun!.changed, 0);
+    assert.is(floor!.exitCode, 0, 'the floor read every seeded file');
+    assert.equal(j.targets.map((t) => t.what), ['pgtls controller peak RSS, first run', 'pgtls controller peak RSS, re-run']);
+  });
+
+  test('bench --busy: each PostgreSQL host sees the asked process count, with real idle sessions', async () => {
+    const out = path.join(tmpdir(), `pgtls-bench-busy-${process.pid}.json`);
+    const r = await run('node', [path.join(REPO_ROOT, 'dist', 'bench', 'compare.js'), '1', '--busy', '150', '--backends', '5', '--no-ansible', '--out', out], { timeoutMs: 300_000 });
+    assert.is(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
+    rmSync(out, { force: true });
+    rmSync(out.replace(/\.json$/, '.txt'), { force: true });
+    assert.equal(j.busy?.processesPerHost, 150);
+    assert.is(j.busy?.seen.length, 1);
+    const seen = j.busy!.seen[0]!;
+    assert.ok(seen >= 148 && seen <= 160, `pg1 sees ${seen} processes`);
+    assert.is(j.runs[1]!.changed, 0, 'the busy host re-run changed nothing');
   });
 }
 
