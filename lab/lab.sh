@@ -677,7 +677,7 @@ PGPOOLHBA=/etc/pgpool-II/pool_hba.conf
 PGPOOLPCP=/etc/pgpool-II/pcp.conf
 PGPOOLLOG=/var/log/pgpool/pgpool.log
 PIDFILE=/var/run/pgpool/pgpool.pid
-running() { p=$(tr -dc 0-9 < "$PIDFILE" 2>/dev/null); [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = pgpool ]; }
+running() { p=$(tr -dc 0-9 2>/dev/null < "$PIDFILE"); [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = pgpool ]; }
 case "$1" in
   start)
     install -d -m 0755 -o postgres -g postgres /var/run/pgpool
@@ -687,7 +687,7 @@ case "$1" in
     running || { echo "Pgpool-II did not start, see $PGPOOLLOG" >&2; exit 1; } ;;
   stop)
     running || exit 0
-    su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF -m fast stop" postgres >/dev/null 2>&1 || kill -INT "$(tr -dc 0-9 < "$PIDFILE")" ;;
+    su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF -m fast stop" postgres >/dev/null 2>&1 || kill -INT "$(tr -dc 0-9 2>/dev/null < "$PIDFILE")" ;;
   restart) "$0" stop; i=0; while [ $i -lt 100 ] && running; do sleep 0.1; i=$((i + 1)); done; "$0" start ;;
   reload) su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF reload" postgres ;;
   status) running ;;

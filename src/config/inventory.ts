@@ -66,9 +66,10 @@ export function loadInventory(file: string): Inventory {
   };
   const visit = (name: string, g: GroupInput | null, path: (string | number)[]) => {
     const n = node(name);
-    Object.assign(n.vars, g?.vars ?? {});
+    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
+    Object.assign(n.vars, taintVars(g?.vars ?? {}));
     for (const [h, hv] of Object.entries(g?.hosts ?? {})) {
-      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...(hv ?? {}) });
+      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...taintVars(hv ?? {}) });
     }
     for (const [c, cg] of Object.entries(g?.children ?? {})) {
       if (c === 'all') {
@@ -124,8 +125,7 @@ export function loadInventory(file: string): Inventory {
     const vars: Record<string, unknown> = {};
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.vars);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
-    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
-    hosts.set(hostName, { name: hostName, groups: memberOf, vars: taintVars(vars) });
+    hosts.set(hostName, { name: hostName, groups: memberOf, vars });
   }
   return { file, hosts, groups, doc };
 }

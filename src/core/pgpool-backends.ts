@@ -11,6 +11,8 @@
 export interface PgpoolNode {
   host: string;
   backends: string[];
+  /** its pgpool.conf says ssl = on (it can meet backends that require TLS); unknown counts as yes */
+  tls?: boolean;
 }
 
 /** Each inventory host's names: inventory name, ansible_host, and what the host said (hostname, FQDN, addresses). */
@@ -35,6 +37,15 @@ export function splitNodes(nodes: readonly PgpoolNode[], inRun: ReadonlySet<stri
     if (included.length > 0 && missing.length > 0) out.push({ node: n.host, included, missing });
   }
   return out;
+}
+
+/**
+ * Nodes left out of the run while all their backends are in it, that do not speak TLS yet: the run
+ * may make those backends require hostssl, which this Pgpool-II cannot meet (install with
+ * --limit on the backends only, before the Pgpool-II nodes were converged).
+ */
+export function strandedNodes(nodes: readonly PgpoolNode[], inRun: ReadonlySet<string>): PgpoolNode[] {
+  return nodes.filter((n) => n.tls === false && !inRun.has(n.host) && n.backends.length > 0 && n.backends.every((b) => inRun.has(b)));
 }
 
 /**

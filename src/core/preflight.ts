@@ -15,6 +15,8 @@ export interface Selection {
   skipTags: string[];
   /** --allow-empty: patterns (--limit, a play's hosts) that match no host are warnings, not errors. */
   allowEmpty?: boolean;
+  /** A play's hosts naming groups the inventory lacks is normal (`pgtls status`: a fleet without Pgpool-II). */
+  optionalPlayHosts?: boolean;
 }
 
 /** Whether a task runs under --tags/--skip-tags (Ansible: `always` runs unless skipped by name, `never` only when asked). */
@@ -81,7 +83,9 @@ export function preflight(
     // A name the inventory does not define at all is a typo until proven otherwise: an error. A group
     // that is defined but empty (a fleet without Pgpool-II: `pgpool: {hosts: {}}`) skips the play with
     // a warning, as in Ansible.
-    if (unknownHosts.length)
+    if (unknownHosts.length && sel.optionalPlayHosts)
+      warnings.push(`${play.doc.file}:${hostsLine}: play '${play.name}': ${unknownHosts.join(', ')} matches no host or group in ${inv.file}`);
+    else if (unknownHosts.length)
       empty({
         file: play.doc.file,
         line: hostsLine,

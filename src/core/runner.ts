@@ -11,7 +11,7 @@ import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession, newRunId } from './host-session.js';
 import { missingFacts, provideFacts } from './lazy-facts.js';
-import { leaveOutWith, resolveBackends, splitNodes, type PgpoolNode } from './pgpool-backends.js';
+import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
@@ -30,6 +30,8 @@ export interface RunOptions {
   skipTags: string[];
   /** --allow-empty: patterns that match no host are warnings, not bad input. */
   allowEmpty?: boolean;
+  /** Plays on groups the inventory lacks are skipped with a warning (status's built-in playbook). */
+  optionalPlayHosts?: boolean;
   /** --known-hosts FILE; null when host key checking was explicitly turned off. */
   knownHosts?: string | null;
   reporter: Reporter;
@@ -84,7 +86,7 @@ export function prepare(opts: RunOptions): {
 }
 
 function selection(opts: RunOptions): Selection {
-  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty };
+  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty, optionalPlayHosts: opts.optionalPlayHosts };
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
@@ -189,13 +191,25 @@ class Runner {
 
     const inRun = new Set(hosts);
     const nodes = await this.pgpoolNodes(inRun);
-    const split = splitNodes(nodes, inRun);
+    // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
+    // on one backend does not): hosts that run a task of such a module.
+    const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
+    const split = splitNodes(nodes, changingAuth);
     if (split.length) {
       this.refused = split.map(
         (s) =>
           `${this.opts.limit ? `--limit ${this.opts.limit}` : 'this run'} would change ${s.included.join(', ')} but not ${s.missing.join(', ')}: ` +
           `backends of Pgpool-II node ${s.node}, which refuses every login while its backends disagree on authentication; ` +
           `add ${s.missing.join(', ')}${inRun.has(s.node) ? '' : ` and ${s.node}`} to --limit, or leave ${s.included.join(', ')} out`,
+      );
+      return false;
+    }
+    const stranded = strandedNodes(nodes, changingAuth).filter((n) => !inRun.has(n.host));
+    if (stranded.length) {
+      this.refused = stranded.map(
+        (n) =>
+          `${this.opts.limit ? `--limit ${this.opts.limit}` : 'this run'} would change ${n.backends.join(', ')}, every backend of Pgpool-II node ${n.host}, ` +
+          `which does not speak TLS yet (ssl is not on in its pgpool.conf) and could not log in once they require TLS; add ${n.host} to --limit`,
       );
       return false;
     }
@@ -239,7 +253,7 @@ class Runner {
         const vars = hostVars(this.inv, host, undefined, undefined, this.extra, session.facts, this.opts.check);
         session.useBecome(Boolean(connectionVarsOf(vars, host).ansible_become));
         const pool = await pgpoolServer(session.context(vars, (m) => this.warn(`${host}: ${m}`)));
-        nodes.push({ host, backends: resolveBackends(pool.backends, names) });
+        nodes.push({ host, backends: resolveBackends(pool.backends, names), tls: pool.ssl });
       } catch (e) {
         this.warn(`${host}: cannot read which backends its Pgpool-II uses (${errorMessage(e)}): a --limit that splits them is not detected`);
       }
@@ -396,6 +410,8 @@ class Runner {
     return session;
   }
 }
+
+/** Modules that change how a PostgreSQL server authenticates clients (rules, stored verifiers, their undoing). */
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);

@@ -11,6 +11,7 @@
  *    argv, never a process of the database's OS user, which may be hostile), and the SQL follows it.
  *
  * Which one applies is found once per host (a `select 1` each way, os-user first) and said once.
+ * Logins that check what clients see (over TCP, through Pgpool-II) use passwordClientCommand here.
  */
 import { TaskError } from '../core/errors.js';
 import { Secret, redact } from '../core/secret.js';
@@ -38,6 +39,21 @@ function psql(s: Omit<LocalServer, 'osUser'>, db: string, login: SqlLogin): Shel
   // cd /: run from root's cwd as another user, psql would complain that it cannot access it
   if (login.kind === 'os-user') return sh`cd / && exec ${bin} -X -A -t -q -w -v ON_ERROR_STOP=1 ${conn}`;
   return sh`cd / && { IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]; } && export PGPASSWORD && PGPASSFILE=/dev/null && export PGPASSFILE && unset PGSERVICE PGSERVICEFILE && exec ${bin} -X -A -t -q -w -v ON_ERROR_STOP=1 ${conn} -U ${login.role}`;
+}
+
+// A client login with a password (the checks that log in like a client would, over TCP, through
+// Pgpool-II): the password is the first line of stdin, into psql's own environment only; no
+// ~/.pgpass, no service file; one query with -c.
+const CLIENT = `cd / || exit 1
+IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
+export PGPASSWORD
+PGPASSFILE=/dev/null; export PGPASSFILE
+unset PGSERVICE PGSERVICEFILE
+exec "$1" -X -A -t -q -w -d "$2" -c "$3"`;
+
+/** psql `bin` logging in with `conninfo` and a password sent as stdin (the caller sends the Secret), running `sql`. */
+export function passwordClientCommand(bin: string, conninfo: string, sql: string): ShellCommand {
+  return sh`sh -c ${CLIENT} pgtls-login ${bin} ${conninfo} ${sql}`;
 }
 
 /** The command, the OS user it runs as and its stdin for SQL run through `login`. */

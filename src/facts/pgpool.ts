@@ -31,6 +31,8 @@ export interface PgpoolServer {
   service: PgpoolService;
   /** backend_hostnameN of pgpool.conf, in N order */
   backends: string[];
+  /** pgpool.conf says ssl = on */
+  ssl: boolean;
 }
 
 /** Where packages put pgpool.conf (RHEL/PGDG, Debian): candidates when nothing better says where it is. */
@@ -263,6 +265,7 @@ export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
       pidFile,
       service,
       backends: backendHosts(text),
+      ssl: /^(on|true|yes|1)$/i.test(pgpoolSetting(text, 'ssl') ?? 'off'),
     };
   });
 }

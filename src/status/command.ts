@@ -63,7 +63,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       extraVars: v['extra-vars'] ?? [],
       check: true, // belt and braces: the executor cannot write in check mode
       factsPolicy: 'each-host', // read only: every host is shown on its own
-      allowEmpty: true, // a fleet without Pgpool-II (or without the group at all) is normal here
+      optionalPlayHosts: true, // a fleet without Pgpool-II (even without the group) is normal here
       forks,
       limit: v.limit,
       tags: [],

@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
@@ -39,7 +40,7 @@ async function bringUp(name: string, opts: LabOptions): Promise<void> {
   const inv = load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; children: Record<string, Record<string, unknown>> } };
   inv.all.vars['pgtls_ca_dir'] = caDir;
   inv.all.vars['pgtls_keys_dir'] = KEYS;
-  inv.all.vars['pgtls_state_dir'] = '/var/lib/postgresql/pgtls-state'; // the executor's record of originals: per host too
+  // the executor's record of originals: pgtls's default /var/lib/pgtls/state, private to each lab host
   if (!factProviders['pg_config_file'])
     inv.all.children['postgres']!['vars'] = { pg_config_file: '/etc/postgresql/15/main/postgresql.conf', pg_hba_file: '/etc/postgresql/15/main/pg_hba.conf', pg_os_user: 'postgres', pg_version: 15 };
   inventory = join(work, name, 'pgtls-inventory.yaml');
@@ -221,11 +222,31 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
   assert.is(count((t) => !t.login), 0, 'a client always got in through one of them');
   assert.ok(count((t) => !t.pg3) > 0 && count((t) => !t.pg4) > 0, 'each pgpool was restarted (and seen down) during the run');
 
-  // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends
-  okAll(await install());
+  // then the whole install: both pgpools serve verify-full + SCRAM with TLS to the backends. They were
+  // started while the backends had no TLS, so their connections to them were plaintext: the install
+  // restarts them once the backends serve TLS, and proves it from the backends' pg_stat_ssl.
+  // a client connected through each pgpool across the install: its backend connection is plaintext
+  const held = ['pg3', 'pg4'].map((h) =>
+    spawn('psql', ['-X', '-A', '-t', '-q', `host=${lab.ip(h)} port=${PORT} user=appuser dbname=postgres sslmode=require connect_timeout=10`], { env: { ...process.env, PGPASSWORD: lab.passwords.app } }),
+  );
+  for (const c of held) c.stdin.write('select 1;\n');
+  const plainBefore = async () => Number(await lab.sql('pg1', `select count(*) from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where not l.ssl and a.usename = 'appuser' and a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`));
+  for (let i = 0; i < 60 && (await plainBefore()) < 2; i++) await new Promise((r) => setTimeout(r, 500));
+  assert.ok((await plainBefore()) >= 2, 'both pgpools hold a plaintext connection to pg1');
+  const whole = await install();
+  for (const c of held) c.kill();
+  okAll(whole);
+  const restarts = whole.flatMap((r) => ['pg3', 'pg4'].flatMap((h) => r.report!.hosts[h]?.tasks ?? [])).flatMap((t) => t.summaries).filter((x) => /restart Pgpool-II/.test(x));
+  assert.is(restarts.length, 2, restarts.join('\n'));
+  for (const x of restarts) assert.match(x, /sessions to backend .* run without TLS \(opened before that backend served TLS\)/);
   for (const h of ['pg3', 'pg4']) {
     const app = await psql(h, 'appuser', lab.passwords.app, 'verify-full', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()');
     assert.is(app.stdout.trim(), 't', `${h}: ${app.stderr}`);
+  }
+  for (const b of ['pg1', 'pg2']) {
+    const rows = await lab.sql(b, `select l.ssl from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`);
+    assert.ok(rows.length > 0, `${b}: sessions from the pgpools`);
+    assert.not.match(rows, /f/, `${b}: every session from a Pgpool-II host is TLS`);
   }
 });
 

@@ -21,6 +21,7 @@ interface StatusJson {
     {
       state: string;
       problems: string[];
+      findings: { code: string; severity: string; message: string }[];
       services: {
         service: string;
         tls: boolean;
@@ -90,6 +91,14 @@ test('before install: TLS off everywhere, password rules without TLS, md5 roles;
     assert.ok(j.hosts[h]!.services[0]!.plainPasswordRules.length > 0, h);
   }
   assert.ok(j.hosts['pg1']!.services[0]!.md5Roles!.includes('webadmin'));
+  // the reasons, with their codes: the primary streams to pg2 in plaintext, pg2 does not verify pg1
+  const codes = (h: string) => j.hosts[h]!.findings.filter((f) => f.severity === 'action').map((f) => f.code);
+  for (const h of HOSTS) assert.ok(codes(h).includes('no-tls') && codes(h).includes('hba-no-tls'), `${h}: ${codes(h)}`);
+  assert.ok(codes('pg1').includes('plaintext-replication'), `pg1: ${codes('pg1')}`);
+  assert.match(j.hosts['pg1']!.findings.find((f) => f.code === 'plaintext-replication')!.message, /user replicator application_name pg2/);
+  assert.ok(codes('pg2').includes('standby-unverified'), `pg2: ${codes('pg2')}`);
+  assert.match(j.hosts['pg2']!.findings.find((f) => f.code === 'standby-unverified')!.message, /sslmode=prefer \(from pg_stat_wal_receiver\)/);
+  assert.ok(j.hosts['pg1']!.findings.some((f) => f.code === 'md5-roles' && f.severity === 'info'));
   assert.equal(j.hosts['pg3']!.services[0]!.poolPasswd!.missing.sort(), ['appuser', 'replicator', 'webadmin']);
   assert.equal(await trees(), before, 'status changes nothing on any host');
   // the table, for people
@@ -97,6 +106,7 @@ test('before install: TLS off everywhere, password rules without TLS, md5 roles;
   assert.is(table.code, 1);
   assert.match(table.stdout, /pg1 .* NEEDS ACTION/);
   assert.match(table.stdout, /TLS \(handshake\) +OFF/);
+  assert.match(table.stdout, /^ {2}! \[plaintext-replication\] 1 replication stream without TLS/m);
   console.log(`  status (3 hosts, before install): ${statusMs} ms`);
 });
 
@@ -136,6 +146,7 @@ test('the next plain install re-issues the expiring certificates; status exits 0
   const s = await status();
   assert.is(s.code, 0, ok(s));
   for (const h of HOSTS) assert.ok(s.json!.hosts[h]!.services[0]!.cert!.daysLeft > 800, h);
+  for (const h of HOSTS) assert.equal(s.json!.hosts[h]!.findings.filter((f) => f.severity === 'action'), [], h);
   assert.ok(shortLived);
   console.log(`  status (3 hosts, after install): ${statusMs} ms`);
 });

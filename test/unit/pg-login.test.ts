@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Secret } from '../../src/core/secret.js';
 import { psqlQuery } from '../../src/facts/postgres.js';
-import { authFailure, sqlInvocation, sqlLogin, type SqlLogin } from '../../src/facts/pg-login.js';
+import { authFailure, passwordClientCommand, sqlInvocation, sqlLogin, type SqlLogin } from '../../src/facts/pg-login.js';
 import { localContext } from './local-host.js';
 import { psql, sqlLiteral, start, stop, type PgCluster } from './pg-throwaway.js';
 
@@ -134,6 +134,21 @@ real('local md5 with a wrong password: both attempts named, the password never s
     assert.match(m, /neither OS user postgres.*nor webadmin with webadmin_password/);
     assert.match(m, /password authentication failed/);
     assert.not.ok(m.includes('wrong-password-123'));
+  }
+});
+
+real('a client login over TCP (the checks that log in like clients): password on stdin only', async (ctx) => {
+  const { ctx: pc, transport } = localContext();
+  const c = ctx.cluster!;
+  const conninfo = `host=127.0.0.1 port=${c.port} user=webadmin dbname=postgres sslmode=disable`;
+  const res = await pc.query(passwordClientCommand('/usr/lib/postgresql/15/bin/psql', conninfo, 'select current_user'), { stdin: new Secret(PW) });
+  assert.is(res.stdout.toString('utf8').trim(), 'webadmin');
+  for (const cmd of transport.commands) assert.not.ok(cmd.includes(PW));
+  try {
+    await pc.query(passwordClientCommand('/usr/lib/postgresql/15/bin/psql', conninfo, 'select 1'), { stdin: new Secret('nope-nope') });
+    assert.unreachable('a wrong password must fail');
+  } catch (e) {
+    assert.match(String((e as Error).message), /password authentication failed/);
   }
 });
 

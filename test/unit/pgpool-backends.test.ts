@@ -1,7 +1,7 @@
 // A run never changes some backends of a Pgpool-II node and not the others (src/core/pgpool-backends.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { leaveOutWith, resolveBackends, splitNodes, type PgpoolNode } from '../../src/core/pgpool-backends.js';
+import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from '../../src/core/pgpool-backends.js';
 import { backendHosts } from '../../src/facts/pgpool.js';
 
 const names = new Map<string, string[]>([
@@ -42,6 +42,15 @@ test('--keep-going: a node and its backends are left out together', () => {
   // a backend shared by two nodes takes both nodes and all their backends
   const shared: PgpoolNode[] = [{ host: 'pg3', backends: ['pg1', 'pg2'] }, { host: 'pg5', backends: ['pg2', 'pg4'] }];
   assert.equal([...leaveOutWith(shared, new Set(['pg1']), all).keys()].sort(), ['pg2', 'pg3', 'pg4', 'pg5']);
+});
+
+test('a Pgpool-II node left out while all its backends change: refused only while it has no TLS', () => {
+  const n = (tls?: boolean): PgpoolNode[] => [{ host: 'pg3', backends: ['pg1', 'pg2'], ...(tls === undefined ? {} : { tls }) }];
+  assert.equal(strandedNodes(n(false), new Set(['pg1', 'pg2'])).map((x) => x.host), ['pg3']);
+  assert.equal(strandedNodes(n(true), new Set(['pg1', 'pg2'])), [], 'a converged Pgpool-II meets TLS backends');
+  assert.equal(strandedNodes(n(), new Set(['pg1', 'pg2'])), [], 'unknown: not refused');
+  assert.equal(strandedNodes(n(false), new Set(['pg1', 'pg2', 'pg3'])), [], 'the node is in the run');
+  assert.equal(strandedNodes(n(false), new Set(['pg3'])), [], 'Pgpool-II alone first is the designed order');
 });
 
 test.run();

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { defineModule, type Change } from '../../core/types.js';
 import { pgServer, psqlAction, psqlQuery } from '../../facts/postgres.js';
 import { describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';
+import { isLoopbackAddress } from '../pg-hba/address.js';
 import { plainRows, type HbaRuleRow } from '../pg-hba/plain-rules.js';
 import { yamlBool } from '../common.js';
 
@@ -71,7 +72,10 @@ export const plaintextSessions = defineModule({
     const excluded = new Set(await inventoryHostAddresses(ctx, a.exclude_hosts ?? []));
     const kept = plain.filter((x) => excluded.has(x.client_addr));
     if (kept.length) ctx.warn(`not ended (Pgpool-II's connections; restart it instead): ${describeSessions(kept)}`);
-    const end = plain.filter((x) => !excluded.has(x.client_addr));
+    // a loopback rule without TLS (trust on 127.0.0.1) would let a local client straight back in plaintext
+    const local = rules.other.length > 0 ? plain.filter((x) => !excluded.has(x.client_addr) && isLoopbackAddress(x.client_addr)) : [];
+    if (local.length) ctx.warn(`not ended (loopback, and ${rules.other.join('; ')} lets them back in without TLS): ${describeSessions(local)}`);
+    const end = plain.filter((x) => !excluded.has(x.client_addr) && !local.includes(x));
     if (end.length === 0) return [];
     return [
       {
