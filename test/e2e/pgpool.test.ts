@@ -249,7 +249,8 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
   );
   for (const c of again) c.stdin.write('select 1;\n');
   try {
-    for (const b of ['pg1', 'pg2']) {
+    // pg1 is the primary: every Pgpool-II session connects to it (the standby only when load balancing picks it)
+    for (const b of ['pg1']) {
       const q = `select l.ssl from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where a.usename = 'appuser' and a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`;
       let rows = '';
       for (let i = 0; i < 60 && (rows = await lab.sql(b, q)).split('\n').filter(Boolean).length < 2; i++) await new Promise((r) => setTimeout(r, 500));
