@@ -2,7 +2,7 @@
 # lab/lab.sh: a lab of real Debian "hosts" on this one machine, for pgtls end-to-end tests.
 #
 #   lab/lab.sh up     [--dir DIR] [--hosts N] [--postgres LIST] [--standby HOST:PRIMARY]...
-#                     [--repl-slot STANDBY]... [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME]
+#                     [--repl-slot STANDBY]... [--pgpool HOST:BACKEND1,BACKEND2]... [--user NAME] [--layout debian|rhel]
 #                     [--slot K] [--owner-pid PID]
 #   lab/lab.sh down   [--dir DIR] | --all
 #   lab/lab.sh exec   [--dir DIR] HOST [-- CMD...]   run CMD (default: a login shell) inside HOST, as root
@@ -64,6 +64,16 @@
 # ~postgres/.pgpoolkey and pool_passwd holding only the pgpool user's AES entry (what a cluster installer
 # leaves). Started with /etc/init.d/pgpool2 start. Before TLS, any role logs in through it with
 # sslmode=disable (clear text to pgpool, md5 to the backends); pg_hba allows user pgpool from each pgpool host.
+#
+# RHEL-style hosts (--layout rhel, every host of the lab): what the original add-on's servers look
+# like. PostgreSQL: ~postgres is /var/lib/pgsql, the data directory /var/lib/pgsql/data holds
+# postgresql.conf and pg_hba.conf (made by Debian's initdb, /usr/lib/postgresql/15/bin), started with
+# pg_ctl (no pg_ctlcluster cluster, no /etc/postgresql), logging_collector on (data/log/), and
+# "local all all md5" (so SQL on the host needs webadmin's password). Pgpool-II: /etc/pgpool-II with
+# its own init script /etc/init.d/pgpool-II (pgpool -f/-a/-F, as postgres, output to
+# /var/log/pgpool/pgpool.log), pid file /var/run/pgpool/pgpool.pid, key ~postgres/.pgpoolkey; Debian's
+# /etc/pgpool2 and /etc/init.d/pgpool2 stay in place unused, as leftovers on a real host would.
+# Combine with --user NAME for SSH as a sudo user.
 #
 # Outputs in DIR: id_ed25519(.pub) (client key), known_hosts, ssh_config, inventory.yaml, and per host
 # DIR/pgI/{fs,init.pid,*.log} (*.log: what lab.sh did there), DIR/lab.slot. `up` first tears down the
@@ -360,7 +370,7 @@ host_init() {
   mount -t tmpfs -o mode=0755 pgtls-lab "$S"
   seed_host "$name" "$S" "$authkey"
   # /var/lib/jelastic and /var/lib/pgtls: pgtls's default keys and state dirs, per host like on real servers
-  for p in /etc /root /home /tmp /var/lib/postgresql /var/lib/jelastic /var/lib/pgtls /var/log; do
+  for p in /etc /root /home /tmp /var/lib/postgresql /var/lib/pgsql /var/lib/jelastic /var/lib/pgtls /var/log; do
     mkdir -p "$S$p" "$p"
     mount --bind "$S$p" "$p"
   done
@@ -439,6 +449,7 @@ EOF
   install -d -m 0755 "$F/home"
   install -d -m 1777 "$F/tmp"
   install -d -m 0755 -o postgres -g postgres "$F/var/lib/postgresql"
+  install -d -m 0700 -o postgres -g postgres "$F/var/lib/pgsql"
   # /var/log: fresh, with what Debian's packages would have made
   install -d -m 1775 -o root -g postgres "$F/var/log/postgresql"
   install -d -m 0755 -o postgres -g postgres "$F/var/log/pgpool"
@@ -484,6 +495,9 @@ finish_host() {
   ln -sfn "/proc/$child/root" "$H/fs"
   echo "$(ip_of "$h") $(cut -d' ' -f1,2 "$H/fs/etc/ssh/ssh_host_ed25519_key.pub")" > "$H/known_hosts"
   hx "$h" /usr/sbin/sshd -E /var/log/auth.log
+  if [ "$LAYOUT" = rhel ]; then
+    hx "$h" usermod -d /var/lib/pgsql postgres      # RHEL: ~postgres is /var/lib/pgsql
+  fi
   if [ -n "$LOGIN_USER" ]; then
     hx "$h" bash -c '
       set -e; u=$1
@@ -512,25 +526,69 @@ configure_pg() {
   {
     # Debian's generated rules, with md5 where it says scram-sha-256 (as on servers set up before PG14)
     awk '/^[ \t]*(#|$)/ { print; next } { gsub(/scram-sha-256/, "md5"); print }' "$hba"
-    echo
-    echo "# Remote access"
-    printf '%-7s %-15s %-15s %-23s %s\n' host replication replicator "$NET.0/24" md5
-    for p in "${PGPOOL_HOSTS[@]}"; do
-      printf '%-7s %-15s %-15s %-23s %s\n' host all pgpool "$(ip_of "$p")/32" md5
-    done
-    printf '%-7s %-15s %-15s %-23s %s\n' host all all 0.0.0.0/0 md5
-    printf '%-7s %-15s %-15s %-23s %s\n' host all all ::/0 md5
+    remote_rules
   } > "$tmp"
   cat "$tmp" > "$hba"; rm -f "$tmp"
 }
 
+# remote_rules: the pg_hba rules every lab server has for the other hosts (md5, pre-TLS)
+remote_rules() {
+  local p
+  echo
+  echo "# Remote access"
+  printf '%-7s %-15s %-15s %-23s %s\n' host replication replicator "$NET.0/24" md5
+  for p in "${PGPOOL_HOSTS[@]}"; do
+    printf '%-7s %-15s %-15s %-23s %s\n' host all pgpool "$(ip_of "$p")/32" md5
+  done
+  printf '%-7s %-15s %-15s %-23s %s\n' host all all 0.0.0.0/0 md5
+  printf '%-7s %-15s %-15s %-23s %s\n' host all all ::/0 md5
+}
+
+# RHEL-style PostgreSQL (--layout rhel): config inside the data directory, pg_ctl, md5 local rules
+RHEL_DATA=/var/lib/pgsql/data
+RHEL_BIN=/usr/lib/postgresql/$PGVER/bin
+rhel_pg_ctl() { local h=$1; shift; hx_pg "$h" "$RHEL_BIN/pg_ctl" -D "$RHEL_DATA" "$@"; }
+
+# configure_pg_rhel NAME: postgresql.conf as on a RHEL server before TLS; pg_hba.conf with passwords
+# for local connections too (the stock rule of many RHEL and platform images)
+configure_pg_rhel() {
+  local h=$1 F; F=$(hostfs "$h")
+  local conf=$F$RHEL_DATA/postgresql.conf hba=$F$RHEL_DATA/pg_hba.conf
+  set_conf "$conf" listen_addresses "'*'"
+  set_conf "$conf" port 5432
+  set_conf "$conf" ssl off
+  set_conf "$conf" password_encryption md5
+  set_conf "$conf" fsync off
+  set_conf "$conf" logging_collector on
+  set_conf "$conf" log_directory "'log'"
+  {
+    echo "# pg_hba.conf of a RHEL-style lab host (lab/lab.sh --layout rhel)"
+    printf '%-7s %-15s %-15s %-23s %s\n' '# TYPE' DATABASE USER ADDRESS METHOD
+    printf '%-7s %-15s %-15s %-23s %s\n' local all all '' md5
+    printf '%-7s %-15s %-15s %-23s %s\n' host all all 127.0.0.1/32 md5
+    printf '%-7s %-15s %-15s %-23s %s\n' host all all ::1/128 md5
+    printf '%-7s %-15s %-15s %-23s %s\n' local replication all '' md5
+    printf '%-7s %-15s %-15s %-23s %s\n' host replication all 127.0.0.1/32 md5
+    remote_rules
+  } > "$DIR/$h/pg_hba.rhel"
+  cat "$DIR/$h/pg_hba.rhel" > "$hba"; rm -f "$DIR/$h/pg_hba.rhel"
+}
+
 pg_primary_job() {
   local h=$1
-  step "pg_createcluster"
-  hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
-  configure_pg "$h"
-  step "pg_ctlcluster start"
-  hx "$h" pg_ctlcluster "$PGVER" main start
+  if [ "$LAYOUT" = rhel ]; then
+    step "initdb $RHEL_DATA"
+    # local trust only until the roles exist; configure_pg_rhel then asks for passwords everywhere
+    hx_pg "$h" "$RHEL_BIN/initdb" -D "$RHEL_DATA" --no-sync --locale=C.UTF-8 -U postgres --auth=trust >/dev/null
+    step "pg_ctl start"
+    rhel_pg_ctl "$h" -l /var/lib/pgsql/logfile -w -t 60 start
+  else
+    step "pg_createcluster"
+    hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
+    configure_pg "$h"
+    step "pg_ctlcluster start"
+    hx "$h" pg_ctlcluster "$PGVER" main start
+  fi
   step "roles"
   {
     echo "SET password_encryption = 'md5';"
@@ -544,12 +602,18 @@ pg_primary_job() {
     fi
     echo "CREATE DATABASE appdb OWNER appuser;"
   } | hx_pg "$h" psql -X -q -v ON_ERROR_STOP=1 -d postgres
+  if [ "$LAYOUT" = rhel ]; then
+    configure_pg_rhel "$h"
+    step "pg_ctl restart (listen_addresses, logging_collector)"
+    rhel_pg_ctl "$h" -l /var/lib/pgsql/logfile -w -t 60 -m fast restart
+  fi
   step "primary ready"
 }
 
 pg_standby_job() {
   local h=$1 up=$2 F upip; upip=$(ip_of "$up")
   F=$(hostfs "$h")
+  if [ "$LAYOUT" = rhel ]; then pg_standby_rhel "$h" "$up"; return; fi
   step "pg_createcluster"
   hx "$h" pg_createcluster --locale=C.UTF-8 "$PGVER" main -- --no-sync
   configure_pg "$h"   # Debian keeps postgresql.conf/pg_hba.conf in /etc: not copied by pg_basebackup
@@ -579,23 +643,83 @@ pg_standby_job() {
   step "standby of $up is streaming"
 }
 
+# pg_standby_rhel NAME PRIMARY: a RHEL-style standby (pg_basebackup copies the primary's config files
+# too, since they live in the data directory)
+pg_standby_rhel() {
+  local h=$1 up=$2 F upip; upip=$(ip_of "$up")
+  F=$(hostfs "$h")
+  local pgpass=$F/var/lib/pgsql/.pgpass
+  ( umask 077; printf '*:5432:replication:replicator:%s\n' "$(pgpass_field "$REPL_PW")" > "$pgpass" )
+  chown postgres:postgres "$pgpass"
+  step "waiting for $up"
+  wait_marker "$up" postgres 90
+  step "pg_basebackup"
+  hx_pg "$h" "$RHEL_BIN/pg_basebackup" -h "$upip" -p 5432 -U replicator -w -D "$RHEL_DATA" -X stream -c fast -R --no-sync
+  local auto=$F$RHEL_DATA/postgresql.auto.conf tmp; tmp=$(mktemp)
+  grep -v '^primary_conninfo' "$auto" > "$tmp" || true
+  echo "primary_conninfo = 'host=$upip port=5432 user=replicator passfile=/var/lib/pgsql/.pgpass sslmode=prefer application_name=$h'" >> "$tmp"
+  cat "$tmp" > "$auto"; rm -f "$tmp"
+  step "pg_ctl start"
+  rhel_pg_ctl "$h" -l /var/lib/pgsql/logfile -w -t 60 start
+  step "waiting for streaming"
+  # local rules want passwords here (copied from the primary): the server's own log says it streams
+  wait_until 30 "$h to stream from $up" bash -c 'grep -qs "started streaming WAL" "$1"/*' - "$F$RHEL_DATA/log"
+  step "standby of $up is running"
+}
+
+# RHEL-style Pgpool-II: /etc/pgpool-II (a copy of the package's files) and its own init script
+# shellcheck disable=SC2016
+PGPOOL_RHEL_INIT='#!/bin/sh
+# /etc/init.d/pgpool-II: Pgpool-II as RHEL-style hosts run it (written by lab/lab.sh --layout rhel)
+PGPOOLDAEMON=/usr/sbin/pgpool
+PGPOOLCONF=/etc/pgpool-II/pgpool.conf
+PGPOOLHBA=/etc/pgpool-II/pool_hba.conf
+PGPOOLPCP=/etc/pgpool-II/pcp.conf
+PGPOOLLOG=/var/log/pgpool/pgpool.log
+PIDFILE=/var/run/pgpool/pgpool.pid
+running() { p=$(tr -dc 0-9 2>/dev/null < "$PIDFILE"); [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = pgpool ]; }
+case "$1" in
+  start)
+    install -d -m 0755 -o postgres -g postgres /var/run/pgpool
+    running && exit 0
+    su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF -a $PGPOOLHBA -F $PGPOOLPCP -n </dev/null >>$PGPOOLLOG 2>&1 &" postgres
+    i=0; while [ $i -lt 50 ] && ! running; do sleep 0.1; i=$((i + 1)); done
+    running || { echo "Pgpool-II did not start, see $PGPOOLLOG" >&2; exit 1; } ;;
+  stop)
+    running || exit 0
+    su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF -m fast stop" postgres >/dev/null 2>&1 || kill -INT "$(tr -dc 0-9 2>/dev/null < "$PIDFILE")" ;;
+  restart) "$0" stop; i=0; while [ $i -lt 100 ] && running; do sleep 0.1; i=$((i + 1)); done; "$0" start ;;
+  reload) su -s /bin/sh -c "$PGPOOLDAEMON -f $PGPOOLCONF reload" postgres ;;
+  status) running ;;
+  *) echo "usage: $0 start|stop|restart|reload|status" >&2; exit 2 ;;
+esac'
+
 pgpool_job() {
   local h=$1 backends=$2 F b n=0
   F=$(hostfs "$h")
-  local conf=$F/etc/pgpool2/pgpool.conf
-  [ -f "$conf" ] || die "$h: no /etc/pgpool2/pgpool.conf (is pgpool2 installed?)"
+  local etc=/etc/pgpool2 home=/var/lib/postgresql pidfile=/var/run/postgresql/pgpool.pid datadir=/var/lib/postgresql/$PGVER/main
+  if [ "$LAYOUT" = rhel ]; then
+    etc=/etc/pgpool-II home=/var/lib/pgsql pidfile=/var/run/pgpool/pgpool.pid datadir=$RHEL_DATA
+    install -d -m 0755 "$F$etc"
+    cp -a "$F/etc/pgpool2/." "$F$etc/"
+    [ -f /usr/share/pgpool2/pgpool.conf ] && cat /usr/share/pgpool2/pgpool.conf > "$F$etc/pgpool.conf"
+    printf '%s\n' "$PGPOOL_RHEL_INIT" > "$F/etc/init.d/pgpool-II"
+    chmod 0755 "$F/etc/init.d/pgpool-II"
+  fi
+  local conf=$F$etc/pgpool.conf
+  [ -f "$conf" ] || die "$h: no $etc/pgpool.conf (is pgpool2 installed?)"
   set_conf "$conf" listen_addresses "'*'"
   set_conf "$conf" port 9999
   set_conf "$conf" socket_dir "'/var/run/postgresql'"
   set_conf "$conf" pcp_socket_dir "'/var/run/postgresql'"
   set_conf "$conf" wd_ipc_socket_dir "'/var/run/postgresql'"
-  set_conf "$conf" pid_file_name "'/var/run/postgresql/pgpool.pid'"
+  set_conf "$conf" pid_file_name "'$pidfile'"
   set_conf "$conf" logdir "'/var/log/pgpool'"
   for b in ${backends//,/ }; do
     set_conf "$conf" "backend_hostname$n" "'$(ip_of "$b")'"
     set_conf "$conf" "backend_port$n" 5432
     set_conf "$conf" "backend_weight$n" 1
-    set_conf "$conf" "backend_data_directory$n" "'/var/lib/postgresql/$PGVER/main'"
+    set_conf "$conf" "backend_data_directory$n" "'$datadir'"
     set_conf "$conf" "backend_flag$n" "'ALLOW_TO_FAILOVER'"
     set_conf "$conf" "backend_application_name$n" "'$b'"
     n=$((n + 1))
@@ -614,19 +738,24 @@ pgpool_job() {
     echo "# Remote access"
     printf '%-7s %-11s %-11s %-21s %s\n' host all all 0.0.0.0/0 md5
     printf '%-7s %-11s %-11s %-21s %s\n' host all all ::/0 md5
-  } >> "$F/etc/pgpool2/pool_hba.conf"
+  } >> "$F$etc/pool_hba.conf"
   # random pgpool key in ~postgres/.pgpoolkey; pool_passwd holds only the pgpool user's AES entry
   # (as a cluster installer leaves it); pg_enc reads the password from a file, not argv
-  local key=$F/var/lib/postgresql/.pgpoolkey in=$DIR/$h/.pg_enc.in
+  local key=$F$home/.pgpoolkey in=$DIR/$h/.pg_enc.in
   ( umask 077; head -c 18 /dev/urandom | base64 > "$key"; printf 'pgpool:%s\n' "$PGPOOL_PW" > "$in" )
   chown postgres:postgres "$key"
-  : > "$F/etc/pgpool2/pool_passwd"
+  : > "$F$etc/pool_passwd"
   pg_enc -m -k "$key" -f "$conf" -i "$in"
   rm -f "$in"
   step "waiting for backends"
   for b in ${backends//,/ }; do wait_marker "$b" postgres 90; done
-  step "/etc/init.d/pgpool2 start"
-  hx "$h" /etc/init.d/pgpool2 start
+  if [ "$LAYOUT" = rhel ]; then
+    step "/etc/init.d/pgpool-II start"
+    hx "$h" /etc/init.d/pgpool-II start
+  else
+    step "/etc/init.d/pgpool2 start"
+    hx "$h" /etc/init.d/pgpool2 start
+  fi
   wait_until 30 "pgpool on $h to answer" env PGPASSWORD="$PGPOOL_PW" PGCONNECT_TIMEOUT=2 \
     psql -X -Atq "host=$(ip_of "$h") port=9999 user=pgpool dbname=postgres sslmode=disable" -c 'show pool_nodes'
   step "pgpool is up"
@@ -653,7 +782,7 @@ EOF
   f=$DIR/inventory.yaml
   {
     echo "# pgtls lab inventory, written by lab/lab.sh up"
-    echo "# hosts: $NHOSTS; postgres: ${POSTGRES_HOSTS[*]:-none}; pgpool: ${PGPOOL_SPECS[*]:-none}"
+    echo "# hosts: $NHOSTS; postgres: ${POSTGRES_HOSTS[*]:-none}; pgpool: ${PGPOOL_SPECS[*]:-none}; layout: $LAYOUT"
     for h in "${!STANDBY_OF[@]}"; do echo "# $h is a streaming standby of ${STANDBY_OF[$h]}"; done
     echo "all:"
     echo "  vars:"
@@ -697,7 +826,7 @@ emit_group() {
 
 cmd_up() {
   local t0; t0=$(now)
-  NHOSTS=3; LOGIN_USER=""; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=() REPL_SLOT=()
+  NHOSTS=3; LOGIN_USER=""; LAYOUT=debian; POSTGRES_HOSTS=(); PGPOOL_SPECS=(); PGPOOL_HOSTS=(); declare -gA STANDBY_OF=() REPL_SLOT=()
   local dir="" spec h b want_slot="" owner_pid="" owner=""
   while [ $# -gt 0 ]; do
     case $1 in
@@ -710,6 +839,7 @@ cmd_up() {
       --repl-slot) REPL_SLOT[$2]=1; shift 2 ;;
       --pgpool) spec=$2; [[ $spec == *:?* ]] || die "--pgpool wants HOST:BACKEND1,BACKEND2"; PGPOOL_SPECS+=("$spec"); shift 2 ;;
       --user) LOGIN_USER=$2; shift 2 ;;
+      --layout) LAYOUT=$2; shift 2 ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
@@ -735,6 +865,7 @@ cmd_up() {
   [ ${#PGPOOL_HOSTS[@]} -eq 0 ] || [ -x /usr/sbin/pgpool ] || die "--pgpool needs pgpool2"
   [ -z "$LOGIN_USER" ] || command -v sudo >/dev/null || die "--user needs sudo"
   [ -z "$LOGIN_USER" ] || [[ $LOGIN_USER =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--user: bad user name"
+  case $LAYOUT in debian|rhel) ;; *) die "--layout must be debian or rhel" ;; esac
   [ -z "$want_slot" ] || { [[ $want_slot =~ ^[0-9]+$ ]] && [ "$want_slot" -le $MAX_SLOT ]; } || die "--slot must be 0..$MAX_SLOT"
   if [ -n "$owner_pid" ]; then owner=$(proc_id "$owner_pid") || die "--owner-pid $owner_pid: no such process"; fi
 
@@ -766,6 +897,7 @@ cmd_up() {
   mkdir -p "$REGISTRY"
   printf '%s\n%s\n' "$DIR" "$owner" > "$REGISTRY/slot.$slot"
   echo "$slot" > "$DIR/lab.slot"
+  echo "$LAYOUT" > "$DIR/lab.layout"
   set_slot "$slot"
   ip link add "$BR" type bridge
   ip addr add "$NET.1/24" dev "$BR"

@@ -24,6 +24,9 @@ options:
   -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
   -t, --tags TAGS          only tasks with these tags (comma separated)
       --skip-tags TAGS     skip tasks with these tags
+      --keep-going         a host whose facts cannot be read is left out (with its Pgpool-II node and
+                           that node's other backends) instead of stopping the run before any change
+      --allow-empty        a --limit or play pattern that matches no host is not an error
       --json FILE          write a machine-readable report
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
@@ -62,6 +65,8 @@ async function runCommand(argv: string[]): Promise<number> {
     tags: { type: 'string', short: 't' },
     'skip-tags': { type: 'string' },
     json: { type: 'string' },
+    'keep-going': { type: 'boolean' },
+    'allow-empty': { type: 'boolean' },
   });
   if (v.help) {
     process.stdout.write(USAGE + '\n');
@@ -91,6 +96,8 @@ async function runCommand(argv: string[]): Promise<number> {
       knownHosts,
       reporter,
       signal: abort.signal,
+      factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
+      allowEmpty: Boolean(v['allow-empty']),
     });
     printSummary(report, Boolean(v.diff));
     if (v.json) writeJsonReport(v.json, report);
@@ -121,6 +128,9 @@ function printSummary(report: RunReport, showDiff: boolean): void {
   const failures = Object.entries(report.hosts).filter(([, h]) => h.status === 'failed' || h.status === 'unreachable');
   if (failures.length)
     out.write(`\n${s.red('FAILURES')}\n${failures.map(([host, h]) => `  ${safeText(`${host}: ${h.status}: ${h.message ?? ''}`, { oneLine: true })}`).join('\n')}\n`);
+  if (report.stoppedBeforeChanges) out.write(`\n${s.red(report.stoppedBeforeChanges)}\n`);
+  if (report.refused?.length)
+    process.stderr.write(`pgtls: refused, no host was changed:\n${report.refused.map((r) => `  ${safeText(r, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
   if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));

@@ -66,9 +66,10 @@ export function loadInventory(file: string): Inventory {
   };
   const visit = (name: string, g: GroupInput | null, path: (string | number)[]) => {
     const n = node(name);
-    Object.assign(n.vars, g?.vars ?? {});
+    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
+    Object.assign(n.vars, taintVars(g?.vars ?? {}));
     for (const [h, hv] of Object.entries(g?.hosts ?? {})) {
-      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...(hv ?? {}) });
+      n.hosts.set(h, { ...(n.hosts.get(h) ?? {}), ...taintVars(hv ?? {}) });
     }
     for (const [c, cg] of Object.entries(g?.children ?? {})) {
       if (c === 'all') {
@@ -108,16 +109,23 @@ export function loadInventory(file: string): Inventory {
   const groups = new Map<string, string[]>();
   for (const name of nodes.keys()) groups.set(name, hostsOf(name));
 
+  // host -> its groups, in one pass over the groups (linear in the inventory's size: a 100,000-host
+  // inventory must not take hosts x groups x hosts steps)
+  const membership = new Map<string, string[]>();
+  for (const [g, members] of groups) for (const h of members) {
+    let list = membership.get(h);
+    if (!list) membership.set(h, (list = []));
+    list.push(g);
+  }
   const hosts = new Map<string, InventoryHost>();
   for (const hostName of groups.get('all') ?? []) {
-    const memberOf = [...nodes.keys()].filter((g) => (groups.get(g) ?? []).includes(hostName));
+    const memberOf = membership.get(hostName) ?? [];
     // Ansible: groups by depth (parents before children), then by name; later ones win.
     memberOf.sort((a, b) => depthOf(a) - depthOf(b) || (a === 'all' ? -1 : b === 'all' ? 1 : a.localeCompare(b)));
     const vars: Record<string, unknown> = {};
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.vars);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
-    // Secret-named values (webadmin_password, pgtls_users[].password…) are Secrets from here on.
-    hosts.set(hostName, { name: hostName, groups: memberOf, vars: taintVars(vars) });
+    hosts.set(hostName, { name: hostName, groups: memberOf, vars });
   }
   return { file, hosts, groups, doc };
 }
@@ -182,5 +190,13 @@ export function unknownPatternTerms(inv: Inventory, pattern: string | string[]):
   return (Array.isArray(pattern) ? pattern : [pattern])
     .flatMap((p) => p.split(/[:,]/))
     .map((p) => p.trim().replace(/^[&!]/, ''))
-    .filter((t) => t && t !== 'all' && t !== '*' && !/[*?]/.test(t) && !inv.groups.has(t) && !inv.hosts.has(t));
+    .filter((t) => t && t !== 'all' && t !== '*' && !inv.groups.has(t) && !inv.hosts.has(t) && !(/[*?]/.test(t) && wildcardMatches(inv, t)));
+}
+
+/** Whether a wildcard term matches a group or host name (a term that matches none is a typo too). */
+function wildcardMatches(inv: Inventory, term: string): boolean {
+  const re = new RegExp(`^${term.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  for (const g of inv.groups.keys()) if (re.test(g)) return true;
+  for (const h of inv.hosts.keys()) if (re.test(h)) return true;
+  return false;
 }

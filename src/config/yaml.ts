@@ -23,7 +23,7 @@ import { Secret } from '../core/secret.js';
  * Whenever a node has no usable position, lineOf() falls back to the nearest
  * ancestor that has one — never a guessed line.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   CORE_SCHEMA,
   EVENT_ID,
@@ -341,17 +341,82 @@ function toSyntaxError(err: unknown, file: string): Error {
   return new Error(`${file}: ${String(err)}`);
 }
 
+/**
+ * How many nodes aliases may add to a document once expanded. js-yaml shares an aliased node
+ * instead of copying it, but everything that walks the data (validation, templating, JSON) sees it
+ * expanded: nine nested anchors of nine aliases each ("billion laughs") are 387 million nodes.
+ * Real inventories and playbooks use a handful of aliases; this cap fails such a file at once.
+ */
+export const MAX_ALIAS_EXPANSION = 100_000;
+
+/**
+ * The expanded size of every alias, in one pass over the events (an anchor's size counts the
+ * aliases inside it expanded); throws at the alias that takes the total over `cap`.
+ */
+function checkAliasExpansion(text: string, starts: number[], events: Event[], file: string, cap: number): void {
+  const sizes = new Map<string, number>();
+  const stack: { size: number; anchor: string | undefined }[] = [];
+  let added = 0;
+  const anchorOf = (ev: Event): string | undefined =>
+    (ev.type === EVENT_ID.MAPPING || ev.type === EVENT_ID.SEQUENCE || ev.type === EVENT_ID.SCALAR) && ev.anchorStart !== NO_RANGE
+      ? text.slice(ev.anchorStart, ev.anchorEnd)
+      : undefined;
+  for (const ev of events) {
+    switch (ev.type) {
+      case EVENT_ID.DOCUMENT:
+        stack.push({ size: 0, anchor: undefined });
+        break;
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SEQUENCE:
+        stack.push({ size: 1, anchor: anchorOf(ev) });
+        break;
+      case EVENT_ID.SCALAR: {
+        const a = anchorOf(ev);
+        if (a !== undefined) sizes.set(a, 1);
+        if (stack.length) stack[stack.length - 1]!.size += 1;
+        break;
+      }
+      case EVENT_ID.ALIAS: {
+        const n = sizes.get(text.slice(ev.anchorStart, ev.anchorEnd)) ?? 1;
+        added += n;
+        if (added > cap)
+          throw new YamlSyntaxError(
+            file,
+            lineAt(starts, ev.anchorStart),
+            1,
+            `aliases expand to more than ${cap} nodes (an alias bomb?): pgtls refuses to expand them`,
+          );
+        if (stack.length) stack[stack.length - 1]!.size += n;
+        break;
+      }
+      case EVENT_ID.POP: {
+        const done = stack.pop();
+        if (done?.anchor !== undefined) sizes.set(done.anchor, done.size);
+        if (done && stack.length) stack[stack.length - 1]!.size += done.size;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
 /** Parses a single YAML document; throws YamlSyntaxError on bad input. */
 export function loadYaml(text: string, file: string): LoadedYaml {
   let events: Event[];
   let docs: unknown[];
+  const starts = lineStarts(text);
   try {
     events = parseEvents(text, { filename: file });
+  } catch (err) {
+    throw toSyntaxError(err, file);
+  }
+  checkAliasExpansion(text, starts, events, file, MAX_ALIAS_EXPANSION);
+  try {
     docs = constructFromEvents(events, { source: text, filename: file, schema: SCHEMA });
   } catch (err) {
     throw toSyntaxError(err, file);
   }
-  const starts = lineStarts(text);
 
   const docIndexes: number[] = [];
   events.forEach((ev, i) => {
@@ -408,12 +473,25 @@ function secondDocumentLine(text: string, starts: number[], events: Event[], fro
   return Number.isFinite(nodeLine) ? nodeLine : 1;
 }
 
-/** readFileSync + loadYaml; an unreadable file is an error that names it. */
+/** The largest YAML file pgtls reads (a 16 MB inventory is some 200,000 hosts). */
+export const MAX_YAML_BYTES = 16 * 1024 * 1024;
+
+/** readFileSync + loadYaml; an unreadable, oversized or binary file is an error that names it. */
 export function loadYamlFile(path: string): LoadedYaml {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    const size = statSync(path).size;
+    if (size > MAX_YAML_BYTES)
+      throw new ConfigError([{ file: path, message: `is ${(size / 1024 / 1024).toFixed(1)} MB: pgtls reads YAML files up to ${MAX_YAML_BYTES / 1024 / 1024} MB` }]);
+    const bytes = readFileSync(path);
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) {
+      const line = bytes.subarray(0, nul).toString('latin1').split('\n').length;
+      throw new ConfigError([{ file: path, line, message: 'is a binary file (it contains a NUL byte), not YAML' }]);
+    }
+    text = bytes.toString('utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : (e.message ?? String(err));
     throw new ConfigError([{ file: path, message: `cannot read YAML file: ${why}` }]);

@@ -5,7 +5,7 @@ import type { ExecOptions, ExecResult } from '../remote/connection.js';
 import { dropRollback, readRemoteFile, removeRemoteFile, restoreFromRollback, writeRemoteFile } from '../remote/files.js';
 import { HostShell } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
-import { preparePaths, recordPaths, signerFor, type StateStore } from '../remote/state.js';
+import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../remote/connection.js';
 import type { ShellCommand } from '../remote/sh.js';
 
@@ -185,6 +185,7 @@ export class HostSession {
     if (!this.lock) {
       const taken = await lockHost(this.shell, store.dir, this.runId);
       this.lock = { shell: this.shell, dir: store.dir };
+      await signLeftovers(this.shell, store, taken.stdout);
       if (taken.stale) ctx.warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies were removed, not restored`);
     }
     return store;
@@ -231,7 +232,7 @@ export function stateStore(vars: Readonly<Record<string, unknown>>, host: string
   const t = vars.pgtls_track_originals;
   const track = !(t === false || t === 'false' || t === 'no');
   const dir = typeof vars.pgtls_state_dir === 'string' ? vars.pgtls_state_dir : DEFAULT_STATE_DIR;
-  return { dir, track, signer: track && !check ? signerFor(vars, host) : null };
+  return { dir, track, signer: check ? null : signerFor(vars, host, track) };
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/pgtls/state';

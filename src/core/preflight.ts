@@ -13,6 +13,10 @@ export interface Selection {
   limit?: string;
   tags: string[];
   skipTags: string[];
+  /** --allow-empty: patterns (--limit, a play's hosts) that match no host are warnings, not errors. */
+  allowEmpty?: boolean;
+  /** A play's hosts naming groups the inventory lacks is normal (`pgtls status`: a fleet without Pgpool-II). */
+  optionalPlayHosts?: boolean;
 }
 
 /** Whether a task runs under --tags/--skip-tags (Ansible: `always` runs unless skipped by name, `never` only when asked). */
@@ -49,10 +53,20 @@ export function preflight(
 ): string[] {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
+  // Patterns that match nothing: an error (a typo runs nothing and exits 0), or with --allow-empty a warning.
+  const empty = (i: ConfigIssue) => {
+    if (sel.allowEmpty) warnings.push(`${i.line ? `${i.file}:${i.line}` : i.file}: ${i.message}`);
+    else issues.push(i);
+  };
+  if ((inv.groups.get('all') ?? []).length === 0)
+    empty({ file: inv.file, line: 1, message: 'the inventory defines no host (pgtls has nothing to do)' });
   if (sel.limit) {
     const unknown = unknownPatternTerms(inv, sel.limit);
-    if (unknown.length)
-      issues.push({ file: '--limit', message: `matches no host or group in ${inv.file}: ${unknown.join(', ')}` });
+    if (unknown.length) empty({ file: '--limit', field: sel.limit, message: `matches no host or group in ${inv.file}: ${unknown.join(', ')}${suggest(inv, unknown)}` });
+    else if (selectHosts(inv, sel.limit).length === 0)
+      empty({ file: '--limit', field: sel.limit, message: `matches no host of ${inv.file} (its wildcards, intersections and exclusions leave nothing)` });
+    else if (book.plays.every((p) => playHosts(inv, p, sel).length === 0))
+      empty({ file: '--limit', field: sel.limit, message: `matches no host that a play of ${book.file} runs on` });
   }
   const checkedHosts = new Set<string>();
   // The same problem on many hosts is one issue naming the hosts, not one line per host.
@@ -65,12 +79,23 @@ export function preflight(
   };
   for (const play of book.plays) {
     const unknownHosts = unknownPatternTerms(inv, play.hosts);
-    // As in Ansible, a play whose group this inventory lacks (no pgpool group: no Pgpool-II nodes)
-    // is skipped with a warning; a --limit that matches nothing is an error (above).
-    if (unknownHosts.length)
-      warnings.push(
-        `${play.doc.file}:${play.doc.lineOf([...play.path, 'hosts'])}: play '${play.name}': ${unknownHosts.join(', ')} matches no host or group in ${inv.file}`,
-      );
+    const hostsLine = play.doc.lineOf([...play.path, 'hosts']);
+    // A name the inventory does not define at all is a typo until proven otherwise: an error. A group
+    // that is defined but empty (a fleet without Pgpool-II: `pgpool: {hosts: {}}`) skips the play with
+    // a warning, as in Ansible.
+    if (unknownHosts.length && sel.optionalPlayHosts)
+      warnings.push(`${play.doc.file}:${hostsLine}: play '${play.name}': ${unknownHosts.join(', ')} matches no host or group in ${inv.file}`);
+    else if (unknownHosts.length)
+      empty({
+        file: play.doc.file,
+        line: hostsLine,
+        field: 'hosts',
+        message:
+          `play '${play.name}': ${unknownHosts.join(', ')} is not a host or group of ${inv.file}${suggest(inv, unknownHosts)} ` +
+          `(a fleet without such hosts defines the group empty, e.g. '${unknownHosts[0]}: { hosts: {} }', or use --allow-empty)`,
+      });
+    else if (selectHosts(inv, play.hosts).length === 0)
+      warnings.push(`${play.doc.file}:${hostsLine}: play '${play.name}': ${[play.hosts].flat().join(', ')} matches no host in ${inv.file}`);
     for (const host of playHosts(inv, play, sel)) {
       if (!checkedHosts.has(host)) {
         checkedHosts.add(host);
@@ -124,20 +149,48 @@ function checkTask(
     return [{ file: doc.file, line: doc.lineOf(task.argsPath), field: task.module, message: rendered.message }];
   const mod = modules.get(task.module)!;
   const parsed = mod.args.safeParse(rendered);
-  if (parsed.success) return [];
-  for (const zi of parsed.error.issues) {
-    // "expected string, received object" says nothing useful when the object is a tainted secret.
-    if (zi.code === 'invalid_type' || zi.code === 'invalid_union')
-      if (valueAt(rendered, zi.path as (string | number)[]) instanceof Secret)
-        (zi as { message: string }).message = 'holds a secret (a secret variable is templated into it), and this argument cannot take one: it would be shown or put on a command line';
+  if (!parsed.success) {
+    for (const zi of parsed.error.issues) {
+      // "expected string, received object" says nothing useful when the object is a tainted secret.
+      if (zi.code === 'invalid_type' || zi.code === 'invalid_union')
+        if (valueAt(rendered, zi.path as (string | number)[]) instanceof Secret)
+          (zi as { message: string }).message = 'holds a secret (a secret variable is templated into it), and this argument cannot take one: it would be shown or put on a command line';
+    }
+    return zodIssues(parsed.error, doc, task.argsPath);
   }
-  return zodIssues(parsed.error, doc, task.argsPath);
+  return (mod.preflight?.(parsed.data) ?? []).map((p) => ({
+    file: doc.file,
+    line: doc.lineOf([...task.argsPath, p.field]),
+    field: `${task.module}.${p.field}`,
+    message: p.message,
+  }));
 }
 
 function valueAt(v: unknown, path: (string | number)[]): unknown {
   let cur = v;
   for (const k of path) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[k] : undefined;
   return cur;
+}
+
+/** ", did you mean 'postgres'?" for names one or two edits away from a host or group. */
+function suggest(inv: Inventory, unknown: string[]): string {
+  const names = [...inv.groups.keys(), ...inv.hosts.keys()];
+  const hits = unknown.flatMap((u) => {
+    const best = names.map((n) => [n, editDistance(u.toLowerCase(), n.toLowerCase())] as const).sort((a, b) => a[1] - b[1])[0];
+    return best && best[1] <= 2 ? [`'${best[0]}'`] : [];
+  });
+  return hits.length ? ` (did you mean ${hits.join(', ')}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 function hostPath(inv: Inventory, host: string): (string | number)[] {

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { loadInventory, type Inventory } from '../config/inventory.js';
+import { loadInventory, selectHosts, type Inventory } from '../config/inventory.js';
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
 import { modules as registry } from '../modules/index.js';
@@ -10,7 +10,10 @@ import { SecretOnCommandLineError, sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession, newRunId } from './host-session.js';
-import { provideFacts } from './lazy-facts.js';
+import { missingFacts, provideFacts } from './lazy-facts.js';
+import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
+import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
 import type { HostFacts, ModuleDef, TaskResult } from './types.js';
@@ -25,11 +28,22 @@ export interface RunOptions {
   limit?: string;
   tags: string[];
   skipTags: string[];
+  /** --allow-empty: patterns that match no host are warnings, not bad input. */
+  allowEmpty?: boolean;
+  /** Plays on groups the inventory lacks are skipped with a warning (status's built-in playbook). */
+  optionalPlayHosts?: boolean;
   /** --known-hosts FILE; null when host key checking was explicitly turned off. */
   knownHosts?: string | null;
   reporter: Reporter;
   signal?: AbortSignal;
   modules?: ReadonlyMap<string, ModuleDef>;
+  /**
+   * What a host whose facts cannot be read does to the run (facts are read on every host before any
+   * host is changed): 'all-or-nothing' (default) changes no host at all; 'keep-going' (--keep-going)
+   * leaves that host out, with its Pgpool-II node and the node's other backends; 'each-host' (status,
+   * read only) judges every host on its own.
+   */
+  factsPolicy?: 'all-or-nothing' | 'keep-going' | 'each-host';
 }
 
 export interface HostReport {
@@ -48,6 +62,10 @@ export interface RunReport {
   interrupted: boolean;
   /** Run-wide warnings (e.g. a play whose hosts pattern matched nothing). */
   warnings: string[];
+  /** Why no host was changed (facts of a host could not be read), when that happened. */
+  stoppedBeforeChanges?: string;
+  /** The run was refused after reading facts (a --limit that would split a Pgpool-II node's backends): exit 2. */
+  refused?: string[];
   hosts: Record<string, HostReport>;
 }
 
@@ -68,11 +86,12 @@ export function prepare(opts: RunOptions): {
 }
 
 function selection(opts: RunOptions): Selection {
-  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags };
+  return { limit: opts.limit, tags: opts.tags, skipTags: opts.skipTags, allowEmpty: opts.allowEmpty, optionalPlayHosts: opts.optionalPlayHosts };
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
   const { inv, book, extra, modules, warnings } = prepare(opts);
+  checkLocalFiles(inv, book, extra, selection(opts), opts.check, opts.knownHosts);
   const report = await new Runner(opts, inv, book, extra, modules).run();
   report.warnings.unshift(...warnings);
   return report;
@@ -84,6 +103,9 @@ class Runner {
   private readonly started = Date.now();
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
   private readonly runId = newRunId();
+  private readonly warnings: string[] = [];
+  private stoppedBeforeChanges: string | undefined;
+  private refused: string[] = [];
 
   constructor(
     private readonly opts: RunOptions,
@@ -99,10 +121,11 @@ class Runner {
 
   async run(): Promise<RunReport> {
     try {
-      for (const play of this.book.plays) {
-        if (this.interrupted) break;
-        await this.runPlay(play);
-      }
+      if (await this.factsFirst())
+        for (const play of this.book.plays) {
+          if (this.interrupted) break;
+          await this.runPlay(play);
+        }
     } finally {
       await Promise.all([...this.sessions.values()].map((s) => s.finish().catch(() => undefined)));
     }
@@ -113,9 +136,133 @@ class Runner {
       startedAt: new Date(this.started).toISOString(),
       durationMs: Date.now() - this.started,
       interrupted: this.interrupted,
-      warnings: [],
+      warnings: this.warnings,
+      ...(this.stoppedBeforeChanges ? { stoppedBeforeChanges: this.stoppedBeforeChanges } : {}),
+      ...(this.refused.length ? { refused: this.refused } : {}),
       hosts: Object.fromEntries(this.reports),
     };
+  }
+
+  /**
+   * Facts first: every host the run will touch is connected and the facts its tasks need are read
+   * (servers, paths, the SQL login) before any host is changed; the Pgpool-II nodes of the inventory
+   * too (read only), for their backends. Returns whether the plays may run.
+   */
+  private async factsFirst(): Promise<boolean> {
+    const sel = selection(this.opts);
+    const plan = new Map<string, { play: Play; tasks: Task[] }[]>();
+    for (const play of this.book.plays) {
+      const tasks = [...play.tasks.filter((t) => taskSelected(t, play, sel)), ...play.handlers];
+      for (const h of playHosts(this.inv, play, sel)) {
+        let list = plan.get(h);
+        if (!list) plan.set(h, (list = []));
+        list.push({ play, tasks });
+      }
+    }
+    const hosts = [...plan.keys()];
+    if (hosts.length === 0) return true;
+    const policy = this.opts.factsPolicy ?? 'all-or-nothing';
+    const reporter = this.opts.reporter;
+    reporter.playStart('Gathering facts (every host, before any change)', hosts, 1, 1);
+    await forEachLimited(hosts, this.opts.forks, async (host) => {
+      const rep = this.report(host);
+      reporter.hostStart(host);
+      try {
+        const session = await this.session(host);
+        for (const { play, tasks } of plan.get(host)!) {
+          for (const task of tasks) {
+            if (this.interrupted) return;
+            const vars = hostVars(this.inv, host, play, task, this.extra, session.facts, this.opts.check);
+            session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
+            await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+          }
+        }
+      } catch (e) {
+        const unreachable = e instanceof UnreachableError || !this.sessions.has(host);
+        rep.status = unreachable ? 'unreachable' : 'failed';
+        rep.message = unreachable ? errorMessage(e) : `its facts could not be read: ${errorMessage(e)}`;
+        if (unreachable) rep.recap.unreachable = 1;
+        else rep.recap.failed = 1;
+      }
+      reporter.hostEnd(host, rep.status === 'interrupted' ? 'interrupted' : rep.status, rep.message);
+    });
+    await reporter.playEnd();
+    if (this.interrupted || policy === 'each-host') return !this.interrupted;
+
+    const inRun = new Set(hosts);
+    const nodes = await this.pgpoolNodes(inRun);
+    // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
+    // on one backend does not): hosts that run a task of such a module.
+    const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
+    const split = splitNodes(nodes, changingAuth);
+    if (split.length) {
+      this.refused = split.map(
+        (s) =>
+          `${this.opts.limit ? `--limit ${this.opts.limit}` : 'this run'} would change ${s.included.join(', ')} but not ${s.missing.join(', ')}: ` +
+          `backends of Pgpool-II node ${s.node}, which refuses every login while its backends disagree on authentication; ` +
+          `add ${s.missing.join(', ')}${inRun.has(s.node) ? '' : ` and ${s.node}`} to --limit, or leave ${s.included.join(', ')} out`,
+      );
+      return false;
+    }
+    const stranded = strandedNodes(nodes, changingAuth).filter((n) => !inRun.has(n.host));
+    if (stranded.length) {
+      this.refused = stranded.map(
+        (n) =>
+          `${this.opts.limit ? `--limit ${this.opts.limit}` : 'this run'} would change ${n.backends.join(', ')}, every backend of Pgpool-II node ${n.host}, ` +
+          `which does not speak TLS yet (ssl is not on in its pgpool.conf) and could not log in once they require TLS; add ${n.host} to --limit`,
+      );
+      return false;
+    }
+    const bad = hosts.filter((h) => this.report(h).status !== 'ok');
+    if (bad.length === 0) return true;
+    if (policy === 'all-or-nothing') {
+      this.stoppedBeforeChanges =
+        `no host was changed: ${bad.map((h) => `${h} (${this.report(h).status})`).join(', ')} could not be read before the first change ` +
+        `(see FAILURES); fix ${bad.length > 1 ? 'them' : 'it'}, or run with --keep-going to leave ${bad.length > 1 ? 'them' : 'it'} out`;
+      return false;
+    }
+    for (const [h, why] of leaveOutWith(nodes, new Set(bad), inRun)) {
+      const rep = this.report(h);
+      rep.status = 'failed';
+      rep.message = why;
+      rep.recap.failed = 1;
+    }
+    return true;
+  }
+
+  /** Pgpool-II nodes of the inventory (hosts of plays that use Pgpool-II facts) with their backends as inventory hosts. */
+  private async pgpoolNodes(inRun: ReadonlySet<string>): Promise<PgpoolNode[]> {
+    const poolHosts = new Set<string>();
+    for (const play of this.book.plays) {
+      const usesPgpool = [...play.tasks, ...play.handlers].some((t) => missingFacts(t, {}).some((n) => n in pgpoolFacts));
+      if (usesPgpool) for (const h of selectHosts(this.inv, play.hosts)) poolHosts.add(h);
+    }
+    if (poolHosts.size === 0) return [];
+    const names = new Map<string, string[]>();
+    for (const host of this.inv.groups.get('all') ?? []) {
+      const vars = hostVars(this.inv, host, undefined, undefined, this.extra, undefined, this.opts.check);
+      const c = connectionVars(vars, host);
+      const f = this.sessions.get(host)?.facts;
+      names.set(host, [host, ...(c.success ? [c.data.ansible_host] : []), ...(f ? [f.hostname, f.fqdn, ...f.addresses] : [])].filter(Boolean));
+    }
+    const nodes: PgpoolNode[] = [];
+    await forEachLimited([...poolHosts], this.opts.forks, async (host) => {
+      if (inRun.has(host) && this.report(host).status !== 'ok') return;
+      try {
+        const session = await this.session(host);
+        const vars = hostVars(this.inv, host, undefined, undefined, this.extra, session.facts, this.opts.check);
+        session.useBecome(Boolean(connectionVarsOf(vars, host).ansible_become));
+        const pool = await pgpoolServer(session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+        nodes.push({ host, backends: resolveBackends(pool.backends, names), tls: pool.ssl });
+      } catch (e) {
+        this.warn(`${host}: cannot read which backends its Pgpool-II uses (${errorMessage(e)}): a --limit that splits them is not detected`);
+      }
+    });
+    return nodes;
+  }
+
+  private warn(message: string): void {
+    if (!this.warnings.includes(message)) this.warnings.push(message);
   }
 
   private report(host: string): HostReport {
@@ -263,6 +410,8 @@ class Runner {
     return session;
   }
 }
+
+/** Modules that change how a PostgreSQL server authenticates clients (rules, stored verifiers, their undoing). */
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);

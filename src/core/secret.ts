@@ -106,12 +106,21 @@ export function taintValue(v: unknown): unknown {
  * A loader that knows better (a vault, a `!secret` tag) puts Secret objects in the tree itself.
  */
 export function taintVars<T>(tree: T, names: ReadonlySet<string> = new Set()): T {
+  // Structural sharing: a container without secrets below it is returned as it is (a big inventory
+  // is not copied), so only the paths to secret values are new objects.
   const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
+    if (Array.isArray(v)) {
+      const out = v.map(walk);
+      return out.some((x, i) => x !== v[i]) ? out : v;
+    }
     if (!isPlainObject(v)) return v;
-    return Object.fromEntries(
-      Object.entries(v).map(([k, x]) => [k, isSecretName(k) || names.has(k) ? taintValue(x) : walk(x)]),
-    );
+    let changed = false;
+    const entries = Object.entries(v).map(([k, x]) => {
+      const y = isSecretName(k) || names.has(k) ? taintValue(x) : walk(x);
+      if (y !== x) changed = true;
+      return [k, y] as const;
+    });
+    return changed ? Object.fromEntries(entries) : v;
   };
   return walk(tree) as T;
 }

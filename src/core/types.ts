@@ -102,6 +102,16 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
   description: string;
   args: S;
   plan(ctx: PlanContext, args: z.infer<S>): Promise<Change[]>;
+  /**
+   * Checks of the arguments against the controller alone (its files: a CA directory), run before any
+   * connection for every host that would run the task; each problem is bad input (exit 2).
+   */
+  preflight?(args: z.infer<S>): { field: string; message: string }[];
+  /**
+   * The module can change how a PostgreSQL backend authenticates clients (rules, stored verifiers):
+   * a run holding such a task must not change some backends of a Pgpool-II node and not the others.
+   */
+  changesAuthentication?: boolean;
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */

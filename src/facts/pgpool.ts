@@ -1,8 +1,9 @@
 /**
  * Facts about the Pgpool-II of a host. Like src/facts/postgres.ts, the RUNNING
  * process is asked first (its -f/-a/-k arguments, its user, its systemd unit),
- * and distribution layouts are only the fallback when pgpool is down:
- * Debian/Ubuntu `/etc/pgpool2`, RHEL/PGDG `/etc/pgpool-II`.
+ * confirmed by its own pid file (pid_file_name), and distribution layouts are
+ * only the fallback when pgpool is down: Debian/Ubuntu `/etc/pgpool2`, RHEL/PGDG
+ * `/etc/pgpool-II`. Zombies and orphaned children never count (discovery.ts).
  *
  * Inventory variables override: pgpool_conf_file, pgpool_hba_file,
  * pgpool_os_user, pgpool_key_file, pgpool_port, pgpool_pid_file.
@@ -12,6 +13,7 @@ import { posix } from 'node:path';
 import { TaskError } from '../core/errors.js';
 import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
+import { chooseInitScript, mainCandidates, pidFileAlive, type PidFileProbe, type ProcRow } from './discovery.js';
 import { userVar } from './postgres.js';
 
 export type PgpoolService = { kind: 'systemd'; unit: string } | { kind: 'init'; script: string } | { kind: 'unknown' };
@@ -27,60 +29,117 @@ export interface PgpoolServer {
   port: number;
   pidFile: string;
   service: PgpoolService;
+  /** backend_hostnameN of pgpool.conf, in N order */
+  backends: string[];
+  /** pgpool.conf says ssl = on */
+  ssl: boolean;
 }
 
-/** The fallback when pgpool is down; RHEL first, as in the Jelastic images the add-on targeted. */
+/** Where packages put pgpool.conf (RHEL/PGDG, Debian): candidates when nothing better says where it is. */
 const CONF_CANDIDATES = ['/etc/pgpool-II/pgpool.conf', '/etc/pgpool2/pgpool.conf'];
-const INIT_SCRIPTS = ['/etc/init.d/pgpool2', '/etc/init.d/pgpool-II'];
 const UNITS = ['pgpool2.service', 'pgpool-II.service', 'pgpool.service'];
 
-// A main pgpool is a `pgpool` process whose parent is not one, in OUR network namespace
-// (the lab's hosts share one PID space). cmdline and environ are NUL-separated: made one line each.
+// Every `pgpool` process with what decides whether it can be the main one (state, parent, network
+// namespace, title: src/facts/discovery.ts decides); cmdline and environ are NUL-separated: made one
+// line each. For a main process without -f, its binary's compiled-in default config (from --help).
 const DISCOVER = `
 self_net=$(readlink /proc/self/ns/net 2>/dev/null)
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then echo "systemd=1"; fi
 for d in /proc/[0-9]*; do
   [ "$(cat "$d/comm" 2>/dev/null)" = pgpool ] || continue
-  ppid=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)
-  [ "$(cat "/proc/$ppid/comm" 2>/dev/null)" = pgpool ] && continue
+  set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null) x x
+  state=$1 ppid=$2
   net=$(readlink "$d/ns/net" 2>/dev/null)
-  if [ -n "$self_net" ] && [ -n "$net" ] && [ "$net" != "$self_net" ]; then continue; fi
-  user=$(stat -c %U "$d")
+  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
+  user=$(stat -c %U "$d" 2>/dev/null)
   unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
   keyenv=$(tr '\\0' '\\n' < "$d/environ" 2>/dev/null | sed -n 's/^PGPOOLKEYFILE=//p' | head -n 1)
-  printf 'pp\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "\${d#/proc/}" "$user" "$(getent passwd "$user" | cut -d: -f6)" "$unit" "$keyenv" \\
-    "$(tr '\\0' '\\t' < "$d/cmdline" 2>/dev/null)"
+  defconf=
+  case $(head -c 8 "$d/cmdline" 2>/dev/null) in
+    "pgpool: "*) ;;
+    *) exe=$(readlink "$d/exe" 2>/dev/null) && [ -x "$exe" ] && defconf=$("$exe" --help 2>&1 | sed -n '/--config-file/{n;s/.*(default: \\(.*\\))/\\1/p}' | head -n 1) ;;
+  esac
+  printf 'pp\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "\${d#/proc/}" "$ppid" "$state" "$netrel" "$(cat "/proc/$ppid/comm" 2>/dev/null)" \\
+    "$user" "$(getent passwd "$user" | cut -d: -f6)" "$unit" "$keyenv" "$defconf" "$(tr '\\0' '\\t' < "$d/cmdline" 2>/dev/null)"
 done
 for f in ${CONF_CANDIDATES.join(' ')}; do [ -f "$f" ] && echo "conf=$f"; done
-for s in ${INIT_SCRIPTS.join(' ')}; do [ -x "$s" ] && echo "init=$s"; done
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
   for u in ${UNITS.join(' ')}; do systemctl cat -- "$u" >/dev/null 2>&1 && echo "unit=$u"; done
 fi
 echo "home_postgres=$(getent passwd postgres | cut -d: -f6)"
 `;
 
+// Second round trip, once the config file is known: the process its pid file names, and which
+// init scripts start Pgpool-II with that file (by naming it or its directory).
+const PIDFILE_AND_INIT = `pidfile=$1 conf=$2 confdir=$3
+pid=$(tr -dc '0-9\\n' < "$pidfile" 2>/dev/null | head -n 1 | head -c 10)
+if [ -n "$pid" ]; then
+  set -- $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) x
+  echo "pidfile $pid $(cat "/proc/$pid/comm" 2>/dev/null || echo -) $1"
+else echo "pidfile none"; fi
+for s in /etc/init.d/*pgpool* /etc/rc.d/init.d/*pgpool*; do
+  [ -f "$s" ] && [ -x "$s" ] || continue
+  if grep -qF -- "$conf" "$s"; then m=file; elif grep -qF -- "$confdir" "$s"; then m=dir; else m=none; fi
+  echo "init $m $s"
+done
+`;
+
+interface Proc extends ProcRow {
+  user: string;
+  home: string;
+  unit: string;
+  keyEnv: string;
+  defaultConf: string;
+}
+
 interface Discovery {
   systemd: boolean;
-  procs: { pid: number; user: string; home: string; unit: string; keyEnv: string; argv: string[] }[];
+  procs: Proc[];
   confs: string[];
-  inits: string[];
   units: string[];
   postgresHome: string;
 }
 
-function parseDiscovery(out: string): Discovery {
-  const d: Discovery = { systemd: false, procs: [], confs: [], inits: [], units: [], postgresHome: '' };
+export function parseDiscovery(out: string): Discovery {
+  const d: Discovery = { systemd: false, procs: [], confs: [], units: [], postgresHome: '' };
   for (const line of out.split('\n')) {
     const f = line.split('\t');
     if (f[0] === 'pp') {
-      d.procs.push({ pid: Number(f[1]), user: f[2] ?? '', home: f[3] ?? '', unit: f[4] ?? '', keyEnv: f[5] ?? '', argv: f.slice(6).filter(Boolean) });
+      d.procs.push({
+        pid: Number(f[1]),
+        ppid: Number(f[2]),
+        state: f[3] ?? '',
+        net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
+        parentComm: f[5] ?? '',
+        user: f[6] ?? '',
+        home: f[7] ?? '',
+        unit: f[8] ?? '',
+        keyEnv: f[9] ?? '',
+        defaultConf: f[10] ?? '',
+        argv: f.slice(11).filter(Boolean),
+      });
     } else if (line === 'systemd=1') d.systemd = true;
     else if (line.startsWith('conf=')) d.confs.push(line.slice(5));
-    else if (line.startsWith('init=')) d.inits.push(line.slice(5));
     else if (line.startsWith('unit=')) d.units.push(line.slice(5));
     else if (line.startsWith('home_postgres=')) d.postgresHome = line.slice(14);
   }
   return d;
+}
+
+export function parsePidFileAndInit(out: string): { probe: PidFileProbe; inits: { path: string; mentions: 'file' | 'dir' | 'none' }[] } {
+  let probe: PidFileProbe = { pid: null, comm: '', state: '' };
+  const inits: { path: string; mentions: 'file' | 'dir' | 'none' }[] = [];
+  for (const line of out.split('\n')) {
+    let m: RegExpExecArray | null;
+    if ((m = /^pidfile (\d+) (\S+) ?(\S*)$/.exec(line))) probe = { pid: Number(m[1]), comm: m[2] === '-' ? '' : m[2]!, state: m[3] ?? '' };
+    else if ((m = /^init (file|dir|none) (.+)$/.exec(line))) inits.push({ path: m[2]!, mentions: m[1] as 'file' | 'dir' | 'none' });
+  }
+  return { probe, inits };
+}
+
+/** The config file a (candidate main) pgpool process reads: its -f, else its binary's default. */
+function confOf(p: Proc): string | undefined {
+  return optionValue(p.argv, 'f', 'config-file') ?? (p.defaultConf || undefined);
 }
 
 /** The value of `-x VALUE`, `-xVALUE` or `--long=VALUE` in pgpool's argv (getopt_long). */
@@ -121,6 +180,13 @@ export function pgpoolSetting(text: string, key: string): string | undefined {
   return value;
 }
 
+/** backend_hostnameN values of pgpool.conf (the last active line of each N wins), in N order. */
+export function backendHosts(text: string): string[] {
+  const ns = new Set<number>();
+  for (const m of text.matchAll(/^\s*backend_hostname(\d+)\s*=/gm)) ns.add(Number(m[1]));
+  return [...ns].sort((a, b) => a - b).map((i) => pgpoolSetting(text, `backend_hostname${i}`) ?? '').filter(Boolean);
+}
+
 /** Where pgpool looks for pool_passwd: the setting, relative to the conf dir; '' means "off" (pgpool's own rule). */
 export function poolPasswdPath(confFile: string, confText: string): string {
   const v = pgpoolSetting(confText, 'pool_passwd') ?? 'pool_passwd';
@@ -128,47 +194,78 @@ export function poolPasswdPath(confFile: string, confText: string): string {
   return name.startsWith('/') ? name : posix.join(posix.dirname(confFile), name);
 }
 
-/** Everything about the host's pgpool, asked once per run (paths do not change during a run). */
+/**
+ * Everything about the host's pgpool, asked once per run (paths do not change during a run).
+ * The config file: pgpool_conf_file, else the -f (or compiled-in default) of the running main
+ * process, else where packages put it. The main process: the one its pid_file_name names; the
+ * process table only finds the config. The service: the systemd unit whose cgroup the main process
+ * runs in, else the init script that starts Pgpool-II with that config file.
+ */
 export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
   return ctx.memoStable('pgtls:pgpool-server', async () => {
     const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`)).stdout.toString('utf8'));
-    if (d.procs.length > 1)
-      throw new TaskError(`several Pgpool-II main processes run on ${ctx.host} (pids ${d.procs.map((p) => p.pid).join(', ')}); pgtls expects one`);
-    const proc = d.procs[0];
     const str = (name: string) => {
       const v = userVar(ctx, name);
       return v === undefined ? undefined : String(v);
     };
-    const argConf = proc && optionValue(proc.argv, 'f', 'config-file');
-    const confFile = str('pgpool_conf_file') ?? argConf ?? d.confs[0];
-    if (!confFile)
+    const cands = mainCandidates(d.procs, 'pgpool');
+    const explicit = str('pgpool_conf_file');
+    const choices = explicit ? [explicit] : [...new Set([...cands.map(confOf).filter((c): c is string => !!c), ...d.confs])];
+    if (choices.length === 0)
       throw new TaskError(`no Pgpool-II configuration found on ${ctx.host} (looked for ${CONF_CANDIDATES.join(', ')}); set pgpool_conf_file`);
-    const conf = await ctx.readFile(confFile);
-    if (!conf) throw new TaskError(`${confFile} does not exist on ${ctx.host}`);
-    const text = conf.content.toString('utf8');
+    // The first config whose pid file names a live pgpool wins; none: pgpool is down (first choice).
+    let chosen: { confFile: string; text: string; pidFile: string; pid: number | null; inits: { path: string; mentions: 'file' | 'dir' | 'none' }[] } | undefined;
+    for (const confFile of choices) {
+      const conf = await ctx.readFile(confFile);
+      if (!conf) {
+        if (explicit) throw new TaskError(`${confFile} does not exist on ${ctx.host}`);
+        continue;
+      }
+      const text = conf.content.toString('utf8');
+      const pidFile = str('pgpool_pid_file') ?? pgpoolSetting(text, 'pid_file_name') ?? '/var/run/pgpool/pgpool.pid';
+      const out = (await ctx.query(sh`sh -c ${PIDFILE_AND_INIT} pgtls-pgpool-pid ${pidFile} ${confFile} ${posix.dirname(confFile)}`)).stdout.toString('utf8');
+      const { probe, inits } = parsePidFileAndInit(out);
+      const pid = pidFileAlive(probe, 'pgpool') ? probe.pid : null;
+      const entry = { confFile, text, pidFile, pid, inits };
+      if (!chosen) chosen = entry;
+      if (pid !== null) {
+        chosen = entry;
+        break;
+      }
+    }
+    if (!chosen) throw new TaskError(`${choices[0]} does not exist on ${ctx.host}`);
+    const { confFile, text, pidFile, pid, inits } = chosen;
+    const proc = pid === null ? undefined : d.procs.find((p) => p.pid === pid);
+    if (pid === null && cands.length > 0)
+      ctx.warn(
+        `a pgpool process runs on ${ctx.host} (pid ${cands.map((p) => p.pid).join(', ')}) but ${pidFile} (pid_file_name of ${confFile}) names no live Pgpool-II: treated as stopped`,
+      );
     const dir = posix.dirname(confFile);
     const osUser = str('pgpool_os_user') ?? (proc?.user || 'postgres');
     const home = proc && proc.user === osUser ? proc.home : osUser === 'postgres' ? d.postgresHome : '';
     const argKey = proc && (optionValue(proc.argv, 'k', 'key-file') ?? (proc.keyEnv || undefined));
     const keyFile = str('pgpool_key_file') ?? argKey ?? (home ? posix.join(home, '.pgpoolkey') : undefined);
     if (!keyFile) throw new TaskError(`cannot find the home directory of ${osUser} on ${ctx.host}; set pgpool_key_file`);
+    const script = chooseInitScript(inits, confFile);
     const service: PgpoolService =
       d.systemd && proc?.unit
         ? { kind: 'systemd', unit: proc.unit }
-        : d.systemd && d.units[0]
-          ? { kind: 'systemd', unit: d.units[0] }
-          : d.inits[0]
-            ? { kind: 'init', script: d.inits[0] }
+        : d.systemd && !proc && d.units.length === 1
+          ? { kind: 'systemd', unit: d.units[0]! }
+          : script
+            ? { kind: 'init', script }
             : { kind: 'unknown' };
     return {
-      pid: proc?.pid ?? null,
+      pid,
       confFile,
       hbaFile: str('pgpool_hba_file') ?? (proc && optionValue(proc.argv, 'a', 'hba-file')) ?? posix.join(dir, 'pool_hba.conf'),
       osUser,
       keyFile,
       port: Number(str('pgpool_port') ?? pgpoolSetting(text, 'port') ?? 9999),
-      pidFile: str('pgpool_pid_file') ?? pgpoolSetting(text, 'pid_file_name') ?? '/var/run/pgpool/pgpool.pid',
+      pidFile,
       service,
+      backends: backendHosts(text),
+      ssl: /^(on|true|yes|1)$/i.test(pgpoolSetting(text, 'ssl') ?? 'off'),
     };
   });
 }

@@ -5,20 +5,24 @@
  * a hand-built cluster on another port, with or without systemd.
  *
  * Two round trips, memoized per host through ctx.memo:
- *  1. a read-only /proc scan for postmaster processes (a postmaster is a
- *     `postgres` process whose parent is not one): its data directory is its
- *     cwd, and its postmaster.pid holds the port and socket directory;
- *  2. psql as the server's OS user over that socket, SQL on stdin, one JSON
- *     row back with the settings we need.
+ *  1. a read-only /proc scan for postmaster candidates (a `postgres` process
+ *     whose parent is not one, not a zombie, in our network namespace), kept
+ *     only when its data directory's (its cwd's) postmaster.pid names it: that
+ *     file also holds the port and socket directory;
+ *  2. psql over that socket through the host's SQL login (src/facts/pg-login.ts:
+ *     peer as the OS user, else webadmin with its password), SQL on stdin, one
+ *     JSON row back with the settings we need.
  * The inventory variables pg_port, pg_config_file, pg_hba_file, pg_os_user
  * (and pg_data_directory) override what is found; pg_port/pg_data_directory
  * also pick the postmaster when a host runs several.
  */
 import { TaskError } from '../core/errors.js';
-import type { Secret } from '../core/secret.js';
+import { Secret } from '../core/secret.js';
 import type { ExecAction, PlanContext } from '../core/types.js';
 import { RemoteCommandError } from '../remote/connection.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
+import { sh } from '../remote/sh.js';
+import { excludedReason, isPostmaster, type ProcRow } from './discovery.js';
+import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 
 export type PgService =
@@ -42,6 +46,8 @@ export interface PgServer {
   osGroup: string;
   inRecovery: boolean;
   service: PgService;
+  /** How SQL logs in on this host (peer as osUser, or webadmin with its password). */
+  login: SqlLogin;
 }
 
 /** A variable as the user set it (rendered if it is a template), or undefined. */
@@ -51,8 +57,7 @@ export function userVar(ctx: PlanContext, name: string): unknown {
   return renderValue(v, { vars: ctx.vars as Record<string, unknown>, env: process.env });
 }
 
-interface Postmaster {
-  pid: number;
+interface Postmaster extends ProcRow {
   exe: string;
   dataDir: string;
   user: string;
@@ -60,13 +65,16 @@ interface Postmaster {
   port: number;
   socketDir: string;
   unit: string;
+  /** the data directory's postmaster.pid, null when unreadable */
+  pidFile: string | null;
 }
 
 /**
- * Lists postmasters in OUR network namespace (containers and the lab's netns
- * hosts share one PID space: a server we cannot reach is not this host's).
- * postmaster.pid is read through /proc/PID/cwd so that it is the server's own
- * file even when its mount namespace differs from the login session's.
+ * Lists `postgres`/`postmaster` processes with what decides whether each is a postmaster (state,
+ * parent, network namespace: containers and the lab's netns hosts share one PID space; and its data
+ * directory's postmaster.pid, whose first line must be its own pid: discovery.ts decides).
+ * postmaster.pid is read through /proc/PID/cwd so that it is the server's own file even when its
+ * mount namespace differs from the login session's. Children are skipped early by their parent.
  */
 const DISCOVER = `
 self_net=$(readlink /proc/self/ns/net 2>/dev/null)
@@ -75,21 +83,23 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then echo "pg_ctlcluster=1"; else e
 for d in /proc/[0-9]*; do
   comm=$(cat "$d/comm" 2>/dev/null) || continue
   case $comm in postgres|postmaster) ;; *) continue ;; esac
-  ppid=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)
-  case $(cat "/proc/$ppid/comm" 2>/dev/null) in postgres|postmaster) continue ;; esac
+  set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null) x x
+  state=$1 ppid=$2
+  pcomm=$(cat "/proc/$ppid/comm" 2>/dev/null)
+  case $pcomm in postgres|postmaster) continue ;; esac
   net=$(readlink "$d/ns/net" 2>/dev/null)
-  if [ -n "$self_net" ] && [ -n "$net" ] && [ "$net" != "$self_net" ]; then continue; fi
+  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
   pid=\${d#/proc/}
-  pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null) || pidfile=
-  port=$(printf '%s\\n' "$pidfile" | sed -n 4p)
-  sock=$(printf '%s\\n' "$pidfile" | sed -n 5p)
+  if pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null); then hasfile=1; else hasfile=0; pidfile=; fi
   unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
-  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(readlink "$d/exe")" "$(readlink "$d/cwd")" \\
-    "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" "$port" "$sock" "$unit"
+  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$ppid" "$state" "$netrel" "$pcomm" \\
+    "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \\
+    "$(printf '%s\\n' "$pidfile" | sed -n 1p)" "$(printf '%s\\n' "$pidfile" | sed -n 4p)" "$(printf '%s\\n' "$pidfile" | sed -n 5p)" "$unit" "$hasfile" \\
+    "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\\0\\t\\n' '   ')"
 done
 `;
 
-function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
+export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
   const postmasters: Postmaster[] = [];
   let systemd = false;
   let pgCtlcluster = false;
@@ -98,21 +108,38 @@ function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean;
     if (line === 'pg_ctlcluster=1') pgCtlcluster = true;
     const f = line.split('\t');
     if (f[0] !== 'pm') continue;
+    const hasFile = f[14] === '1';
     postmasters.push({
       pid: Number(f[1]),
-      exe: f[2] ?? '',
-      dataDir: f[3] ?? '',
-      user: f[4] ?? '',
-      group: f[5] ?? '',
-      port: Number(f[6] || 0),
-      socketDir: f[7] ?? '',
-      unit: f[8] ?? '',
+      ppid: Number(f[2]),
+      state: f[3] ?? '',
+      net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
+      parentComm: f[5] ?? '',
+      exe: f[6] ?? '',
+      dataDir: f[7] ?? '',
+      user: f[8] ?? '',
+      group: f[9] ?? '',
+      pidFile: hasFile ? `${f[10] ?? ''}\n` : null,
+      port: Number(f[11] || 0),
+      socketDir: f[12] ?? '',
+      unit: f[13] ?? '',
+      argv: [(f[15] ?? '').trim()],
     });
   }
   return { systemd, pgCtlcluster, postmasters };
 }
 
-function choose(ctx: PlanContext, pms: Postmaster[]): Postmaster {
+/**
+ * The postmasters among the rows: a candidate (not a zombie, not another namespace's, not a
+ * child) whose postmaster.pid names it. When the pid file cannot be read (no privileges), the
+ * candidate stays, so the caller can say what is missing instead of "no server".
+ */
+export function postmastersOf(rows: readonly Postmaster[]): Postmaster[] {
+  return rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+}
+
+function choose(ctx: PlanContext, all: Postmaster[]): Postmaster {
+  const pms = postmastersOf(all);
   const port = userVar(ctx, 'pg_port');
   const data = userVar(ctx, 'pg_data_directory');
   let cands = pms;
@@ -136,27 +163,22 @@ const SETTINGS_SQL = `select json_build_object(
   'in_recovery', pg_is_in_recovery());
 `;
 
-/** psql that never prompts, never reads ~/.psqlrc, stops at the first error; SQL comes on stdin. */
-export function psqlCommand(s: Pick<PgServer, 'binDir' | 'socketDir' | 'port'>, db = 'postgres'): ShellCommand {
-  const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
-  // cd /: run as the DB user from root's cwd, psql would complain that it cannot access it
-  return sh`cd / && exec ${psql} -X -A -t -q -w -v ON_ERROR_STOP=1 -h ${s.socketDir} -p ${s.port} -d ${db}`;
-}
-
-/** Runs read-only SQL as the server's OS user; returns stdout. */
-export async function psqlQuery(ctx: PlanContext, s: PgServer, sql: string): Promise<string> {
+/** Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout. */
+export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
+  const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(psqlCommand(s), { user: s.osUser, stdin: sql });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin });
     return res.stdout.toString('utf8');
   } catch (e) {
-    if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} failed: ${e.message}`);
+    if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
     throw e;
   }
 }
 
-/** An exec action that runs SQL (possibly holding a secret) as the server's OS user, SQL on stdin. */
+/** An exec action that runs SQL (possibly holding a secret) through the host's SQL login, SQL on stdin. */
 export function psqlAction(s: PgServer, description: string, sql: string | Secret): ExecAction {
-  return { kind: 'exec', description, cmd: psqlCommand(s), stdin: sql, user: s.osUser };
+  const inv = sqlInvocation(s, s.login, sql);
+  return { kind: 'exec', description, cmd: inv.cmd, stdin: inv.stdin, ...(inv.user ? { user: inv.user } : {}) };
 }
 
 function detectService(
@@ -182,8 +204,10 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
     if (!pm.dataDir)
       throw new TaskError(`cannot inspect the PostgreSQL server process on ${ctx.host} (pid ${pm.pid}): use become: true or log in as root or its OS user`);
     if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
-    const base = { binDir, socketDir: pm.socketDir, port: pm.port };
-    const raw = (await psqlQuery(ctx, { ...base, osUser } as PgServer, SETTINGS_SQL)).trim();
+    const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
+    const pw = userVar(ctx, 'webadmin_password');
+    const login = await sqlLogin(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)));
+    const raw = (await psqlQuery(ctx, { ...local, login }, SETTINGS_SQL)).trim();
     let j: Record<string, unknown>;
     try {
       j = JSON.parse(raw) as Record<string, unknown>;
@@ -208,6 +232,7 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
       osGroup: pm.group || osUser,
       inRecovery: j.in_recovery === true,
       service: detectService(d, pm, configFile, binDir, dataDirectory),
+      login,
     };
   });
 }

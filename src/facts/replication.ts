@@ -62,8 +62,7 @@ const STANDBY_SQL = (recoveryConf: boolean) => `select json_build_object(
   'line', (select sourceline from pg_file_settings where name = 'primary_conninfo' order by seqno desc limit 1),
   'slot', current_setting('primary_slot_name'),`
   }
-  'wr', (select json_build_object('pid', pid, 'status', status, 'conninfo', conninfo, 'host', sender_host, 'port', sender_port,
-         'flushed', flushed_lsn) from pg_stat_wal_receiver limit 1),
+  'wr', (select to_jsonb(w) from pg_stat_wal_receiver w limit 1),
   'replay', case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end);
 `;
 
@@ -89,12 +88,13 @@ export async function standbyFacts(ctx: PlanContext, s?: PgServer): Promise<Stan
           pid: Number(wr.pid),
           status: String(wr.status ?? ''),
           conninfo: String(wr.conninfo ?? ''),
-          senderHost: String(wr.host ?? ''),
-          senderPort: Number(wr.port ?? 0),
+          senderHost: String(wr.sender_host ?? ''),
+          senderPort: Number(wr.sender_port ?? 0),
         }
       : null,
     replayLsn: String(j.replay ?? ''),
-    flushedLsn: String(wr?.flushed ?? ''),
+    // flushed_lsn since PostgreSQL 13, received_lsn before (the row is taken whole: columns differ by version)
+    flushedLsn: String(wr?.flushed_lsn ?? wr?.received_lsn ?? ''),
   };
   if (policy.location === 'recovery.conf' && facts.inRecovery) {
     facts.conninfoSource = { file: `${server.dataDirectory}/recovery.conf`, line: 0 };

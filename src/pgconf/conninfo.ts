@@ -28,6 +28,15 @@ export interface ParsedConninfo {
 
 export class ConninfoError extends Error {}
 
+/** libpq's keywords (PQconndefaults): the only words of a connection string an error message may name. */
+const KEYWORDS = new Set(
+  ('host hostaddr port dbname user password passfile channel_binding connect_timeout client_encoding options application_name ' +
+    'fallback_application_name keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout replication ' +
+    'gssencmode sslmode requiressl sslcompression sslcert sslkey sslpassword sslcertmode sslrootcert sslcrl sslcrldir sslsni ' +
+    'requirepeer require_auth ssl_min_protocol_version ssl_max_protocol_version krbsrvname gsslib gssdelegation service ' +
+    'target_session_attrs load_balance_hosts sslnegotiation').split(' '),
+);
+
 const URI_PREFIX = /^postgres(?:ql)?:\/\//;
 
 export function parseConninfo(s: string): ParsedConninfo {
@@ -46,14 +55,15 @@ function parseKeywords(s: string): ParsedConninfo {
     while (i < s.length && s[i] !== '=' && !isSpace(s[i])) i++;
     const key = s.slice(start, i);
     while (isSpace(s[i])) i++;
-    if (s[i] !== '=') throw new ConninfoError(`missing "=" after "${key}" in the connection string`);
+    // no text of the string in a message: a misquoted password would be printed (a keyword is safe to name)
+    if (s[i] !== '=') throw new ConninfoError(`missing "=" after ${KEYWORDS.has(key) ? `"${key}"` : `the word at character ${start + 1}`} in the connection string`);
     i++;
     while (isSpace(s[i])) i++;
     let value = '';
     if (s[i] === "'") {
       i++;
       for (;;) {
-        if (i >= s.length) throw new ConninfoError(`unterminated quoted string in the connection string (value of "${key}")`);
+        if (i >= s.length) throw new ConninfoError(`unterminated quoted string in the connection string (value of ${KEYWORDS.has(key) ? `"${key}"` : `the word at character ${start + 1}`})`);
         const c = s[i]!;
         if (c === '\\' && i + 1 < s.length) {
           value += s[i + 1];
@@ -131,7 +141,7 @@ function parseUri(s: string): ParsedConninfo {
       const pair = s.slice(p, stop);
       if (pair !== '') {
         const eq = pair.indexOf('=');
-        if (eq < 0) throw new ConninfoError(`missing "=" in the connection URI's parameter "${pair}"`);
+        if (eq < 0) throw new ConninfoError(`missing "=" in the connection URI's parameter at character ${p + 1}`);
         params.push({ key: pctDecode(pair.slice(0, eq), 'parameter'), value: pctDecode(pair.slice(eq + 1), 'parameter'), start: p, end: stop });
       }
       if (amp < 0) break;

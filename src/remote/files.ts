@@ -3,7 +3,7 @@ import { TaskError } from '../core/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
 import { sh } from './sh.js';
-import { installedMac, READ_CAP, recordOf, signRecords, type StateStore } from './state.js';
+import { installedMac, READ_CAP, recordOf, signedExec, type StateStore } from './state.js';
 
 export interface FileState {
   content: Buffer;
@@ -60,11 +60,13 @@ export async function writeRemoteFile(shell: HostShell, path: string, content: B
   const sha = sha256Hex(content);
   const store = opts.state;
   const rec = recordOf(store, path);
-  const res = await shell.exec(
+  const res = await signedExec(
+    shell,
+    store,
+    new Map([[rec, path]]),
     sh`sh -c ${hostScript('write')} pgtls-write ${diropScript()} ${path} ${content.length} ${sha} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.runId ?? ''} ${store.dir} ${rec} ${installedMac(store, path, sha)} ${READ_CAP} ${validate}`,
-    { stdin: content },
+    content,
   );
-  await signRecords(shell, store, res.stdout, new Map([[rec, path]]));
   const m = /^backup=(.*)$/m.exec(res.stdout.toString('utf8'));
   return m?.[1] ? { backupPath: m[1] } : {};
 }
@@ -72,10 +74,12 @@ export async function writeRemoteFile(shell: HostShell, path: string, content: B
 /** Removes a file, keeping its content for this run's rollback and its original for an uninstall. */
 export async function removeRemoteFile(shell: HostShell, path: string, runId: string, store: StateStore): Promise<void> {
   const rec = recordOf(store, path);
-  const res = await shell.exec(
+  await signedExec(
+    shell,
+    store,
+    new Map([[rec, path]]),
     sh`sh -c ${hostScript('remove')} pgtls-remove ${diropScript()} ${path} ${runId} ${store.dir} ${rec} ${installedMac(store, path, 'absent')} ${READ_CAP}`,
   );
-  await signRecords(shell, store, res.stdout, new Map([[rec, path]]));
 }
 
 /** Puts back what this run's rollback copies hold (paths newest change first), and drops the copies. */

@@ -11,6 +11,8 @@ export function lockHolderName(): string {
 }
 
 export interface LockTaken {
+  /** What lock.sh printed (records a killed run left unsigned: the caller signs them). */
+  stdout: Buffer;
   /** The dead run whose lock was taken over (lock.sh printed it), if any. */
   stale?: string;
   /** Runs whose leftovers (rollback copies, temp files) were removed. */
@@ -27,7 +29,7 @@ export async function lockHost(shell: HostShell, stateDir: string, runId: string
     const res = await shell.exec(sh`sh -c ${hostScript('lock')} pgtls-lock ${diropScript()} ${stateDir} ${runId} ${who}`);
     const out = res.stdout.toString('utf8');
     const stale = /^stale-lock (.*)$/m.exec(out)?.[1];
-    return { ...(stale ? { stale } : {}), cleaned: [...out.matchAll(/^cleaned (.*)$/gm)].map((m) => m[1]!) };
+    return { stdout: res.stdout, ...(stale ? { stale } : {}), cleaned: [...out.matchAll(/^cleaned (.*)$/gm)].map((m) => m[1]!) };
   } catch (e) {
     if (e instanceof RemoteCommandError) {
       const why = /pgtls: (.*)/.exec(e.result.stderr.toString('utf8'))?.[1];

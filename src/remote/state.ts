@@ -4,7 +4,8 @@ import { dirname, posix, resolve } from 'node:path';
 import { TaskError } from '../core/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { sh } from './sh.js';
+import { RemoteCommandError, type ExecResult } from './connection.js';
+import { sh, type ShellCommand } from './sh.js';
 
 /**
  * What pgtls keeps on a host (pgtls_state_dir, root-owned 0700, checked with its parents before
@@ -26,7 +27,7 @@ export interface StateStore {
   dir: string;
   /** Keep originals for an uninstall (false: lock and journals only). */
   track: boolean;
-  /** Signs records; null in --check (nothing is recorded). */
+  /** Signs records (also those a killed run left unsigned); null in --check (nothing is recorded). */
   signer: RecordSigner | null;
 }
 
@@ -66,11 +67,15 @@ export class RecordSigner {
   }
 }
 
-/** Where the controller keeps the key that signs state records: next to the CA directory. */
+/**
+ * Where the controller keeps the key that signs state records: next to the CA directory
+ * (<pgtls_ca_dir>.state.key), relative paths next to the inventory like pgtls_ca_dir's.
+ */
 export function stateKeyFile(vars: Readonly<Record<string, unknown>>): string {
-  if (typeof vars.pgtls_state_key_file === 'string' && vars.pgtls_state_key_file) return resolve(vars.pgtls_state_key_file);
+  const base = typeof vars.inventory_dir === 'string' ? vars.inventory_dir : process.cwd();
+  if (typeof vars.pgtls_state_key_file === 'string' && vars.pgtls_state_key_file) return resolve(base, vars.pgtls_state_key_file);
   const ca = typeof vars.pgtls_ca_dir === 'string' && vars.pgtls_ca_dir ? vars.pgtls_ca_dir : 'pgtls-ca';
-  return `${resolve(ca).replace(/\/+$/, '')}.state.key`;
+  return `${resolve(base, ca).replace(/\/+$/, '')}.state.key`;
 }
 
 /** The signing key (32 random bytes, 0600), created on first use unless `create` is false (then null when missing). */
@@ -100,12 +105,18 @@ export function loadStateKey(file: string, create: boolean): Buffer | null {
 }
 
 const keys = new Map<string, Buffer>();
-/** One key per file for the whole process (hosts run concurrently). */
-export function signerFor(vars: Readonly<Record<string, unknown>>, host: string): RecordSigner {
+/**
+ * One key per file for the whole process (hosts run concurrently). Created only by a run that
+ * records originals (`create`): a run that only restores them (the uninstall) must find the key
+ * that signed them, never a new one (null then).
+ */
+export function signerFor(vars: Readonly<Record<string, unknown>>, host: string, create = true): RecordSigner | null {
   const file = stateKeyFile(vars);
   let key = keys.get(file);
   if (!key) {
-    key = loadStateKey(file, true)!;
+    const loaded = loadStateKey(file, create);
+    if (!loaded) return null;
+    key = loaded;
     keys.set(file, key);
   }
   return new RecordSigner(host, key);
@@ -117,7 +128,7 @@ export function signerFor(vars: Readonly<Record<string, unknown>>, host: string)
  * `paths` maps record bases back to the paths they are about (the controller named them).
  */
 export async function signRecords(shell: HostShell, store: StateStore | null, stdout: Buffer, paths: Map<string, string>): Promise<void> {
-  if (!store?.track || !store.signer) return;
+  if (!store?.signer) return;
   const pairs: string[] = [];
   for (const line of stdout.toString('utf8').split('\n')) {
     const m = /^pgtls-(orig|installed) (\S+) (.*)$/.exec(line);
@@ -131,6 +142,19 @@ export async function signRecords(shell: HostShell, store: StateStore | null, st
   await shell.exec(sh`sh -c ${hostScript('sign')} pgtls-sign ${store.dir} ${pairs}`);
 }
 
+/**
+ * Records a killed run left unsigned, as lock.sh lists them ("pgtls-path BASE PATH" before each):
+ * signed by the next run, once the state directory passed its ownership checks. A base that is not
+ * the one the controller would name for that path is ignored (never signed).
+ */
+export async function signLeftovers(shell: HostShell, store: StateStore, stdout: Buffer): Promise<void> {
+  const paths = new Map<string, string>();
+  for (const m of stdout.toString('utf8').matchAll(/^pgtls-path (\S+) (.*)$/gm)) {
+    if (recordBase(store.dir, m[2]!) === m[1]) paths.set(m[1]!, m[2]!);
+  }
+  if (paths.size > 0) await signRecords(shell, store, stdout, paths);
+}
+
 /** The MAC a write's "installed" record gets, computed before it is sent (the controller knows the bytes). */
 export function installedMac(store: StateStore | null | undefined, path: string, sha256: string): string {
   return store?.track && store.signer ? store.signer.mac('installed', path, sha256) : '';
@@ -141,16 +165,28 @@ export async function preparePaths(shell: HostShell, store: StateStore, runId: s
   if (paths.length === 0) return;
   const names = new Map(paths.map((p) => [recordOf(store, p), p]));
   const args = paths.flatMap((p) => [p, recordOf(store, p)]);
-  const res = await shell.exec(sh`sh -c ${hostScript('prepare')} pgtls-prepare ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${args}`);
-  await signRecords(shell, store, res.stdout, names);
+  await signedExec(shell, store, names, sh`sh -c ${hostScript('prepare')} pgtls-prepare ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${args}`);
 }
 
 /** After an exec that changed `paths`: remember (and sign) what pgtls left there. */
 export async function recordPaths(shell: HostShell, store: StateStore, paths: string[]): Promise<void> {
   if (!store.track || paths.length === 0) return;
   const names = new Map(paths.map((p) => [recordOf(store, p), p]));
-  const res = await shell.exec(
-    sh`sh -c ${hostScript('record')} pgtls-record ${diropScript()} ${store.dir} ${READ_CAP} ${paths.flatMap((p) => [p, recordOf(store, p)])}`,
-  );
+  await signedExec(shell, store, names, sh`sh -c ${hostScript('record')} pgtls-record ${diropScript()} ${store.dir} ${READ_CAP} ${paths.flatMap((p) => [p, recordOf(store, p)])}`);
+}
+
+/**
+ * Runs a script that may record originals, and signs what it recorded, also when it then fails
+ * (a refused write has already kept the original: unsigned, the uninstall would refuse it).
+ */
+export async function signedExec(shell: HostShell, store: StateStore, names: Map<string, string>, cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> {
+  let res: ExecResult;
+  try {
+    res = await shell.exec(cmd, stdin === undefined ? {} : { stdin });
+  } catch (e) {
+    if (e instanceof RemoteCommandError) await signRecords(shell, store, e.result.stdout, names).catch(() => undefined);
+    throw e;
+  }
   await signRecords(shell, store, res.stdout, names);
+  return res;
 }

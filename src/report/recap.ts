@@ -10,10 +10,11 @@ export function recapLines(report: RunReport): string[] {
   });
 }
 
-/** Exit codes (README): 0 all ok, 1 a host failed, 2 bad input, 3 a host unreachable (none failed), 4 interrupted. */
+/** Exit codes (README): 0 all ok, 1 a host failed, 2 bad input (or a refused --limit), 3 a host unreachable (none failed), 4 interrupted. */
 export function exitCodeOf(report: RunReport): number {
   const hosts = Object.values(report.hosts);
   if (report.interrupted) return 4;
+  if (report.refused?.length) return 2;
   if (hosts.some((h) => h.status === 'failed')) return 1;
   if (hosts.some((h) => h.status === 'unreachable')) return 3;
   return 0;

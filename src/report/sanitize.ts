@@ -56,14 +56,51 @@ function maskLine(line: string): string {
   return maskUriPassword(out);
 }
 
-/** `password=value` anywhere in the line (a conninfo): everything after it is masked (a value may hold spaces). */
+/**
+ * `password=value` anywhere in the line (a conninfo): the value is masked, the keywords after it stay
+ * (`sslmode=verify-full` is what a reviewer wants to see). The value ends at whitespace when bare;
+ * quoted (`'…'`, or `''…''` inside a postgresql.conf string) at its closing quote followed by a space
+ * or the end; when no end is found, everything up to the end of the line is masked.
+ */
 function maskConninfoPassword(line: string): string {
-  const at = line.toLowerCase().search(/\bpassword\s*=/);
-  if (at < 0) return line;
-  const eq = line.indexOf('=', at);
-  const tail = line.slice(eq + 1).trim();
-  const closing = tail.endsWith("'") && tail !== "'" ? "'" : '';
-  return `${line.slice(0, eq + 1)}${Secret.MASK}${closing}`;
+  let out = line;
+  let from = 0;
+  for (;;) {
+    const at = out.toLowerCase().indexOf('password', from);
+    if (at < 0) return out;
+    let eq = at + 8;
+    while (out[eq] === ' ') eq++;
+    if (out[eq] !== '=' || (at > 0 && /[A-Za-z0-9_]/.test(out[at - 1]!))) {
+      from = at + 8;
+      continue;
+    }
+    let start = eq + 1;
+    while (out[start] === ' ') start++;
+    const end = valueEnd(out, start);
+    const tailStart = end < 0 ? out.length : end;
+    const closing = end < 0 && out.trimEnd().endsWith("'") ? "'" : '';
+    out = `${out.slice(0, start)}${Secret.MASK}${end < 0 ? closing : out.slice(tailStart)}`;
+    from = start + Secret.MASK.length;
+  }
+}
+
+/** Where a conninfo value starting at `i` ends (index after it), or -1 when it cannot be told. */
+function valueEnd(s: string, i: number): number {
+  // already masked (the conninfo-aware masker of src/pgconf kept the other keywords): keep them too
+  if (s.startsWith(Secret.MASK, i)) return i + Secret.MASK.length;
+  if (s.startsWith(`'${Secret.MASK}'`, i)) return i + Secret.MASK.length + 2;
+  const quote = s.startsWith("''", i) ? "''" : s[i] === "'" ? "'" : '';
+  if (!quote) {
+    let j = i;
+    while (j < s.length && s[j] !== ' ' && s[j] !== "'") j++;
+    return j;
+  }
+  for (let j = s.indexOf(quote, i + quote.length); j >= 0; j = s.indexOf(quote, j + 1)) {
+    if (quote === "'" && s[j - 1] === '\\') continue;
+    const after = s[j + quote.length];
+    if (after === undefined || after === ' ' || (quote === "''" && after === "'")) return j + quote.length;
+  }
+  return -1;
 }
 
 /** `postgresql://user:secret@host`: the password part is masked. */

@@ -62,6 +62,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
       inventory: v.inventory!,
       extraVars: v['extra-vars'] ?? [],
       check: true, // belt and braces: the executor cannot write in check mode
+      factsPolicy: 'each-host', // read only: every host is shown on its own
+      optionalPlayHosts: true, // a fleet without Pgpool-II (even without the group) is normal here
       forks,
       limit: v.limit,
       tags: [],

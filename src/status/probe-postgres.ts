@@ -1,11 +1,13 @@
 /**
  * Read-only look at a host's PostgreSQL: what it presents on the wire (TLS handshake, the
- * certificate, the TLS versions it accepts) and, in one psql round trip as its OS user, its
- * pg_hba rules as PostgreSQL parsed them, the roles still stored as md5, its walsenders and TCP
- * sessions with or without TLS, and (on a standby) the sslmode it connects to its upstream with.
+ * certificate, the TLS versions it accepts) and, in one psql round trip through the host's SQL
+ * login (peer, else webadmin with its password), its pg_hba rules as PostgreSQL parsed them, the
+ * roles still stored as md5, its walsenders and TCP sessions with or without TLS, and (on a
+ * standby) the sslmode it connects to its upstream with.
  */
 import type { PlanContext } from '../core/types.js';
 import { pgServer, psqlQuery, userVar } from '../facts/postgres.js';
+import { unsupportedMajor } from '../facts/pg-versions.js';
 import { connectTarget } from '../modules/pg-service/verify.js';
 import { servedCert } from '../tls/served-cert.js';
 import { certView } from './cert.js';
@@ -79,6 +81,8 @@ export async function postgresStatus(ctx: PlanContext): Promise<ServiceStatus> {
   if (j.ssl !== 'on' && served.pem) notes.push('ssl is off in the files, but the running server still serves TLS (reload pending)');
   const old = versions.filter((v) => v === 'TLSv1' || v === 'TLSv1.1');
   if (old.length) notes.push(`accepts deprecated ${old.join(', ')}`);
+  const major = unsupportedMajor(s.version);
+  if (major) notes.push(major);
   return {
     service: 'postgresql',
     endpoint: `${t.addr}:${s.port}`,

@@ -76,6 +76,7 @@ watched = dirs()
 for d in watched:
     try: seen[d] = set(os.listdir(d))
     except OSError: seen[d] = set()
+with open(out + '.pid', 'w') as f: f.write(str(os.getpid()))  # up: the next new entry is seen
 last = time.time()
 while not stop:
     if time.time() - last > 0.5:
@@ -130,30 +131,36 @@ test('lab: pg1 primary, pg2 primary, a canary on each, the keys directory plante
 });
 
 const before: Record<string, string> = {};
+
+/** Stops the watcher of `h` (by the pid it wrote) and waits for its counters. */
+async function stopWatcher(h: string): Promise<void> {
+  await lab.exec(h, `p=$(cat /var/tmp/w/${h}.json.pid 2>/dev/null) || exit 0; kill -TERM "$p" 2>/dev/null; for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; rm -f /var/tmp/w/${h}.json.pid`);
+}
 const reports: JsonReport[] = [];
 
 test('install, reissue=server and uninstall under attack: no canary changes, every won swap is refused', async () => {
   if (!lab) return;
   for (const h of HOSTS) before[h] = await canaries(h);
+  for (const h of HOSTS) assert.is((await lab.exec(h, 'mkdir -p -m 777 /var/tmp/w')).code, 0);
   const data = '/var/lib/postgresql/15/main';
   for (const h of HOSTS) {
     const start = await lab.exec(
       h,
-      `runuser -u postgres -- setsid python3 /var/tmp/pgtls-watcher.py /etc/postgresql:/var/lib/postgresql:/var/lib/jelastic:/var/lib/pgtls ${CANARY} ${CANARY_DIR} /var/tmp/pgtls-watcher.${h}.json ${data} </dev/null >/var/tmp/pgtls-watcher.log 2>&1 & echo $! > /var/tmp/pgtls-watcher.pid`,
+      `setsid runuser -u postgres -- python3 /var/tmp/pgtls-watcher.py /etc/postgresql:/var/lib/postgresql:/var/lib/jelastic:/var/lib/pgtls ${CANARY} ${CANARY_DIR} /var/tmp/w/${h}.json ${data} </dev/null >/var/tmp/w/log 2>&1 &`,
     );
     assert.is(start.code, 0, start.stderr);
   }
-  // the watchers are up and polling (they write their counters only when stopped)
+  // the watchers are up and polling (they write their counters when stopped)
   for (const h of HOSTS) {
     let alive = '';
-    for (let i = 0; i < 50 && !alive; i++) {
-      alive = (await lab.exec(h, `kill -0 $(cat /var/tmp/pgtls-watcher.pid) 2>/dev/null && echo up`)).stdout.trim();
+    for (let i = 0; i < 100 && !alive; i++) {
+      alive = (await lab.exec(h, `[ -s /var/tmp/w/${h}.json.pid ] && kill -0 $(cat /var/tmp/w/${h}.json.pid) && echo up`)).stdout.trim();
       if (!alive) await new Promise((r) => setTimeout(r, 100));
     }
-    assert.is(alive, 'up', (await lab.exec(h, 'cat /var/tmp/pgtls-watcher.log')).stdout);
+    assert.is(alive, 'up', (await lab.exec(h, 'cat /var/tmp/w/log')).stdout);
   }
   await new Promise((r) => setTimeout(r, 1000));
-  for (const h of HOSTS) assert.is((await lab.exec(h, `kill -0 $(cat /var/tmp/pgtls-watcher.pid) && echo up`)).stdout.trim(), 'up', `${h}: the watcher died: ${(await lab.exec(h, 'cat /var/tmp/pgtls-watcher.log')).stdout}`);
+  for (const h of HOSTS) assert.is((await lab.exec(h, `kill -0 $(cat /var/tmp/w/${h}.json.pid) && echo up`)).stdout.trim(), 'up', `${h}: the watcher died: ${(await lab.exec(h, 'cat /var/tmp/w/log')).stdout}`);
   const runs: [string, string[]][] = [
     ['install.yaml', []],
     ['reissue.yaml', ['-e', 'reissue=server']],
@@ -169,8 +176,10 @@ test('install, reissue=server and uninstall under attack: no canary changes, eve
   }
   const stats: Record<string, { attempted: number; won: number; wins: string[] }> = {};
   for (const h of HOSTS) {
-    await lab.exec(h, `kill -TERM $(cat /var/tmp/pgtls-watcher.pid); for i in $(seq 50); do [ -s /var/tmp/pgtls-watcher.${h}.json ] && break; sleep 0.2; done`);
-    stats[h] = JSON.parse((await lab.exec(h, `cat /var/tmp/pgtls-watcher.${h}.json`)).stdout || '{"attempted":0,"won":0,"wins":[]}');
+    await stopWatcher(h);
+    const j = await lab.exec(h, `cat /var/tmp/w/${h}.json`);
+    assert.is(j.code, 0, `${h}: the watcher wrote no counters: ${(await lab.exec(h, 'cat /var/tmp/w/log')).stdout}`);
+    stats[h] = JSON.parse(j.stdout);
   }
   for (const h of HOSTS) assert.is(await canaries(h), before[h], `${h}: no canary changed owner, mode or content`);
   // pg2's planted keys directory: gencert refused it, naming the link
@@ -192,6 +201,7 @@ test('install, reissue=server and uninstall under attack: no canary changes, eve
 
 test('the SSH connection destroyed while a file is in flight, 20 times: never an empty or partial file', async () => {
   if (!lab) return;
+  for (const h of HOSTS) await stopWatcher(h); // (when the test before failed half way)
   const file = '/var/lib/postgresql/pgtls-cut-test.conf'; // in a directory postgres owns
   const old = Buffer.from('# before\n'.repeat(1000));
   const neu = Buffer.from('# the new content pgtls sends\n'.repeat(150_000)); // 4.3 MB: many SSH windows

@@ -35,6 +35,11 @@ export interface LabOptions {
   pgpool?: Record<string, string[]>;
   /** Log in as this non-root user (passwordless sudo) instead of root. */
   user?: string;
+  /**
+   * 'rhel': hosts laid out like RHEL (data directory /var/lib/pgsql/data with its config inside, pg_ctl,
+   * `local all all md5`, Pgpool-II under /etc/pgpool-II with /etc/init.d/pgpool-II). Default 'debian'.
+   */
+  layout?: 'debian' | 'rhel';
   /** Timeout for `lab.sh up` (default 180 s). */
   timeoutMs?: number;
 }
@@ -67,6 +72,7 @@ export interface Lab {
   sshConfigPath: string;
   /** SSH login user (root unless `user` was given). */
   user: string;
+  layout: 'debian' | 'rhel';
   hosts: LabHost[];
   /** Passwords the lab's roles were created with. */
   passwords: LabPasswords;
@@ -74,7 +80,7 @@ export interface Lab {
   /** `bash -c cmd` inside `host`, as root (via lab.sh exec / nsenter). Never rejects on a non-zero exit. */
   exec(host: string, cmd: string, opts?: ExecOptions): Promise<ExecResult>;
   /** SQL (on stdin) through psql -XAtq as OS user postgres over the local socket of `host`.
-   *  `user` switches with SET SESSION AUTHORIZATION. Rejects on any error; resolves to stdout without its last newline. */
+   *  `user` switches with SET SESSION AUTHORIZATION. RHEL layout: as webadmin with its password (local md5). Rejects on any error; resolves to stdout without its last newline. */
   sql(host: string, sql: string, opts?: { user?: string; db?: string }): Promise<string>;
   /** sha256 of every regular file under `paths` in `host` ("symlink:<target>" for symlinks). Missing paths are skipped. */
   sha256Tree(host: string, paths: string[]): Promise<Record<string, string>>;
@@ -252,6 +258,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   for (const h of opts.replicationSlots ?? []) args.push('--repl-slot', h);
   for (const [host, backends] of Object.entries(opts.pgpool ?? {})) args.push('--pgpool', `${host}:${backends.join(',')}`);
   if (opts.user) args.push('--user', opts.user);
+  if (opts.layout) args.push('--layout', opts.layout);
   let r: ExecResult;
   try {
     r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 180_000 });
@@ -267,7 +274,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   }
   removeStaleRunDirs();
   const slot = Number(readFileSync(path.join(dir, 'lab.slot'), 'utf8').trim());
-  return makeLab(dir, slot, n, opts.user ?? 'root');
+  return makeLab(dir, slot, n, opts.user ?? 'root', opts.layout ?? 'debian');
 }
 
 /** Tear down the lab of `dir` (all labs on this machine with `{ all: true }`). */
@@ -279,7 +286,7 @@ export async function labDown(dir: string | { all: true }): Promise<void> {
   if (r.code !== 0) throw new Error(`lab.sh down failed (exit ${r.code}):\n${r.stderr}`);
 }
 
-function makeLab(dir: string, slot: number, n: number, user: string): Lab {
+function makeLab(dir: string, slot: number, n: number, user: string, layout: 'debian' | 'rhel'): Lab {
   const ipOf = (name: string): string => hostIp(slot, name);
   const hosts: LabHost[] = [];
   for (let i = 1; i <= n; i++) hosts.push({ name: `pg${i}`, ip: ipOf(`pg${i}`) });
@@ -297,6 +304,7 @@ function makeLab(dir: string, slot: number, n: number, user: string): Lab {
     keyPath,
     sshConfigPath: path.join(dir, 'ssh_config'),
     user,
+    layout,
     hosts,
     passwords: labPasswords(),
     ip: ipOf,
@@ -305,7 +313,15 @@ function makeLab(dir: string, slot: number, n: number, user: string): Lab {
     async sql(host, sql, opts = {}) {
       const db = opts.db ?? 'postgres';
       const input = (opts.user ? `SET SESSION AUTHORIZATION ${sqlIdent(opts.user)};\n` : '') + sql;
-      const r = await exec(host, `runuser -u postgres -- psql -X -Atq -v ON_ERROR_STOP=1 -d ${shq(db)}`, { input });
+      // RHEL layout: local rules want a password, so as webadmin, its password as the first line of stdin
+      const r =
+        layout === 'rhel'
+          ? await exec(
+              host,
+              `IFS= read -r PGPASSWORD; export PGPASSWORD; PGPASSFILE=/dev/null exec psql -X -Atq -v ON_ERROR_STOP=1 -h /var/run/postgresql -U webadmin -d ${shq(db)}`,
+              { input: `${lab.passwords.webadmin}\n${input}` },
+            )
+          : await exec(host, `runuser -u postgres -- psql -X -Atq -v ON_ERROR_STOP=1 -d ${shq(db)}`, { input });
       if (r.code !== 0) throw new Error(`psql on ${host} failed (exit ${r.code}): ${r.stderr.trim()}`);
       return r.stdout.replace(/\n$/, '');
     },

@@ -123,7 +123,7 @@ test('(a) pgbench over verify-full TLS DURING reissue=server: zero failed transa
   const before = await Promise.all([served('pg1'), served('pg2'), served('pg3', 9999)]);
   const clientBefore = await lab.sha256Tree('pg1', [`${KEYS}/client`]);
 
-  const DURATION = 25;
+  const DURATION = 40; // long enough to cover the re-issue on a loaded CI machine (2 cores, several labs)
   const t0 = Date.now();
   // steady sessions (TPC-B, 4 clients) and a reconnecting client (-C: a new TLS handshake + SCRAM per
   // transaction), so both open sessions and new connections are exercised across the reload

@@ -6,6 +6,8 @@
 //     walreceiver's conninfo says sslmode=verify-full with the fleet CA; a re-run changes nothing;
 //   - the verification is real: pg3 with another CA in its sslrootcert cannot stream, and streams
 //     again once the fleet CA is back;
+//   - a standby never switches when its upstream does not pass verify-full (checked first);
+//   - a standby that cannot stream with verify-full gets its file back and keeps streaming;
 //   - the replication password is never in --diff, the output or a remote command line;
 //   - after uninstall.yaml the standbys' configuration files are byte-identical and they stream.
 import { test } from 'uvu';
@@ -123,6 +125,54 @@ test('re-run: changed=0', async () => {
   const r = await runPb('install.yaml');
   assert.is(r.code, 0, ok(r));
   assert.is(totalChanged(r.report!), 0, ok(r));
+});
+
+test('an upstream whose certificate lacks the name the inventory promises: the standby keeps its conninfo, fails', async () => {
+  assert.ok(lab, 'the lab is up');
+  // the inventory says pg2's certificate carries an alias; pg2 (outside --limit) was not re-issued yet
+  const alias = 'pg2-alias.lab.internal';
+  const inv = load(readFileSync(inventory, 'utf8')) as { all: { children: Record<string, { hosts: Record<string, Record<string, unknown>> }> } };
+  inv.all.children['postgres']!.hosts['pg2']!['pgtls_cert_sans'] = [alias];
+  const inventory2 = join(work, 'inventory-alias.yaml');
+  writeFileSync(inventory2, dump(inv));
+  await lab.exec('pg3', `echo ${shq(`${lab.ip('pg2')} ${alias}`)} >> /etc/hosts`);
+  const pw = lab.passwords.replicator.replace(/'/g, "''");
+  await lab.sql('pg3', `alter system set primary_conninfo = 'host=${alias} port=5432 user=replicator password=''${pw}'' sslmode=prefer application_name=pg3'; select pg_reload_conf();`);
+  await until('pg3 streaming from the alias', 60, async () => new RegExp(` host=${alias} .*sslmode=prefer `).test(await receiver('pg3')) && (await streams('pg3')));
+  const files = await configFiles('pg3');
+  const r = await pgtls(['run', 'playbooks/install.yaml', '-i', inventory2, '--limit', 'pg3'], { json: join(work, `run${++n}.json`) });
+  assert.is(r.code, 1, ok(r));
+  const msg = r.report!.hosts['pg3']!.message ?? '';
+  assert.ok(new RegExp(`upstream pg2 serves TLS that passes verify-full failed: the upstream ${alias}:5432 does not pass verify-full`).test(msg), msg);
+  assert.equal(await configFiles('pg3'), files, 'nothing written');
+  assert.ok(await streams('pg3'), 'pg3 still streams');
+});
+
+test('a standby that cannot stream with verify-full: its file goes back, it streams as before, the host fails', async () => {
+  assert.ok(lab, 'the lab is up');
+  // pg2 (outside this run: --limit pg3) takes pg3's stream only WITHOUT TLS: the TLS handshake a
+  // standby checks first passes, the walreceiver under verify-full (no plaintext fallback) is rejected
+  const hba = '/etc/postgresql/15/main/pg_hba.conf';
+  const rules = `hostssl replication replicator ${lab.ip('pg3')}/32 reject\nhostnossl replication replicator ${lab.ip('pg3')}/32 scram-sha-256\n`;
+  const edit = await lab.exec('pg2', `cp -p ${hba} /var/tmp/hba.keep && { printf ${shq(rules)}; cat /var/tmp/hba.keep; } > ${hba}`);
+  assert.is(edit.code, 0, edit.stderr);
+  await lab.sql('pg2', 'select pg_reload_conf()');
+  const pw = lab.passwords.replicator.replace(/'/g, "''");
+  await lab.sql('pg3', `alter system set primary_conninfo = 'host=${lab.ip('pg2')} port=5432 user=replicator password=''${pw}'' sslmode=prefer application_name=pg3'; select pg_reload_conf();`);
+  await until('pg3 streaming with sslmode=prefer (in plaintext)', 60, async () => / sslmode=prefer /.test(await receiver('pg3')) && (await streams('pg3')) && (await walsenders('pg2')) === 'pg3|false');
+  const files = await configFiles('pg3');
+  const r = await runPb('install.yaml', ['--limit', 'pg3', '-e', 'pgtls_replication_wait=8']);
+  assert.is(r.code, 1, ok(r));
+  assert.match(r.report!.hosts['pg3']!.message ?? '', /did not stream again with sslmode=verify-full.*previous files restored/);
+  assert.equal(await configFiles('pg3'), files, 'primary_conninfo is back as it was');
+  await until('pg3 streaming again with its previous conninfo', 60, async () => / sslmode=prefer /.test(await receiver('pg3')) && (await streams('pg3')));
+  // pg2 as the install left it: pg3 converges
+  await lab.exec('pg2', `cat /var/tmp/hba.keep > ${hba} && rm -f /var/tmp/hba.keep`);
+  await lab.sql('pg2', 'select pg_reload_conf()');
+  const again = await runPb('install.yaml', ['--limit', 'pg3']);
+  assert.is(again.code, 0, ok(again));
+  assert.match(await receiver('pg3'), /^streaming\|.* sslmode=verify-full /);
+  assert.is(await walsenders('pg2'), 'pg3|true');
 });
 
 test('the verification is real: another CA in pg3\'s sslrootcert, and pg3 cannot stream', async () => {

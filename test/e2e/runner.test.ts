@@ -12,7 +12,9 @@ import { pgtls, totalChanged } from './cli.js';
 // convergence, idempotence, --check that changes no byte, host key verification, bad input.
 
 const work = mkdtempSync(join(tmpdir(), 'pgtls-e2e-runner-'));
-const FILE = '/etc/postgresql/pgtls-e2e.conf';
+// In root's /etc: a file pgtls creates in a directory postgres owns (/etc/postgresql) belongs to
+// postgres (it is written as postgres: see "The write path" in the README).
+const FILE = '/etc/pgtls-e2e.conf';
 const PLAYBOOK = join(work, 'lines.yaml');
 writeFileSync(
   PLAYBOOK,
@@ -39,7 +41,7 @@ writeFileSync(
 );
 
 let lab: Lab;
-const hashes = () => Promise.all(lab.hosts.map((h) => lab.sha256Tree(h.name, ['/etc/postgresql'])));
+const hashes = () => Promise.all(lab.hosts.map((h) => lab.sha256Tree(h.name, ['/etc/postgresql', FILE, `${FILE}.handler`])));
 
 // Brought up inside a test, not test.before: uvu 0.5 reports a throwing before() as 0 tests passed.
 test('a lab of 3 hosts comes up', async () => {
@@ -81,7 +83,7 @@ test('a second run reports changed=0', async () => {
   for (const h of lab.hosts) assert.is((await lab.exec(h.name, `cat ${FILE}.handler`)).stdout, 'reloaded\n', 'handler ran once');
 });
 
-test('a host with a wrong host key is unreachable; the others converge', async () => {
+test('a host with a wrong host key is unreachable: facts first, no host changed; with --keep-going the others converge', async () => {
   const kh = join(work, 'known_hosts.bad');
   const other = join(work, 'otherkey');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
@@ -92,7 +94,11 @@ test('a host with a wrong host key is unreachable; the others converge', async (
     .map((l) => (l.startsWith(`${victim.ip} `) ? `${victim.ip} ${otherKey}` : l));
   writeFileSync(kh, lines.join('\n'));
   for (const h of lab.hosts) await lab.exec(h.name, `sed -i 's/^ssl = on/ssl = off/' ${FILE}`);
-  const run = await pgtls(['run', PLAYBOOK, '-i', lab.inventoryPath, '--known-hosts', kh], { json: join(work, 'badkey.json') });
+  const stopped = await pgtls(['run', PLAYBOOK, '-i', lab.inventoryPath, '--known-hosts', kh], { json: join(work, 'badkey-stop.json') });
+  assert.is(stopped.code, 3, 'exit 3: a host unreachable, none failed');
+  assert.match(stopped.stdout, /no host was changed: .*could not be read before the first change/);
+  for (const h of lab.hosts) assert.is((await lab.exec(h.name, `grep -c '^ssl = off' ${FILE}`)).stdout.trim(), '1', `${h.name} untouched`);
+  const run = await pgtls(['run', PLAYBOOK, '-i', lab.inventoryPath, '--known-hosts', kh, '--keep-going'], { json: join(work, 'badkey.json') });
   assert.is(run.code, 3, 'exit 3: a host unreachable, none failed');
   const rep = run.report!;
   assert.is(rep.hosts[victim.name]!.status, 'unreachable');

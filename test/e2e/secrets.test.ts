@@ -17,7 +17,6 @@ import { labAvailable, labUnavailableReason, labUp, type Lab } from './lab.js';
 
 mkdirSync('/var/tmp', { recursive: true });
 const work = mkdtempSync('/var/tmp/pgtls-e2e-secrets-');
-const KEYS = '/var/lib/postgresql/keys/SSL-TLS';
 const HOSTS = ['pg1', 'pg2', 'pg3'];
 
 // Distinctive passwords; lab.sh creates the roles with them (LAB_* variables).
@@ -59,8 +58,6 @@ test('lab: pg1 primary, pg2 standby, pg3 pgpool, with distinctive passwords', as
   assert.is(lab.passwords.webadmin, PASSWORDS.LAB_WEBADMIN_PASSWORD);
   const inv = load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; children: Record<string, Record<string, unknown>> } };
   inv.all.vars['pgtls_ca_dir'] = join(work, 'ca');
-  inv.all.vars['pgtls_keys_dir'] = KEYS;
-  inv.all.vars['pgtls_state_dir'] = '/var/lib/postgresql/pgtls-state';
   if (!factProviders['pg_config_file'])
     inv.all.children['postgres']!['vars'] = { pg_config_file: '/etc/postgresql/15/main/postgresql.conf', pg_hba_file: '/etc/postgresql/15/main/pg_hba.conf', pg_os_user: 'postgres', pg_version: 15 };
   delete inv.all.children['lab'];

@@ -1,9 +1,13 @@
 // A Transport that runs commands on this machine (sh -c), for tests of the host scripts through the
 // real executor-level code (HostShell, writeRemoteFile…). `cutStdinAfter` sends only that many bytes
 // of stdin and then destroys the channel (stdin closed, the process group killed), as a dropped
-// connection or a killed controller does.
+// connection or a killed controller does. `localContext()` is a read-only PlanContext on this machine
+// through the product's HostShell (so `user` switches with runuser exactly as on a host logged in as
+// root), for unit tests that need real programs (psql against a throwaway cluster) without a lab.
 import { spawn } from 'node:child_process';
+import type { PlanContext } from '../../src/core/types.js';
 import type { ExecResult, Transport } from '../../src/remote/connection.js';
+import { HostShell } from '../../src/remote/host-shell.js';
 import type { ShellCommand } from '../../src/remote/sh.js';
 
 export interface Cut {
@@ -63,4 +67,29 @@ export class LocalTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A read-only context on this machine, as root (the tests that use it need root for runuser). */
+export function localContext(vars: Record<string, unknown> = {}): { ctx: PlanContext; warnings: string[]; transport: LocalTransport } {
+  const transport = new LocalTransport();
+  const shell = new HostShell(transport, 'root', false);
+  const warnings: string[] = [];
+  const memos = new Map<string, Promise<unknown>>();
+  const memo = <T>(k: string, f: () => Promise<T>): Promise<T> => {
+    if (!memos.has(k)) memos.set(k, f());
+    return memos.get(k) as Promise<T>;
+  };
+  const ctx: PlanContext = {
+    host: 'local',
+    vars,
+    facts: { hostname: 'local', fqdn: 'local', addresses: [], loginUser: 'root' },
+    check: false,
+    effectiveUser: 'root',
+    readFile: async () => null,
+    query: (cmd, opts) => shell.exec(cmd, opts),
+    memo,
+    memoStable: memo,
+    warn: (m) => warnings.push(m),
+  };
+  return { ctx, warnings, transport };
 }

@@ -195,6 +195,7 @@ const contextCases: [string, string, string, string[]][] = [
   ['pgpool.conf sr_check_password / health_check_password', "port = 9999\nsr_check_password = 'sr-secret-1'\nhealth_check_password = 'hc-secret-2'\nssl = off\n", "port = 9999\nsr_check_password = 'sr-secret-1'\nhealth_check_password = 'hc-secret-2'\nssl = on\n", ['sr-secret-1', 'hc-secret-2']],
   ['a commented password key', "#wd_authkey_password = 'cm-secret-3'\nssl = off\n", "#wd_authkey_password = 'cm-secret-3'\nssl = on\n", ['cm-secret-3']],
   ['primary_conninfo password=', "primary_conninfo = 'host=db1 user=repl password=ci-secret-4 sslmode=require'\nssl = off\n", "primary_conninfo = 'host=db1 user=repl password=ci-secret-4 sslmode=require'\nssl = on\n", ['ci-secret-4']],
+  ['a doubled-quoted password in a postgresql.conf conninfo', "primary_conninfo = 'host=db1 password=''dq secret 6'' sslmode=require'\nssl = off\n", "primary_conninfo = 'host=db1 password=''dq secret 6'' sslmode=require'\nssl = on\n", ['dq secret 6']],
   ['a URI password', "uri = 'postgresql://repl:uri-secret-5@db1/x'\nssl = off\n", "uri = 'postgresql://repl:uri-secret-5@db1/x'\nssl = on\n", ['uri-secret-5']],
 ];
 for (const [what, before, after, hidden] of contextCases) {
@@ -205,6 +206,12 @@ for (const [what, before, after, hidden] of contextCases) {
     assert.match(text, /\*\*\*\*\*\*\*\*/);
   });
 }
+
+test('--diff: a conninfo keeps its other keywords visible after the masked password', () => {
+  const text = renderDiff({ kind: 'file', path: '/x', before: "primary_conninfo = 'host=a password=pw1 sslmode=require'\n", after: "primary_conninfo = 'host=a password=''p w'' sslmode=verify-full'\n" });
+  assert.match(text, /-primary_conninfo = 'host=a password=\*{8} sslmode=require'/);
+  assert.match(text, /\+primary_conninfo = 'host=a password=\*{8} sslmode=verify-full'/);
+});
 
 test('--diff keeps settings that only name a password method or file visible', () => {
   const text = renderDiff({ kind: 'file', path: '/etc/x.conf', before: "a = 1\n", after: "a = 1\npassword_encryption = 'scram-sha-256'\npool_passwd = 'pool_passwd'\n" });

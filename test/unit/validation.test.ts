@@ -45,7 +45,7 @@ const cases: Case[] = [
   { name: 'environment variable set', playbook: `- hosts: all\n  vars:\n    pw: "{{ lookup('env', 'PGTLS_TEST_SET_VAR') }}"\n  tasks:\n    - lineinfile: { path: /a, line: "{{ pw }}" }\n`, env: { PGTLS_TEST_SET_VAR: 'x' }, expect: [] },
   { name: 'bad when expression', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: /a, line: x }\n      when: a ==\n`, expect: [{ line: 4, match: /when/ }] },
   { name: 'notify without such handler', playbook: `- hosts: all\n  tasks:\n    - lineinfile: { path: /a, line: x }\n      notify: restart pg\n`, expect: [{ line: 4, match: /no handler named 'restart pg'/ }] },
-  { name: 'hosts pattern matching nothing is only a warning (as in Ansible)', playbook: `- hosts: postgress\n  tasks: []\n`, expect: [] },
+  { name: 'a play naming a group the inventory does not define (typo) is bad input, with a suggestion', playbook: `- hosts: postgress\n  tasks: []\n`, expect: [{ line: 1, match: /hosts: .*postgress is not a host or group.*did you mean 'postgres'/ }] },
   { name: '--limit matching nothing', playbook: `- hosts: all\n  tasks: []\n`, limit: 'pg9', expect: [{ file: 'other', match: /pg9/ }] },
   { name: 'bad connection variable in the inventory', playbook: `- hosts: all\n  tasks: []\n`, inventory: `all:\n  hosts:\n    h1:\n      ansible_port: seventy\n`, expect: [{ file: 'inventory', line: 3, match: /ansible_port/ }] },
   { name: 'inventory that is not a mapping of groups', playbook: `- hosts: all\n  tasks: []\n`, inventory: `- a\n- b\n`, expect: [{ file: 'inventory', match: /./ }] },
@@ -96,8 +96,8 @@ for (const c of cases) {
   });
 }
 
-test('a play whose pattern matches nothing is skipped with a warning naming file and line', () => {
-  const { path } = tempFiles({ 'inv.yaml': INVENTORY, 'play.yaml': `- hosts: postgres\n  tasks: []\n- hosts: pgpool\n  tasks: []\n` });
+test('a play whose group is defined but empty is skipped with a warning naming file and line', () => {
+  const { path } = tempFiles({ 'inv.yaml': INVENTORY + '    pgpool:\n      hosts: {}\n', 'play.yaml': `- hosts: postgres\n  tasks: []\n- hosts: pgpool\n  tasks: []\n` });
   const { warnings } = prepare({
     playbook: path('play.yaml'),
     inventory: path('inv.yaml'),
@@ -109,7 +109,7 @@ test('a play whose pattern matches nothing is skipped with a warning naming file
     reporter: silentReporter,
   });
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, `${path('play.yaml')}:3: play 'pgpool': pgpool matches no host or group`);
+  assert.match(warnings[0]!, `${path('play.yaml')}:3: play 'pgpool': pgpool matches no host in`);
 });
 
 test.run();

@@ -330,6 +330,26 @@ test('9.6 uninstall restores owner and mode, not just content', async () => {
   assert.is(sh(`stat -c '%a %U %G' ${file}`).trim(), `640 root ${USER}`);
 });
 
+test('9.3 a refused write still leaves its original signed; a record a killed run left unsigned is signed by the next run', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.root, 'postgresql.conf');
+  writeFileSync(file, 'ssl = off\n');
+  const st = store(b);
+  const base = recordBase(b.state, file);
+  const msg = await rejects(writeRemoteFile(host().shell, file, Buffer.from('ssl = on\n'), { runId: 'r1', state: st, validate: 'false %s' }));
+  assert.match(msg, /the validate command failed: not installed/);
+  assert.is(readFileSync(file, 'utf8'), 'ssl = off\n');
+  const digest = `${createHash('sha256').update('ssl = off\n').digest('hex')} 644 root root`;
+  assert.ok(st.signer!.verify('orig', file, digest, readFileSync(`${base}.orig.mac`, 'utf8')), 'the original is signed although the write was refused');
+  // a run killed between recording and signing: the next run's lock lists it, and it gets signed
+  rmSync(`${base}.orig.mac`);
+  const { s, ctx } = session(b, 'r2');
+  await s.apply([{ kind: 'write', path: join(b.root, 'other.conf'), content: Buffer.from('x\n') }], ctx);
+  assert.ok(st.signer!.verify('orig', file, digest, readFileSync(`${base}.orig.mac`, 'utf8')));
+  await s.finish();
+});
+
 test('10.3 a cut stdin (connection dropped, controller killed) never installs an empty or partial file: 24 cuts', async () => {
   if (!isRoot) return;
   const b = box();

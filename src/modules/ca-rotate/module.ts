@@ -14,6 +14,7 @@
  * a change. In --check nothing is written: the next tasks plan against an in-memory copy.
  */
 import { z } from 'zod';
+import { caDirProblem, finishProblem } from '../gencert/ca-dir-check.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { caDirFor } from '../gencert/module.js';
 import { resolveFromInventory, useCaPassphraseFile } from '../gencert/ca-key.js';
@@ -36,6 +37,10 @@ export const caRotate = defineModule({
   name: 'ca_rotate',
   description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
   args,
+  preflight: (a) => {
+    const why = caDirProblem(a.ca_dir) ?? (a.step === 'finish' && a.ca === 'shared' ? finishProblem(a.ca_dir) : undefined);
+    return why ? [{ field: a.step === 'finish' && !caDirProblem(a.ca_dir) ? 'step' : 'ca_dir', message: why }] : [];
+  },
   async plan(ctx, a): Promise<Change[]> {
     useCaPassphraseFile(ctx.vars);
     const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);

@@ -22,6 +22,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
+import { caDirProblem } from './ca-dir-check.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
 import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
@@ -105,6 +106,11 @@ export const gencert = defineModule({
   name: 'gencert',
   description: 'issue CA-signed server and client TLS certificates for PostgreSQL',
   args,
+  // the CA directory lives on the controller: a path that can never be a directory is bad input
+  preflight: (a) => {
+    const why = caDirProblem(a.ca_dir);
+    return why ? [{ field: 'ca_dir', message: why }] : [];
+  },
   async plan(ctx, a): Promise<Change[]> {
     const server = a.owner ? null : await pgServer(ctx);
     const owner = a.owner ?? server!.osUser;

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { redact, type Secret } from '../../core/secret.js';
 import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
-import { sh } from '../../remote/sh.js';
+import { passwordClientCommand } from '../../facts/pg-login.js';
 import { absolutePath, secretString } from '../common.js';
 import { pgpoolServiceArg as service, restartCommand } from '../pgpool-service/restart.js';
 import { conninfoValue } from '../pgpool-service/verify.js';
@@ -41,7 +41,6 @@ const args = z
   .strict();
 type Args = z.infer<typeof args>;
 
-const LOGIN = 'PGPASSWORD=$(cat); export PGPASSWORD; PGPASSFILE=/dev/null; export PGPASSFILE; exec "$1" -X -A -t -q -w -c "select 1" "$2"';
 
 /** null when the login works, 'no psql' when it cannot be tried, else why not (after retrying while the server is not up yet). */
 async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
@@ -59,7 +58,7 @@ async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
     .join(' ');
   const deadline = Date.now() + a.wait_seconds * 1000;
   for (;;) {
-    const res = await ctx.query(sh`cd / && sh -c ${LOGIN} pgtls-login ${a.psql} ${conninfo}`, { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });
+    const res = await ctx.query(passwordClientCommand(a.psql, conninfo, 'select 1'), { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });
     if (res.exitCode === 0 && res.stdout.toString('utf8').trim() === '1') return null;
     if (res.exitCode === 126 || res.exitCode === 127) return 'no psql';
     const why = redact(res.stderr.toString('utf8'), [a.password as Secret]).trim().split('\n').slice(-2).join(' | ') || `psql exited with ${res.exitCode}`;

@@ -31,6 +31,7 @@ const args = z
 
 export const pgHba = defineModule({
   name: 'pg_hba',
+  changesAuthentication: true,
   description: 'require TLS + SCRAM-SHA-256 for every password rule of pg_hba.conf',
   args,
   async plan(ctx, a): Promise<Change[]> {

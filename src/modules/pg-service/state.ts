@@ -8,6 +8,7 @@
 import { isAbsolute, join } from 'node:path';
 import type { PlanContext } from '../../core/types.js';
 import { psqlQuery, type PgServer } from '../../facts/postgres.js';
+import { hbaRuleFileExpr } from '../../facts/pg-versions.js';
 
 export interface ServerState {
   /** pg_conf_load_time() / pg_postmaster_start_time(), epoch seconds (server clock) */
@@ -28,7 +29,9 @@ export interface ServerState {
 
 // pg_file_settings marks a restart-only parameter changed on disk as "setting could not be applied":
 // that is not a broken file, it is pending_restart (reported separately).
-const STATE_SQL = `select json_build_object(
+const stateSql = (major: number) => {
+  const HBA_FILE = hbaRuleFileExpr(major);
+  return `select json_build_object(
   'load', extract(epoch from pg_conf_load_time()),
   'start', extract(epoch from pg_postmaster_start_time()),
   'ssl', current_setting('ssl'),
@@ -42,15 +45,16 @@ const STATE_SQL = `select json_build_object(
       union select current_setting('config_file') union select current_setting('hba_file')
       union select current_setting('ident_file')) x),
   'pending', (select coalesce(json_agg(name order by name), '[]') from pg_settings where pending_restart),
-  'hba_errors', (select coalesce(json_agg(format('%s line %s: %s', current_setting('hba_file'), line_number, error)), '[]')
+  'hba_errors', (select coalesce(json_agg(format('%s line %s: %s', ${HBA_FILE}, line_number, error)), '[]')
       from pg_hba_file_rules where error is not null),
   'conf_errors', (select coalesce(json_agg(format('%s:%s: %s', f.sourcefile, f.sourceline, f.error)), '[]')
       from pg_file_settings f left join pg_settings s on s.name = f.name
       where f.error is not null and not coalesce(s.pending_restart, false)));
 `;
+};
 
 export async function serverState(ctx: PlanContext, s: PgServer): Promise<ServerState> {
-  const j = JSON.parse((await psqlQuery(ctx, s, STATE_SQL)).trim()) as Record<string, unknown>;
+  const j = JSON.parse((await psqlQuery(ctx, s, stateSql(s.version))).trim()) as Record<string, unknown>;
   const data = String(j.data);
   // ssl_* paths may be relative: PostgreSQL resolves them against the data directory
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' ? (isAbsolute(p) ? p : join(data, p)) : '');

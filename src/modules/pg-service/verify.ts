@@ -16,6 +16,8 @@ import net from 'node:net';
 import { Secret, redact } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { userVar, type PgServer } from '../../facts/postgres.js';
+import { hasChannelBinding } from '../../facts/pg-versions.js';
+import { passwordClientCommand } from '../../facts/pg-login.js';
 import { sh } from '../../remote/sh.js';
 import { serverKeyProblem } from '../../tls/key-check.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
@@ -46,12 +48,6 @@ export function connectTarget(ctx: PlanContext, s: PgServer, verifyHost?: string
 /** libpq conninfo value: single-quoted, with \ and ' escaped. */
 const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/[\\']/g, '\\$&')}'`;
 
-const LOGIN = `cd / || exit 1
-IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
-export PGPASSWORD
-PGPASSFILE=/dev/null; export PGPASSFILE
-unset PGSERVICE PGSERVICEFILE
-exec "$1" -X -A -t -q -w -d "$2" -c 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'`;
 
 export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState, l: LoginSpec): Promise<void> {
   const t = connectTarget(ctx, s, l.verifyHost);
@@ -61,7 +57,7 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
   const addrs = t.addr !== '127.0.0.1' && loopback ? [t.addr, '127.0.0.1'] : [t.addr];
   const ca = l.caFile ?? st.caFile;
   const sslmode = !st.ssl ? 'prefer' : ca ? 'verify-full' : 'require';
-  const binding = s.version >= 13 && l.requireScram && st.ssl; // channel_binding: libpq 13+ (the server's own psql is used)
+  const binding = hasChannelBinding(s.version) && l.requireScram && st.ssl; // the server's own psql is used
   const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
   let failure = '';
   for (const addr of addrs) {
@@ -73,11 +69,11 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
       kv('dbname', l.db),
       kv('sslmode', sslmode),
       ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
-      ...(s.version >= 13 ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
+      ...(hasChannelBinding(s.version) ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
       kv('connect_timeout', 10),
       kv('application_name', 'pgtls-verify'),
     ].join(' ');
-    const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${psql} ${conninfo}`, {
+    const res = await ctx.query(passwordClientCommand(psql, conninfo, 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'), {
       user: s.osUser,
       stdin: new Secret(`${l.password!.reveal()}\n`),
       okCodes: [0, 1, 2, 3],

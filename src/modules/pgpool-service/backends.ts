@@ -12,7 +12,7 @@
  */
 import type { Secret } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
-import { sh } from '../../remote/sh.js';
+import { passwordClientCommand } from '../../facts/pg-login.js';
 import { conninfoValue } from './verify.js';
 
 export interface Backend {
@@ -38,8 +38,6 @@ export function pgpoolBackends(conf: string): Backend[] {
 
 const QUERY = `select count(*) from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid
   where a.client_addr = inet_client_addr() and a.pid <> pg_backend_pid() and not l.ssl`;
-// The password arrives on stdin and goes into the environment of psql only: never argv.
-const ASK = 'PGPASSWORD=$(cat); export PGPASSWORD; exec "$1" -X -A -t -q -w -c "$3" "$2"';
 
 export interface BackendLogin {
   user: string;
@@ -58,7 +56,7 @@ export async function plaintextToBackends(ctx: PlanContext, conf: string, login:
       .join(' ');
     let n = 0;
     try {
-      const r = await ctx.query(sh`sh -c ${ASK} pgtls-ask ${login.psql} ${conninfo} ${QUERY}`, { stdin: login.password, timeoutMs: 20_000 });
+      const r = await ctx.query(passwordClientCommand(login.psql, conninfo, QUERY), { stdin: login.password, timeoutMs: 20_000 });
       n = Number(r.stdout.toString('utf8').trim()) || 0;
     } catch {
       continue;

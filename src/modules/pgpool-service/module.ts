@@ -77,7 +77,7 @@ export const pgpoolRestart = defineModule({
     const reasons = await restartReasons(ctx, a, files, ssl, text);
     if (reasons.length === 0) return [];
 
-    const restart = restartCommand(a.service, a.restart_cmd, { pidFile: a.pid_file, port: a.port, waitSeconds: a.wait_seconds });
+    const restart = restartCommand(a.service, a.restart_cmd, { pidFile: a.pid_file, port: a.port, waitSeconds: a.wait_seconds, confFile: a.conf_file });
     if (typeof restart === 'string') throw new TaskError(restart);
     const how = describeService(a.service, a.restart_cmd);
     const summary = `restart Pgpool-II via ${how} (${reasons.join('; ')})`;

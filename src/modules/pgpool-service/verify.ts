@@ -14,6 +14,7 @@ import type { Secret } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { RemoteCommandError } from '../../remote/connection.js';
 import { sh } from '../../remote/sh.js';
+import { passwordClientCommand } from '../../facts/pg-login.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { serverKeyProblem } from '../../tls/key-check.js';
 
@@ -74,8 +75,6 @@ export function conninfoValue(v: string | number): string {
   return `'${String(v).replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
-// The password arrives on stdin and goes into the environment of psql only: never argv.
-const LOGIN = 'PGPASSWORD=$(cat); export PGPASSWORD; exec "$1" -X -A -t -q -w -c "select 1" "$2"';
 
 /** SCRAM over TLS through pgpool to a backend; a few retries while pgpool finds its backends. */
 export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number): Promise<void> {
@@ -94,7 +93,7 @@ export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      const res = await ctx.query(sh`sh -c ${LOGIN} pgtls-login ${c.psql} ${conninfo}`, { stdin: c.password, timeoutMs: 30_000 });
+      const res = await ctx.query(passwordClientCommand(c.psql, conninfo, 'select 1'), { stdin: c.password, timeoutMs: 30_000 });
       if (res.stdout.toString('utf8').trim() === '1') return;
       throw new TaskError(`unexpected answer: ${res.stdout.toString('utf8').slice(0, 200)}`);
     } catch (e) {

@@ -72,6 +72,7 @@ async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
 
 export const resetPassword = defineModule({
   name: 'reset_password',
+  changesAuthentication: true,
   description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
   args,
   async plan(ctx, a): Promise<Change[]> {

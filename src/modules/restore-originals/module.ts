@@ -33,6 +33,7 @@ const SECRET_FILE = /(\.key$|pool_passwd$|pgpoolkey$)/;
  */
 export const restoreOriginals = defineModule({
   name: 'restore_originals',
+  changesAuthentication: true,
   description: 'put files back as they were before pgtls changed them',
   args,
   async plan(ctx, a): Promise<Change[]> {

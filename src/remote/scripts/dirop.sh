@@ -82,7 +82,8 @@ pubkey)
   openssl pkey -in "$1" -pubout -passin pass: 2>/dev/null || true
   ;;
 write)
-  # write NAME LEN SHA256 MODE OWNER GROUP BACKUP RUNID VALIDATE: content on stdin
+  # write NAME LEN SHA256 MODE OWNER GROUP BACKUP RUNID VALIDATE: content on stdin (SHA256 '': the
+  # caller checked it already)
   name=$1 len=$2 sha=$3 mode=$4 owner=$5 group=$6 backup=$7 rid=$8 validate=$9
   pgtls_name "$name"
   pgtls_link_ok "$name"
@@ -95,7 +96,7 @@ write)
   # only the very bytes that were sent are installed: a cut channel ends stdin early, and looks like EOF
   got=$(wc -c < "$tmp")
   [ "$got" -eq "$len" ] || pgtls_die "$here/$name: received $got of $len bytes (connection cut?): not installed, the file is unchanged"
-  [ "$(sha256sum < "$tmp" | cut -c1-64)" = "$sha" ] || pgtls_die "$here/$name: the content arrived altered (sha256 differs): not installed, the file is unchanged"
+  [ -z "$sha" ] || [ "$(sha256sum < "$tmp" | cut -c1-64)" = "$sha" ] || pgtls_die "$here/$name: the content arrived altered (sha256 differs): not installed, the file is unchanged"
   sync -- "$tmp" 2>/dev/null || sync
   if [ -e "$name" ]; then
     chown --reference="$name" -- "$tmp" 2>/dev/null || true

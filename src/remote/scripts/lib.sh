@@ -16,27 +16,28 @@ pgtls_die() {
 
 umask 077
 pgtls_me=$(id -u)
+pgtls_me_name=$(id -un)
 # the largest file pgtls reads (the controller passes it; a link to /dev/zero must not hang a run)
 cap=${cap:-16777216}
 
 # pgtls_user_of UID: the user name for a uid (the number when it has none).
 pgtls_user_of() { getent passwd "$1" 2>/dev/null | cut -d: -f1 | grep . || printf '%s\n' "$1"; }
 
-# pgtls_writable_by_others MODE (octal from stat %a): group or others may write
-pgtls_writable_by_others() {
-  case "$(printf '%04d' "$1" | cut -c2-4)" in ?[2367]? | ??[2367]) return 0 ;; *) return 1 ;; esac
-}
-pgtls_sticky() { case "$(printf '%04d' "$1")" in [1357]???) return 0 ;; *) return 1 ;; esac; }
+# pgtls_writable_by_others MODE (octal from stat %a): group or others may write (no process spawned)
+pgtls_writable_by_others() { [ $((0$1 & 022)) -ne 0 ]; }
+pgtls_sticky() { [ $((0$1 & 01000)) -ne 0 ]; }
 
 # pgtls_resolve_dir DIR: sets pdir (its physical path) and puser (who acts inside it: root only
 # when root alone controls the directory and every parent, else the owner of the first directory
 # that is not root's). Returns 1 (pmissing = the first missing component) when DIR does not exist.
 pgtls_resolve_dir() {
+  # the same directory twice in one script (a write resolves it, then works in it): known
+  if [ -n "${presolved:-}" ] && [ "$presolved" = "$1" ]; then pdir=$presolved_dir puser=$presolved_user; return 0; fi
   case "$1" in /*) ;; *) pgtls_die "$1: not an absolute path" ;; esac
   case "$1" in *'
 '*) pgtls_die "a path with a newline is refused" ;; esac
   rest=${1#/} pdir='' puser='' pmissing='' hops=0
-  if [ "$pgtls_me" != 0 ]; then puser=$(id -un); fi   # not root: nothing to cross, the kernel decides
+  if [ "$pgtls_me" != 0 ]; then puser=$pgtls_me_name; fi   # not root: nothing to cross, the kernel decides
   while [ -n "$rest" ]; do
     c=${rest%%/*}
     case "$rest" in */*) rest=${rest#*/} ;; *) rest='' ;; esac
@@ -58,8 +59,8 @@ pgtls_resolve_dir() {
     if [ ! -e "$next" ]; then pmissing=$next; return 1; fi
     [ -d "$next" ] || pgtls_die "$next is not a directory"
     # shellcheck disable=SC2046
-    set -- "$1" $(stat -c '%u %a' -- "$next")
-    o=$2 m=$3
+    set -- "$1" $(stat -c '%u %a %U' -- "$next")
+    o=$2 m=$3 on=$4
     if [ -z "$puser" ]; then
       if [ "$o" = 0 ]; then
         if pgtls_writable_by_others "$m" && ! pgtls_sticky "$m"; then
@@ -67,16 +68,17 @@ pgtls_resolve_dir() {
         fi
       else
         # the boundary: from here on everything is done as this user
-        puser=$(pgtls_user_of "$o")
+        puser=$on
         pboundary=$next
       fi
-    elif [ "$pgtls_me" = 0 ] && [ "$o" != 0 ] && [ "$(pgtls_user_of "$o")" != "$puser" ]; then
-      pgtls_die "refusing $next: owned by $(pgtls_user_of "$o") inside $pboundary, which $puser owns"
+    elif [ "$pgtls_me" = 0 ] && [ "$o" != 0 ] && [ "$on" != "$puser" ]; then
+      pgtls_die "refusing $next: owned by $on inside $pboundary, which $puser owns"
     fi
     pdir=$next
   done
   [ -n "$pdir" ] || pdir=/
   [ -n "$puser" ] || puser=root
+  presolved=$1 presolved_dir=$pdir presolved_user=$puser
   return 0
 }
 
@@ -84,7 +86,7 @@ pgtls_resolve_dir() {
 pgtls_as() {
   u=$1
   shift
-  if [ "$u" = "$(id -un)" ]; then "$@"
+  if [ "$u" = "$pgtls_me_name" ]; then "$@"
   elif [ "$pgtls_me" != 0 ]; then pgtls_die "cannot act as $u: pgtls is not root here (set ansible_become)"
   elif command -v runuser >/dev/null 2>&1; then runuser -u "$u" -- "$@"
   elif command -v setpriv >/dev/null 2>&1; then

@@ -33,8 +33,13 @@ while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
   ostart=$(printf '%s\n' "$other" | sed -n 's/.* start=\([0-9]*\).*/\1/p')
   orun=$(printf '%s\n' "$other" | sed -n 's/^run=\([^ ]*\).*/\1/p')
   if [ "$orun" = "$runid" ]; then exit 0; fi
-  if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ] && [ "$(started "$opid")" = "$ostart" ]; then
-    pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
+  if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ]; then
+    # a connection that was just cut takes sshd a moment to notice: give it a few seconds
+    w=0
+    while [ "$(started "$opid")" = "$ostart" ] && [ "$w" -lt 10 ]; do sleep 0.5; w=$((w + 1)); done
+    if [ "$(started "$opid")" = "$ostart" ]; then
+      pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
+    fi
   fi
   # stale: the run is gone. Take it over (one taker wins the rename).
   if mv -- "$lock" "$state/.lock.stale.$$" 2>/dev/null; then
@@ -58,4 +63,18 @@ done
 for f in "$state"/.in.*; do
   case "$f" in "$state/.in.$runid."*) continue ;; esac
   if [ -e "$f" ]; then rm -f -- "$f"; fi
+done
+# records a killed run left unsigned (it died between recording and the controller's signature):
+# printed for this run's controller to sign (only root can have written them: pgtls_state_ready)
+for f in "$state"/*.path; do
+  [ -e "$f" ] || continue
+  n=${f%.path}
+  if { [ -e "$n.orig" ] || [ -e "$n.absent" ]; } && [ ! -e "$n.orig.mac" ]; then
+    printf 'pgtls-path %s %s\n' "$n" "$(cat -- "$f")"
+    pgtls_print_original "$n"
+  fi
+  if [ -e "$n.installed.sha256" ] && [ ! -e "$n.installed.mac" ]; then
+    printf 'pgtls-path %s %s\n' "$n" "$(cat -- "$f")"
+    printf 'pgtls-installed %s %s\n' "$n" "$(cat -- "$n.installed.sha256")"
+  fi
 done
