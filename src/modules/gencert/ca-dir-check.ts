@@ -25,6 +25,8 @@ export function finishProblem(dir: string): string | undefined {
   const d = resolve(dir);
   if (!existsSync(join(d, 'ca.crt'))) return `no CA in ${d} (no ca.crt): nothing to finish; check pgtls_ca_dir`;
   if (existsSync(join(d, 'next'))) return `the CA rotation in ${d} was not completed (the new CA is not published yet): run reissue=ca again before ca-finish`;
-  if (!existsSync(join(d, 'previous'))) return `no CA rotation in progress in ${d}: run reissue=ca first (ca-finish retires the old CA of a rotation)`;
+  // A finished rotation left retired/: running ca-finish again converges (changed=0), like any re-run.
+  if (!existsSync(join(d, 'previous')) && !existsSync(join(d, 'retired')))
+    return `no CA rotation in progress in ${d}: run reissue=ca first (ca-finish retires the old CA of a rotation)`;
   return undefined;
 }
