@@ -40,7 +40,7 @@ async function bringUp(name: string, opts: LabOptions): Promise<void> {
   const inv = load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: Record<string, unknown>; children: Record<string, Record<string, unknown>> } };
   inv.all.vars['pgtls_ca_dir'] = caDir;
   inv.all.vars['pgtls_keys_dir'] = KEYS;
-  inv.all.vars['pgtls_state_dir'] = '/var/lib/pgtls/test-state'; // not the default: the state dir is a variable; root's like its parents, and private to each lab host (/var/lib is shared)
+  // the executor's record of originals: pgtls's default /var/lib/pgtls/state, private to each lab host
   if (!factProviders['pg_config_file'])
     inv.all.children['postgres']!['vars'] = { pg_config_file: '/etc/postgresql/15/main/postgresql.conf', pg_hba_file: '/etc/postgresql/15/main/pg_hba.conf', pg_os_user: 'postgres', pg_version: 15 };
   inventory = join(work, name, 'pgtls-inventory.yaml');
