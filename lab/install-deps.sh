@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pgtls's lab and tests need on Debian 12, only what is missing, without starting
 # any service (there may be no init system). Used by .ci/run and lab/demo.sh.
-#   lab/install-deps.sh            openssh-server postgresql pgpool2 sudo iproute2 util-linux procps
-#   WITH_ANSIBLE=1 lab/install-deps.sh   also ansible (only for bench/run.sh)
+#   lab/install-deps.sh            openssh-server postgresql pgpool2 sudo iproute2 util-linux procps,
+#                                  ansible (the tests check vaults and inventories against ansible-vault and
+#                                  ansible-inventory) and openjdk-17-jdk-headless (the JUnit report is
+#                                  validated against the JUnit XSD by the JDK's validator), shellcheck
+#                                  (the host shell scripts in src/remote/scripts are checked by a unit test)
+#   WITH_ANSIBLE=1 lab/install-deps.sh   (kept for bench/run.sh; ansible is always installed now)
 set -euo pipefail
-PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps"
-[ "${WITH_ANSIBLE:-0}" = 1 ] && PKGS="$PKGS ansible"
+PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps ansible openjdk-17-jdk-headless shellcheck"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

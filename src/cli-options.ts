@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadVaultPasswords, type VaultKeyring } from './config/vault.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
+import { commandEcho } from './remote/ssh.js';
 import { checkOutputPath } from './core/private-file.js';
 
 /** Options every command that talks to a fleet shares (`run`, `status`), with Ansible's letters. */
@@ -10,8 +12,17 @@ export const FLEET_OPTIONS = {
   limit: { type: 'string', short: 'l' },
   'known-hosts': { type: 'string' },
   'insecure-skip-host-key-check': { type: 'boolean' },
+  'vault-password-file': { type: 'string', multiple: true },
+  'vault-id': { type: 'string', multiple: true },
+  verbose: { type: 'boolean', short: 'v', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+/** Help text of the options above that run and status share besides -i/-e/-l/-f. */
+export const VAULT_USAGE = `      --vault-password-file FILE   password for ansible-vault files and !vault values (repeatable;
+                               an executable FILE is run and prints it); default $ANSIBLE_VAULT_PASSWORD_FILE
+      --vault-id [LABEL@]FILE      the same, for a labelled vault id (format 1.2)
+  -v, -vv                  print every remote command line (as PGTLS_COMMAND_LOG writes it); -vv adds exit status and time`;
 
 export interface FleetValues {
   inventory?: string;
@@ -20,6 +31,20 @@ export interface FleetValues {
   limit?: string;
   'known-hosts'?: string;
   'insecure-skip-host-key-check'?: boolean;
+  'vault-password-file'?: string[];
+  'vault-id'?: string[];
+  verbose?: boolean[];
+}
+
+/** The vault passwords the command line (or ANSIBLE_VAULT_PASSWORD_FILE) names. */
+export function vaultKeyring(v: FleetValues): VaultKeyring {
+  return loadVaultPasswords({ passwordFiles: v['vault-password-file'], vaultIds: v['vault-id'] });
+}
+
+/** -v/-vv: echo remote commands on stderr (they never contain a secret: those go on stdin). */
+export function applyVerbosity(v: FleetValues): void {
+  commandEcho.verbosity = v.verbose?.length ?? 0;
+  commandEcho.write = (line) => process.stderr.write(`${line}\n`);
 }
 
 /** node:util parseArgs, with its errors turned into bad input (exit 2). */
@@ -38,7 +63,7 @@ export function fleetSettings(v: FleetValues, problems: ConfigIssue[]): { forks:
   if (!Number.isInteger(forks) || forks < 1) problems.push({ file: 'command line', field: '--forks', message: 'must be a positive integer' });
   if (v['known-hosts'] && v['insecure-skip-host-key-check'])
     problems.push({ file: 'command line', message: '--known-hosts and --insecure-skip-host-key-check exclude each other' });
-  for (const file of [(v as { json?: unknown }).json, process.env.PGTLS_COMMAND_LOG])
+  for (const file of [(v as { json?: unknown }).json, (v as { junit?: unknown }).junit, process.env.PGTLS_COMMAND_LOG])
     if (typeof file === 'string' && file !== '') {
       try {
         checkOutputPath(file);

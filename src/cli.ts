@@ -1,22 +1,30 @@
-import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from './cli-options.js';
+import { existsSync } from 'node:fs';
+import { abortOnSignals, applyVerbosity, FLEET_OPTIONS, fleetSettings, parseCommandLine, VAULT_USAGE, vaultKeyring } from './cli-options.js';
 import { ConfigError, formatIssue, type ConfigIssue } from './core/errors.js';
-import type { Reporter } from './core/reporter.js';
-import { runPlaybook, type RunReport } from './core/runner.js';
+import { silentReporter, type Reporter } from './core/reporter.js';
+import { prepare, runPlaybook, type RunOptions, type RunReport } from './core/runner.js';
+import { packageVersion, resolvePlaybook, shippedPlaybooks } from './package-info.js';
+import { githubAnnotations, underGithubActions } from './report/annotations.js';
 import { renderDiff } from './report/diff.js';
-import { writeJsonReport } from './report/json.js';
+import { jsonFailureReport, jsonReport, writeJsonFile } from './report/json.js';
+import { junitForIssues, junitReport, writeJunit } from './report/junit.js';
 import { LineReporter } from './report/line-reporter.js';
+import { listHosts, listTags, listTasks } from './report/listing.js';
 import { exitCodeOf, recapLines } from './report/recap.js';
 import { safeText } from './report/sanitize.js';
 import { makeStyle } from './report/style.js';
 import { STATUS_USAGE, statusCommand } from './status/command.js';
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, interrupted: 4 } as const;
+/** Exit codes (README "Exit codes"). 5 is a bug in pgtls, never a verdict on the fleet. */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, interrupted: 4, internal: 5 } as const;
 
 const USAGE = `usage:
-  pgtls run PLAYBOOK -i INVENTORY [options]
+  pgtls run PLAYBOOK -i INVENTORY [options]   PLAYBOOK: a file, or a shipped playbook's name (pgtls playbooks)
+  pgtls playbooks                             list the shipped playbooks
+  pgtls --version
 
 options:
-  -i, --inventory FILE     Ansible-style YAML inventory (required)
+  -i, --inventory FILE     Ansible inventory: YAML or INI, with group_vars/ and host_vars/ beside it (required)
   -e, --extra-vars VARS    key=value, @file.yaml or a JSON object (repeatable; highest precedence)
   -C, --check              plan only: change nothing, report what would change
   -D, --diff               show unified diffs of file changes (secrets are never shown)
@@ -24,17 +32,32 @@ options:
   -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
   -t, --tags TAGS          only tasks with these tags (comma separated)
       --skip-tags TAGS     skip tasks with these tags
+      --syntax-check       validate everything a run would, for every host, contact none (exit 0 or 2)
+      --list-hosts         the hosts each play would run on (nothing contacted)
+      --list-tasks         the tasks each play would run, with their tags
+      --list-tags          the tags of each play
       --keep-going         a host whose facts cannot be read is left out (with its Pgpool-II node and
                            that node's other backends) instead of stopping the run before any change
       --allow-empty        a --limit or play pattern that matches no host is not an error
-      --json FILE          write a machine-readable report
+      --json FILE          write a machine-readable report (at every exit, bad input included)
+      --junit FILE         write a JUnit XML report (a suite per play and host, a case per task)
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
+${VAULT_USAGE}
   -h, --help
 
-exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted
+exit codes: 0 ok, 1 a host failed, 2 bad input (nothing touched), 3 a host unreachable (none failed), 4 interrupted,
+5 a bug in pgtls (printed with its stack; never a verdict on the fleet)
 
 ${STATUS_USAGE}`;
+
+/** Where a run's reports go; known before the options are validated, so bad input gets its report too. */
+interface ReportTargets {
+  json?: string;
+  junit?: string;
+  playbook?: string;
+  inventory?: string;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -42,22 +65,60 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return command ? EXIT.ok : EXIT.badInput;
   }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`pgtls ${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  const targets: ReportTargets = command === 'run' ? scanReportTargets(rest) : {};
   try {
-    if (command === 'run') return await runCommand(rest);
+    if (command === 'run') return await runCommand(rest, targets);
     if (command === 'status') return await statusCommand(rest);
+    if (command === 'playbooks') return listShippedPlaybooks();
     process.stderr.write(`pgtls: unknown command '${command}'\n${USAGE}\n`);
     return EXIT.badInput;
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(safeText(`pgtls: bad input, no host was contacted:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`));
+      if (underGithubActions()) process.stdout.write(safeText(githubAnnotations(e.issues).join('\n') + '\n'));
+      writeFailureReports(targets, EXIT.badInput, e.issues);
       return EXIT.badInput;
     }
     process.stderr.write(safeText(`pgtls: internal error (this is a bug in pgtls, please report it):\n${e instanceof Error ? e.stack : String(e)}\n`));
-    return EXIT.failed;
+    writeFailureReports(targets, EXIT.internal, [], e instanceof Error ? e.message : String(e));
+    return EXIT.internal;
   }
 }
 
-async function runCommand(argv: string[]): Promise<number> {
+/** --json/--junit from raw argv (before parsing, which may itself be what fails). */
+function scanReportTargets(argv: string[]): ReportTargets {
+  const t: ReportTargets = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    for (const name of ['json', 'junit', 'inventory'] as const) {
+      if (a === `--${name}` || (name === 'inventory' && a === '-i')) t[name] = argv[i + 1];
+      else if (a.startsWith(`--${name}=`)) t[name] = a.slice(name.length + 3);
+    }
+  }
+  return t;
+}
+
+function writeFailureReports(t: ReportTargets, exitCode: number, issues: ConfigIssue[], internalError?: string): void {
+  try {
+    if (t.json) writeJsonFile(t.json, jsonFailureReport({ playbook: t.playbook, inventory: t.inventory, exitCode, errors: issues, internalError }));
+    if (t.junit) writeJunit(t.junit, junitForIssues(issues, internalError ?? 'internal error'));
+  } catch (e) {
+    process.stderr.write(`pgtls: cannot write the report: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
+
+function listShippedPlaybooks(): number {
+  const books = shippedPlaybooks();
+  const width = Math.max(0, ...books.map((b) => b.name.length));
+  for (const b of books) process.stdout.write(`${b.name.padEnd(width)}  ${b.summary}\n`);
+  return EXIT.ok;
+}
+
+async function runCommand(argv: string[], targets: ReportTargets): Promise<number> {
   const { values: v, positionals } = parseCommandLine(argv, {
     ...FLEET_OPTIONS,
     check: { type: 'boolean', short: 'C' },
@@ -65,6 +126,11 @@ async function runCommand(argv: string[]): Promise<number> {
     tags: { type: 'string', short: 't' },
     'skip-tags': { type: 'string' },
     json: { type: 'string' },
+    junit: { type: 'string' },
+    'syntax-check': { type: 'boolean' },
+    'list-hosts': { type: 'boolean' },
+    'list-tasks': { type: 'boolean' },
+    'list-tags': { type: 'boolean' },
     'keep-going': { type: 'boolean' },
     'allow-empty': { type: 'boolean' },
   });
@@ -76,31 +142,52 @@ async function runCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) problems.push({ file: 'command line', message: 'expected exactly one PLAYBOOK' });
   const { forks, knownHosts } = fleetSettings(v, problems);
   if (problems.length) throw new ConfigError(problems);
+  const playbook = resolvePlaybook(positionals[0]!, existsSync);
+  targets.playbook = playbook;
+  const vault = vaultKeyring(v);
+  applyVerbosity(v);
+  const list = (s?: string) => (s ? s.split(',').map((t) => t.trim()).filter(Boolean) : []);
+  const options: Omit<RunOptions, 'reporter'> = {
+    playbook,
+    inventory: v.inventory!,
+    extraVars: v['extra-vars'] ?? [],
+    check: Boolean(v.check),
+    forks,
+    limit: v.limit,
+    tags: list(v.tags),
+    skipTags: list(v['skip-tags']),
+    knownHosts,
+    vault,
+    factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
+    allowEmpty: Boolean(v['allow-empty']),
+  };
+
+  if (v['syntax-check'] || v['list-hosts'] || v['list-tasks'] || v['list-tags']) {
+    // Everything a run validates, for every host, and nothing contacted.
+    const { inv, book, warnings } = prepare({ ...options, reporter: silentReporter });
+    const sel = { limit: options.limit, tags: options.tags, skipTags: options.skipTags };
+    if (v['list-hosts']) process.stdout.write(listHosts(book, inv, sel));
+    if (v['list-tasks']) process.stdout.write(listTasks(book, sel));
+    if (v['list-tags']) process.stdout.write(listTags(book, sel));
+    if (warnings.length) process.stderr.write(`WARNINGS\n${warnings.map((w) => `  ${w}`).join('\n')}\n`);
+    if (v['syntax-check']) {
+      const tasks = book.plays.reduce((n, p) => n + p.tasks.length + p.handlers.length, 0);
+      process.stdout.write(`syntax OK: ${book.file}: ${book.plays.length} plays, ${tasks} tasks; ${inv.file}: ${inv.hosts.size} hosts (nothing was contacted)\n`);
+    }
+    if (v.json) writeJsonFile(v.json, { ...jsonFailureReport({ playbook: book.file, inventory: inv.file, exitCode: EXIT.ok, errors: [] }), warnings, check: true });
+    return EXIT.ok;
+  }
 
   const interactive = Boolean(process.stdout.isTTY) && !process.env.CI;
   // listr2 is loaded only for a terminal: CI logs and pipes do not pay for it.
   const reporter: Reporter = interactive ? new (await import('./report/listr-reporter.js')).ListrReporter() : new LineReporter();
   const abort = new AbortController();
   const stopListening = abortOnSignals(abort, '\npgtls: interrupted: finishing the running tasks, starting no new ones (again to quit now)\n');
-  const list = (s?: string) => (s ? s.split(',').map((t) => t.trim()).filter(Boolean) : []);
   try {
-    const report = await runPlaybook({
-      playbook: positionals[0]!,
-      inventory: v.inventory!,
-      extraVars: v['extra-vars'] ?? [],
-      check: Boolean(v.check),
-      forks,
-      limit: v.limit,
-      tags: list(v.tags),
-      skipTags: list(v['skip-tags']),
-      knownHosts,
-      reporter,
-      signal: abort.signal,
-      factsPolicy: v['keep-going'] ? 'keep-going' : 'all-or-nothing',
-      allowEmpty: Boolean(v['allow-empty']),
-    });
+    const report = await runPlaybook({ ...options, reporter, signal: abort.signal });
     printSummary(report, Boolean(v.diff));
-    if (v.json) writeJsonReport(v.json, report);
+    if (v.json) writeJsonFile(v.json, jsonReport(report));
+    if (v.junit) writeJunit(v.junit, junitReport(report));
     return exitCodeOf(report);
   } finally {
     stopListening();

@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import type { VaultKeyring } from './vault.js';
 import { taintVars } from '../core/secret.js';
 import { loadYamlFile } from './yaml.js';
 
@@ -7,15 +8,15 @@ import { loadYamlFile } from './yaml.js';
  * `@file.yaml` (a YAML mapping) or an inline JSON/YAML object `{"k": 1}`.
  * Later -e options override earlier ones. Secret-named values are Secrets from here on.
  */
-export function parseExtraVars(args: string[]): Record<string, unknown> {
-  return taintVars(parseExtraVarsRaw(args));
+export function parseExtraVars(args: string[], vault?: VaultKeyring): Record<string, unknown> {
+  return taintVars(parseExtraVarsRaw(args, vault));
 }
 
-function parseExtraVarsRaw(args: string[]): Record<string, unknown> {
+function parseExtraVarsRaw(args: string[], vault?: VaultKeyring): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const arg of args) {
     if (arg.startsWith('@')) {
-      const doc = loadYamlFile(arg.slice(1));
+      const doc = loadYamlFile(arg.slice(1), { vault });
       if (doc.data === null || doc.data === undefined) continue;
       if (typeof doc.data !== 'object' || Array.isArray(doc.data)) {
         throw new ConfigError([{ file: doc.file, line: 1, message: 'extra vars file must be a YAML mapping' }]);

@@ -1,8 +1,14 @@
+import { readFileSync } from 'node:fs';
+import { dirname, extname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { loadVarsFiles, varsDirs, varsFilesFor } from './group-vars.js';
+import { expandHostRange, hasHostRange, splitHostPort } from './host-ranges.js';
+import { looksLikeIni, parseIniInventory } from './ini-inventory.js';
 import { taintVars } from '../core/secret.js';
 import { zodIssues } from './issues.js';
-import { loadYamlFile, type LoadedYaml } from './yaml.js';
+import type { VaultKeyring } from './vault.js';
+import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';
 
 /**
  * The YAML shape of an Ansible inventory, so an operator's existing inventory works as it is:
@@ -24,7 +30,7 @@ const groupSchema: z.ZodType<GroupInput> = z.lazy(() =>
     })
     .strict(),
 );
-const inventorySchema = z.record(z.string(), groupSchema.nullable());
+export const inventorySchema = z.record(z.string(), groupSchema.nullable());
 
 export interface InventoryHost {
   name: string;
@@ -40,6 +46,16 @@ export interface Inventory {
   /** group name -> host names (recursively, children included). */
   groups: Map<string, string[]>;
   doc: LoadedYaml;
+  /** Things pgtls reads but does not act on (unimplemented ansible_* variables). */
+  warnings: string[];
+  /** 'yaml' or 'ini', as detected. */
+  format: 'yaml' | 'ini';
+}
+
+export interface InventoryOptions {
+  vault?: VaultKeyring;
+  /** The playbook's directory: its group_vars/ and host_vars/ apply too (above the inventory's). */
+  playbookDir?: string;
 }
 
 interface GroupNode {
@@ -50,8 +66,14 @@ interface GroupNode {
   parents: Set<string>;
 }
 
-export function loadInventory(file: string): Inventory {
-  const doc = loadYamlFile(file);
+/**
+ * Reads an inventory as Ansible would: YAML (.yml/.yaml/.json, or YAML content) or INI (a file
+ * that starts with a `[section]`, or any other extension that is not YAML), with host ranges,
+ * `host:port`, and the group_vars/ and host_vars/ beside the inventory and the playbook.
+ */
+export function loadInventory(file: string, opts: InventoryOptions = {}): Inventory {
+  const { doc: rawDoc, format } = readInventoryDocument(file, opts);
+  const doc = expandHosts(rawDoc);
   const parsed = inventorySchema.safeParse(doc.data ?? {});
   if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, doc));
   const nodes = new Map<string, GroupNode>();
@@ -83,6 +105,10 @@ export function loadInventory(file: string): Inventory {
   };
   for (const [name, g] of Object.entries(parsed.data)) visit(name, g, [name]);
   const all = node('all');
+  // Ansible: a host in no group but `all` is in `ungrouped` (so group_names and patterns see it).
+  const grouped = new Set([...nodes.values()].filter((n) => n.name !== 'all' && n.name !== 'ungrouped').flatMap((n) => [...n.hosts.keys()]));
+  const lonely = [...all.hosts.keys()].filter((h) => !grouped.has(h));
+  if (lonely.length) for (const h of lonely) if (!node('ungrouped').hosts.has(h)) node('ungrouped').hosts.set(h, {});
   for (const n of nodes.values()) if (n.name !== 'all' && n.parents.size === 0) {
     all.children.add(n.name);
     n.parents.add('all');
@@ -109,6 +135,14 @@ export function loadInventory(file: string): Inventory {
   const groups = new Map<string, string[]>();
   for (const name of nodes.keys()) groups.set(name, hostsOf(name));
 
+  // group_vars/ and host_vars/: the inventory's directory, then the playbook's (higher precedence).
+  const bases = [dirname(file), ...(opts.playbookDir ? [opts.playbookDir] : [])];
+  const varsIssues: ConfigIssue[] = [];
+  const dirVars = (kind: 'group_vars' | 'host_vars', name: string): Record<string, unknown>[] =>
+    varsDirs(kind, bases).map((d) => loadVarsFiles(varsFilesFor(d, name), opts.vault, varsIssues));
+  const groupDirVars = new Map<string, Record<string, unknown>[]>();
+  for (const g of nodes.keys()) groupDirVars.set(g, dirVars('group_vars', g));
+
   // host -> its groups, in one pass over the groups (linear in the inventory's size: a 100,000-host
   // inventory must not take hosts x groups x hosts steps)
   const membership = new Map<string, string[]>();
@@ -122,12 +156,131 @@ export function loadInventory(file: string): Inventory {
     const memberOf = membership.get(hostName) ?? [];
     // Ansible: groups by depth (parents before children), then by name; later ones win.
     memberOf.sort((a, b) => depthOf(a) - depthOf(b) || (a === 'all' ? -1 : b === 'all' ? 1 : a.localeCompare(b)));
+    const others = memberOf.filter((g) => g !== 'all');
+    // Ansible's VARIABLE_PRECEDENCE: all (inventory file) < groups (inventory file) < group_vars/all
+    // (inventory dir, then playbook dir) < group_vars/<group> (same) < host (inventory file) < host_vars.
     const vars: Record<string, unknown> = {};
-    for (const g of memberOf) Object.assign(vars, nodes.get(g)!.vars);
+    Object.assign(vars, nodes.get('all')!.vars);
+    for (const g of others) Object.assign(vars, nodes.get(g)!.vars);
+    for (const v of groupDirVars.get('all') ?? []) Object.assign(vars, v);
+    for (const g of others) for (const v of groupDirVars.get(g) ?? []) Object.assign(vars, v);
     for (const g of memberOf) Object.assign(vars, nodes.get(g)!.hosts.get(hostName) ?? {});
+    for (const v of dirVars('host_vars', hostName)) Object.assign(vars, v);
     hosts.set(hostName, { name: hostName, groups: memberOf, vars });
   }
-  return { file, hosts, groups, doc };
+  if (varsIssues.length) throw new ConfigError(varsIssues);
+  return { file, hosts, groups, doc, warnings: unimplementedVariableWarnings(hosts), format };
+}
+
+function readInventoryDocument(file: string, opts: InventoryOptions): { doc: LoadedYaml; format: 'yaml' | 'ini' } {
+  const ext = extname(file).toLowerCase();
+  if (!['.yml', '.yaml', '.json'].includes(ext)) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      text = undefined; // loadYamlFile reports the unreadable file
+    }
+    if (text !== undefined && (ext === '.ini' || looksLikeIni(text) || !looksLikeYamlMapping(text)))
+      return { doc: parseIniInventory(text, file), format: 'ini' };
+  }
+  return { doc: loadYamlFile(file, { vault: opts.vault }), format: 'yaml' };
+}
+
+/** YAML inventories are mappings: some line is `name:` (a bare host list is INI). */
+function looksLikeYamlMapping(text: string): boolean {
+  if (text.trimStart().startsWith('$ANSIBLE_VAULT;')) return true;
+  return text.split(/\r?\n/).some((l) => /^[^#\s][^=]*:(\s|$)/.test(l) && !/^\S+:\d+(\s|$)/.test(l));
+}
+
+/**
+ * Host entries like `db[1:3]` or `db1:2222` become one entry per host (the port as ansible_port);
+ * lines of expanded hosts point at the pattern.
+ */
+function expandHosts(doc: LoadedYaml): LoadedYaml {
+  const aliases = new Map<string, string>();
+  const issues: ConfigIssue[] = [];
+  const walk = (g: unknown, path: YamlPath): unknown => {
+    if (!g || typeof g !== 'object' || Array.isArray(g)) return g;
+    const group = { ...(g as Record<string, unknown>) };
+    const hosts = group.hosts;
+    if (hosts && typeof hosts === 'object' && !Array.isArray(hosts)) {
+      const out: Record<string, unknown> = {};
+      for (const [entry, hv] of Object.entries(hosts)) {
+        let names: string[];
+        try {
+          names = hasHostRange(entry) || entry.includes(':') ? expandHostRange(entry) : [entry];
+        } catch (e) {
+          issues.push({ file: doc.file, line: doc.lineOf([...path, 'hosts', entry]), field: entry, message: (e as Error).message });
+          continue;
+        }
+        for (const n of names) {
+          const { name, port } = splitHostPort(n);
+          const vars = hv && typeof hv === 'object' ? { ...(hv as Record<string, unknown>) } : hv;
+          out[name] = port === undefined ? vars : { ...((vars as Record<string, unknown> | null) ?? {}), ansible_port: port };
+          if (name !== entry) aliases.set(JSON.stringify([...path, 'hosts', name].map(String)), entry);
+        }
+      }
+      group.hosts = out;
+    }
+    const children = group.children;
+    if (children && typeof children === 'object' && !Array.isArray(children))
+      group.children = Object.fromEntries(Object.entries(children).map(([c, cg]) => [c, walk(cg, [...path, 'children', c])]));
+    return group;
+  };
+  const data =
+    doc.data && typeof doc.data === 'object' && !Array.isArray(doc.data)
+      ? Object.fromEntries(Object.entries(doc.data).map(([g, v]) => [g, walk(v, [g])]))
+      : doc.data;
+  if (issues.length) throw new ConfigError(issues);
+  const lineOf = (path: YamlPath): number => {
+    const p = path.map(String);
+    for (let n = p.length; n >= 3; n--) {
+      const entry = aliases.get(JSON.stringify(p.slice(0, n)));
+      if (entry !== undefined) return doc.lineOf([...p.slice(0, n - 1), entry, ...p.slice(n)]);
+    }
+    return doc.lineOf(path);
+  };
+  return { file: doc.file, data, lineOf };
+}
+
+/** The ansible_* connection/privilege variables pgtls acts on; any other ansible_* is reported. */
+export const IMPLEMENTED_ANSIBLE_VARS = new Set([
+  'ansible_host',
+  'ansible_port',
+  'ansible_user',
+  'ansible_ssh_private_key_file',
+  'ansible_private_key_file',
+  'ansible_ssh_common_args',
+  'ansible_ssh_extra_args',
+  'ansible_become',
+  'ansible_become_user',
+  'ansible_become_method',
+  'ansible_become_password',
+  'ansible_become_pass',
+  'ansible_connect_timeout',
+  'ansible_connection',
+]);
+
+function unimplementedVariableWarnings(hosts: Map<string, InventoryHost>): string[] {
+  const seen = new Map<string, string[]>();
+  for (const h of hosts.values()) {
+    for (const k of Object.keys(h.vars)) {
+      if (!k.startsWith('ansible_') || IMPLEMENTED_ANSIBLE_VARS.has(k)) continue;
+      const list = seen.get(k) ?? [];
+      list.push(h.name);
+      seen.set(k, list);
+    }
+    const conn = h.vars.ansible_connection;
+    if (conn !== undefined && !['ssh', 'smart', 'paramiko'].includes(String(conn)))
+      (seen.get('ansible_connection') ?? seen.set('ansible_connection', []).get('ansible_connection')!).push(h.name);
+  }
+  return [...seen.entries()].map(([k, hs]) => {
+    const who = `${hs.slice(0, 3).join(', ')}${hs.length > 3 ? `, +${hs.length - 3} more` : ''}`;
+    return k === 'ansible_connection'
+      ? `ansible_connection (${who}): pgtls always connects over SSH; this setting is ignored`
+      : `${k} (${who}): not implemented by pgtls, ignored`;
+  });
 }
 
 function findCycle(nodes: Map<string, GroupNode>): string[] | null {

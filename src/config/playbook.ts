@@ -3,35 +3,38 @@ import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
 import { taintVars } from '../core/secret.js';
 import type { ModuleDef } from '../core/types.js';
+import { ansibleBool } from './ansible-bool.js';
+import type { VaultKeyring } from './vault.js';
 import { zodIssues } from './issues.js';
 import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';
 
 /** Keywords a task may carry besides its one module (Ansible's names). */
-const TASK_KEYWORDS = ['name', 'when', 'notify', 'tags', 'become', 'become_user', 'ignore_errors', 'vars', 'listen'] as const;
+export const TASK_KEYWORDS = ['name', 'when', 'notify', 'tags', 'become', 'become_user', 'ignore_errors', 'vars', 'listen'] as const;
 
 const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
 const condition = z.union([z.string(), z.boolean(), z.array(z.union([z.string(), z.boolean()]))]);
 
-const taskKeywordsSchema = z.object({
+export const taskKeywordsSchema = z.object({
   name: z.string().optional(),
   when: condition.optional(),
   notify: stringList.optional(),
   tags: stringList.optional(),
-  become: z.boolean().optional(),
+  become: ansibleBool.optional(),
   become_user: z.string().optional(),
-  ignore_errors: z.boolean().optional(),
+  ignore_errors: ansibleBool.optional(),
   vars: z.record(z.string(), z.unknown()).optional(),
   listen: stringList.optional(),
 });
 
-const playSchema = z
+export const playSchema = z
   .object({
     name: z.string().optional(),
     hosts: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     vars: z.record(z.string(), z.unknown()).nullable().optional(),
     serial: z.union([z.number().int().positive(), z.string().regex(/^\d+%$/, 'must be a number or a percentage like "50%"')]).optional(),
-    gather_facts: z.boolean().optional(),
-    become: z.boolean().optional(),
+    gather_facts: ansibleBool.optional(),
+    become: ansibleBool.optional(),
+    become_user: z.string().min(1).optional(),
     tags: stringList.optional(),
     tasks: z.array(z.record(z.string(), z.unknown())).nullable().optional(),
     handlers: z.array(z.record(z.string(), z.unknown())).nullable().optional(),
@@ -62,6 +65,7 @@ export interface Play {
   serial?: number | string;
   gatherFacts: boolean;
   become?: boolean;
+  becomeUser?: string;
   tags: string[];
   tasks: Task[];
   handlers: Task[];
@@ -76,8 +80,18 @@ export interface Playbook {
   doc: LoadedYaml;
 }
 
-export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDef>, depth = 0): Playbook {
-  const doc = loadYamlFile(file);
+/**
+ * Module names as Ansible users write them: `ansible.builtin.lineinfile` and `ansible.legacy.shell`
+ * are pgtls's `lineinfile` and `shell`; pgtls's own modules may be written `pgtls.NAME`.
+ */
+export function canonicalModuleName(key: string, modules: ReadonlyMap<string, ModuleDef>): string {
+  if (modules.has(key)) return key;
+  const m = /^(?:ansible\.builtin|ansible\.legacy|pgtls)\.([a-z_]+)$/.exec(key);
+  return m && modules.has(m[1]!) ? m[1]! : key;
+}
+
+export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDef>, depth = 0, vault?: VaultKeyring): Playbook {
+  const doc = loadYamlFile(file, { vault });
   const issues: ConfigIssue[] = [];
   if (!Array.isArray(doc.data)) {
     throw new ConfigError([{ file, line: 1, message: 'a playbook is a YAML list of plays' }]);
@@ -93,7 +107,7 @@ export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDe
       }
       if (depth > 8) throw new ConfigError([{ file, line: doc.lineOf([i]), message: 'import_playbook nested too deep (a cycle?)' }]);
       try {
-        plays.push(...loadPlaybook(resolve(dirname(file), target), modules, depth + 1).plays);
+        plays.push(...loadPlaybook(resolve(dirname(file), target), modules, depth + 1, vault).plays);
       } catch (e) {
         if (e instanceof ConfigError) issues.push(...e.issues);
         else issues.push({ file, line: doc.lineOf([i, 'import_playbook']), field: 'import_playbook', message: (e as Error).message });
@@ -118,6 +132,7 @@ export function loadPlaybook(file: string, modules: ReadonlyMap<string, ModuleDe
       serial: p.serial,
       gatherFacts: p.gather_facts ?? true,
       become: p.become,
+      becomeUser: p.become_user,
       tags: p.tags ?? [],
       tasks: parseTasks(p.tasks, 'tasks'),
       handlers: parseTasks(p.handlers, 'handlers'),
@@ -148,14 +163,17 @@ function parseTask(
   issues: ConfigIssue[],
 ): Task | null {
   const keys = Object.keys(raw);
-  const moduleKeys = keys.filter((k) => !(TASK_KEYWORDS as readonly string[]).includes(k));
+  // `ansible.builtin.lineinfile:` is `lineinfile:`
+  raw = Object.fromEntries(Object.entries(raw).map(([k, v]) => [canonicalModuleName(k, modules), v]));
+  const canonical = Object.keys(raw);
+  const moduleKeys = canonical.filter((k) => !(TASK_KEYWORDS as readonly string[]).includes(k));
   const known = moduleKeys.filter((k) => modules.has(k));
   const unknown = moduleKeys.filter((k) => !modules.has(k));
   for (const k of unknown) {
     const hint = closest(k, [...modules.keys(), ...TASK_KEYWORDS]);
     issues.push({
       file: doc.file,
-      line: doc.lineOf([...path, k]),
+      line: doc.lineOf([...path, keys[canonical.indexOf(k)] ?? k]),
       field: k,
       message: `unknown module or task keyword${hint ? ` (did you mean '${hint}'?)` : ''}; modules: ${[...modules.keys()].join(', ')}`,
     });
@@ -169,7 +187,7 @@ function parseTask(
     });
     return null;
   }
-  const kw = taskKeywordsSchema.safeParse(Object.fromEntries(keys.filter((k) => k !== known[0]).map((k) => [k, raw[k]])));
+  const kw = taskKeywordsSchema.safeParse(Object.fromEntries(canonical.filter((k) => k !== known[0]).map((k) => [k, raw[k]])));
   if (!kw.success) {
     issues.push(...zodIssues(kw.error, doc, path));
     return null;
@@ -188,7 +206,8 @@ function parseTask(
     ignoreErrors: k.ignore_errors ?? false,
     vars: taintVars(k.vars ?? {}),
     listen: k.listen ?? [],
-    argsPath: [...path, module],
+    // the key as written (ansible.builtin.lineinfile), so error lines point at it
+    argsPath: [...path, keys[canonical.indexOf(module)] ?? module],
   };
 }
 

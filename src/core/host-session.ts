@@ -3,7 +3,7 @@ import { TaskError, errorMessage } from './errors.js';
 import type { Action, ExecAction, FileState, HostFacts, PlanContext, VerifyAction } from './types.js';
 import type { ExecOptions, ExecResult } from '../remote/connection.js';
 import { dropRollback, readRemoteFile, removeRemoteFile, restoreFromRollback, writeRemoteFile } from '../remote/files.js';
-import { HostShell } from '../remote/host-shell.js';
+import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../remote/connection.js';
@@ -34,13 +34,16 @@ export class HostSession {
     readonly check: boolean,
     /** Names this run's rollback copies and its lock on the host: never reused by another run. */
     readonly runId: string = newRunId(),
+    private readonly becomeSettings: BecomeSettings = { user: 'root' },
   ) {
-    this.shell = new HostShell(transport, loginUser, false);
+    this.shell = new HostShell(transport, loginUser, false, becomeSettings);
   }
 
-  /** Tasks choose their privileges (become); the connection stays the same. */
-  useBecome(become: boolean): void {
-    if (this.shell.become !== become) this.shell = new HostShell(this.transport, this.loginUser, become);
+  /** Tasks choose their privileges (become, become_user); the connection stays the same. */
+  useBecome(become: boolean, user?: string): void {
+    const settings = user ? { ...this.becomeSettings, user } : this.becomeSettings;
+    if (this.shell.become !== become || this.shell.becomeSettings.user !== settings.user)
+      this.shell = new HostShell(this.transport, this.loginUser, become, settings);
   }
 
   context(vars: Record<string, unknown>, warn: (m: string) => void): PlanContext {

@@ -92,7 +92,7 @@ export function preflight(
         field: 'hosts',
         message:
           `play '${play.name}': ${unknownHosts.join(', ')} is not a host or group of ${inv.file}${suggest(inv, unknownHosts)} ` +
-          `(a fleet without such hosts defines the group empty, e.g. '${unknownHosts[0]}: { hosts: {} }', or use --allow-empty)`,
+          `(a fleet without such hosts defines the group empty, e.g. ${inv.format === 'ini' ? `'[${unknownHosts[0]}]' (a section with no hosts)` : `'${unknownHosts[0]}: { hosts: {} }'`}, or use --allow-empty)`,
       });
     else if (selectHosts(inv, play.hosts).length === 0)
       warnings.push(`${play.doc.file}:${hostsLine}: play '${play.name}': ${[play.hosts].flat().join(', ')} matches no host in ${inv.file}`);

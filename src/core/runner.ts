@@ -1,8 +1,9 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadInventory, selectHosts, type Inventory } from '../config/inventory.js';
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
+import type { VaultKeyring } from '../config/vault.js';
 import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
@@ -37,6 +38,8 @@ export interface RunOptions {
   reporter: Reporter;
   signal?: AbortSignal;
   modules?: ReadonlyMap<string, ModuleDef>;
+  /** Vault passwords for encrypted files and `!vault` values. */
+  vault?: VaultKeyring;
   /**
    * What a host whose facts cannot be read does to the run (facts are read on every host before any
    * host is changed): 'all-or-nothing' (default) changes no host at all; 'keep-going' (--keep-going)
@@ -78,10 +81,10 @@ export function prepare(opts: RunOptions): {
   warnings: string[];
 } {
   const modules = opts.modules ?? registry;
-  const inv = loadInventory(opts.inventory);
-  const book = loadPlaybook(opts.playbook, modules);
-  const extra = parseExtraVars(opts.extraVars);
-  const warnings = preflight(inv, book, modules, extra, selection(opts), opts.check);
+  const inv = loadInventory(opts.inventory, { vault: opts.vault, playbookDir: dirname(opts.playbook) });
+  const book = loadPlaybook(opts.playbook, modules, 0, opts.vault);
+  const extra = parseExtraVars(opts.extraVars, opts.vault);
+  const warnings = [...inv.warnings, ...preflight(inv, book, modules, extra, selection(opts), opts.check)];
   return { inv, book, extra, modules, warnings };
 }
 
@@ -190,10 +193,11 @@ class Runner {
     if (this.interrupted || policy === 'each-host') return !this.interrupted;
 
     const inRun = new Set(hosts);
-    const nodes = await this.pgpoolNodes(inRun);
     // Only changes of authentication split a Pgpool-II node's backends (re-issuing a certificate
     // on one backend does not): hosts that run a task of such a module.
     const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
+    const anyBad = hosts.some((h) => this.report(h).status !== 'ok');
+    const nodes = changingAuth.size > 0 || (anyBad && policy === 'keep-going') ? await this.pgpoolNodes(inRun) : [];
     const split = splitNodes(nodes, changingAuth);
     if (split.length) {
       this.refused = split.map(
@@ -355,7 +359,7 @@ class Runner {
 
   private async runTask(session: HostSession, play: Play, task: Task, handler: boolean): Promise<TaskResult> {
     const started = Date.now();
-    const base = { task: task.name, module: task.module, handler, summaries: [] as string[], diffs: [], warnings: [] as string[] };
+    const base = { task: task.name, module: task.module, handler, play: play.name, summaries: [] as string[], diffs: [], warnings: [] as string[] };
     const done = (status: TaskResult['status'], extra: Partial<TaskResult> = {}): TaskResult => ({
       ...base,
       status,
@@ -366,7 +370,7 @@ class Runner {
     const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
     const tctx = templateContext(vars);
     try {
-      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become));
+      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become), task.becomeUser ?? play.becomeUser);
       const ctx = session.context(vars, (m) => base.warnings.push(m));
       Object.assign(vars, await provideFacts(task, vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
@@ -403,15 +407,15 @@ class Runner {
       privateKeyFile: c.ansible_ssh_private_key_file,
       knownHostsFile: knownHosts,
       connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
+      jumps: c.jumps,
     });
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
-    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId);
+    const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
+    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
     this.sessions.set(host, session);
     return session;
   }
 }
-
-/** Modules that change how a PostgreSQL server authenticates clients (rules, stored verifiers, their undoing). */
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);

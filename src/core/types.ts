@@ -132,4 +132,6 @@ export interface TaskResult {
   error?: string;
   durationMs: number;
   handler?: boolean;
+  /** The play the task belongs to (JUnit groups tasks by play and host). */
+  play?: string;
 }

@@ -1,44 +1,63 @@
 import { Secret, redact } from '../core/secret.js';
 import { RemoteCommandError, type ExecOptions, type ExecResult, type Transport } from './connection.js';
-import { asRoot, asUser, type ShellCommand } from './sh.js';
+import { asRoot, asUser, asUserWithPassword, type ShellCommand } from './sh.js';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 
+/** How privileges are raised on a host (ansible_become*). Only sudo is implemented. */
+export interface BecomeSettings {
+  /** ansible_become_user (default root). */
+  user: string;
+  /** ansible_become_password: sent on stdin to `sudo -S`, never on a command line. */
+  password?: Secret;
+}
+
 /**
  * A host as the tasks see it: runs commands with the right privileges
- * (ansible_become → `sudo -n`, another OS user → runuser/sudo -u) and turns a
- * failing exit code into a RemoteCommandError whose text never contains a secret.
+ * (ansible_become → `sudo -n`, or `sudo -S` with the become password on stdin; another OS user →
+ * runuser/sudo -u) and turns a failing exit code into a RemoteCommandError whose text never
+ * contains a secret.
  */
 export class HostShell {
   constructor(
     private readonly transport: Transport,
     readonly loginUser: string,
     readonly become: boolean,
+    readonly becomeSettings: BecomeSettings = { user: 'root' },
   ) {}
 
   /** The user commands run as when no `user` is given. */
   get effectiveUser(): string {
-    return this.become ? 'root' : this.loginUser;
+    return this.become ? this.becomeSettings.user : this.loginUser;
+  }
+
+  /** The command line for `cmd` as `user`, and whether the become password leads its stdin. */
+  private wrapped(cmd: ShellCommand, user?: string): { cmd: ShellCommand; password?: Secret } {
+    const target = user ?? this.effectiveUser;
+    if (target === this.loginUser) return { cmd };
+    if (this.loginUser === 'root') return { cmd: asUser(cmd, target, false) };
+    const password = this.becomeSettings.password;
+    if (password) return { cmd: asUserWithPassword(cmd, target), password };
+    return { cmd: target === 'root' ? asRoot(cmd) : asUser(cmd, target, true) };
   }
 
   wrap(cmd: ShellCommand, user?: string): ShellCommand {
-    const target = user ?? this.effectiveUser;
-    if (target === this.loginUser) return cmd;
-    if (this.loginUser === 'root') return asUser(cmd, target, false);
-    return target === 'root' ? asRoot(cmd) : asUser(cmd, target, true);
+    return this.wrapped(cmd, user).cmd;
   }
 
   async exec(cmd: ShellCommand, opts: ExecOptions = {}): Promise<ExecResult> {
-    const stdin =
+    let stdin =
       opts.stdin === undefined
         ? undefined
         : Buffer.isBuffer(opts.stdin)
           ? opts.stdin
           : Buffer.from(opts.stdin instanceof Secret ? opts.stdin.reveal() : opts.stdin, 'utf8');
-    const result = await this.transport.run(this.wrap(cmd, opts.user), stdin, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const w = this.wrapped(cmd, opts.user);
+    if (w.password) stdin = Buffer.concat([Buffer.from(`${w.password.reveal()}\n`, 'utf8'), stdin ?? Buffer.alloc(0)]);
+    const result = await this.transport.run(w.cmd, stdin, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const ok = opts.okCodes ?? [0];
     if (result.exitCode === null || !ok.includes(result.exitCode)) {
-      const secrets = opts.stdin instanceof Secret ? [opts.stdin] : [];
+      const secrets = [...(opts.stdin instanceof Secret ? [opts.stdin] : []), ...(w.password ? [w.password] : [])];
       const safe = { ...result, stderr: Buffer.from(redact(result.stderr.toString('utf8'), secrets)) };
       throw new RemoteCommandError(safe);
     }

@@ -64,3 +64,16 @@ export function asUser(cmd: ShellCommand, user: string, viaSudo: boolean): Shell
 export function asRoot(cmd: ShellCommand): ShellCommand {
   return sh`sudo -n -H -- sh -c ${cmd.text}`;
 }
+
+/**
+ * Runs a command as `user` through sudo with a password (ansible_become_password). The password
+ * is the FIRST LINE OF STDIN, never argv: `sudo -S` reads it (byte by byte, so the rest of stdin
+ * reaches the command). When sudo needs no password (NOPASSWD, cached credentials) the line is
+ * consumed by `read` instead, so it never leaks into the command's input.
+ */
+export function asUserWithPassword(cmd: ShellCommand, user: string): ShellCommand {
+  const script =
+    'if sudo -n -u "$1" true 2>/dev/null; then IFS= read -r _; exec sudo -n -H -u "$1" -- sh -c "$2"; ' +
+    'else exec sudo -S -k -p "" -H -u "$1" -- sh -c "$2"; fi';
+  return sh`sh -c ${script} pgtls-become ${user} ${cmd.text}`;
+}

@@ -1,4 +1,5 @@
 import { readFileSync, writeSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { openPrivateAppend } from '../core/private-file.js';
 import { redactKnown } from '../core/secret.js';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
@@ -24,6 +25,8 @@ export interface SshTarget {
   /** Path of an OpenSSH known_hosts file; null disables verification (explicit opt-out). */
   knownHostsFile: string | null;
   connectTimeoutMs: number;
+  /** Bastions to go through, in order (ProxyJump): each hop's host key is verified too. */
+  jumps?: { user?: string; host: string; port: number }[];
 }
 
 const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
@@ -39,6 +42,12 @@ function logCommand(host: string, text: string): void {
   writeSync(commandLogFd, `${host}\t${redactKnown(text).replace(/\n/g, '\\n')}\n`);
 }
 
+/**
+ * -v / -vv: the CLI sets this to print each remote command line as PGTLS_COMMAND_LOG writes it
+ * (host TAB command; never stdin, where secrets travel), and at -vv its exit status and time.
+ */
+export const commandEcho: { verbosity: number; write: (line: string) => void } = { verbosity: 0, write: () => undefined };
+
 /** OpenSSH's default MaxSessions is 10: stay below it so channels never get refused. */
 const MAX_CHANNELS = 8;
 
@@ -50,12 +59,51 @@ export class SshTransport implements Transport {
   private constructor(
     private readonly client: Client,
     private readonly target: SshTarget,
+    /** The jump hosts' connections, closed with this one. */
+    private readonly hops: Client[] = [],
   ) {}
   private active = 0;
   private readonly waiting: (() => void)[] = [];
   private closed = false;
 
   static async connect(target: SshTarget): Promise<SshTransport> {
+    const hops: Client[] = [];
+    let sock: Duplex | undefined;
+    try {
+      // ProxyJump: ssh to each bastion (over the previous hop), then a direct-tcpip channel to the next.
+      const chain = [...(target.jumps ?? []).map((j) => ({ ...target, name: `${target.name} (jump host ${j.host})`, host: j.host, port: j.port, user: j.user ?? target.user })), target];
+      for (const [i, hop] of chain.entries()) {
+        const client = await SshTransport.open(hop, sock).catch((e: unknown) => {
+          if (i === chain.length - 1 || !(e instanceof Error)) throw e;
+          throw new UnreachableError(`jump host ${hop.user}@${hop.host}:${hop.port}: ${e.message}`);
+        });
+        if (i === chain.length - 1) {
+          const transport = new SshTransport(client, target, hops);
+          client.on('error', () => {
+            /* errors after ready surface through the pending exec's close */
+          });
+          client.on('close', () => {
+            transport.closed = true;
+          });
+          return transport;
+        }
+        hops.push(client);
+        client.on('error', () => undefined);
+        const next = chain[i + 1]!;
+        sock = await new Promise<Duplex>((resolve, reject) =>
+          client.forwardOut('127.0.0.1', 0, next.host, next.port, (err, stream) =>
+            err ? reject(new UnreachableError(`jump host ${hop.host}:${hop.port} cannot reach ${next.host}:${next.port}: ${err.message}`)) : resolve(stream),
+          ),
+        );
+      }
+      throw new Error('internal: empty connection chain');
+    } catch (e) {
+      for (const h of hops) h.end();
+      throw e;
+    }
+  }
+
+  private static async open(target: SshTarget, sock: Duplex | undefined): Promise<Client> {
     const client = new Client();
     let hostKeyProblem: string | undefined;
     const entries = target.knownHostsFile === null ? null : loadKnownHosts(target.knownHostsFile);
@@ -64,6 +112,7 @@ export class SshTransport implements Transport {
       port: target.port,
       username: target.user,
       readyTimeout: target.connectTimeoutMs,
+      ...(sock ? { sock } : {}),
       keepaliveInterval: 10_000,
       keepaliveCountMax: 3,
       // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a
@@ -110,23 +159,20 @@ export class SshTransport implements Transport {
       client.once('error', onError);
       client.connect(config);
     });
-    const transport = new SshTransport(client, target);
-    client.on('error', () => {
-      /* errors after ready surface through the pending exec's close */
-    });
-    client.on('close', () => {
-      transport.closed = true;
-    });
-    return transport;
+    return client;
   }
 
   async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
     // Debugging aid (and how the tests prove that no secret is ever on a command line):
     // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
     logCommand(this.target.name, cmd.text);
+    if (commandEcho.verbosity >= 1) commandEcho.write(`${this.target.name}\t${redactKnown(cmd.text).replace(/\n/g, '\\n')}`);
     await this.acquire();
     try {
-      return await this.exec(cmd, stdin, timeoutMs);
+      const r = await this.exec(cmd, stdin, timeoutMs);
+      if (commandEcho.verbosity >= 2)
+        commandEcho.write(`${this.target.name}\t=> ${r.timedOut ? 'timed out' : r.exitCode === null ? `signal ${r.signal}` : `exit ${r.exitCode}`} (${r.durationMs} ms)`);
+      return r;
     } finally {
       this.release();
     }
@@ -193,12 +239,16 @@ export class SshTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed) {
+      for (const h of this.hops) h.end();
+      return;
+    }
     await new Promise<void>((resolve) => {
       this.client.once('close', () => resolve());
       this.client.end();
       setTimeout(resolve, 2000).unref();
     });
+    for (const h of this.hops.reverse()) h.end();
   }
 }
 

@@ -1,3 +1,4 @@
+import type { ConfigIssue } from '../core/errors.js';
 import type { RunReport } from '../core/runner.js';
 import { diffStats } from './diff.js';
 import { writePrivateFile } from '../core/private-file.js';
@@ -16,6 +17,7 @@ export function jsonReport(report: RunReport): object {
     interrupted: report.interrupted,
     warnings: report.warnings,
     exitCode: exitCodeOf(report),
+    errors: [],
     hosts: Object.fromEntries(
       Object.entries(report.hosts).map(([name, h]) => [
         name,
@@ -27,6 +29,7 @@ export function jsonReport(report: RunReport): object {
           tasks: h.tasks.map((t) => ({
             name: t.task,
             module: t.module,
+            play: t.play,
             handler: t.handler ?? false,
             status: t.status,
             changed: t.changed,
@@ -45,4 +48,30 @@ export function jsonReport(report: RunReport): object {
 /** Written 0600, never through a symlink (the report names hosts, paths and failures). */
 export function writeJsonReport(file: string, report: RunReport): void {
   writePrivateFile(file, JSON.stringify(jsonReport(report), null, 2) + '\n');
+}
+
+/**
+ * The report of a run that never started: bad input (exit 2, every problem with file and line)
+ * or an internal error (exit 5). Same top-level shape as a run's report, so CI reads one format.
+ */
+export function jsonFailureReport(opts: { playbook?: string; inventory?: string; exitCode: number; errors: ConfigIssue[]; internalError?: string }): object {
+  return {
+    version: 1,
+    playbook: opts.playbook ?? null,
+    inventory: opts.inventory ?? null,
+    check: false,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    interrupted: false,
+    warnings: [],
+    exitCode: opts.exitCode,
+    errors: opts.errors.map((e) => ({ file: e.file, line: e.line ?? null, field: e.field ?? null, message: e.message })),
+    ...(opts.internalError ? { internalError: opts.internalError } : {}),
+    hosts: {},
+  };
+}
+
+/** Written 0600, never through a symlink, every text sanitized (like writeJsonReport). */
+export function writeJsonFile(file: string, value: object): void {
+  writePrivateFile(file, JSON.stringify(safeJson(value), null, 2) + '\n');
 }

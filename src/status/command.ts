@@ -5,12 +5,13 @@
  * the same validation before any connection (bad input: exit 2), the same SSH setup and host
  * key checks, the same facts. Nothing here opens a connection of its own.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadInventory } from '../config/inventory.js';
-import { abortOnSignals, FLEET_OPTIONS, fleetSettings, parseCommandLine } from '../cli-options.js';
-import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { abortOnSignals, applyVerbosity, FLEET_OPTIONS, fleetSettings, parseCommandLine, vaultKeyring } from '../cli-options.js';
+import type { VaultKeyring } from '../config/vault.js';
+import { ConfigError, formatIssue, type ConfigIssue } from '../core/errors.js';
 import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
 import type { ModuleDef } from '../core/types.js';
@@ -19,6 +20,8 @@ import { safeJson, safeText } from '../report/sanitize.js';
 import { makeStyle } from '../report/style.js';
 import { assessHost, statusExitCode, type HostStatus } from './model.js';
 import { STATUS_PLAYBOOK, statusModules, type Collector } from './modules.js';
+import { NAGIOS, nagiosVerdict } from './nagios.js';
+import { renderPrometheus } from './prometheus.js';
 import { renderJson, renderTable } from './render.js';
 
 export const STATUS_USAGE = `  pgtls status -i INVENTORY [options]
@@ -28,7 +31,14 @@ options:
   -e, --extra-vars VARS    key=value, @file.yaml or a JSON object (e.g. pgtls_renew_before_days=60)
   -l, --limit PATTERN      only these hosts/groups (Ansible pattern)
   -f, --forks N            hosts inspected at once (default 50)
-      --json               machine-readable output on stdout instead of the table
+      --json               machine-readable output on stdout instead of the table (= --format json)
+      --format FORMAT      table (default), json, or prometheus (node_exporter textfile metrics)
+      --output FILE        write the output to FILE atomically (temp file + rename), e.g.
+                           /var/lib/prometheus/node-exporter/pgtls.prom for the textfile collector
+      --nagios             Nagios/Icinga plugin mode: one line, exit 0 OK / 1 WARNING (a certificate in the
+                           renewal window) / 2 CRITICAL (expires within --critical-days, or any other finding
+                           that needs action) / 3 UNKNOWN (a host not inspected, bad input, interrupted)
+      --critical-days N    certificates expiring within N days are CRITICAL under --nagios (default 7)
       --known-hosts FILE   OpenSSH known_hosts to verify host keys (default ~/.ssh/known_hosts)
       --insecure-skip-host-key-check   do not verify host keys (explicit opt-out)
 
@@ -38,15 +48,43 @@ README "Status"), 2 bad input (nothing contacted), 3 a host unreachable (none ne
 4 interrupted. -e pgtls_min_tls=TLSv1.3 judges the servers' lowest TLS version by that policy.`;
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseCommandLine(argv, { ...FLEET_OPTIONS, json: { type: 'boolean' } });
+  if (argv.includes('--nagios')) {
+    // A plugin must answer in its own terms even for bad input: UNKNOWN, one line.
+    try {
+      return await inspect(argv);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      process.stdout.write(`PGTLS UNKNOWN - bad input: ${safeText(e.issues.map(formatIssue).join('; '), { oneLine: true })}\n`);
+      return NAGIOS.unknown;
+    }
+  }
+  return inspect(argv);
+}
+
+async function inspect(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseCommandLine(argv, {
+    ...FLEET_OPTIONS,
+    json: { type: 'boolean' },
+    format: { type: 'string' },
+    output: { type: 'string' },
+    nagios: { type: 'boolean' },
+    'critical-days': { type: 'string' },
+  });
   if (v.help) {
     process.stdout.write(`usage:\n${STATUS_USAGE}\n`);
     return 0;
   }
   const problems: ConfigIssue[] = [];
+  const format = v.json ? 'json' : (v.format ?? 'table');
+  if (!['table', 'json', 'prometheus'].includes(format)) problems.push({ file: 'command line', field: '--format', message: `must be table, json or prometheus (got '${format}')` });
+  if (v.json && v.format && v.format !== 'json') problems.push({ file: 'command line', message: '--json and --format exclude each other' });
+  const criticalDays = v['critical-days'] === undefined ? 7 : Number(v['critical-days']);
+  if (!Number.isInteger(criticalDays) || criticalDays < 0) problems.push({ file: 'command line', field: '--critical-days', message: 'must be a whole number of days' });
   if (positionals.length) problems.push({ file: 'command line', message: `status takes no positional arguments (got ${positionals.join(' ')})` });
   const { forks, knownHosts } = fleetSettings(v, problems);
   if (problems.length) throw new ConfigError(problems);
+  const vault = vaultKeyring(v);
+  applyVerbosity(v);
 
   const abort = new AbortController();
   const stopListening = abortOnSignals(abort);
@@ -72,8 +110,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
       reporter: silentReporter,
       signal: abort.signal,
       modules,
+      vault,
     });
-    const hosts = hostStatuses(report, found);
+    const hosts = hostStatuses(report, found, vault);
     const code = statusExitCode(hosts, report.interrupted);
     // A missing pgpool (or postgres) group is normal for status: its play simply has no hosts.
     const warnings = [
@@ -81,7 +120,15 @@ export async function statusCommand(argv: string[]): Promise<number> {
       ...Object.entries(report.hosts).flatMap(([h, r]) => r.tasks.flatMap((t) => t.warnings).map((w) => `${h}: ${w}`)),
     ];
     // Role names, CNs and messages come from hosts: the report layer's sanitizer has the last word.
-    if (v.json) process.stdout.write(safeText(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings })));
+    const emit = (text: string) => (v.output ? writeAtomically(v.output, text) : process.stdout.write(text));
+    if (v.nagios) {
+      const verdict = nagiosVerdict(sanitizedHosts(hosts), { criticalDays, interrupted: report.interrupted });
+      process.stdout.write(safeText(verdict.line, { oneLine: true }) + '\n');
+      if (format !== 'table') emit(format === 'json' ? safeText(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings })) : renderPrometheus(sanitizedHosts(hosts), { exitCode: code, durationMs: report.durationMs }));
+      return verdict.code;
+    }
+    if (format === 'json') emit(safeText(renderJson(hosts, { inventory: report.inventory, durationMs: report.durationMs, exitCode: code, warnings })));
+    else if (format === 'prometheus') emit(renderPrometheus(sanitizedHosts(hosts), { exitCode: code, durationMs: report.durationMs }));
     else {
       const style = makeStyle(process.stdout);
       process.stdout.write(renderTable(sanitizedHosts(hosts), style));
@@ -95,9 +142,21 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** The textfile collector must never read a half-written file: temp file in the same directory, then rename. */
+function writeAtomically(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new ConfigError([{ file: file, field: '--output', message: `cannot write: ${(e as Error).message}` }]);
+  }
+}
+
 /** One HostStatus per host the run touched, in inventory order. */
-function hostStatuses(report: RunReport, found: Collector): HostStatus[] {
-  const inv = loadInventory(report.inventory);
+function hostStatuses(report: RunReport, found: Collector, vault: VaultKeyring): HostStatus[] {
+  const inv = loadInventory(report.inventory, { vault });
   const order = inv.groups.get('all') ?? [];
   const names = Object.keys(report.hosts).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   return names.map((host) => {

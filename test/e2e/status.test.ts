@@ -130,6 +130,20 @@ test('install with short-lived certificates: TLS on, hostssl enforced, but statu
     assert.ok(s.json!.hosts[h]!.problems.some((p) => /expires in \d+ days \(renewal window 30\)/.test(p)), s.json!.hosts[h]!.problems.join('\n'));
   }
   assert.equal(s.json!.hosts['pg3']!.services[0]!.poolPasswd, { file: '/etc/pgpool2/pool_passwd', missing: [], undecryptable: [] });
+  // monitoring: Nagios WARNING (inside the renewal window), textfile metrics with the expiry in seconds
+  const prom = join(work, 'pgtls.prom');
+  const nagios = await pgtls(['status', '-i', inventory, '--nagios', '--format', 'prometheus', '--output', prom]);
+  assert.is(nagios.code, 1, ok(nagios));
+  assert.match(nagios.stdout, /^PGTLS WARNING - 3 certificates to re-issue: pg1, pg2, pg3 \| hosts=3 /);
+  const metrics = readFileSync(prom, 'utf8');
+  for (const h of HOSTS) {
+    const m = new RegExp(`^pgtls_cert_expiry_seconds\\{host="${h}",service="(postgresql|pgpool)",endpoint="[^"]+",port="(5432|9999)"\\} (\\d+)$`, 'm').exec(metrics);
+    assert.ok(m, `${h} expiry metric in:\n${metrics}`);
+    assert.ok(Number(m![3]) > 8 * 86400 && Number(m![3]) <= 10 * 86400, `${h}: ${m![3]}`);
+    assert.match(metrics, new RegExp(`^pgtls_tls_served\\{host="${h}",[^}]*\\} 1$`, 'm'));
+    assert.match(metrics, new RegExp(`^pgtls_rules_without_tls\\{host="${h}",[^}]*\\} 0$`, 'm'));
+  }
+  assert.match(metrics, /^pgtls_plaintext_sessions\{host="pg1",[^}]*\} \d+$/m);
   // with the window the install used, the same certificates are fine
   const narrow = await status(['-e', 'pgtls_renew_before_days=5']);
   assert.is(narrow.code, 0, ok(narrow));
@@ -182,6 +196,12 @@ test('an unreachable host: exit 3 when the others are fine', async () => {
   assert.is(r.code, 3, ok(r));
   assert.is(r.json!.hosts['ghost']!.state, 'unreachable');
   assert.is(r.json!.hosts['pg1']!.state, 'ok');
+  const nagios = await pgtls(['status', '-i', ghost, '--nagios']);
+  assert.is(nagios.code, 3, ok(nagios));
+  assert.match(nagios.stdout, /^PGTLS UNKNOWN - 1 host not inspected: ghost \|/);
+  const ok0 = await pgtls(['status', '-i', inventory, '--nagios']);
+  assert.is(ok0.code, 0, ok(ok0));
+  assert.match(ok0.stdout, /^PGTLS OK - 3 hosts encrypted, next certificate expiry in \d+ days/);
 });
 
 test('lab down', async () => {
