@@ -4,10 +4,14 @@
 #   lab/install-deps.sh            openssh-server postgresql pgpool2 sudo iproute2 util-linux procps,
 #                                  ansible (the tests check vaults and inventories against ansible-vault and
 #                                  ansible-inventory) and openjdk-17-jdk-headless (the JUnit report is
-#                                  validated against the JUnit XSD by the JDK's validator)
-#   WITH_ANSIBLE=1 lab/install-deps.sh   (kept for bench/run.sh; ansible is always installed now)
+#                                  validated against the JUnit XSD by the JDK's validator), shellcheck
+#                                  (the host shell scripts in src/remote/scripts are checked by a unit test),
+#                                  time (GNU time: bench/compare.sh measures with it; its quick mode runs in CI)
+#   WITH_ANSIBLE=1 lab/install-deps.sh   also python3-psycopg2 (community.postgresql, for the Ansible side
+#                                  of bench/compare.sh); ansible itself is always installed now
 set -euo pipefail
-PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps ansible openjdk-17-jdk-headless"
+PKGS="openssh-server postgresql pgpool2 sudo iproute2 util-linux procps ansible openjdk-17-jdk-headless shellcheck time"
+[ "${WITH_ANSIBLE:-0}" = 1 ] && PKGS="$PKGS python3-psycopg2"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

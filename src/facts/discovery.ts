@@ -23,6 +23,17 @@ export interface ProcRow {
   argv: string[];
 }
 
+/** The columns every process row of the discovery scripts starts with: pid, ppid, state, net, parent's comm. */
+export function procRowHead(f: readonly string[]): Omit<ProcRow, 'argv'> {
+  return {
+    pid: Number(f[1]),
+    ppid: Number(f[2]),
+    state: f[3] ?? '',
+    net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
+    parentComm: f[5] ?? '',
+  };
+}
+
 /** Not a candidate for a main process: a zombie, another namespace's, or a child (by parent or title). */
 export function excludedReason(p: ProcRow, comm: string): string | undefined {
   if (p.state === 'Z' || p.state === 'X') return 'zombie';

@@ -13,7 +13,7 @@ import { posix } from 'node:path';
 import { TaskError } from '../core/errors.js';
 import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
-import { chooseInitScript, mainCandidates, pidFileAlive, type PidFileProbe, type ProcRow } from './discovery.js';
+import { chooseInitScript, mainCandidates, pidFileAlive, procRowHead, type PidFileProbe, type ProcRow } from './discovery.js';
 import { userVar } from './postgres.js';
 
 export type PgpoolService = { kind: 'systemd'; unit: string } | { kind: 'init'; script: string } | { kind: 'unknown' };
@@ -106,11 +106,7 @@ export function parseDiscovery(out: string): Discovery {
     const f = line.split('\t');
     if (f[0] === 'pp') {
       d.procs.push({
-        pid: Number(f[1]),
-        ppid: Number(f[2]),
-        state: f[3] ?? '',
-        net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
-        parentComm: f[5] ?? '',
+        ...procRowHead(f),
         user: f[6] ?? '',
         home: f[7] ?? '',
         unit: f[8] ?? '',

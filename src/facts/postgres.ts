@@ -21,7 +21,7 @@ import { Secret } from '../core/secret.js';
 import type { ExecAction, PlanContext } from '../core/types.js';
 import { RemoteCommandError } from '../remote/connection.js';
 import { sh } from '../remote/sh.js';
-import { excludedReason, isPostmaster, type ProcRow } from './discovery.js';
+import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
 import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 
@@ -110,11 +110,7 @@ export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: b
     if (f[0] !== 'pm') continue;
     const hasFile = f[14] === '1';
     postmasters.push({
-      pid: Number(f[1]),
-      ppid: Number(f[2]),
-      state: f[3] ?? '',
-      net: (['same', 'other', 'unknown'].includes(f[4] ?? '') ? f[4] : 'unknown') as ProcRow['net'],
-      parentComm: f[5] ?? '',
+      ...procRowHead(f),
       exe: f[6] ?? '',
       dataDir: f[7] ?? '',
       user: f[8] ?? '',

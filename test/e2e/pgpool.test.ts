@@ -243,10 +243,22 @@ test('two pgpools, serial: 1: a client logging in every 100 ms through either on
     const app = await psql(h, 'appuser', lab.passwords.app, 'verify-full', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()');
     assert.is(app.stdout.trim(), 't', `${h}: ${app.stderr}`);
   }
-  for (const b of ['pg1', 'pg2']) {
-    const rows = await lab.sql(b, `select l.ssl from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`);
-    assert.ok(rows.length > 0, `${b}: sessions from the pgpools`);
-    assert.not.match(rows, /f/, `${b}: every session from a Pgpool-II host is TLS`);
+  // clients held through both pgpools again: every backend connection they open now is TLS
+  const again = ['pg3', 'pg4'].map((h) =>
+    spawn('psql', ['-X', '-A', '-t', '-q', `host=${lab.ip(h)} port=${PORT} user=appuser dbname=postgres sslmode=verify-full sslrootcert=${join(caDir, 'ca.crt')} connect_timeout=10`], { env: { ...process.env, PGPASSWORD: lab.passwords.app } }),
+  );
+  for (const c of again) c.stdin.write('select 1;\n');
+  try {
+    // pg1 is the primary: every Pgpool-II session connects to it (the standby only when load balancing picks it)
+    for (const b of ['pg1']) {
+      const q = `select l.ssl from pg_stat_activity a join pg_stat_ssl l on l.pid = a.pid where a.usename = 'appuser' and a.client_addr in ('${lab.ip('pg3')}', '${lab.ip('pg4')}')`;
+      let rows = '';
+      for (let i = 0; i < 60 && (rows = await lab.sql(b, q)).split('\n').filter(Boolean).length < 2; i++) await new Promise((r) => setTimeout(r, 500));
+      assert.ok(rows.split('\n').filter(Boolean).length >= 2, `${b}: sessions from both pgpools: ${rows}`);
+      assert.not.match(rows, /f/, `${b}: every session from a Pgpool-II host is TLS`);
+    }
+  } finally {
+    for (const c of again) c.kill();
   }
 });
 

@@ -107,24 +107,30 @@ test('lab: pg1 PostgreSQL, pg2 Pgpool-II (health check and sr_check on); a sessi
   delete inv.all.children['lab'];
   inventory = join(work, 'inventory.yaml');
   writeFileSync(inventory, dump(inv));
+  // Pgpool-II's health check connects for a moment every 2 s: pg1 logs each connection and its TLS
+  await lab.sql('pg1', 'alter system set log_connections = on;\nselect pg_reload_conf();');
   // the lab leaves the health check off: on, every 2 s, as the pgpool role (password from pool_passwd)
   const conf = await lab.exec(
     'pg2',
     `sed -i -E '/^#?[[:space:]]*health_check_(period|user|password)[[:space:]]*=/d' ${POOL_CONF} && ` +
-      `printf "health_check_period = 2\\nhealth_check_user = 'pgpool'\\nhealth_check_password = ''\\n" >> ${POOL_CONF} && ` +
+      `printf "health_check_period = 2\nhealth_check_user = 'pgpool'\nhealth_check_password = ''\n" >> ${POOL_CONF} && ` +
       `grep -E '^(sr_check_period|health_check_period)' ${POOL_CONF} && ${RESTART_PGPOOL}`,
   );
   assert.is(conf.code, 0, conf.stderr + conf.stdout);
   assert.match(conf.stdout, /sr_check_period = 10/);
+  // up again and through to pg1 (before the install: plaintext all the way)
+  const through = () =>
+    run('psql', ['-X', '-A', '-t', '-q', '-c', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()', `host=${lab.ip('pg2')} port=9999 dbname=postgres user=appuser sslmode=disable connect_timeout=5`], {
+      env: { ...process.env, PGPASSWORD: lab.passwords.app },
+      timeoutMs: 20_000,
+    });
   try {
-    await until('Pgpool-II to connect to pg1 again', async () => (await pgpoolSessions()).length > 0, 90_000);
+    const r = await until('Pgpool-II to let a client through to pg1', async () => ((await through()).stdout.trim() === 'f' ? true : null), 90_000);
+    assert.ok(r);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await pgpoolLog()}`);
   }
-  assert.ok((await pgpoolSessions()).every((s) => !s.ssl), 'before the install Pgpool-II talks plaintext to pg1');
   plain = await openSession(`host=${lab.ip('pg1')} port=5432 dbname=postgres user=appuser sslmode=disable application_name=${APP}`, lab.passwords.app);
-  // Pgpool-II's health check connects for a moment every 2 s: pg1 logs each connection and its TLS
-  await lab.sql('pg1', 'alter system set log_connections = on;\nselect pg_reload_conf();');
 });
 
 test('bad pgtls_min_tls: exit 2 before any connection, naming the field', async () => {

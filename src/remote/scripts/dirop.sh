@@ -41,7 +41,13 @@ clean_others() {
 keep() {
   rb=".$1.pgtls-rb.$2"
   exists "$rb" || exists "$rb.absent" && return 0
-  if exists "$1"; then
+  if [ -f "$1" ] && [ ! -L "$1" ] && [ ! -r "$1" ]; then
+    # A file we (this directory's owner) cannot read, e.g. a key planted root:root 0600: no copy can
+    # be made, but the directory is ours, so the file itself becomes the rollback copy (a rename). Its
+    # readers (the server, running as this user) could not read it either, so its brief absence until
+    # the command installs the new file costs nothing; a rollback renames it back.
+    mv -f -- "$1" "$rb"
+  elif exists "$1"; then
     t=$(mktemp ".pgtls-tmp.$2.XXXXXX")
     cp -P -p -- "$1" "$t" 2>/dev/null || { rm -f -- "$t"; cp -P -- "$1" "$t"; }
     mv -f -- "$t" "$rb"
