@@ -1,4 +1,4 @@
-// Shared machinery of the fault suite (test/e2e/faults-*.test.ts): one lab per file (pg1 primary,
+// Shared machinery of the fault suite (test/e2e/faults-*.fault.ts): one lab per file (pg1 primary,
 // pg2 standby, pg3 Pgpool-II), the real CLI run as a child we can signal, the invariants checked
 // after every fault, and the counts for the closing note.
 //

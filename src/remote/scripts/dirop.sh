@@ -49,7 +49,8 @@ keep() {
     mv -f -- "$1" "$rb"
   elif exists "$1"; then
     t=$(mktemp ".pgtls-tmp.$2.XXXXXX")
-    cp -P -p -- "$1" "$t" 2>/dev/null || { rm -f -- "$t"; cp -P -- "$1" "$t"; }
+    # owner/mode kept when we may; else the content alone. A copy that fails (a full disk) leaves no temp file.
+    cp -P -p -- "$1" "$t" 2>/dev/null || { rm -f -- "$t" && cp -P -- "$1" "$t"; } || { rm -f -- "$t"; pgtls_die "cannot keep a rollback copy of $here/$1 (disk full?)"; }
     mv -f -- "$t" "$rb"
   else
     : > "$rb.absent"
