@@ -49,7 +49,9 @@ const args = z
  * host's stat can print them (%.9Y); an old coreutils prints whole seconds, then a file written in the
  * same second as the last reload counts as newer (one reload too many, never one too few).
  */
-async function mtimes(ctx: PlanContext, files: string[]): Promise<Map<string, number>> {
+// Run as the server's OS user: these files sit in directories that user controls, and it reads them
+// anyway; a link it planted then shows root nothing more than the user could see itself.
+async function mtimes(ctx: PlanContext, files: string[], user: string): Promise<Map<string, number>> {
   const parse = (out: string, bump: number) => {
     const m = new Map<string, number>();
     for (const line of out.split('\n')) {
@@ -59,14 +61,14 @@ async function mtimes(ctx: PlanContext, files: string[]): Promise<Map<string, nu
     }
     return m;
   };
-  const fine = parse((await ctx.query(sh`stat -L -c ${'%.9Y %n'} -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8'), 0);
+  const fine = parse((await ctx.query(sh`stat -L -c ${'%.9Y %n'} -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8'), 0);
   if (fine.size > 0 || files.length === 0) return fine;
-  return parse((await ctx.query(sh`stat -L -c ${'%Y %n'} -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8'), 0.999999999);
+  return parse((await ctx.query(sh`stat -L -c ${'%Y %n'} -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8'), 0.999999999);
 }
 
 /** --check: files an earlier task of this run would have changed (the overlay differs from the disk). */
-async function changedInOverlay(ctx: PlanContext, files: string[]): Promise<string[]> {
-  const out = (await ctx.query(sh`sha256sum -- ${files}`, { okCodes: [0, 1] })).stdout.toString('utf8');
+async function changedInOverlay(ctx: PlanContext, files: string[], user: string): Promise<string[]> {
+  const out = (await ctx.query(sh`sha256sum -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8');
   const onDisk = new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as const));
   const changed: string[] = [];
   for (const f of files) {
@@ -82,9 +84,9 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
   // the key file is never read back to the controller, not even in --check (gencert plans keys, it does not write them there)
   const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile].filter(Boolean))];
   if (ctx.check) {
-    for (const f of await changedInOverlay(ctx, files)) out.push(`${f} would change`);
+    for (const f of await changedInOverlay(ctx, files, s.osUser)) out.push(`${f} would change`);
   } else {
-    const times = await mtimes(ctx, [...files, ...(st.keyFile ? [st.keyFile] : [])]);
+    const times = await mtimes(ctx, [...files, ...(st.keyFile ? [st.keyFile] : [])], s.osUser);
     for (const [f, t] of times) if (t > st.loadTime) out.push(`${f} changed since the last reload`);
   }
   if (st.ssl && st.certFile) {

@@ -126,7 +126,8 @@ function readSsl(confFile: string, text: string): { key?: string; cert?: string;
 }
 
 async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: { key?: string; cert?: string; ca?: string }, conf: string): Promise<string[]> {
-  const st = parseState((await ctx.query(stateCommand(a.pid_file, files, ctx.check))).stdout.toString('utf8'));
+  // as Pgpool-II's OS user: it reads these files itself, and a link planted in its directories shows root nothing more
+  const st = parseState((await ctx.query(stateCommand(a.pid_file, files, ctx.check), { user: a.os_user })).stdout.toString('utf8'));
   if (a.force) return ['forced'];
   if (!st.running) return ['it is not running'];
   const reasons: string[] = [];
