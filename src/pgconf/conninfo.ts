@@ -169,6 +169,14 @@ export function quoteConninfoValue(v: string): string {
   return `'${v.replace(/[\\']/g, '\\$&')}'`;
 }
 
+/** A keyword/value connection string from parameters (undefined ones left out), each value quoted as libpq reads it back. */
+export function conninfoString(params: Record<string, string | number | undefined>): string {
+  return Object.entries(params)
+    .filter((e): e is [string, string | number] => e[1] !== undefined)
+    .map(([k, v]) => `${k}=${quoteConninfoValue(String(v))}`)
+    .join(' ');
+}
+
 /** One replacement of [start, end) by text, on the connection string. */
 export interface ConninfoEdit {
   start: number;

@@ -59,7 +59,8 @@ export function upstreamOf(j: Pick<Row, 'in_recovery' | 'receiver' | 'primary_co
   const live = j.receiver?.conninfo;
   const conninfo = live || j.primary_conninfo || '';
   if (!conninfo) return null;
-  const host = j.receiver?.sender_host || conninfoParams(conninfo).get('host') || conninfoParams(conninfo).get('hostaddr');
+  const params = conninfoParams(conninfo);
+  const host = j.receiver?.sender_host || params.get('host') || params.get('hostaddr');
   return {
     source: live ? 'pg_stat_wal_receiver' : 'primary_conninfo',
     sslmode: effectiveSslmode(conninfo),

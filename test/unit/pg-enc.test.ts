@@ -14,7 +14,7 @@ import { optionValue, pgpoolSetting, poolPasswdPath } from '../../src/facts/pgpo
 import { planPoolPasswd } from '../../src/modules/pg-enc/entries.js';
 import { pgEnc } from '../../src/modules/pg-enc/module.js';
 import { parseState, restartCommand } from '../../src/modules/pgpool-service/restart.js';
-import { conninfoValue } from '../../src/modules/pgpool-service/verify.js';
+import { quoteConninfoValue } from '../../src/pgconf/conninfo.js';
 
 const KEY = 'probe-pgpool-key-123';
 
@@ -198,7 +198,7 @@ test('pgpool argv options, restart state parsing, conninfo quoting', () => {
   assert.is(parseState('stopped\n').running, null);
   assert.type(restartCommand({ kind: 'unknown' }, '', { pidFile: '/p', port: 1, waitSeconds: 1 }), 'string');
   assert.type(restartCommand({ kind: 'unknown' }, 'my-restart', { pidFile: '/p', port: 1, waitSeconds: 1 }), 'object');
-  assert.is(conninfoValue("it's a \\ path"), "'it\\'s a \\\\ path'");
+  assert.is(quoteConninfoValue("it's a \\ path"), "'it\\'s a \\\\ path'");
 });
 
 // The same role from two sources (pgpool_password and pgtls_users) is one entry.

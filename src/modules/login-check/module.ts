@@ -16,7 +16,7 @@ import { defineModule, type Change, type ExecAction, type PlanContext } from '..
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { absolutePath, secretString } from '../common.js';
 import { pgpoolServiceArg as service, restartCommand } from '../pgpool-service/restart.js';
-import { conninfoValue } from '../pgpool-service/verify.js';
+import { conninfoString } from '../../pgconf/conninfo.js';
 
 
 const args = z
@@ -44,18 +44,16 @@ type Args = z.infer<typeof args>;
 
 /** null when the login works, 'no psql' when it cannot be tried, else why not (after retrying while the server is not up yet). */
 async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
-  const conninfo = Object.entries({
+  const conninfo = conninfoString({
     host: a.host,
     port: a.port,
     user: a.user,
     dbname: a.dbname,
     sslmode: a.sslmode,
-    ...(a.sslrootcert ? { sslrootcert: a.sslrootcert } : {}),
+    sslrootcert: a.sslrootcert,
     connect_timeout: 10,
     application_name: 'pgtls-verify',
-  })
-    .map(([k, v]) => `${k}=${conninfoValue(v)}`)
-    .join(' ');
+  });
   const deadline = Date.now() + a.wait_seconds * 1000;
   for (;;) {
     const res = await ctx.query(passwordClientCommand(a.psql, conninfo, 'select 1'), { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });

@@ -18,6 +18,7 @@ import type { PlanContext } from '../../core/types.js';
 import { userVar, type PgServer } from '../../facts/postgres.js';
 import { hasChannelBinding } from '../../facts/pg-versions.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
+import { conninfoString } from '../../pgconf/conninfo.js';
 import { sh } from '../../remote/sh.js';
 import { serverKeyProblem } from '../../tls/key-check.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
@@ -46,7 +47,6 @@ export function connectTarget(ctx: PlanContext, s: PgServer, verifyHost?: string
 }
 
 /** libpq conninfo value: single-quoted, with \ and ' escaped. */
-const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/[\\']/g, '\\$&')}'`;
 
 
 export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState, l: LoginSpec): Promise<void> {
@@ -61,18 +61,18 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
   const psql = s.binDir ? `${s.binDir}/psql` : 'psql';
   let failure = '';
   for (const addr of addrs) {
-    const conninfo = [
-      kv('host', t.name),
-      ...(addr !== t.name ? [kv('hostaddr', addr)] : []),
-      kv('port', s.port),
-      kv('user', l.user),
-      kv('dbname', l.db),
-      kv('sslmode', sslmode),
-      ...(sslmode === 'verify-full' ? [kv('sslrootcert', ca)] : []),
-      ...(hasChannelBinding(s.version) ? [kv('channel_binding', binding ? 'require' : 'prefer')] : []),
-      kv('connect_timeout', 10),
-      kv('application_name', 'pgtls-verify'),
-    ].join(' ');
+    const conninfo = conninfoString({
+      host: t.name,
+      hostaddr: addr !== t.name ? addr : undefined,
+      port: s.port,
+      user: l.user,
+      dbname: l.db,
+      sslmode,
+      sslrootcert: sslmode === 'verify-full' ? ca : undefined,
+      channel_binding: hasChannelBinding(s.version) ? (binding ? 'require' : 'prefer') : undefined,
+      connect_timeout: 10,
+      application_name: 'pgtls-verify',
+    });
     const res = await ctx.query(passwordClientCommand(psql, conninfo, 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'), {
       user: s.osUser,
       stdin: new Secret(`${l.password!.reveal()}\n`),

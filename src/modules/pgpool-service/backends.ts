@@ -13,7 +13,7 @@
 import type { Secret } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
-import { conninfoValue } from './verify.js';
+import { conninfoString } from '../../pgconf/conninfo.js';
 
 export interface Backend {
   host: string;
@@ -51,9 +51,7 @@ export interface BackendLogin {
 export async function plaintextToBackends(ctx: PlanContext, conf: string, login: BackendLogin): Promise<string[]> {
   const out: string[] = [];
   for (const b of pgpoolBackends(conf)) {
-    const conninfo = Object.entries({ host: b.host, port: b.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' })
-      .map(([k, v]) => `${k}=${conninfoValue(v)}`)
-      .join(' ');
+    const conninfo = conninfoString({ host: b.host, port: b.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' });
     let n = 0;
     try {
       const r = await ctx.query(passwordClientCommand(login.psql, conninfo, QUERY), { stdin: login.password, timeoutMs: 20_000 });

@@ -13,6 +13,7 @@ import { TaskError } from '../../core/errors.js';
 import type { Secret } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { RemoteCommandError } from '../../remote/connection.js';
+import { conninfoString } from '../../pgconf/conninfo.js';
 import { sh } from '../../remote/sh.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
@@ -70,15 +71,10 @@ export async function checkServedCert(ctx: PlanContext, host: string, port: numb
   }
 }
 
-/** libpq conninfo value: always single-quoted, \ and ' escaped. */
-export function conninfoValue(v: string | number): string {
-  return `'${String(v).replace(/[\\']/g, (c) => `\\${c}`)}'`;
-}
-
 
 /** SCRAM over TLS through pgpool to a backend; a few retries while pgpool finds its backends. */
 export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number): Promise<void> {
-  const conninfo = Object.entries({
+  const conninfo = conninfoString({
     host: c.host,
     port: c.port,
     user: c.user,
@@ -87,9 +83,7 @@ export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number
     sslrootcert: c.caFile,
     connect_timeout: 10,
     application_name: 'pgtls-verify',
-  })
-    .map(([k, v]) => `${k}=${conninfoValue(v)}`)
-    .join(' ');
+  });
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
