@@ -163,7 +163,7 @@ const SETTINGS_SQL = `select json_build_object(
 export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
   const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: true });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
@@ -193,7 +193,7 @@ function detectService(
 /** Everything about the host's server, asked once per host (and again after the host changed). */
 export function pgServer(ctx: PlanContext): Promise<PgServer> {
   return ctx.memo('pgtls:pg-server', async () => {
-    const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`)).stdout.toString('utf8'));
+    const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`, { independentOfFiles: true })).stdout.toString('utf8'));
     const pm = choose(ctx, d.postmasters);
     const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
     const binDir = pm.exe.replace(/\/[^/]*$/, '');
