@@ -131,7 +131,11 @@ export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: b
  * candidate stays, so the caller can say what is missing instead of "no server".
  */
 export function postmastersOf(rows: readonly Postmaster[]): Postmaster[] {
-  return rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+  const cands = rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+  // A row with neither data directory nor pid file next to a server its pid file confirms is a
+  // process that ended (or was just forked) while the table was read: it says nothing.
+  const known = cands.filter((p) => p.dataDir !== '' || p.pidFile !== null);
+  return cands.some((p) => p.pidFile !== null) ? known : cands;
 }
 
 function choose(ctx: PlanContext, all: Postmaster[]): Postmaster {
