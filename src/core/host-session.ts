@@ -256,11 +256,11 @@ export class HostSession {
    * so the host is as it was when it last worked. Says which, for the report.
    */
   async abandon(): Promise<string> {
-    if (this.check) return '';
+    if (this.check) return 'nothing was changed (check mode)';
     const dropped = this.pending.splice(0).length;
     const put = [...this.journal];
     if (put.length === 0)
-      return dropped ? `nothing was written since its last proven state (${dropped} planned change(s) dropped): it is as it was` : '';
+      return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;
     try {
       await this.rollback();
       return `rolled back to its last proven state: ${put.join(', ')} put back`;

@@ -379,7 +379,7 @@ class Runner {
       // Stopped between tasks: the host goes back to its last proven state rather than keep half a play.
       if (rep.status === 'ok') rep.status = 'interrupted';
       const what = await session.abandon();
-      if (what) rep.message = rep.message ? `${rep.message}; ${what}` : what;
+      rep.message = rep.message ? `${rep.message}; ${what}` : what;
     } else if (rep.status !== 'unreachable') {
       // the end of the play depends on every change it planned
       try {

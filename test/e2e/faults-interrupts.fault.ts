@@ -74,6 +74,10 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
         const exit: Problems = [];
         if (signal === 'SIGKILL' && r.signal !== 'SIGKILL') exit.push(`SIGKILL did not kill it: ${show(r)}`);
         if (signal !== 'SIGKILL' && r.code !== 4 && r.code !== 0) exit.push(`an interrupted run exits 4: ${show(r)}`);
+        if ((signal === 'SIGINT' || signal === 'SIGTERM') && r.code === 4)
+          for (const [h, rep] of Object.entries(r.report?.hosts ?? {}))
+            if (rep.status === 'interrupted' && !/rolled back to its last proven state|nothing was written since its last proven state/.test(rep.message ?? ''))
+              exit.push(`${h} was interrupted mid-play, and the run does not say whether it was rolled back: ${rep.message ?? '(no message)'}`);
         return [...exit, ...(await checkAfterFault(f))];
       });
       failures.push(...problems);
