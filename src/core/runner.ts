@@ -14,6 +14,8 @@ import { HostSession, newRunId } from './host-session.js';
 import { missingFacts, provideFacts } from './lazy-facts.js';
 import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { applyPlan } from './apply-plan.js';
+import { SharedSteps } from './shared-steps.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
@@ -107,6 +109,7 @@ class Runner {
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
   private readonly runId = newRunId();
   private readonly warnings: string[] = [];
+  private readonly shared = new SharedSteps();
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
 
@@ -293,6 +296,7 @@ class Runner {
       // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
       if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
     }
+    for (const m of await this.shared.runAll((h) => this.report(h).status, this.opts.check)) this.warn(m);
   }
 
   private async runHost(play: Play, host: string): Promise<void> {
@@ -377,11 +381,11 @@ class Runner {
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const changes = await mod.plan(ctx, parsed.data);
-      for (const change of changes) await session.apply(change.actions, ctx);
-      return done(changes.length ? 'changed' : 'ok', {
-        summaries: changes.map((c) => c.summary),
-        diffs: changes.flatMap((c) => (c.diff ? [c.diff] : [])),
+      const applied = await applyPlan(() => mod.plan(ctx, parsed.data), (actions, c) => session.apply(actions, c), ctx, this.opts.check);
+      return done(applied.changed ? 'changed' : 'ok', {
+        summaries: applied.summaries,
+        diffs: applied.diffs,
+        planned: applied.planned,
         warnings: base.warnings,
       });
     } catch (e) {
@@ -412,6 +416,7 @@ class Runner {
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
+    session.shareStep = (key, action) => this.shared.add(key, host, action);
     this.sessions.set(host, session);
     return session;
   }

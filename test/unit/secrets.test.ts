@@ -100,13 +100,14 @@ function fakeHost(files: Record<string, string>): { ctx: PlanContext; warnings: 
     host: 'pg1',
     vars: {},
     facts: { hostname: 'pg1', fqdn: 'pg1', addresses: [], loginUser: 'root' },
-    check: false,
+
     effectiveUser: 'root',
     async readFile(path): Promise<FileState | null> {
       const f = files[path];
       return f === undefined ? null : { content: Buffer.from(f), mode: '640', owner: 'root', group: 'root' };
     },
     query: () => Promise.reject(new Error('no commands')),
+    stat: () => Promise.reject(new Error('no commands')),
     memo: (_k, c) => c(),
     memoStable: (_k, c) => c(),
     warn: (m) => warnings.push(m),
