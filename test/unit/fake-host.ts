@@ -102,6 +102,12 @@ export class FakeTransport implements Transport {
     // runuser -u USER -- sh -c CMD: the command as that user
     if (w[0] === 'runuser' && w[1] === '-u' && w[3] === '--' && w[4] === 'sh' && w[5] === '-c' && w.length === 7) return this.answer(w[6]!, w[2]!, stdin);
     this.log.push({ cmd: text, user, stdin });
+    for (const a of this.answers) {
+      if (a.user && a.user !== user) continue;
+      if (!a.match.test(text) || (a.stdin && !a.stdin.test(stdin))) continue;
+      const out = typeof a.stdout === 'function' ? a.stdout(text, stdin) : (a.stdout ?? '');
+      return result(text, out, a.exitCode ?? 0, a.stderr ?? '');
+    }
     if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-read') {
       const f = this.files.get(w[5]!);
       if (!f) return result(text, '', 3);
@@ -123,12 +129,6 @@ export class FakeTransport implements Transport {
         return f ? [`${createHash('sha256').update(f.content).digest('hex')}  ${p}`] : [];
       });
       return result(text, lines.map((l) => l + '\n').join(''), lines.length === w.length - 2 ? 0 : 1);
-    }
-    for (const a of this.answers) {
-      if (a.user && a.user !== user) continue;
-      if (!a.match.test(text) || (a.stdin && !a.stdin.test(stdin))) continue;
-      const out = typeof a.stdout === 'function' ? a.stdout(text, stdin) : (a.stdout ?? '');
-      return result(text, out, a.exitCode ?? 0, a.stderr ?? '');
     }
     return result(text, '', 99, `fake host: no answer for: ${text.slice(0, 300)}`);
   }
