@@ -60,7 +60,7 @@ export function checkPhrase(summary: string, conditional: boolean): string {
 }
 
 /** What --check --json lists of an action: kind, path, description; a hash and length instead of content. */
-export function plannedAction(a: Action, change: string, conditional: boolean): PlannedAction & { change: string } {
+export function plannedAction(a: Action, change: string, conditional: boolean): PlannedAction {
   const base = { change, ...(conditional ? { conditional } : {}) };
   switch (a.kind) {
     case 'write':

@@ -184,6 +184,8 @@ export function defineModule<S extends z.ZodType>(def: ModuleDef<S>): ModuleDef<
 export interface PlannedAction {
   kind: Action['kind'];
   description: string;
+  /** the summary of the change the action belongs to */
+  change: string;
   path?: string;
   sha256?: string;
   bytes?: number;
