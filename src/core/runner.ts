@@ -4,7 +4,6 @@ import { loadInventory, selectHosts, type Inventory } from '../config/inventory.
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
-import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
 import { SecretOnCommandLineError, sh } from '../remote/sh.js';
@@ -39,7 +38,8 @@ export interface RunOptions {
   knownHosts?: string | null;
   reporter: Reporter;
   signal?: AbortSignal;
-  modules?: ReadonlyMap<string, ModuleDef>;
+  /** The modules a playbook may use (the CLI passes src/modules/index.ts): the engine knows none itself. */
+  modules: ReadonlyMap<string, ModuleDef>;
   /** Vault passwords for encrypted files and `!vault` values. */
   vault?: VaultKeyring;
   /**
@@ -82,7 +82,7 @@ export function prepare(opts: RunOptions): {
   modules: ReadonlyMap<string, ModuleDef>;
   warnings: string[];
 } {
-  const modules = opts.modules ?? registry;
+  const modules = opts.modules;
   const inv = loadInventory(opts.inventory, { vault: opts.vault, playbookDir: dirname(opts.playbook) });
   const book = loadPlaybook(opts.playbook, modules, 0, opts.vault);
   const extra = parseExtraVars(opts.extraVars, opts.vault);
