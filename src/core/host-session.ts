@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from './errors.js';
-import type { Action, ExecAction, FileState, HostFacts, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import { statOnHost, statWithOverlay } from './path-stat.js';
 import type { ExecResult } from '../remote/connection.js';
 import { commitChanges, dropRollback, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
@@ -32,6 +33,8 @@ export class HostSession {
   private lock: { shell: HostShell; dir: string } | null = null;
 
   private shell: HostShell;
+  /** Where a run-level step (LocalAction.shared) goes instead of running here; set by the runner. */
+  shareStep?: (key: string, action: LocalAction) => boolean;
 
   constructor(
     readonly name: string,
@@ -58,11 +61,11 @@ export class HostSession {
       host: this.name,
       vars,
       facts: this.facts,
-      check: this.check,
       effectiveUser: this.shell.effectiveUser,
       runId: this.runId,
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
+      stat: (paths, opts) => statWithOverlay(this.overlay, paths, (rest) => statOnHost((c, o) => this.query(c, o), rest, opts)),
       memo: <T>(key: string, compute: () => Promise<T>) => memoize(this.memos, key, compute),
       memoStable: <T>(key: string, compute: () => Promise<T>) => memoize(this.stableMemos, key, compute),
       warn,
@@ -97,8 +100,12 @@ export class HostSession {
     if (taken.stale) warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies and temp files were removed, not restored`);
   }
 
-  /** The one place that changes a host. */
-  async apply(actions: Action[], ctx: PlanContext): Promise<void> {
+  /**
+   * The one place that changes a host. Resolves with what the change's controller-side (local) actions
+   * reported (null: they found nothing to do), or undefined when it has none.
+   */
+  async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
+    const result: { outcome?: string | null } = {};
     for (const [i, action] of actions.entries()) {
       this.memos.clear();
       switch (action.kind) {
@@ -123,7 +130,14 @@ export class HostSession {
           await this.hold({ op: 'rename', path: action.path, from: action.from }, ctx);
           break;
         case 'exec': {
-          if (this.check) break; // cannot be simulated; the plan already says what would run
+          if (this.check) {
+            // cannot be simulated; the plan already says what would run. What it writes is not known, only that it changes.
+            for (const p of action.writesWhenApplied ?? []) {
+              const prev = await this.readFile(p);
+              this.overlay.set(p, { content: UNKNOWN_CONTENT, mode: prev?.mode ?? '600', owner: prev?.owner ?? this.shell.effectiveUser, group: prev?.group ?? this.shell.effectiveUser });
+            }
+            break;
+          }
           await this.commit();
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
@@ -142,10 +156,28 @@ export class HostSession {
         case 'verify':
           if (this.check) break;
           await this.commit();
-          await this.verify(action.description, action.check, action.recover, ctx);
+          if (action.readOnly) await action.check(ctx);
+          else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
           break;
+        case 'local': {
+          await this.commit();
+          const said = await this.runLocal(action);
+          if (said !== undefined) result.outcome = result.outcome ?? said;
+          break;
+        }
       }
     }
+    return result;
+  }
+
+  /** A controller-side step: run in a real run, simulated (in memory, when it can be) in --check. */
+  private async runLocal(action: LocalAction): Promise<string | null | undefined> {
+    if (action.shared && this.shareStep) {
+      // the first host to ask reports the change; the others join the same step
+      return this.shareStep(action.shared, action) ? undefined : null;
+    }
+    const said = this.check ? (action.simulate ? await action.simulate() : undefined) : await action.run();
+    return said ?? (said === null ? null : undefined);
   }
 
   /** A change planned: in --check it stays in the overlay; in a real run it waits for commit(). */
@@ -208,9 +240,11 @@ export class HostSession {
     check: (ctx: PlanContext) => Promise<void>,
     recover: ExecAction | undefined,
     ctx: PlanContext,
+    keepRollback = false,
   ): Promise<void> {
     try {
       await check(ctx);
+      if (keepRollback) return; // it proves nothing about the run's changes (a check before the step it guards)
       // The new state is proven good: it becomes the state a later failure rolls back to.
       await dropRollback(this.shell, this.journal, this.runId);
       this.journal.length = 0;
@@ -279,6 +313,9 @@ export class HostSession {
     await this.shell.close();
   }
 }
+
+/** What --check's overlay holds for a file whose new content is known only when applied. */
+const UNKNOWN_CONTENT = Buffer.from('# pgtls --check: this file is written when applied; its content is not known yet\n');
 
 /** A run id: time and randomness, so that no two runs ever share one (it names files on hosts). */
 export function newRunId(): string {

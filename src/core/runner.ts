@@ -4,7 +4,6 @@ import { loadInventory, selectHosts, type Inventory } from '../config/inventory.
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
-import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
 import { SecretOnCommandLineError, sh } from '../remote/sh.js';
@@ -15,6 +14,8 @@ import { missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { applyPlan } from './apply-plan.js';
+import { SharedSteps } from './shared-steps.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
@@ -38,7 +39,8 @@ export interface RunOptions {
   knownHosts?: string | null;
   reporter: Reporter;
   signal?: AbortSignal;
-  modules?: ReadonlyMap<string, ModuleDef>;
+  /** The modules a playbook may use (the CLI passes src/modules/index.ts): the engine knows none itself. */
+  modules: ReadonlyMap<string, ModuleDef>;
   /** Vault passwords for encrypted files and `!vault` values. */
   vault?: VaultKeyring;
   /**
@@ -81,7 +83,7 @@ export function prepare(opts: RunOptions): {
   modules: ReadonlyMap<string, ModuleDef>;
   warnings: string[];
 } {
-  const modules = opts.modules ?? registry;
+  const modules = opts.modules;
   const inv = loadInventory(opts.inventory, { vault: opts.vault, playbookDir: dirname(opts.playbook) });
   const book = loadPlaybook(opts.playbook, modules, 0, opts.vault);
   const extra = parseExtraVars(opts.extraVars, opts.vault);
@@ -108,6 +110,7 @@ class Runner {
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
   private readonly runId = newRunId();
   private readonly warnings: string[] = [];
+  private readonly shared = new SharedSteps();
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
   /** The Pgpool-II nodes and their backends, when the run changes authentication (read in factsFirst). */
@@ -326,6 +329,7 @@ class Runner {
       // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
       if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
     }
+    for (const m of await this.shared.runAll((h) => this.report(h).status, this.opts.check)) this.warn(m);
   }
 
   private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
@@ -431,11 +435,11 @@ class Runner {
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const changes = await mod.plan(ctx, parsed.data);
-      for (const change of changes) await session.apply(change.actions, ctx);
-      return done(changes.length ? 'changed' : 'ok', {
-        summaries: changes.map((c) => c.summary),
-        diffs: changes.flatMap((c) => (c.diff ? [c.diff] : [])),
+      const applied = await applyPlan(() => mod.plan(ctx, parsed.data), (actions, c) => session.apply(actions, c), ctx, this.opts.check);
+      return done(applied.changed ? 'changed' : 'ok', {
+        summaries: applied.summaries,
+        diffs: applied.diffs,
+        planned: applied.planned,
         warnings: base.warnings,
       });
     } catch (e) {
@@ -466,6 +470,7 @@ class Runner {
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
+    session.shareStep = (key, action) => this.shared.add(key, host, action);
     this.sessions.set(host, session);
     return session;
   }
