@@ -80,8 +80,8 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
   assert.ok(err, 'the apply fails');
   assert.match(err!.message, /^login check failed: refused \(previous files restored, reload again done\)$/);
   const s = scriptsRun(f.transport);
-  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-write', 'pgtls-write', 'pgtls-rollback']);
-  assert.equal(s[3]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback'], 'both writes in one commit, before the reload');
+  assert.equal(s[2]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
   assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 2, 'the reload, then recover');
 });
 
