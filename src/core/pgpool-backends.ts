@@ -85,12 +85,14 @@ export function siblingBackends(nodes: readonly PgpoolNode[], host: string): { n
  * `host` alone would make the node refuse every login. Null when nothing stands in the way.
  */
 export function authChangeBlocked(nodes: readonly PgpoolNode[], host: string, statusOf: (h: string) => string | undefined): string | null {
-  for (const { node, backend } of siblingBackends(nodes, host)) {
+  // a Pgpool-II node itself follows its backends: it must not move away from what they still require
+  const own = nodes.filter((n) => n.host === host).flatMap((n) => n.backends.map((backend) => ({ node: n.host, backend })));
+  for (const { node, backend } of [...siblingBackends(nodes, host), ...own]) {
     const st = statusOf(backend);
     if (st === 'failed' || st === 'unreachable')
       return (
-        `not changing authentication on ${host}: ${backend}, another backend of Pgpool-II node ${node}, ${st === 'failed' ? 'failed' : 'became unreachable'} in this run, ` +
-        `and Pgpool-II refuses every login while its backends disagree on authentication; ${host} keeps its rules and passwords (fix ${backend}, then run again)`
+        `not changing authentication on ${host}: ${backend}, ${node === host ? 'a backend of this Pgpool-II node' : `another backend of Pgpool-II node ${node}`}, ${st === 'failed' ? 'failed' : 'became unreachable'} in this run, ` +
+        `and Pgpool-II refuses every login while its backends disagree on authentication (or with what it requires of them); ${host} keeps its rules and passwords (fix ${backend}, then run again)`
       );
   }
   return null;
