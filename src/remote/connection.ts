@@ -1,5 +1,6 @@
 import type { Secret } from '../core/secret.js';
 import type { ShellCommand } from './sh.js';
+import type { ShellSpec } from './stream-shell.js';
 
 export interface ExecOptions {
   /** Data for the command's stdin: the only way secrets reach a host. */
@@ -34,5 +35,11 @@ export class RemoteCommandError extends Error {
 /** A transport that runs a command line on one host. */
 export interface Transport {
   run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult>;
+  /**
+   * Runs `cmd` in the host's long-lived shell for `shell.key` (src/remote/stream-shell.ts), opened
+   * once with the user's wrapper; when that shell cannot be started, as `shell.fallback()` over run().
+   * Optional: a transport without it gets every command wrapped, one run() each.
+   */
+  runIn?(shell: ShellSpec, cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult>;
   close(): Promise<void>;
 }
