@@ -3,7 +3,7 @@ import { TaskError, errorMessage } from './errors.js';
 import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from './types.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import type { ExecResult } from '../remote/connection.js';
-import { commitChanges, dropRollback, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -308,9 +308,17 @@ export class HostSession {
     return stateStore(ctx.vars, this.name, false);
   }
 
+  /** What was planned and not yet written is dropped; the new keys it would have installed are removed. */
+  private async dropPending(): Promise<number> {
+    const dropped = this.pending.splice(0);
+    const temps = dropped.flatMap(({ change: c }) => (c.op === 'rename' ? [c.from] : []));
+    await dropTempFiles(this.shell, temps, this.runId);
+    return dropped.length;
+  }
+
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
-    this.pending.length = 0;
+    await this.dropPending();
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
@@ -325,7 +333,7 @@ export class HostSession {
    */
   async abandon(): Promise<string> {
     if (this.check) return 'nothing was changed (check mode)';
-    const dropped = this.pending.splice(0).length;
+    const dropped = await this.dropPending().catch(() => 0);
     const put = [...this.journal];
     if (put.length === 0)
       return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;

@@ -78,7 +78,7 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
           for (const [h, rep] of Object.entries(r.report?.hosts ?? {}))
             if (rep.status === 'interrupted' && !/rolled back to its last proven state|nothing was written since its last proven state/.test(rep.message ?? ''))
               exit.push(`${h} was interrupted mid-play, and the run does not say whether it was rolled back: ${rep.message ?? '(no message)'}`);
-        return [...exit, ...(await checkAfterFault(f))];
+        return [...exit, ...(await checkAfterFault(f, { abrupt: signal === 'SIGKILL' || signal === 'SIGINT×2' }))];
       });
       failures.push(...problems);
     }
