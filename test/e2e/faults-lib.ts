@@ -260,7 +260,8 @@ export function nthCommand(host: string, re: RegExp, n: number): (h: string, cmd
 export const countCommands = (r: PgtlsRun, host: string, re: RegExp): number =>
   r.commandLog.split('\n').filter((l) => l.startsWith(`${host}\t`) && re.test(l)).length;
 /** An atomic file write of the executor (its remote script is named pgtls-write). */
-export const WRITE_RE = /pgtls-write/;
+// the commit of a task's (or several tasks') held file changes (commit.sh)
+export const WRITE_RE = /pgtls-commit/;
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
