@@ -1,7 +1,7 @@
 /**
  * ca_rotate: the controller's steps of a CA rotation (playbooks/reissue.yaml -e reissue=ca / ca-finish).
  * It changes nothing on the host it runs for: the CA directory is on the controller
- * (gencert/rotation-store.ts). gencert then converges each host to the stage its
+ * (src/ca/rotation-store.ts). gencert then converges each host to the stage its
  * `ca_rotation` argument names.
  *
  *   begin    a new CA in pgtls_ca_dir/next/, cross-signed both ways with the current one
@@ -15,11 +15,11 @@
  * next tasks plan against an in-memory copy.
  */
 import { z } from 'zod';
-import { caDirProblem, finishProblem } from '../gencert/ca-dir-check.js';
+import { caDirProblem, finishProblem } from '../../ca/ca-dir-check.js';
 import { defineModule, type Change } from '../../core/types.js';
-import { caDirFor } from '../gencert/module.js';
-import { resolveFromInventory, useCaPassphraseFile } from '../gencert/ca-key.js';
-import { beginRotation, finishRotation, publishRotation, viewRotation } from '../gencert/rotation-store.js';
+import { caDirFor } from '../../ca/ca.js';
+import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
+import { beginRotation, finishRotation, publishRotation, viewRotation } from '../../ca/rotation-store.js';
 
 const int = z.coerce.number().int();
 const args = z

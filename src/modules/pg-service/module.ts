@@ -20,9 +20,9 @@ import { defineModule, type Change, type ExecAction, type PlanContext } from '..
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
-import { serviceCommand } from './service.js';
-import { serverState, type ServerState } from './state.js';
-import { connectTarget, verifyServer } from './verify.js';
+import { serviceCommand } from '../../postgres/service.js';
+import { serverState, type ServerState } from '../../postgres/state.js';
+import { connectTarget, verifyServer } from '../../postgres/verify.js';
 
 const args = z
   .object({

@@ -20,10 +20,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../../core/errors.js';
-import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+import { TaskError } from '../core/errors.js';
+import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { forgetCa, readCaPair } from './ca.js';
 import { sealCaKey } from './ca-key.js';
+import { writeFileAtomic } from '../lib/private-file.js';
 import type { Rotation } from './rotation.js';
 
 export interface NewCaOptions {
@@ -204,13 +205,8 @@ export function publishRotation(caDir: string, simulate: boolean): { done: Promi
       await publishDir(previous, caFiles(old, r));
     }
     // key first: a reader that finds next/ gone sees a consistent pair (readers use next/ while it exists)
-    for (const name of ['ca.key', 'ca.crt'] as const) {
-      const tmp = join(dir, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}`);
-      const mode = name === 'ca.key' ? 0o600 : 0o644;
-      await writeFile(tmp, name === 'ca.key' ? sealCaKey(r.next.keyPem) : r.next.certPem, { mode, flag: 'wx' });
-      await chmod(tmp, mode);
-      await rename(tmp, join(dir, name));
-    }
+    writeFileAtomic(join(dir, 'ca.key'), sealCaKey(r.next.keyPem), 0o600);
+    writeFileAtomic(join(dir, 'ca.crt'), r.next.certPem, 0o644);
     await rm(next, { recursive: true, force: true });
     forgetCa(dir);
     return `published ${what}`;

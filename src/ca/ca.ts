@@ -15,8 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../../core/errors.js';
-import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+import { TaskError } from '../core/errors.js';
+import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
 
 export interface CaOptions {
@@ -26,6 +26,11 @@ export interface CaOptions {
   keyBits: number;
   /** false when planning: a missing CA is reported (null), not created; the executor creates it (create: true). */
   create: boolean;
+}
+
+/** The directory of the CA a host's certificates come from (shared, or one per node). */
+export function caDirFor(ca: 'shared' | 'per_node', caDir: string, host: string): string {
+  return ca === 'per_node' ? join(caDir, 'nodes', host) : caDir;
 }
 
 const cache = new Map<string, Promise<CertAndKey | null>>();
