@@ -18,13 +18,13 @@
  * plans the same host changes the real run would.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { TaskError } from '../core/errors.js';
 import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { forgetCa, readCaPair } from './ca.js';
 import { sealCaKey } from './ca-key.js';
-import { writeFileAtomic } from '../lib/private-file.js';
+import { writeFileAtomic, writeNewFile } from '../lib/private-file.js';
 import type { Rotation } from './rotation.js';
 
 export interface NewCaOptions {
@@ -130,10 +130,7 @@ async function publishDir(target: string, files: Record<string, { text: string; 
   await mkdir(tmp, { mode: 0o700 });
   try {
     await chmod(tmp, 0o700);
-    for (const [name, f] of Object.entries(files)) {
-      await writeFile(join(tmp, name), f.text, { mode: f.mode, flag: 'wx' });
-      await chmod(join(tmp, name), f.mode); // whatever the umask
-    }
+    for (const [name, f] of Object.entries(files)) writeNewFile(join(tmp, name), f.text, f.mode);
     try {
       await rename(tmp, target);
       return true;

@@ -33,22 +33,27 @@ export function checkOutputPath(file: string): void {
 export function writeFileAtomic(file: string, content: string | Buffer, mode = 0o600): void {
   checkOutputPath(file);
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    fchmodSync(fd, mode);
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
+  writeNewFile(tmp, content, mode);
   try {
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** Creates `file`, which must not exist yet (O_EXCL, never through a symlink), with exactly `mode`; removed again if the write fails. */
+export function writeNewFile(file: string, content: string | Buffer, mode = 0o600): void {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    fchmodSync(fd, mode);
+    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(file, { force: true });
+    throw e;
+  }
+  closeSync(fd);
 }
 
 /** Whole-file write of a private file (0600): the --json report, JUnit, the command log's kin. */
