@@ -77,6 +77,8 @@ export function plannedAction(a: Action, change: string, conditional: boolean): 
       };
     case 'remove':
       return { ...base, kind: a.kind, description: `remove ${a.path}`, path: a.path };
+    case 'rename':
+      return { ...base, kind: a.kind, description: `rename ${a.from} to ${a.path}`, path: a.path };
     case 'exec':
       return { ...base, kind: a.kind, description: a.description, ...(a.user ? { user: a.user } : {}), ...(a.touches?.length ? { touches: a.touches } : {}) };
     case 'verify':

@@ -37,8 +37,12 @@ export interface PlanContext {
    * yet on the host is `pending` with times +Infinity (it will be newer than anything on the host).
    */
   stat(paths: string[], opts?: { user?: string; sha256?: boolean }): Promise<Map<string, PathStat>>;
-  /** Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). */
-  query(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). Writes that
+   * earlier tasks planned are committed first, since the probe may read those files; unless the probe
+   * says it reads none of them (`independentOfFiles`: the process table, SQL against the running server).
+   */
+  query(cmd: ShellCommand, opts?: QueryOptions): Promise<ExecResult>;
   /** Per-host cache for expensive facts; forgotten after any change on the host. */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
   /** Per-host cache kept for the whole run, for facts no task changes (paths, versions). */
@@ -60,6 +64,11 @@ export interface PathStat {
   pending?: boolean;
 }
 
+export interface QueryOptions extends ExecOptions {
+  /** The probe reads no file a pending write could change (so those writes can wait). */
+  independentOfFiles?: boolean;
+}
+
 export interface WriteAction {
   kind: 'write';
   path: string;
@@ -73,6 +82,17 @@ export interface WriteAction {
 
 export interface RemoveAction {
   kind: 'remove';
+  path: string;
+}
+
+/**
+ * A file this run made on the host under a temp name in the same directory (a private key generated
+ * there, whose bytes never leave the host) replaces `path`. Committed with the run's other pending
+ * writes, so a new key and the certificate for it arrive together.
+ */
+export interface RenameAction {
+  kind: 'rename';
+  from: string;
   path: string;
 }
 
@@ -140,7 +160,7 @@ export interface LocalAction {
   shared?: string;
 }
 
-export type Action = WriteAction | RemoveAction | ExecAction | VerifyAction | LocalAction;
+export type Action = WriteAction | RemoveAction | RenameAction | ExecAction | VerifyAction | LocalAction;
 
 export type Diff =
   | { kind: 'file'; path: string; before: string; after: string }

@@ -94,7 +94,7 @@ function passwordOf(ctx: PlanContext): Secret | undefined {
 async function trySelect(ctx: PlanContext, s: LocalServer, login: SqlLogin): Promise<unknown> {
   const inv = sqlInvocation(s, login, 'select 1;\n');
   try {
-    await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000 });
+    await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000, independentOfFiles: true });
     return null;
   } catch (e) {
     return e;

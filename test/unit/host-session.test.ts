@@ -9,7 +9,7 @@ import { sh } from '../../src/remote/sh.js';
 import { FakeTransport, fakeSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
-const WRITE_PATH = { match: /pgtls-(lock|unlock|write|remove|rollback|prepare|record)\b/, stdout: '' };
+const WRITE_PATH = { match: /pgtls-(lock|unlock|commit|write|remove|rollback|prepare|record)\b/, stdout: '' };
 // no originals tracked, and no signing key (the repository's working directory may hold one)
 const VARS = { pgtls_track_originals: false, pgtls_state_dir: '/var/lib/pgtls/state', pgtls_state_key_file: '/nonexistent/pgtls-test.state.key' };
 
@@ -79,9 +79,10 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
   }
   assert.ok(err, 'the apply fails');
   assert.match(err!.message, /^login check failed: refused \(previous files restored, reload again done\)$/);
-  const s = scriptsRun(f.transport);
-  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-write', 'pgtls-write', 'pgtls-rollback']);
-  assert.equal(s[3]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
+  const s = scriptsRun(f.transport).filter((x) => x.name !== 'pgtls-read');
+  // both writes held, then committed together before the exec that depends on them
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback']);
+  assert.equal(s[2]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
   assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 2, 'the reload, then recover');
 });
 
