@@ -144,11 +144,11 @@ export interface FakeSession {
 /** The real executor (check or not) on a fake host; `memos` answer ctx.memo/memoStable keys without probing. */
 export function fakeSession(
   spec: FakeHostSpec,
-  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; host?: string; transport?: FakeTransport } = {},
+  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; host?: string; transport?: FakeTransport; runId?: string } = {},
 ): FakeSession {
   const transport = o.transport ?? new FakeTransport(spec);
   const host = o.host ?? 'pg1';
-  const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, 'testrun-1');
+  const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, o.runId ?? 'testrun-1');
   const warnings: string[] = [];
   const vars = { inventory_hostname: host, ansible_check_mode: o.check ?? false, ...(o.vars ?? {}) };
   const base = session.context(vars, (m) => warnings.push(m));

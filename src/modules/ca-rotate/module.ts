@@ -45,14 +45,14 @@ export const caRotate = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     useCaPassphraseFile(ctx.vars);
     const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    if (a.step === 'begin' && (await viewRotation(dir))?.published)
+    if (a.step === 'begin' && (await viewRotation(dir, ctx.runId))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
     const step = (simulate: boolean) =>
       a.step === 'begin'
-        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate })
+        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate, scope: ctx.runId })
         : a.step === 'publish'
-          ? publishRotation(dir, simulate)
-          : finishRotation(dir, simulate);
+          ? publishRotation(dir, simulate, ctx.runId)
+          : finishRotation(dir, simulate, ctx.runId);
     // The executor runs the step on the controller (in --check: simulates it in memory, for the tasks after it).
     // Several hosts ask at once; the step happens once, and a host that joined another host's step did nothing itself.
     const once = (simulate: boolean) => async () => {

@@ -121,7 +121,7 @@ export const gencert = defineModule({
     const perNode = a.ca === 'per_node';
     useCaPassphraseFile(ctx.vars);
     const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    const rotation = await viewRotation(caDir);
+    const rotation = await viewRotation(caDir, ctx.runId);
     const caOpts = {
       dir: caDir,
       commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
