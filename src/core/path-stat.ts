@@ -56,12 +56,14 @@ export async function statWithOverlay(
   paths: string[],
   onHost: (rest: string[]) => Promise<Map<string, PathStat>>,
 ): Promise<Map<string, PathStat>> {
-  const rest = [...new Set(paths)].filter((p) => !overlay.has(p));
-  const host = await onHost(rest);
+  // The overlay's answers are taken first: asking the host may commit held writes, which empties the overlay.
+  const planned = new Map<string, FileState | null>();
+  for (const p of paths) if (overlay.has(p)) planned.set(p, overlay.get(p) ?? null);
+  const host = await onHost([...new Set(paths)].filter((p) => !planned.has(p)));
   const out = new Map<string, PathStat>();
   for (const p of paths) {
-    if (overlay.has(p)) {
-      const f = overlay.get(p);
+    if (planned.has(p)) {
+      const f = planned.get(p);
       if (f) out.set(p, pendingStat(f.content));
     } else {
       const st = host.get(p);

@@ -14,8 +14,10 @@ async function planCase(c: ModuleCase, check: boolean): Promise<{ changes: Chang
   const parsed = mod.args.safeParse(c.args);
   if (!parsed.success) throw new Error(`${c.name}: ${parsed.error.message}`);
   const f = fakeSession(c.host, { check, vars: c.vars, memos: c.memos });
+  if (c.before) await f.session.apply(c.before, f.ctx);
+  const from = f.transport.log.length;
   const changes = await mod.plan(f.ctx, parsed.data);
-  return { changes, log: f.transport.log.map((l) => l.cmd), warnings: f.warnings };
+  return { changes, log: f.transport.log.slice(from).map((l) => l.cmd), warnings: f.warnings };
 }
 
 const cases = moduleCases();
@@ -31,7 +33,9 @@ for (const c of cases) {
     const real = await planCase(c, false);
     const dry = await planCase(c, true);
     assert.equal(planData(dry.changes), planData(real.changes), '--check plans what a real run plans');
-    assert.equal(dry.log, real.log, 'and asks the host the same questions');
+    // the same questions, apart from a real run committing what earlier tasks held before it asks the host
+    const asked = (log: string[]) => log.filter((cmd) => shellWords(cmd)[3] !== 'pgtls-commit');
+    assert.equal(asked(dry.log), asked(real.log), 'and asks the host the same questions');
     assert.equal(dry.warnings, real.warnings);
     const again = await planCase(c, false);
     assert.equal(planData(again.changes), planData(real.changes), 'planning twice gives the same plan');

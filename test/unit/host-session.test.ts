@@ -61,6 +61,15 @@ test('real run: stat of a path not planned comes from the host (nanoseconds, or 
   assert.ok(o.mtime > 2000.99 && o.mtime < 2001);
 });
 
+test('real run: a held write is "pending" to stat, even when asking the host about other paths commits it', async () => {
+  const f = fakeSession({ files: { '/etc/other': { content: 'o', mtime: 50 } }, answers: [WRITE_PATH] }, { vars: VARS });
+  await f.session.apply([write('/etc/a.conf', 'new\n')], f.ctx);
+  const st = await f.ctx.stat(['/etc/a.conf', '/etc/other']);
+  assert.ok(st.get('/etc/a.conf')?.pending, 'the planned write counts as a change in this run');
+  assert.is(st.get('/etc/other')!.mtime, 50);
+  assert.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-commit'), 'the probe committed the held write first');
+});
+
 test('real run: a failed verify restores the journal (newest first) and runs recover; the host fails', async () => {
   const f = fakeSession({ answers: [WRITE_PATH, { match: /^reload$/, stdout: '' }] }, { vars: VARS });
   let err: Error | undefined;
