@@ -222,7 +222,12 @@ function printSummary(report: RunReport, showDiff: boolean): void {
     process.stderr.write(`pgtls: refused, no host was changed:\n${report.refused.map((r) => `  ${safeText(r, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
-  if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));
+  if (report.interrupted) {
+    out.write(s.red('interrupted: some tasks did not run\n'));
+    // per host: rolled back to its last proven state, or nothing of it left half-done
+    for (const [host, h] of Object.entries(report.hosts))
+      if (h.status === 'interrupted') out.write(`  ${safeText(`${host}: ${h.message ?? ''}`, { oneLine: true })}\n`);
+  }
 }
 
 function colorDiff(text: string, s: ReturnType<typeof makeStyle>): string {

@@ -78,7 +78,7 @@ export function plannedAction(a: Action, change: string, conditional: boolean): 
     case 'remove':
       return { ...base, kind: a.kind, description: `remove ${a.path}`, path: a.path };
     case 'rename':
-      return { ...base, kind: a.kind, description: `rename ${a.from} to ${a.path}`, path: a.path };
+      return { ...base, kind: a.kind, description: `install ${a.from} as ${a.path}`, path: a.path };
     case 'exec':
       return { ...base, kind: a.kind, description: a.description, ...(a.user ? { user: a.user } : {}), ...(a.touches?.length ? { touches: a.touches } : {}) };
     case 'verify':

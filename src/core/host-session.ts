@@ -4,7 +4,7 @@ import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import type { ExecResult } from '../remote/connection.js';
-import { commitChanges, dropRollback, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -20,6 +20,7 @@ import type { ShellCommand } from '../remote/sh.js';
 export class HostSession {
   private readonly overlay = new Map<string, FileState | null>();
   private readonly memos = new Map<string, Promise<unknown>>();
+  private readonly reads = new Map<string, Promise<FileState | null>>();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
@@ -75,8 +76,28 @@ export class HostSession {
 
   private async readFile(path: string, user?: string): Promise<FileState | null> {
     if (this.pending.some(({ change: c }) => c.op === 'rename' && c.path === path)) await this.commit();
-    if (this.overlay.has(path)) return this.overlay.get(path) ?? null;
-    return readRemoteFile(this.shell, path, user);
+    if (!this.overlay.has(path)) return this.readHost(path, user);
+    const planned = this.overlay.get(path);
+    if (!planned) return null;
+    if (planned.mode && planned.owner && planned.group) return planned;
+    // owner and mode not given by the write: those of the file it replaces (still on the host), else defaults
+    const prev = await this.readHost(path, user);
+    const full = {
+      content: planned.content,
+      mode: planned.mode || prev?.mode || '644',
+      owner: planned.owner || prev?.owner || this.shell.effectiveUser,
+      group: planned.group || prev?.group || this.shell.effectiveUser,
+    };
+    this.overlay.set(path, full);
+    return full;
+  }
+
+  /**
+   * A file as the host has it, read once until something may have changed it (a commit, a command,
+   * a verify, a local step): the tasks of a play read the same config files again and again.
+   */
+  private readHost(path: string, user?: string): Promise<FileState | null> {
+    return memoize(this.reads, `${user ?? ''}\0${path}`, () => readRemoteFile(this.shell, path, user));
   }
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
@@ -111,12 +132,13 @@ export class HostSession {
       this.memos.clear();
       switch (action.kind) {
         case 'write': {
-          const prev = await this.readFile(action.path);
+          // owner and mode: the write's, else an earlier planned write's, else (when read) the host file's
+          const earlier = this.overlay.get(action.path);
           this.overlay.set(action.path, {
             content: action.content,
-            mode: action.mode ?? prev?.mode ?? '644',
-            owner: action.owner ?? prev?.owner ?? this.shell.effectiveUser,
-            group: action.group ?? prev?.group ?? this.shell.effectiveUser,
+            mode: action.mode ?? earlier?.mode ?? '',
+            owner: action.owner ?? earlier?.owner ?? '',
+            group: action.group ?? earlier?.group ?? '',
           });
           const { kind: _, ...write } = action;
           await this.hold({ op: 'write', ...write }, ctx);
@@ -140,6 +162,7 @@ export class HostSession {
             break;
           }
           await this.commit();
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
@@ -157,10 +180,13 @@ export class HostSession {
         case 'verify':
           if (this.check) break;
           await this.commit();
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
           if (action.readOnly) await action.check(ctx);
           else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
           break;
         case 'local': {
+          await this.commit();
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
           const said = await this.runLocal(action);
           if (said !== undefined) result.outcome = result.outcome ?? said;
           break;
@@ -186,8 +212,15 @@ export class HostSession {
     const store = await this.lockedStore(ctx);
     const at = this.pending.findIndex((p) => p.change.path === change.path);
     // a later change of the same file replaces the earlier one (one write per file per commit)
-    if (at >= 0 && change.op !== 'rename' && this.pending[at]!.change.op !== 'rename' && sameStore(this.pending[at]!.store, store))
+    const before = at >= 0 ? this.pending[at]! : undefined;
+    if (before && change.op !== 'rename' && before.change.op !== 'rename' && sameStore(before.store, store)) {
       this.pending.splice(at, 1);
+      // what the earlier write asked for (owner, mode, a backup) still holds unless this one says otherwise
+      if (change.op === 'write' && before.change.op === 'write') {
+        const e = before.change;
+        change = { ...change, mode: change.mode ?? e.mode, owner: change.owner ?? e.owner, group: change.group ?? e.group, backup: change.backup || e.backup, validate: change.validate ?? e.validate };
+      }
+    }
     this.pending.push({ change, store });
   }
 
@@ -200,6 +233,7 @@ export class HostSession {
     const held = this.pending.splice(0);
     for (const { change } of held) this.remember(change.path);
     this.memos.clear();
+    this.reads.clear();
     try {
       // (one round trip unless tasks keep their records in different places)
       for (let i = 0; i < held.length; ) {
@@ -275,12 +309,21 @@ export class HostSession {
     return stateStore(ctx.vars, this.name, false);
   }
 
+  /** What was planned and not yet written is dropped; the new keys it would have installed are removed. */
+  private async dropPending(): Promise<number> {
+    const dropped = this.pending.splice(0);
+    const temps = dropped.flatMap(({ change: c }) => (c.op === 'rename' ? [c.from] : []));
+    await dropTempFiles(this.shell, temps, this.runId);
+    return dropped.length;
+  }
+
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
-    this.pending.length = 0;
+    await this.dropPending();
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
+    this.reads.clear();
     this.overlay.clear();
   }
 
@@ -290,11 +333,11 @@ export class HostSession {
    * so the host is as it was when it last worked. Says which, for the report.
    */
   async abandon(): Promise<string> {
-    if (this.check) return '';
-    const dropped = this.pending.splice(0).length;
+    if (this.check) return 'nothing was changed (check mode)';
+    const dropped = await this.dropPending().catch(() => 0);
     const put = [...this.journal];
     if (put.length === 0)
-      return dropped ? `nothing was written since its last proven state (${dropped} planned change(s) dropped): it is as it was` : '';
+      return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;
     try {
       await this.rollback();
       return `rolled back to its last proven state: ${put.join(', ')} put back`;

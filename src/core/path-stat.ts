@@ -56,19 +56,15 @@ export async function statWithOverlay(
   paths: string[],
   onHost: (rest: string[]) => Promise<Map<string, PathStat>>,
 ): Promise<Map<string, PathStat>> {
-  // The overlay's answers are taken first: asking the host may commit held writes, which empties the overlay.
-  const planned = new Map<string, FileState | null>();
-  for (const p of paths) if (overlay.has(p)) planned.set(p, overlay.get(p) ?? null);
+  // The overlay's answers are taken before the host is asked: asking may commit the pending writes
+  // (a probe of the host waits for them), which empties the overlay of exactly these paths.
+  const planned = new Map<string, PathStat | null>();
+  for (const p of new Set(paths)) if (overlay.has(p)) planned.set(p, overlay.get(p) ? pendingStat(overlay.get(p)!.content) : null);
   const host = await onHost([...new Set(paths)].filter((p) => !planned.has(p)));
   const out = new Map<string, PathStat>();
   for (const p of paths) {
-    if (planned.has(p)) {
-      const f = planned.get(p);
-      if (f) out.set(p, pendingStat(f.content));
-    } else {
-      const st = host.get(p);
-      if (st) out.set(p, st);
-    }
+    const st = planned.has(p) ? planned.get(p) : host.get(p);
+    if (st) out.set(p, st);
   }
   return out;
 }

@@ -353,17 +353,32 @@ class Runner {
         rep.status = 'interrupted';
         break;
       }
-      if (this.modules.get(task.module)?.changesAuthentication) {
-        // every backend of a Pgpool-II node changes authentication or none does
+      const changesAuth = Boolean(this.modules.get(task.module)?.changesAuthentication);
+      const statusOf = (h: string) => this.reports.get(h)?.status;
+      if (changesAuth) {
+        // Every backend of a Pgpool-II node changes authentication or none does: they start the task
+        // together, and none starts it once another has failed.
         await together.arrive(host, i);
-        const blocked = authChangeBlocked(this.nodes, host, (h) => this.reports.get(h)?.status);
+        const blocked = authChangeBlocked(this.nodes, host, statusOf);
         if (blocked) {
-          this.record(host, { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: blocked, durationMs: 0, play: play.name });
+          this.record(host, failedTask(play, task, blocked));
           break;
         }
       }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
-      const result = await this.runTask(session, play, task, false);
+      let result = await this.runTask(session, play, task, false);
+      if (changesAuth && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
+        // ... and end it together: its files are written now, and when another backend failed on the
+        // way (a full disk, a refused write), this one puts its changes back instead of disagreeing.
+        const wrote = await session.commit().then(() => null, (e: unknown) => errorMessage(e));
+        if (wrote) result = { ...result, status: 'failed', changed: false, error: wrote };
+        await together.arrive(host, i + 0.5);
+        const blocked = wrote ? null : authChangeBlocked(this.nodes, host, statusOf);
+        if (blocked) {
+          const undone = await session.abandon();
+          result = { ...result, status: 'failed', changed: false, error: `${blocked}; ${undone}` };
+        }
+      } else if (changesAuth) await together.arrive(host, i + 0.5);
       this.record(host, result);
       if (result.changed) for (const n of task.notify) notified.add(n);
       if (result.status === 'failed' || result.status === 'unreachable') break;
@@ -383,13 +398,13 @@ class Runner {
       // Stopped between tasks: the host goes back to its last proven state rather than keep half a play.
       if (rep.status === 'ok') rep.status = 'interrupted';
       const what = await session.abandon();
-      if (what) rep.message = rep.message ? `${rep.message}; ${what}` : what;
+      rep.message = rep.message ? `${rep.message}; ${what}` : what;
     } else if (rep.status !== 'unreachable') {
       // the end of the play depends on every change it planned
       try {
         await session.commit();
       } catch (e) {
-        this.record(host, { task: 'write the changes planned in this play', module: 'pgtls', status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: errorMessage(e), durationMs: 0, play: play.name });
+        this.record(host, { ...failedTask(play, { name: 'write the changes planned in this play', module: 'pgtls' } as Task, errorMessage(e)) });
       }
     }
     reporter.hostEnd(host, rep.status, rep.message);
@@ -474,6 +489,11 @@ class Runner {
     this.sessions.set(host, session);
     return session;
   }
+}
+
+/** A task that failed before it ran (the runner refused it). */
+function failedTask(play: Play, task: Task, error: string): TaskResult {
+  return { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error, durationMs: 0, play: play.name };
 }
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {

@@ -54,6 +54,11 @@ export interface PlanContext {
   readonly runId?: string;
 }
 
+export interface QueryOptions extends ExecOptions {
+  /** The probe reads no file a pending write could change (so those writes can wait). */
+  independentOfFiles?: boolean;
+}
+
 export interface PathStat {
   /** epoch seconds (fractional where the host's stat prints nanoseconds) */
   mtime: number;
@@ -62,11 +67,6 @@ export interface PathStat {
   sha256?: string;
   /** planned by this run and not on the host yet */
   pending?: boolean;
-}
-
-export interface QueryOptions extends ExecOptions {
-  /** The probe reads no file a pending write could change (so those writes can wait). */
-  independentOfFiles?: boolean;
 }
 
 export interface WriteAction {

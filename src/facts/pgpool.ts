@@ -15,6 +15,7 @@ import type { PlanContext } from '../core/types.js';
 import { sh } from '../remote/sh.js';
 import { chooseInitScript, mainCandidates, pidFileAlive, procRowHead, type PidFileProbe, type ProcRow } from './discovery.js';
 import { userVar } from './postgres.js';
+import { standaloneScript } from '../remote/standalone-scripts.js';
 
 export type PgpoolService = { kind: 'systemd'; unit: string } | { kind: 'init'; script: string } | { kind: 'unknown' };
 
@@ -39,35 +40,9 @@ export interface PgpoolServer {
 const CONF_CANDIDATES = ['/etc/pgpool-II/pgpool.conf', '/etc/pgpool2/pgpool.conf'];
 const UNITS = ['pgpool2.service', 'pgpool-II.service', 'pgpool.service'];
 
-// Every `pgpool` process with what decides whether it can be the main one (state, parent, network
-// namespace, title: src/facts/discovery.ts decides); cmdline and environ are NUL-separated: made one
-// line each. For a main process without -f, its binary's compiled-in default config (from --help).
-const DISCOVER = `
-self_net=$(readlink /proc/self/ns/net 2>/dev/null)
-if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then echo "systemd=1"; fi
-for d in /proc/[0-9]*; do
-  [ "$(cat "$d/comm" 2>/dev/null)" = pgpool ] || continue
-  set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null) x x
-  state=$1 ppid=$2
-  net=$(readlink "$d/ns/net" 2>/dev/null)
-  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
-  user=$(stat -c %U "$d" 2>/dev/null)
-  unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
-  keyenv=$(tr '\\0' '\\n' < "$d/environ" 2>/dev/null | sed -n 's/^PGPOOLKEYFILE=//p' | head -n 1)
-  defconf=
-  case $(head -c 8 "$d/cmdline" 2>/dev/null) in
-    "pgpool: "*) ;;
-    *) exe=$(readlink "$d/exe" 2>/dev/null) && [ -x "$exe" ] && defconf=$("$exe" --help 2>&1 | sed -n '/--config-file/{n;s/.*(default: \\(.*\\))/\\1/p}' | head -n 1) ;;
-  esac
-  printf 'pp\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "\${d#/proc/}" "$ppid" "$state" "$netrel" "$(cat "/proc/$ppid/comm" 2>/dev/null)" \\
-    "$user" "$(getent passwd "$user" | cut -d: -f6)" "$unit" "$keyenv" "$defconf" "$(tr '\\0' '\\t' < "$d/cmdline" 2>/dev/null)"
-done
-for f in ${CONF_CANDIDATES.join(' ')}; do [ -f "$f" ] && echo "conf=$f"; done
-if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
-  for u in ${UNITS.join(' ')}; do systemctl cat -- "$u" >/dev/null 2>&1 && echo "unit=$u"; done
-fi
-echo "home_postgres=$(getent passwd postgres | cut -d: -f6)"
-`;
+// Every main-candidate `pgpool` process (src/remote/scripts/discover-pgpool.sh: no process per
+// /proc entry, children skipped), the packages' config files and units that exist.
+const discoverCommand = () => sh`sh -c ${standaloneScript('discover-pgpool')} pgtls-discover ${CONF_CANDIDATES} -- ${UNITS}`;
 
 // Second round trip, once the config file is known: the process its pid file names, and which
 // init scripts start Pgpool-II with that file (by naming it or its directory).
@@ -199,7 +174,7 @@ export function poolPasswdPath(confFile: string, confText: string): string {
  */
 export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
   return ctx.memoStable('pgtls:pgpool-server', async () => {
-    const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`, { independentOfFiles: true })).stdout.toString('utf8'));
+    const d = parseDiscovery((await ctx.query(discoverCommand(), { independentOfFiles: true })).stdout.toString('utf8'));
     const str = (name: string) => {
       const v = userVar(ctx, name);
       return v === undefined ? undefined : String(v);

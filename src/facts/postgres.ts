@@ -24,6 +24,7 @@ import { sh } from '../remote/sh.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
 import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
+import { standaloneScript } from '../remote/standalone-scripts.js';
 
 export type PgService =
   | { kind: 'systemd'; unit: string }
@@ -69,35 +70,10 @@ interface Postmaster extends ProcRow {
   pidFile: string | null;
 }
 
-/**
- * Lists `postgres`/`postmaster` processes with what decides whether each is a postmaster (state,
- * parent, network namespace: containers and the lab's netns hosts share one PID space; and its data
- * directory's postmaster.pid, whose first line must be its own pid: discovery.ts decides).
- * postmaster.pid is read through /proc/PID/cwd so that it is the server's own file even when its
- * mount namespace differs from the login session's. Children are skipped early by their parent.
- */
-const DISCOVER = `
-self_net=$(readlink /proc/self/ns/net 2>/dev/null)
-if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then echo "systemd=1"; else echo "systemd=0"; fi
-if command -v pg_ctlcluster >/dev/null 2>&1; then echo "pg_ctlcluster=1"; else echo "pg_ctlcluster=0"; fi
-for d in /proc/[0-9]*; do
-  comm=$(cat "$d/comm" 2>/dev/null) || continue
-  case $comm in postgres|postmaster) ;; *) continue ;; esac
-  set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null) x x
-  state=$1 ppid=$2
-  pcomm=$(cat "/proc/$ppid/comm" 2>/dev/null)
-  case $pcomm in postgres|postmaster) continue ;; esac
-  net=$(readlink "$d/ns/net" 2>/dev/null)
-  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
-  pid=\${d#/proc/}
-  if pidfile=$(cat "$d/cwd/postmaster.pid" 2>/dev/null); then hasfile=1; else hasfile=0; pidfile=; fi
-  unit=$(sed -n 's|.*/\\([^/]*\\.service\\)$|\\1|p' "$d/cgroup" 2>/dev/null | head -n 1)
-  printf 'pm\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$ppid" "$state" "$netrel" "$pcomm" \\
-    "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \\
-    "$(printf '%s\\n' "$pidfile" | sed -n 1p)" "$(printf '%s\\n' "$pidfile" | sed -n 4p)" "$(printf '%s\\n' "$pidfile" | sed -n 5p)" "$unit" "$hasfile" \\
-    "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\\0\\t\\n' '   ')"
-done
-`;
+/** The discovery script (src/remote/scripts/discover-postgres.sh), with the data directory to try first. */
+function discoverCommand(dataDirHint: string | undefined) {
+  return dataDirHint ? sh`sh -c ${standaloneScript('discover-postgres')} pgtls-discover ${dataDirHint}` : sh`sh -c ${standaloneScript('discover-postgres')} pgtls-discover`;
+}
 
 export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
   const postmasters: Postmaster[] = [];
@@ -163,11 +139,15 @@ const SETTINGS_SQL = `select json_build_object(
   'in_recovery', pg_is_in_recovery());
 `;
 
-/** Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout. */
-export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
+/**
+ * Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout.
+ * `independentOfFiles`: the SQL reads only the running server's state, not its config files (as
+ * pg_file_settings and pg_hba_file_rules do), so the executor's pending writes need not be committed first.
+ */
+export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string, opts: { independentOfFiles?: boolean } = {}): Promise<string> {
   const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: true });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: opts.independentOfFiles ?? false });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
@@ -194,48 +174,76 @@ function detectService(
   return { kind: 'pg_ctl', pgCtl: binDir ? `${binDir}/pg_ctl` : 'pg_ctl', dataDir };
 }
 
-/** Everything about the host's server, asked once per host (and again after the host changed). */
+/** What identifies one life of a postmaster: a restart (or a new port/socket) changes it. */
+function lifeOf(pm: Postmaster): string {
+  return `${pm.pid} ${pm.dataDir} ${pm.port} ${pm.socketDir}`;
+}
+
+/**
+ * Everything about the host's server. Found once per run (one discovery script, whatever the
+ * host's process count, then one SQL query); after a change (the executor clears ctx.memo after
+ * every action) only the server's own postmaster.pid is read again, without walking /proc: if it
+ * names the same postmaster on the same port and socket, nothing a change can do (an edit, a
+ * reload) has changed these facts (config_file, hba_file, data_directory, port, listen_addresses
+ * and the binary only change with a restart; pgtls never promotes a standby, so in_recovery holds).
+ * A restart (new pid) or a server gone makes it a full discovery again.
+ */
 export function pgServer(ctx: PlanContext): Promise<PgServer> {
   return ctx.memo('pgtls:pg-server', async () => {
-    const d = parseDiscovery((await ctx.query(sh`sh -c ${DISCOVER}`, { independentOfFiles: true })).stdout.toString('utf8'));
-    const pm = choose(ctx, d.postmasters);
-    const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
-    const binDir = pm.exe.replace(/\/[^/]*$/, '');
-    if (!pm.dataDir)
-      throw new TaskError(`cannot inspect the PostgreSQL server process on ${ctx.host} (pid ${pm.pid}): use become: true or log in as root or its OS user`);
-    if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
-    const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
-    const pw = userVar(ctx, 'webadmin_password');
-    const login = await sqlLogin(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)));
-    const raw = (await psqlQuery(ctx, { ...local, login }, SETTINGS_SQL)).trim();
-    let j: Record<string, unknown>;
-    try {
-      j = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      throw new TaskError(`unexpected answer from PostgreSQL on ${ctx.host}: ${raw.slice(0, 200)}`);
+    const known = await ctx.memoStable('pgtls:pg-server-life', () => Promise.resolve<{ life?: string; server?: PgServer; dataDir?: string }>({}));
+    if (known.server && known.dataDir) {
+      const d = parseDiscovery((await ctx.query(discoverCommand(known.dataDir), { independentOfFiles: true })).stdout.toString('utf8'));
+      const same = postmastersOf(d.postmasters).find((p) => lifeOf(p) === known.life);
+      if (same) return known.server;
     }
-    const versionNum = Number(j.version_num);
-    const configFile = String(userVar(ctx, 'pg_config_file') ?? j.config_file);
-    const dataDirectory = String(j.data_directory);
-    return {
-      pid: pm.pid,
-      binDir,
-      version: Math.floor(versionNum / 10000),
-      versionNum,
-      configFile,
-      hbaFile: String(userVar(ctx, 'pg_hba_file') ?? j.hba_file),
-      dataDirectory,
-      port: Number(j.port),
-      socketDir: pm.socketDir,
-      listenAddresses: String(j.listen_addresses),
-      osUser,
-      osGroup: pm.group || osUser,
-      inRecovery: j.in_recovery === true,
-      service: detectService(d, pm, configFile, binDir, dataDirectory),
-      login,
-    };
+    const hint = known.dataDir ?? (userVar(ctx, 'pg_data_directory') === undefined ? undefined : String(userVar(ctx, 'pg_data_directory')));
+    const { server, pm } = await discoverServer(ctx, hint);
+    Object.assign(known, { life: lifeOf(pm), server, dataDir: pm.dataDir });
+    return server;
   });
 }
+
+async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined): Promise<{ server: PgServer; pm: Postmaster }> {
+  const d = parseDiscovery((await ctx.query(discoverCommand(dataDirHint), { independentOfFiles: true })).stdout.toString('utf8'));
+  const pm = choose(ctx, d.postmasters);
+  const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
+  const binDir = pm.exe.replace(/\/[^/]*$/, '');
+  if (!pm.dataDir)
+    throw new TaskError(`cannot inspect the PostgreSQL server process on ${ctx.host} (pid ${pm.pid}): use become: true or log in as root or its OS user`);
+  if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
+  const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
+  const pw = userVar(ctx, 'webadmin_password');
+  const login = await sqlLogin(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)));
+  const raw = (await psqlQuery(ctx, { ...local, login }, SETTINGS_SQL, { independentOfFiles: true })).trim();
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw new TaskError(`unexpected answer from PostgreSQL on ${ctx.host}: ${raw.slice(0, 200)}`);
+  }
+  const versionNum = Number(j.version_num);
+  const configFile = String(userVar(ctx, 'pg_config_file') ?? j.config_file);
+  const dataDirectory = String(j.data_directory);
+  const server: PgServer = {
+    pid: pm.pid,
+    binDir,
+    version: Math.floor(versionNum / 10000),
+    versionNum,
+    configFile,
+    hbaFile: String(userVar(ctx, 'pg_hba_file') ?? j.hba_file),
+    dataDirectory,
+    port: Number(j.port),
+    socketDir: pm.socketDir,
+    listenAddresses: String(j.listen_addresses),
+    osUser,
+    osGroup: pm.group || osUser,
+    inRecovery: j.in_recovery === true,
+    service: detectService(d, pm, configFile, binDir, dataDirectory),
+    login,
+  };
+  return { server, pm };
+}
+
 
 /** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
 export const postgresFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown> }> = {

@@ -34,5 +34,28 @@ export class RemoteCommandError extends Error {
 /** A transport that runs a command line on one host. */
 export interface Transport {
   run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult>;
+  /**
+   * Runs `cmd` in the host's long-lived shell for `shell.key` (src/remote/stream-shell.ts), opened
+   * once with the user's wrapper; when that shell cannot be started, as `shell.fallback()` over run().
+   * Optional: a transport without it gets every command wrapped, one run() each.
+   */
+  runIn?(shell: ShellSpec, cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult>;
   close(): Promise<void>;
+}
+
+/** How a long-lived shell is started (stream-shell.ts): its command line inside the user's wrapper. */
+export interface ShellLaunch {
+  cmd: ShellCommand;
+  /** e.g. the become password line for `sudo -S`: written once, before the protocol starts. */
+  preamble?: Buffer;
+}
+
+/** Which long-lived shell runs a command (stream-shell.ts), and how to run it without one. */
+export interface ShellSpec {
+  /** One shell per key (the effective user, and how it is reached). */
+  key: string;
+  /** The agent inside the user's wrapper (runuser / sudo -n / sudo -S and its password line). */
+  launch(agent: ShellCommand): ShellLaunch;
+  /** The command as one channel would run it: used when this shell cannot be started. */
+  fallback(): { cmd: ShellCommand; stdin: Buffer | undefined };
 }

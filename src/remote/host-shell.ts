@@ -1,6 +1,10 @@
 import { Secret, redact } from '../core/secret.js';
 import { RemoteCommandError, type ExecOptions, type ExecResult, type Transport } from './connection.js';
 import { asRoot, asUser, asUserWithPassword, type ShellCommand } from './sh.js';
+import type { ShellSpec } from './stream-shell.js';
+
+/** PGTLS_STREAM=0: one channel (and one sudo) per command, as before the long-lived shells (for comparison). */
+const STREAM = process.env.PGTLS_STREAM !== '0';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 
@@ -46,15 +50,25 @@ export class HostShell {
   }
 
   async exec(cmd: ShellCommand, opts: ExecOptions = {}): Promise<ExecResult> {
-    let stdin =
+    const stdin =
       opts.stdin === undefined
         ? undefined
         : Buffer.isBuffer(opts.stdin)
           ? opts.stdin
           : Buffer.from(opts.stdin instanceof Secret ? opts.stdin.reveal() : opts.stdin, 'utf8');
     const w = this.wrapped(cmd, opts.user);
-    if (w.password) stdin = Buffer.concat([Buffer.from(`${w.password.reveal()}\n`, 'utf8'), stdin ?? Buffer.alloc(0)]);
-    const result = await this.transport.run(w.cmd, stdin, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const withPassword = (input: Buffer | undefined, pw: Secret | undefined) =>
+      pw ? Buffer.concat([Buffer.from(`${pw.reveal()}\n`, 'utf8'), input ?? Buffer.alloc(0)]) : input;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const result =
+      STREAM && this.transport.runIn
+        ? await this.transport.runIn(
+            { ...this.shellSpec(opts.user ?? this.effectiveUser), fallback: () => ({ cmd: w.cmd, stdin: withPassword(stdin, w.password) }) },
+            cmd,
+            stdin,
+            timeoutMs,
+          )
+        : await this.transport.run(w.cmd, withPassword(stdin, w.password), timeoutMs);
     const ok = opts.okCodes ?? [0];
     if (result.exitCode === null || !ok.includes(result.exitCode)) {
       const secrets = [...(opts.stdin instanceof Secret ? [opts.stdin] : []), ...(w.password ? [w.password] : [])];
@@ -62,6 +76,20 @@ export class HostShell {
       throw new RemoteCommandError(safe);
     }
     return result;
+  }
+
+  /**
+   * The long-lived shell of `user` on this host: the agent inside exactly the wrapper one command
+   * would get, so sudo (and its password, on stdin) happens once per shell instead of per command.
+   */
+  private shellSpec(user: string): Omit<ShellSpec, 'fallback'> {
+    return {
+      key: `${user}${this.becomeSettings.password ? ' (sudo -S)' : ''}`,
+      launch: (agent) => {
+        const l = this.wrapped(agent, user);
+        return { cmd: l.cmd, ...(l.password ? { preamble: Buffer.from(`${l.password.reveal()}\n`, 'utf8') } : {}) };
+      },
+    };
   }
 
   close(): Promise<void> {

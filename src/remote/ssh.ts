@@ -14,6 +14,7 @@ import {
   sha256Fingerprint,
 } from './known-hosts.js';
 import type { ShellCommand } from './sh.js';
+import { ShellPool, type ShellChannel, type ShellSpec } from './stream-shell.js';
 
 export interface SshTarget {
   /** Inventory name, for messages. */
@@ -65,6 +66,12 @@ export class SshTransport implements Transport {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
   private closed = false;
+  /** The run's long-lived shells on this host, one per user (each holds one channel for the run). */
+  private readonly shells = new ShellPool(
+    (cmd) => this.openShellChannel(cmd),
+    (cmd, stdin, timeoutMs) => this.run(cmd, stdin, timeoutMs),
+    (cmd) => this.log(cmd, 'shell'),
+  );
 
   static async connect(target: SshTarget): Promise<SshTransport> {
     const hops: Client[] = [];
@@ -162,20 +169,87 @@ export class SshTransport implements Transport {
     return client;
   }
 
-  async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+  /** PGTLS_COMMAND_LOG and -v: every command line, whether on its own channel or in a long-lived shell. */
+  private log(cmd: ShellCommand, how: 'channel' | 'shell' | 'streamed'): void {
     // Debugging aid (and how the tests prove that no secret is ever on a command line):
-    // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin.
+    // PGTLS_COMMAND_LOG=FILE appends every remote command line, never its stdin. A shell's start is
+    // logged as the command it is; the commands streamed to it, each as its own line.
+    void how; // the log format stays "host<TAB>command line" either way
     logCommand(this.target.name, cmd.text);
     if (commandEcho.verbosity >= 1) commandEcho.write(`${this.target.name}\t${redactKnown(cmd.text).replace(/\n/g, '\\n')}`);
+  }
+
+  private echoResult(r: ExecResult): void {
+    if (commandEcho.verbosity >= 2)
+      commandEcho.write(`${this.target.name}\t=> ${r.timedOut ? 'timed out' : r.exitCode === null ? `signal ${r.signal}` : `exit ${r.exitCode}`} (${r.durationMs} ms)`);
+  }
+
+  async run(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    this.log(cmd, 'channel');
     await this.acquire();
     try {
       const r = await this.exec(cmd, stdin, timeoutMs);
-      if (commandEcho.verbosity >= 2)
-        commandEcho.write(`${this.target.name}\t=> ${r.timedOut ? 'timed out' : r.exitCode === null ? `signal ${r.signal}` : `exit ${r.exitCode}`} (${r.durationMs} ms)`);
+      this.echoResult(r);
       return r;
     } finally {
       this.release();
     }
+  }
+
+  async runIn(shell: ShellSpec, cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
+    if (this.closed) throw new UnreachableError(`connection to ${this.target.name} was lost`);
+    let fellBack = false;
+    const r = await this.shells.run(
+      {
+        ...shell,
+        fallback: () => {
+          fellBack = true; // run() logs and echoes it itself
+          return shell.fallback();
+        },
+      },
+      cmd,
+      stdin,
+      timeoutMs,
+      () => this.log(cmd, 'streamed'),
+    );
+    if (!fellBack) this.echoResult(r);
+    return r;
+  }
+
+  /** A channel that stays open for a long-lived shell (it counts against MaxSessions like any other). */
+  private async openShellChannel(cmd: ShellCommand): Promise<ShellChannel> {
+    if (this.closed) throw new UnreachableError(`connection to ${this.target.name} was lost`);
+    await this.acquire();
+    return new Promise<ShellChannel>((resolve, reject) => {
+      this.client.exec(cmd.text, (err, stream) => {
+        if (err) {
+          this.release();
+          reject(new UnreachableError(`${this.target.name}: cannot open a channel: ${err.message}`));
+          return;
+        }
+        const closed = new Promise<{ code: number | null; signal: string | null }>((done) =>
+          stream.on('close', (code: number | null, signal?: string) => {
+            this.release();
+            done({ code: code ?? null, signal: signal ?? null });
+          }),
+        );
+        stream.on('error', () => undefined);
+        resolve({
+          stdin: stream,
+          stdout: stream,
+          stderr: stream.stderr,
+          closed,
+          kill: () => {
+            try {
+              stream.signal('KILL');
+            } catch {
+              /* servers may ignore signals; closing the channel is what matters */
+            }
+            stream.close();
+          },
+        });
+      });
+    });
   }
 
   private exec(cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult> {
@@ -239,6 +313,7 @@ export class SshTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    await this.shells.close();
     if (this.closed) {
       for (const h of this.hops) h.end();
       return;

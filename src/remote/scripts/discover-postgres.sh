@@ -1,0 +1,66 @@
+# shellcheck shell=sh
+# discover-postgres.sh [DATADIR]: the host's PostgreSQL postmasters, for src/facts/postgres.ts.
+# Output: "systemd=0|1", "pg_ctlcluster=0|1", then one tab-separated "pm" row per candidate:
+#   pm PID PPID STATE NET PARENT_COMM EXE CWD USER GROUP PIDFILE_L1 PORT SOCKETDIR UNIT HASFILE CMDLINE
+# The truth is the data directory's postmaster.pid (its first line must be the process's own pid:
+# src/facts/discovery.ts decides); the process table is only how a data directory is found.
+#  - DATADIR given (pg_data_directory, or the server found earlier in this run): its postmaster.pid
+#    names the pid and only that process is looked at; the process table is walked only when that
+#    does not give a live postgres.
+#  - The walk costs no process per /proc entry (shell builtins only: `read` of comm, stat and the
+#    parent's comm), so a server with hundreds of backends costs what an idle one does; only the few
+#    candidates (a postgres whose parent is not one) get the commands that describe them.
+# postmaster.pid is read through /proc/PID/cwd: the server's own file even when its mount namespace
+# differs from the login session's.
+self_net=$(readlink /proc/self/ns/net 2>/dev/null)
+init=''
+{ IFS= read -r init </proc/1/comm; } 2>/dev/null
+if [ "$init" = systemd ]; then echo "systemd=1"; else echo "systemd=0"; fi
+if command -v pg_ctlcluster >/dev/null 2>&1; then echo "pg_ctlcluster=1"; else echo "pg_ctlcluster=0"; fi
+
+# describe PID: one "pm" row when /proc/PID is a postgres whose parent is not one; status 1 otherwise
+describe() {
+  me=$1 d=/proc/$1 comm='' stat='' pcomm=''
+  { IFS= read -r comm <"$d/comm"; } 2>/dev/null || return 1
+  case $comm in postgres | postmaster) ;; *) return 1 ;; esac
+  { IFS= read -r stat <"$d/stat"; } 2>/dev/null
+  # fields after "(comm) ": state ppid ...; comm may hold spaces or ")", so cut at the last ") "
+  # shellcheck disable=SC2086
+  set -- ${stat##*) } x x
+  state=$1 ppid=$2
+  { IFS= read -r pcomm <"/proc/$ppid/comm"; } 2>/dev/null
+  case $pcomm in postgres | postmaster) return 1 ;; esac
+  net=$(readlink "$d/ns/net" 2>/dev/null)
+  if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
+  l1='' l4='' l5='' hasfile=0 n=0
+  if [ -r "$d/cwd/postmaster.pid" ] && exec 9<"$d/cwd/postmaster.pid"; then
+    hasfile=1
+    while [ "$n" -lt 5 ] && IFS= read -r line <&9; do
+      n=$((n + 1))
+      case $n in 1) l1=$line ;; 4) l4=$line ;; 5) l5=$line ;; esac
+    done
+    exec 9<&-
+  fi
+  unit=''
+  if exec 8<"$d/cgroup"; then
+    while IFS= read -r line <&8; do
+      case $line in */*.service) unit=${line##*/}; break ;; esac
+    done
+    exec 8<&-
+  fi 2>/dev/null
+  printf 'pm\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$me" "$ppid" "$state" "$netrel" "$pcomm" \
+    "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \
+    "$l1" "$l4" "$l5" "$unit" "$hasfile" "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\0\t\n' '   ')"
+}
+
+found=0
+if [ -n "${1:-}" ]; then
+  pid=''
+  { IFS= read -r pid <"$1/postmaster.pid"; } 2>/dev/null
+  case $pid in '' | *[!0-9]*) ;; *) describe "$pid" && found=1 ;; esac
+fi
+if [ "$found" = 0 ]; then
+  for d in /proc/[0-9]*; do
+    describe "${d#/proc/}" || :
+  done
+fi
