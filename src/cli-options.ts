@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadVaultPasswords, type VaultKeyring } from './config/vault.js';
 import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
 import { commandEcho } from './remote/ssh.js';
-import { checkOutputPath } from './core/private-file.js';
+import { checkOutputPath } from './lib/private-file.js';
 
 /** Options every command that talks to a fleet shares (`run`, `status`), with Ansible's letters. */
 export const FLEET_OPTIONS = {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from './errors.js';
 import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from './types.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
+import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import type { ExecResult } from '../remote/connection.js';
 import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
@@ -385,8 +386,8 @@ function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: 
 export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean): StateStore {
   const t = vars.pgtls_track_originals;
   const track = !(t === false || t === 'false' || t === 'no');
-  const dir = typeof vars.pgtls_state_dir === 'string' ? vars.pgtls_state_dir : DEFAULT_STATE_DIR;
+  const dir = stateDirOf(vars);
   return { dir, track, signer: check ? null : signerFor(vars, host, track) };
 }
 
-export const DEFAULT_STATE_DIR = '/var/lib/pgtls/state';
+export { DEFAULT_STATE_DIR };

@@ -1,10 +1,15 @@
 import type { z } from 'zod';
 import type { ExecOptions, ExecResult } from '../remote/connection.js';
-import type { FileState } from '../remote/files.js';
 import type { ShellCommand } from '../remote/sh.js';
 import type { Secret } from './secret.js';
 
-export type { FileState };
+/** A file as read from a host (or as the executor's overlay holds it). */
+export interface FileState {
+  content: Buffer;
+  mode: string; // octal, e.g. "600"
+  owner: string;
+  group: string;
+}
 
 /** What pgtls learns about a host once, at the start of its first play. */
 export interface HostFacts {

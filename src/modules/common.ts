@@ -21,3 +21,10 @@ export const secretString = z
   .transform((v) => (v instanceof Secret ? v : new Secret(v)));
 
 export const absolutePath = z.string().regex(/^\//, 'must be an absolute path');
+
+/** The pgpool_service fact as a module argument: how the host runs Pgpool-II. */
+export const pgpoolServiceArg = z.union([
+  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
+  z.object({ kind: z.literal('init'), script: absolutePath }),
+  z.object({ kind: z.literal('unknown') }),
+]);

@@ -1,6 +1,5 @@
 import type { Secret } from '../core/secret.js';
 import type { ShellCommand } from './sh.js';
-import type { ShellSpec } from './stream-shell.js';
 
 export interface ExecOptions {
   /** Data for the command's stdin: the only way secrets reach a host. */
@@ -42,4 +41,21 @@ export interface Transport {
    */
   runIn?(shell: ShellSpec, cmd: ShellCommand, stdin: Buffer | undefined, timeoutMs: number): Promise<ExecResult>;
   close(): Promise<void>;
+}
+
+/** How a long-lived shell is started (stream-shell.ts): its command line inside the user's wrapper. */
+export interface ShellLaunch {
+  cmd: ShellCommand;
+  /** e.g. the become password line for `sudo -S`: written once, before the protocol starts. */
+  preamble?: Buffer;
+}
+
+/** Which long-lived shell runs a command (stream-shell.ts), and how to run it without one. */
+export interface ShellSpec {
+  /** One shell per key (the effective user, and how it is reached). */
+  key: string;
+  /** The agent inside the user's wrapper (runuser / sudo -n / sudo -S and its password line). */
+  launch(agent: ShellCommand): ShellLaunch;
+  /** The command as one channel would run it: used when this shell cannot be started. */
+  fallback(): { cmd: ShellCommand; stdin: Buffer | undefined };
 }

@@ -5,12 +5,8 @@ import { diropScript, hostScript } from './scripts.js';
 import { sh } from './sh.js';
 import { installedMac, READ_CAP, recordOf, signedExec, type StateStore } from './state.js';
 
-export interface FileState {
-  content: Buffer;
-  mode: string; // octal, e.g. "600"
-  owner: string;
-  group: string;
-}
+import type { FileState } from '../core/types.js';
+export type { FileState };
 
 /**
  * Reads a file with its metadata in one round trip; null when it does not exist. It is read as the

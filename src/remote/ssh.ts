@@ -1,6 +1,6 @@
 import { readFileSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { openPrivateAppend } from '../core/private-file.js';
+import { openPrivateAppend } from '../lib/private-file.js';
 import { redactKnown } from '../core/secret.js';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UnreachableError } from '../core/errors.js';

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import type { ExecResult } from './connection.js';
+import type { ExecResult, ShellLaunch, ShellSpec } from './connection.js';
+
+// the shell types live with the Transport interface (the leaf of the remote layer); re-exported for callers
+export type { ShellLaunch, ShellSpec };
 import { ShellCommand, sh } from './sh.js';
 import { standaloneScript } from './standalone-scripts.js';
 
@@ -29,11 +32,6 @@ export interface ShellChannel {
 export type ChannelOpener = (cmd: ShellCommand) => Promise<ShellChannel>;
 
 /** How the shell is started: its command line (the agent inside the user's wrapper) and what leads its stdin. */
-export interface ShellLaunch {
-  cmd: ShellCommand;
-  /** e.g. the become password line for `sudo -S`: written once, before the protocol starts. */
-  preamble?: Buffer;
-}
 
 /** The agent's command line; `wrap` puts it inside runuser/sudo exactly as a single command was. */
 export function agentCommand(readyToken: string): ShellCommand {
@@ -270,14 +268,6 @@ function lost(command: string, started: number): ExecResult {
 }
 
 /** Which long-lived shell a command runs in, how to start it, and how to run it without one. */
-export interface ShellSpec {
-  /** One shell per key (the effective user, and how it is reached). */
-  key: string;
-  /** The agent inside the user's wrapper (runuser / sudo -n / sudo -S and its password line). */
-  launch(agent: ShellCommand): ShellLaunch;
-  /** The command as one channel would run it: used when this shell cannot be started. */
-  fallback(): { cmd: ShellCommand; stdin: Buffer | undefined };
-}
 
 /** How long a new shell may take to say it is ready (sudo and PAM on a loaded host are slow). */
 const START_TIMEOUT_MS = 60_000;

@@ -1,7 +1,7 @@
 import type { ConfigIssue } from '../core/errors.js';
 import type { RunReport } from '../core/runner.js';
 import { diffStats } from './diff.js';
-import { writePrivateFile } from '../core/private-file.js';
+import { writePrivateFile } from '../lib/private-file.js';
 import { safeJson } from './sanitize.js';
 import { exitCodeOf } from './recap.js';
 

@@ -1,5 +1,5 @@
 import type { ConfigIssue } from '../core/errors.js';
-import { writePrivateFile } from '../core/private-file.js';
+import { writePrivateFile } from '../lib/private-file.js';
 import { safeText } from './sanitize.js';
 import { formatIssue } from '../core/errors.js';
 import type { RunReport } from '../core/runner.js';

@@ -5,9 +5,10 @@
  * the same validation before any connection (bad input: exit 2), the same SSH setup and host
  * key checks, the same facts. Nothing here opens a connection of its own.
  */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../lib/private-file.js';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { loadInventory } from '../config/inventory.js';
 import { abortOnSignals, applyVerbosity, FLEET_OPTIONS, fleetSettings, parseCommandLine, vaultKeyring } from '../cli-options.js';
 import type { VaultKeyring } from '../config/vault.js';
@@ -144,12 +145,9 @@ async function inspect(argv: string[], registry: ReadonlyMap<string, ModuleDef>)
 
 /** The textfile collector must never read a half-written file: temp file in the same directory, then rename. */
 function writeAtomically(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, file);
+    writeFileAtomic(file, text, 0o644);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new ConfigError([{ file: file, field: '--output', message: `cannot write: ${(e as Error).message}` }]);
   }
 }

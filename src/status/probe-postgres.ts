@@ -8,7 +8,7 @@
 import type { PlanContext } from '../core/types.js';
 import { pgServer, psqlQuery, userVar } from '../facts/postgres.js';
 import { unsupportedMajor } from '../facts/pg-versions.js';
-import { connectTarget } from '../modules/pg-service/verify.js';
+import { connectTarget } from '../postgres/verify.js';
 import { servedCert } from '../tls/served-cert.js';
 import { certView } from './cert.js';
 import { conninfoParams, effectiveSslmode } from './conninfo.js';

@@ -104,7 +104,7 @@ test('before install: TLS off everywhere, password rules without TLS, md5 roles;
   // the table, for people
   const table = await pgtls(['status', '-i', inventory, '--limit', 'pg1']);
   assert.is(table.code, 1);
-  assert.match(table.stdout, /pg1 .* NEEDS ACTION/);
+  assert.match(table.stdout, /pg1 .* NEEDS ACTION/, table.stdout + table.stderr);
   assert.match(table.stdout, /TLS \(handshake\) +OFF/);
   assert.match(table.stdout, /^ {2}! \[plaintext-replication\] 1 replication stream without TLS/m);
   console.log(`  status (3 hosts, before install): ${statusMs} ms`);

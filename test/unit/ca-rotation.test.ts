@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, createCsr, crossSign, generateKeyPair, inspectCert, signCsr, splitPemBundle, type CertAndKey } from '../../src/crypto/x509.js';
 import { decideCert, type WantedCert } from '../../src/modules/gencert/decide.js';
-import { caView, certFile, forced, type Force, type Rotation, type RotationMode } from '../../src/modules/gencert/rotation.js';
+import { caView, certFile, forced, type Force, type Rotation, type RotationMode } from '../../src/ca/rotation.js';
 import {
   beginRotation,
   finishRotation,
@@ -18,8 +18,8 @@ import {
   publishRotation,
   readRotation,
   viewRotation,
-} from '../../src/modules/gencert/rotation-store.js';
-import { loadOrCreateCa } from '../../src/modules/gencert/ca.js';
+} from '../../src/ca/rotation-store.js';
+import { loadOrCreateCa } from '../../src/ca/ca.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pgtls-ca-rotation-test-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

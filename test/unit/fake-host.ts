@@ -72,6 +72,8 @@ const result = (command: string, stdout: string | Buffer, exitCode = 0, stderr =
 
 export class FakeTransport implements Transport {
   readonly files = new Map<string, Required<FakeFile> & { content: Buffer }>();
+  /** the host's clock (epoch seconds): a commit stamps the files it writes with it, then it advances */
+  now = 10_000;
   /** every command as run (unwrapped), with its user */
   readonly log: { cmd: string; user: string; stdin: string }[] = [];
 
@@ -97,6 +99,26 @@ export class FakeTransport implements Transport {
 
   async close(): Promise<void> {}
 
+  /** commit.sh's effect (its own behaviour is tested in write-path.test.ts): 12 words per change, contents on stdin in order. */
+  private commit(text: string, args: string[], stdin: Buffer): ExecResult {
+    let at = 0;
+    const t = this.now++;
+    for (let i = 0; i + 11 < args.length; i += 12) {
+      const [op, path, from, len, , mode, owner, group] = args.slice(i, i + 8) as string[];
+      if (op === 'write') {
+        const prev = this.files.get(path!);
+        this.put(path!, { content: stdin.subarray(at, at + Number(len)), mode: mode || prev?.mode, owner: owner || prev?.owner, group: group || prev?.group, mtime: t, ctime: t });
+        at += Number(len);
+      } else if (op === 'remove') this.files.delete(path!);
+      else if (op === 'rename') {
+        const f = this.files.get(from!);
+        if (f) this.files.set(path!, { ...f, ctime: t });
+        this.files.delete(from!);
+      }
+    }
+    return result(text, '');
+  }
+
   private answer(text: string, user: string, stdin: string): ExecResult {
     const w = shellWords(text);
     // runuser -u USER -- sh -c CMD: the command as that user
@@ -113,6 +135,7 @@ export class FakeTransport implements Transport {
       if (!f) return result(text, '', 3);
       return result(text, Buffer.concat([Buffer.from(`${f.mode} ${f.owner} ${f.group}\n`), f.content]));
     }
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-commit') return this.commit(text, w.slice(9), Buffer.from(stdin, 'utf8'));
     if (w[0] === 'stat' && w[1] === '-L' && w[2] === '-c' && w[4] === '--') {
       const fine = w[3]!.includes('%.9');
       const lines = w.slice(5).flatMap((p) => {
@@ -144,11 +167,11 @@ export interface FakeSession {
 /** The real executor (check or not) on a fake host; `memos` answer ctx.memo/memoStable keys without probing. */
 export function fakeSession(
   spec: FakeHostSpec,
-  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; host?: string; transport?: FakeTransport } = {},
+  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; host?: string; transport?: FakeTransport; runId?: string } = {},
 ): FakeSession {
   const transport = o.transport ?? new FakeTransport(spec);
   const host = o.host ?? 'pg1';
-  const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, 'testrun-1');
+  const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, o.runId ?? 'testrun-1');
   const warnings: string[] = [];
   const vars = { inventory_hostname: host, ansible_check_mode: o.check ?? false, ...(o.vars ?? {}) };
   const base = session.context(vars, (m) => warnings.push(m));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createCA, createCsr, generateKeyPair, inspectCert, signCsr, type CertAndKey } from '../../src/crypto/x509.js';
-import { loadOrCreateCa } from '../../src/modules/gencert/ca.js';
+import { loadOrCreateCa } from '../../src/ca/ca.js';
 import { decideCert, type ExistingCert, type WantedCert } from '../../src/modules/gencert/decide.js';
 import { parseCsrs, parseProbe } from '../../src/modules/gencert/host.js';
 

@@ -10,7 +10,7 @@ import { sh } from '../../src/remote/sh.js';
 import { FakeTransport, fakeSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
-const WRITE_PATH = { match: /pgtls-(lock|unlock|write|remove|rollback|prepare|record)\b/, stdout: '' };
+const WRITE_PATH = { match: /pgtls-(lock|unlock|commit|write|remove|rollback|prepare|record)\b/, stdout: '' };
 // no originals tracked, and no signing key (the repository's working directory may hold one)
 const VARS = { pgtls_track_originals: false, pgtls_state_dir: '/var/lib/pgtls/state', pgtls_state_key_file: '/nonexistent/pgtls-test.state.key' };
 
@@ -60,6 +60,15 @@ test('real run: stat of a path not planned comes from the host (nanoseconds, or 
   const g = fakeSession({}, { transport: old });
   const o = (await g.ctx.stat(['/etc/a'])).get('/etc/a')!;
   assert.ok(o.mtime > 2000.99 && o.mtime < 2001);
+});
+
+test('real run: a held write is "pending" to stat, even when asking the host about other paths commits it', async () => {
+  const f = fakeSession({ files: { '/etc/other': { content: 'o', mtime: 50 } }, answers: [WRITE_PATH] }, { vars: VARS });
+  await f.session.apply([write('/etc/a.conf', 'new\n')], f.ctx);
+  const st = await f.ctx.stat(['/etc/a.conf', '/etc/other']);
+  assert.ok(st.get('/etc/a.conf')?.pending, 'the planned write counts as a change in this run');
+  assert.is(st.get('/etc/other')!.mtime, 50);
+  assert.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-commit'), 'the probe committed the held write first');
 });
 
 test('real run: a failed verify restores the journal (newest first) and runs recover; the host fails', async () => {

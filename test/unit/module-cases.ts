@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { PgServer } from '../../src/facts/postgres.js';
 import { encryptPoolPassword } from '../../src/crypto/pool-passwd.js';
 import type { FakeHostSpec } from './fake-host.js';
+import type { Action } from '../../src/core/types.js';
 
 export interface ModuleCase {
   name: string;
@@ -17,6 +18,8 @@ export interface ModuleCase {
   host: FakeHostSpec;
   memos?: Record<string, unknown>;
   vars?: Record<string, unknown>;
+  /** What earlier tasks of the run did on this host (applied by the executor before planning). */
+  before?: Action[];
 }
 
 export const PG: PgServer = {
@@ -134,6 +137,18 @@ export function moduleCases(): ModuleCase[] {
       args: {},
       host: { files: { [CONF]: { content: 'ssl = on\n', mtime: 3000 }, [HBA]: { content: 'x\n', mtime: 1000 } }, answers: [psqlAnswer(/pg_conf_load_time/, serverStateJson({ load: 2000 }))] },
       memos: PG_MEMO,
+    },
+    {
+      name: 'restart: an earlier task of this run changed postgresql.conf (held in a real run, overlay in --check): reload',
+      module: 'restart',
+      args: {},
+      host: {
+        files: { [CONF]: { content: 'ssl = off\n', mtime: 1000 }, [HBA]: { content: 'x\n', mtime: 1000 } },
+        answers: [psqlAnswer(/pg_conf_load_time/, serverStateJson({ load: 2000 })), { match: /pgtls-lock\b/, stdout: '' }],
+      },
+      memos: PG_MEMO,
+      vars: { pgtls_track_originals: false, pgtls_state_key_file: '/nonexistent/pgtls-test.state.key' },
+      before: [{ kind: 'write', path: CONF, content: Buffer.from('ssl = on\n') }],
     },
     {
       name: 'restart: nothing changed since the last reload: nothing',

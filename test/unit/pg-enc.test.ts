@@ -13,7 +13,7 @@ import { encryptPoolPassword, poolPasswdEntry } from '../../src/crypto/pool-pass
 import { optionValue, pgpoolSetting, poolPasswdPath } from '../../src/facts/pgpool.js';
 import { planPoolPasswd } from '../../src/modules/pg-enc/entries.js';
 import { pgEnc } from '../../src/modules/pg-enc/module.js';
-import { parseState, restartCommand } from '../../src/modules/pgpool-service/restart.js';
+import { parseState, restartCommand } from '../../src/pgpool/restart.js';
 import { quoteConninfoValue } from '../../src/pgconf/conninfo.js';
 
 const KEY = 'probe-pgpool-key-123';

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isLoopbackAddress } from '../../src/modules/pg-hba/address.js';
-import { hbaQuote, REJECT_MARK, rewriteHba, type HbaRewriteOptions } from '../../src/modules/pg-hba/rewrite.js';
+import { isLoopbackAddress } from '../../src/hba/address.js';
+import { hbaQuote, REJECT_MARK, rewriteHba, type HbaRewriteOptions } from '../../src/hba/rewrite.js';
 
 /** Joins lines with \n and ends the file with one. Every expected output below is written by hand. */
 const f = (...l: string[]): string => `${l.join('\n')}\n`;

@@ -11,7 +11,7 @@ import { silentReporter } from '../../src/core/reporter.js';
 import { Secret, redactKnown } from '../../src/core/secret.js';
 import { hostVars } from '../../src/core/vars.js';
 import type { Change, FileState, PlanContext } from '../../src/core/types.js';
-import { openPrivateAppend, writePrivateFile, OutputFileError } from '../../src/core/private-file.js';
+import { openPrivateAppend, writePrivateFile, OutputFileError } from '../../src/lib/private-file.js';
 import { modules } from '../../src/modules/index.js';
 import { lineinfile } from '../../src/modules/lineinfile/module.js';
 import { SecretOnCommandLineError, sh } from '../../src/remote/sh.js';

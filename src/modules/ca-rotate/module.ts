@@ -1,7 +1,7 @@
 /**
  * ca_rotate: the controller's steps of a CA rotation (playbooks/reissue.yaml -e reissue=ca / ca-finish).
  * It changes nothing on the host it runs for: the CA directory is on the controller
- * (gencert/rotation-store.ts). gencert then converges each host to the stage its
+ * (src/ca/rotation-store.ts). gencert then converges each host to the stage its
  * `ca_rotation` argument names.
  *
  *   begin    a new CA in pgtls_ca_dir/next/, cross-signed both ways with the current one
@@ -15,11 +15,11 @@
  * next tasks plan against an in-memory copy.
  */
 import { z } from 'zod';
-import { caDirProblem, finishProblem } from '../gencert/ca-dir-check.js';
+import { caDirProblem, finishProblem } from '../../ca/ca-dir-check.js';
 import { defineModule, type Change } from '../../core/types.js';
-import { caDirFor } from '../gencert/module.js';
-import { resolveFromInventory, useCaPassphraseFile } from '../gencert/ca-key.js';
-import { beginRotation, finishRotation, publishRotation, viewRotation } from '../gencert/rotation-store.js';
+import { caDirFor } from '../../ca/ca.js';
+import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
+import { beginRotation, finishRotation, publishRotation, viewRotation } from '../../ca/rotation-store.js';
 
 const int = z.coerce.number().int();
 const args = z
@@ -45,14 +45,14 @@ export const caRotate = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     useCaPassphraseFile(ctx.vars);
     const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    if (a.step === 'begin' && (await viewRotation(dir))?.published)
+    if (a.step === 'begin' && (await viewRotation(dir, ctx.runId))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
     const step = (simulate: boolean) =>
       a.step === 'begin'
-        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate })
+        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate, scope: ctx.runId })
         : a.step === 'publish'
-          ? publishRotation(dir, simulate)
-          : finishRotation(dir, simulate);
+          ? publishRotation(dir, simulate, ctx.runId)
+          : finishRotation(dir, simulate, ctx.runId);
     // The executor runs the step on the controller (in --check: simulates it in memory, for the tasks after it).
     // Several hosts ask at once; the step happens once, and a host that joined another host's step did nothing itself.
     const once = (simulate: boolean) => async () => {

@@ -14,7 +14,8 @@
  * certificate gencert issues in the same run) make the change conditional: read when applied.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic } from '../../lib/private-file.js';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
@@ -85,12 +86,7 @@ async function localState(dir: string): Promise<{ sums: string[]; modesOk: boole
 async function writeLocal(dir: string, contents: Buffer[]): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  for (const [i, f] of FILES.entries()) {
-    const tmp = join(dir, `.${f.name}.pgtls-tmp-${process.pid}`);
-    await writeFile(tmp, contents[i]!, { mode: f.mode });
-    await chmod(tmp, f.mode); // whatever the umask
-    await rename(tmp, join(dir, f.name));
-  }
+  for (const [i, f] of FILES.entries()) writeFileAtomic(join(dir, f.name), contents[i]!, f.mode);
 }
 
 function checkCn(ctx: PlanContext, certPem: string, users: string[]): string {

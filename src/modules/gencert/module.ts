@@ -23,18 +23,18 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
-import { caDirProblem } from './ca-dir-check.js';
+import { caDirProblem } from '../../ca/ca-dir-check.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
 import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
-import { loadOrCreateCa } from './ca.js';
-import { resolveFromInventory, useCaPassphraseFile } from './ca-key.js';
+import { caDirFor, loadOrCreateCa } from '../../ca/ca.js';
+import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
 import { decideCert, type Decision } from './decide.js';
-import { ROTATION_MODES, caView, certFile, forced, type CaView } from './rotation.js';
-import { viewRotation } from './rotation-store.js';
-import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { ROTATION_MODES, caView, certFile, forced, type CaView } from '../../ca/rotation.js';
+import { viewRotation } from '../../ca/rotation-store.js';
+import { stateDirOf } from '../../lib/state-dir.js';
 import { chooseServerSans } from './sans.js';
 import { keyAttrsCommand, keyDirsCommand, keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
 
@@ -121,7 +121,7 @@ export const gencert = defineModule({
     const perNode = a.ca === 'per_node';
     useCaPassphraseFile(ctx.vars);
     const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    const rotation = await viewRotation(caDir);
+    const rotation = await viewRotation(caDir, ctx.runId);
     const caOpts = {
       dir: caDir,
       commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
@@ -236,15 +236,6 @@ export const gencert = defineModule({
 });
 
 const DIR_MODE = '750';
-
-function stateDirOf(vars: Readonly<Record<string, unknown>>): string {
-  return typeof vars.pgtls_state_dir === 'string' ? vars.pgtls_state_dir : DEFAULT_STATE_DIR;
-}
-
-/** The directory of the CA a host's certificates come from (shared, or one per node). */
-export function caDirFor(ca: 'shared' | 'per_node', caDir: string, host: string): string {
-  return ca === 'per_node' ? join(caDir, 'nodes', host) : caDir;
-}
 
 const cn = (pem: string) => `"${inspectCert(pem).subjectCN ?? '?'}"`;
 

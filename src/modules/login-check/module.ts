@@ -14,8 +14,8 @@ import { TaskError } from '../../core/errors.js';
 import { redact, type Secret } from '../../core/secret.js';
 import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
-import { absolutePath, secretString } from '../common.js';
-import { pgpoolServiceArg as service, restartCommand } from '../pgpool-service/restart.js';
+import { absolutePath, pgpoolServiceArg as service, secretString } from '../common.js';
+import { restartCommand } from '../../pgpool/restart.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
 import { retryUntil } from '../../lib/retry.js';
 

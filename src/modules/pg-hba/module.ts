@@ -13,7 +13,7 @@ import { TaskError } from '../../core/errors.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { absolutePath, yamlBool } from '../common.js';
-import { rewriteHba } from './rewrite.js';
+import { rewriteHba } from '../../hba/rewrite.js';
 
 const args = z
   .object({

@@ -20,9 +20,9 @@ import { defineModule, type Change, type ExecAction, type PlanContext } from '..
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
-import { serviceCommand } from './service.js';
-import { serverState, type ServerState } from './state.js';
-import { connectTarget, verifyServer } from './verify.js';
+import { serviceCommand } from '../../postgres/service.js';
+import { serverState, type ServerState } from '../../postgres/state.js';
+import { connectTarget, verifyServer } from '../../postgres/verify.js';
 
 const args = z
   .object({
@@ -50,10 +50,9 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
   // anyway; a link it planted shows root nothing more than the user could see itself. The key file is only
   // stat'ed, never read back to the controller.
   const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))];
-  for (const [f, t] of await ctx.stat(files, { user: s.osUser })) {
-    if (t.pending) out.push(`${f} changed by this run`);
-    else if (t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
-  }
+  // (a file this run wrote and did not commit yet counts as changed, with the same words: the plan must
+  // not depend on whether the executor has written it yet)
+  for (const [f, t] of await ctx.stat(files, { user: s.osUser })) if (t.pending || t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
   if (st.ssl && st.certFile) {
     const file = await ctx.readFile(st.certFile, { user: s.osUser });
     const t = connectTarget(ctx, s, verifyHost);

@@ -4,8 +4,8 @@ import { TaskError } from '../../core/errors.js';
 import type { Secret } from '../../core/secret.js';
 import { defineModule, type Action, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
-import { absolutePath, secretString, yamlBool } from '../common.js';
-import { describeService, parseState, pgpoolServiceArg as service, restartCommand, stateCommand } from './restart.js';
+import { absolutePath, pgpoolServiceArg as service, secretString, yamlBool } from '../common.js';
+import { describeService, parseState, restartCommand, stateCommand } from '../../pgpool/restart.js';
 import { plaintextToBackends } from './backends.js';
 import { checkLogin, checkServedCert, preRestartProblem } from './verify.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
@@ -141,10 +141,9 @@ async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: {
   if (!st.running) return ['it is not running'];
   const reasons: string[] = [];
   const started = st.running.startedAt;
-  const pending = files.filter((f) => times.get(f)?.pending);
-  const newer = files.filter((f) => !pending.includes(f) && (times.get(f)?.ctime ?? 0) > started);
+  // a file this run wrote and did not commit yet counts the same (pending: +Infinity), in the same words
+  const newer = files.filter((f) => (times.get(f)?.ctime ?? 0) > started);
   if (newer.length > 0) reasons.push(`changed since it started: ${newer.join(', ')}`);
-  if (pending.length > 0) reasons.push(`changed by this run: ${pending.join(', ')}`);
   if (reasons.length === 0 && a.verify && ssl.cert) {
     // running and unchanged: does it actually serve the certificate on disk? (it may have started without SSL)
     const cert = await ctx.readFile(ssl.cert);

@@ -10,6 +10,7 @@
  * a doomed restart is not even attempted.
  */
 import { TaskError } from '../../core/errors.js';
+import { retryUntil } from '../../lib/retry.js';
 import type { Secret } from '../../core/secret.js';
 import type { PlanContext } from '../../core/types.js';
 import { RemoteCommandError } from '../../remote/connection.js';
@@ -50,25 +51,27 @@ export async function preRestartProblem(
   return keyProblem === null ? null : `Pgpool-II TLS key: ${keyProblem}`;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The port presents `certFile`; retried while the new pgpool is still coming up (bounded). */
 export async function checkServedCert(ctx: PlanContext, host: string, port: number, certFile: string, waitMs: number): Promise<void> {
   const file = await ctx.readFile(certFile);
   if (!file) throw new TaskError(`${certFile} does not exist`);
   const want = fingerprint(file.content.toString('utf8'));
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const served = await servedCert(ctx, host, port, host);
-    if (served.pem && fingerprint(served.pem) === want) return;
-    const why = served.pem
-      ? `${host}:${port} presents certificate ${fingerprint(served.pem)}, not ${certFile} (${want})`
-      : `${host}:${port} does not complete a TLS handshake (${served.detail || 'no certificate'}; via ${served.via}): ` +
-        'Pgpool-II starts WITHOUT SSL when it cannot load its key or certificate, see its log';
-    // a refused connection is worth waiting for; a server that answered is not going to change its mind
-    if (Date.now() >= deadline || (served.pem === null && !/refused|timed out|errno=111/i.test(served.detail))) throw new TaskError(why);
-    await sleep(200);
-  }
+  const why = await retryUntil(
+    waitMs,
+    async () => {
+      const served = await servedCert(ctx, host, port, host);
+      if (served.pem && fingerprint(served.pem) === want) return { done: true };
+      const why = served.pem
+        ? `${host}:${port} presents certificate ${fingerprint(served.pem)}, not ${certFile} (${want})`
+        : `${host}:${port} does not complete a TLS handshake (${served.detail || 'no certificate'}; via ${served.via}): ` +
+          'Pgpool-II starts WITHOUT SSL when it cannot load its key or certificate, see its log';
+      // a refused connection is worth waiting for; a server that answered is not going to change its mind
+      return { done: false, value: why, final: served.pem === null && !/refused|timed out|errno=111/i.test(served.detail) };
+    },
+    200,
+  );
+  if (why !== undefined) throw new TaskError(why);
 }
 
 
@@ -84,19 +87,16 @@ export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number
     connect_timeout: 10,
     application_name: 'pgtls-verify',
   });
-  const deadline = Date.now() + waitMs;
-  for (;;) {
+  const failure = await retryUntil(waitMs, async () => {
     try {
       const res = await ctx.query(passwordClientCommand(c.psql, conninfo, 'select 1'), { stdin: c.password, timeoutMs: 30_000 });
-      if (res.stdout.toString('utf8').trim() === '1') return;
+      if (res.stdout.toString('utf8').trim() === '1') return { done: true };
       throw new TaskError(`unexpected answer: ${res.stdout.toString('utf8').slice(0, 200)}`);
     } catch (e) {
       const msg = e instanceof RemoteCommandError || e instanceof TaskError ? e.message : String(e);
       // pgpool answered and said no: waiting will not change that (only "not up yet" is worth a retry)
-      const definitive = /authentication|password|pool_passwd|pool_hba|certificate|does not exist/i.test(msg);
-      if (definitive || Date.now() >= deadline)
-        throw new TaskError(`SCRAM login as ${c.user} over TLS (verify-full) through ${c.host}:${c.port} failed: ${msg}`);
-      await sleep(500);
+      return { done: false, value: msg, final: /authentication|password|pool_passwd|pool_hba|certificate|does not exist/i.test(msg) };
     }
-  }
+  });
+  if (failure !== undefined) throw new TaskError(`SCRAM login as ${c.user} over TLS (verify-full) through ${c.host}:${c.port} failed: ${failure}`);
 }

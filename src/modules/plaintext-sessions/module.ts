@@ -17,8 +17,8 @@ import { z } from 'zod';
 import { defineModule, type Change } from '../../core/types.js';
 import { pgServer, psqlAction, psqlQuery } from '../../facts/postgres.js';
 import { describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';
-import { isLoopbackAddress } from '../pg-hba/address.js';
-import { plainRows, type HbaRuleRow } from '../pg-hba/plain-rules.js';
+import { isLoopbackAddress } from '../../hba/address.js';
+import { plainRows, type HbaRuleRow } from '../../hba/plain-rules.js';
 import { yamlBool } from '../common.js';
 
 const args = z

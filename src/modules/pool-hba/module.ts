@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { absolutePath, yamlBool } from '../common.js';
-import { rewriteHba } from '../pg-hba/rewrite.js';
+import { rewriteHba } from '../../hba/rewrite.js';
 
 const args = z
   .object({

@@ -12,11 +12,11 @@
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { stateDirOf } from '../../lib/state-dir.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath } from '../common.js';
-import { resolveFromInventory } from '../gencert/ca-key.js';
+import { resolveFromInventory } from '../../ca/ca-key.js';
 
 const args = z
   .object({
@@ -41,7 +41,7 @@ export const removeCa = defineModule({
     const files = [join(dir, 'ca.key'), join(dir, 'ca.crt')];
     const present = (await Promise.all(files.map(exists))).some(Boolean);
     if (!present) return [];
-    const state = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
+    const state = stateDirOf(ctx.vars, a.state_dir);
     return [
       {
         summary: `remove the CA ${dir} (ca.key, ca.crt) on the controller`,
@@ -54,7 +54,7 @@ export const removeCa = defineModule({
             shared: dir,
             run: async () => {
               await Promise.all(files.map((f) => rm(f, { force: true })));
-              // a CA rotation's other generations (gencert/rotation-store.ts) go with it
+              // a CA rotation's other generations (src/ca/rotation-store.ts) go with it
               await Promise.all(ROTATION_DIRS.map((d) => rm(join(dir, d), { recursive: true, force: true })));
               await rmdir(dir).catch(() => undefined); // only when empty
               return `removed the CA ${dir}`;

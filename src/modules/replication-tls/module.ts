@@ -24,7 +24,7 @@
  */
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
-import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { stateDirOf } from '../../lib/state-dir.js';
 import { defineModule, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../core/types.js';
 import { pgServer, type PgServer } from '../../facts/postgres.js';
 import { conninfoPolicy, standbyFacts } from '../../facts/replication.js';
@@ -34,7 +34,7 @@ import { recordBase } from '../../remote/state.js';
 import { sh } from '../../remote/sh.js';
 import { renderValue } from '../../template/render.js';
 import { absolutePath } from '../common.js';
-import { serviceCommand } from '../pg-service/service.js';
+import { serviceCommand } from '../../postgres/service.js';
 import { decideUpstream, targets, type FleetHost } from './upstream.js';
 import { standbyStreams, upstreamServesFleetTls } from './verify.js';
 
@@ -199,7 +199,7 @@ async function planOriginal(
   assign: ReturnType<typeof findGucAssignment>,
   oldPid: number | null,
 ): Promise<Change[]> {
-  const dir = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
+  const dir = stateDirOf(ctx.vars, a.state_dir);
   const orig = await ctx.readFile(`${recordBase(dir, path)}.orig`);
   if (!orig) return []; // pgtls never changed this file
   const origText = orig.content.toString('utf8');

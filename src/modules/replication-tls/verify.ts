@@ -16,6 +16,7 @@
  * executor put the file back and reload (restart) again: the standby returns to its old conninfo.
  */
 import { TaskError } from '../../core/errors.js';
+import { retryUntil } from '../../lib/retry.js';
 import type { PlanContext } from '../../core/types.js';
 import type { PgServer } from '../../facts/postgres.js';
 import { psqlQuery } from '../../facts/postgres.js';
@@ -66,49 +67,50 @@ export interface StreamExpectation {
   waitSeconds: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExpectation): Promise<void> {
-  const deadline = Date.now() + e.waitSeconds * 1000;
   let seen = 'no walreceiver';
   let target = '';
-  for (;;) {
-    try {
-      const f = await standbyFacts(ctx, s);
-      const wr = f.walReceiver;
-      if (!wr) seen = 'no walreceiver';
-      else {
-        let shown: Record<string, string | undefined> = {};
-        try {
-          const c = parseConninfo(wr.conninfo);
-          shown = Object.fromEntries(Object.keys(e.want).map((k) => [k, conninfoValue(c, k)]));
-        } catch {
-          shown = {};
-        }
-        const fresh = e.oldPid === null || wr.pid !== e.oldPid;
-        // the server prints this conninfo as bare key=value pairs, unquoted (libpqrcv_get_conninfo):
-        // a value with a space is matched in the raw text
-        const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v || ` ${wr.conninfo} `.includes(` ${k}=${v} `));
-        seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
-        if (fresh && matches && wr.status === 'streaming') {
-          if (!target) {
-            const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`, { independentOfFiles: true })).trim();
-            if (lsn) target = lsn;
+  const streaming = await retryUntil(
+    e.waitSeconds * 1000,
+    async () => {
+      try {
+        const f = await standbyFacts(ctx, s);
+        const wr = f.walReceiver;
+        if (!wr) seen = 'no walreceiver';
+        else {
+          let shown: Record<string, string | undefined> = {};
+          try {
+            const c = parseConninfo(wr.conninfo);
+            shown = Object.fromEntries(Object.keys(e.want).map((k) => [k, conninfoValue(c, k)]));
+          } catch {
+            shown = {};
           }
-          if (target) {
-            const done = (await psqlQuery(ctx, s, `select pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '${target.replace(/[^0-9A-F/]/gi, '')}') >= 0;\n`)).trim();
-            if (done === 't') return;
-            seen += `, replay not yet at ${target}`;
+          const fresh = e.oldPid === null || wr.pid !== e.oldPid;
+          // the server prints this conninfo as bare key=value pairs, unquoted (libpqrcv_get_conninfo):
+          // a value with a space is matched in the raw text
+          const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v || ` ${wr.conninfo} `.includes(` ${k}=${v} `));
+          seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
+          if (fresh && matches && wr.status === 'streaming') {
+            if (!target) {
+              const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`, { independentOfFiles: true })).trim();
+              if (lsn) target = lsn;
+            }
+            if (target) {
+              const done = (await psqlQuery(ctx, s, `select pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '${target.replace(/[^0-9A-F/]/gi, '')}') >= 0;\n`)).trim();
+              if (done === 't') return { done: true };
+              seen += `, replay not yet at ${target}`;
+            }
           }
         }
+      } catch (err) {
+        seen = `not answering (${(err as Error).message})`; // restarting (PostgreSQL < 13)
       }
-    } catch (err) {
-      seen = `not answering (${(err as Error).message})`; // restarting (PostgreSQL < 13)
-    }
-    if (Date.now() > deadline) {
-      const want = Object.entries(e.want).map(([k, v]) => `${k}=${v}`).join(' ');
-      throw new TaskError(`the standby did not stream again with ${want} within ${e.waitSeconds}s (${seen}; see the server log)`);
-    }
-    await sleep(300);
+      return { done: false, value: seen };
+    },
+    300,
+  );
+  if (streaming !== undefined) {
+    const want = Object.entries(e.want).map(([k, v]) => `${k}=${v}`).join(' ');
+    throw new TaskError(`the standby did not stream again with ${want} within ${e.waitSeconds}s (${streaming}; see the server log)`);
   }
 }

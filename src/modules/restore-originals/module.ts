@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { defineModule, type Action, type Change, type PlanContext } from '../../core/types.js';
-import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
+import { stateDirOf } from '../../lib/state-dir.js';
 import { sha256Hex } from '../../remote/files.js';
 import { diropScript, hostScript } from '../../remote/scripts.js';
 import { sh } from '../../remote/sh.js';
@@ -37,7 +37,7 @@ export const restoreOriginals = defineModule({
   description: 'put files back as they were before pgtls changed them',
   args,
   async plan(ctx, a): Promise<Change[]> {
-    const dir = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
+    const dir = stateDirOf(ctx.vars, a.state_dir);
     const under = (path: string, d: string) => path.startsWith(d.replace(/\/+$/, '') + '/');
     const tracked = (await listTracked(ctx, dir)).filter(
       (t) => (!a.paths || a.paths.includes(t.path)) && !a.exclude_under.some((d) => under(t.path, d)),

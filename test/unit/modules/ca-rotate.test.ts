@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import type { LocalAction } from '../../../src/core/types.js';
 import { controllerDir } from '../module-cases.js';
+import { loadOrCreateCa } from '../../../src/ca/ca.js';
+import { forgetSimulated, readRotation, viewRotation } from '../../../src/ca/rotation-store.js';
 import { planModule } from './plan.js';
 
 test('begin: one conditional change holding a local action (run and simulate), nothing written by plan()', async () => {
@@ -30,6 +32,18 @@ test('begin without a CA: the step fails when run; --check says it would create 
   const r = await dry.session.apply(dry.changes[0]!.actions, dry.ctx);
   assert.match(String(r.outcome), /^would create a CA in .*, then rotate it$/);
   assert.equal(readdirSync(dir), []);
+});
+
+test('--check simulates begin in memory for the tasks after it, in ITS run only (no process-wide state)', async () => {
+  const dir = controllerDir();
+  await loadOrCreateCa({ dir, commonName: 'pgtls CA', days: 30, keyBits: 2048, create: true });
+  const dry = await planModule('ca_rotate', { step: 'begin', ca_dir: dir }, {}, { check: true, runId: 'check-run' });
+  const r = await dry.session.apply(dry.changes[0]!.actions, dry.ctx);
+  assert.match(String(r.outcome), /^would create a new CA "pgtls CA \d{4}-/);
+  assert.ok(await viewRotation(dir, 'check-run'), 'the --check run sees its simulated rotation');
+  assert.is(await viewRotation(dir, 'real-run'), null, 'another run does not');
+  assert.is(await readRotation(dir), null, 'nothing on disk');
+  forgetSimulated(dir, 'check-run');
 });
 
 test.run();

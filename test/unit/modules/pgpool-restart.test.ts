@@ -20,14 +20,14 @@ test('nothing newer than the pid file and no verify: nothing', async () => {
   assert.equal(changes, []);
 });
 
-test('a file an earlier task of this --check run planned: "changed by this run"', async () => {
+test('a file an earlier task of this --check run planned: changed, in the same words as on disk', async () => {
   const files = { ...base.host.files!, '/etc/pgpool2/pool_hba.conf': { content: 'x\n', ctime: 1000 } };
   const p = await planModule('pgpool_restart', base.args, { ...base.host, files }, { check: true });
   await p.session.apply([{ kind: 'write', path: '/etc/pgpool2/pool_hba.conf', content: Buffer.from('y\n') }], p.ctx);
   const { modules } = await import('../../../src/modules/index.js');
   const mod = modules.get('pgpool_restart')!;
   const after = await mod.plan(p.ctx, mod.args.parse(base.args));
-  assert.match(after[0]!.summary, /changed by this run: \/etc\/pgpool2\/pool_hba\.conf/);
+  assert.match(after[0]!.summary, /changed since it started: \/etc\/pgpool2\/pool_hba\.conf/);
 });
 
 test('not running: restart; with verify and TLS files, a keepRollback pre-restart check comes first', async () => {

@@ -19,7 +19,7 @@ export async function planModule(
   module: string,
   args: unknown,
   spec: FakeHostSpec = {},
-  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; transport?: FakeTransport; host?: string } = {},
+  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; transport?: FakeTransport; host?: string; runId?: string } = {},
 ): Promise<Planned> {
   const f = fakeSession(spec, o);
   const changes = await modules.get(module)!.plan(f.ctx, parseArgs(module, args));

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ExecAction, VerifyAction } from '../../../src/core/types.js';
-import { PG_MEMO, serverStateJson } from '../module-cases.js';
+import { PG_MEMO, moduleCases, serverStateJson } from '../module-cases.js';
 import { kinds, planCase, planModule } from './plan.js';
 
 const CONF = '/etc/postgresql/15/main/postgresql.conf';
@@ -25,7 +25,7 @@ test('nothing newer than the last reload: nothing; whole-second stat counts the 
   assert.is((await planCase('restart: old coreutils')).changes.length, 0, 'the fake prints nanoseconds: 2000 < 2000.5');
 });
 
-test('a file an earlier task of this --check run planned (overlay): "changed by this run"', async () => {
+test('a file an earlier task of this --check run planned (overlay): changed, in the same words as on disk', async () => {
   const spec = {
     files: { [CONF]: { content: 'ssl = off\n', mtime: 1000 }, [HBA]: { content: 'x\n', mtime: 1000 } },
     answers: [{ match: /psql/, stdin: /pg_conf_load_time/, stdout: serverStateJson({ load: 2000 }), user: 'postgres' }],
@@ -35,7 +35,19 @@ test('a file an earlier task of this --check run planned (overlay): "changed by 
   await p.session.apply([{ kind: 'write', path: CONF, content: Buffer.from('ssl = on\n') }], p.ctx);
   const { modules } = await import('../../../src/modules/index.js');
   const after = await modules.get('restart')!.plan(p.ctx, modules.get('restart')!.args.parse({}));
-  assert.match(after[0]!.summary, /postgresql\.conf changed by this run/);
+  assert.match(after[0]!.summary, /postgresql\.conf changed since the last reload/);
+});
+
+test('an earlier task wrote postgresql.conf (held in a real run until the reload commits it): reload in both modes', async () => {
+  const c = moduleCases().find((x) => x.name.startsWith('restart: an earlier task'))!;
+  for (const check of [false, true]) {
+    const p = await planModule('restart', c.args, c.host, { check, memos: c.memos, vars: c.vars });
+    // plan after the earlier write, on the same executor
+    await p.session.apply(c.before!, p.ctx);
+    const { modules } = await import('../../../src/modules/index.js');
+    const changes = await modules.get('restart')!.plan(p.ctx, modules.get('restart')!.args.parse({}));
+    assert.match(changes[0]?.summary ?? '', /postgresql\.conf changed since the last reload/, `check=${check}`);
+  }
 });
 
 test('state: restarted with a pending restart-only setting: restart; reloaded only warns', async () => {

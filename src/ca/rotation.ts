@@ -11,8 +11,8 @@
  * PostgreSQL and Pgpool-II send the whole ssl_cert file (SSL_CTX_use_certificate_chain_file), and
  * libpq sends the whole sslcert file, so putting the cross certificate after the leaf is enough.
  */
-import type { CertAndKey } from '../../crypto/x509.js';
-import { certIssuedBy } from '../../crypto/x509.js';
+import type { CertAndKey } from '../crypto/x509.js';
+import { certIssuedBy } from '../crypto/x509.js';
 
 /**
  * What a gencert task does about a CA rotation:

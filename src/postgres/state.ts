@@ -6,9 +6,9 @@
  * errors a reload would refuse).
  */
 import { isAbsolute, join } from 'node:path';
-import type { PlanContext } from '../../core/types.js';
-import { psqlQuery, type PgServer } from '../../facts/postgres.js';
-import { hbaRuleFileExpr } from '../../facts/pg-versions.js';
+import type { PlanContext } from '../core/types.js';
+import { psqlQuery, type PgServer } from '../facts/postgres.js';
+import { hbaRuleFileExpr } from '../facts/pg-versions.js';
 
 export interface ServerState {
   /** pg_conf_load_time() / pg_postmaster_start_time(), epoch seconds (server clock) */

@@ -18,12 +18,13 @@
  * plans the same host changes the real run would.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../../core/errors.js';
-import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+import { TaskError } from '../core/errors.js';
+import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { forgetCa, readCaPair } from './ca.js';
 import { sealCaKey } from './ca-key.js';
+import { writeFileAtomic, writeNewFile } from '../lib/private-file.js';
 import type { Rotation } from './rotation.js';
 
 export interface NewCaOptions {
@@ -86,15 +87,18 @@ export async function readRotation(caDir: string): Promise<Rotation | null> {
 // ---------------------------------------------------------------------------------------------------------
 // --check: the controller as this run would have left it, in memory only
 
+// keyed by run (its id) and directory: one --check run's simulation is never seen by another run in this process
 const simulated = new Map<string, Rotation | null>();
+const simKey = (scope: string, dir: string) => `${scope}\0${dir}`;
 
 /**
  * readRotation, or the state earlier steps of a --check run would have left (only --check simulates steps,
  * so in a real run this is what is on disk).
  */
-export async function viewRotation(caDir: string): Promise<Rotation | null> {
+export async function viewRotation(caDir: string, scope = ''): Promise<Rotation | null> {
   const dir = resolve(caDir);
-  if (simulated.has(dir)) return simulated.get(dir) ?? null;
+  const k = simKey(scope, dir);
+  if (simulated.has(k)) return simulated.get(k) ?? null;
   return readRotation(dir);
 }
 
@@ -129,10 +133,7 @@ async function publishDir(target: string, files: Record<string, { text: string; 
   await mkdir(tmp, { mode: 0o700 });
   try {
     await chmod(tmp, 0o700);
-    for (const [name, f] of Object.entries(files)) {
-      await writeFile(join(tmp, name), f.text, { mode: f.mode, flag: 'wx' });
-      await chmod(join(tmp, name), f.mode); // whatever the umask
-    }
+    for (const [name, f] of Object.entries(files)) writeNewFile(join(tmp, name), f.text, f.mode);
     try {
       await rename(tmp, target);
       return true;
@@ -158,10 +159,11 @@ const caFiles = (ca: CertAndKey, cross: { forward: string; back: string }) => ({
  * progress (then that one continues: re-running `ca` after a failure must not start another).
  * Returns what was done, or null when nothing was.
  */
-export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boolean }): { done: Promise<string | null>; mine: boolean } {
+export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boolean; scope?: string }): { done: Promise<string | null>; mine: boolean } {
+  const scope = o.scope ?? '';
   const dir = resolve(caDir);
-  return once(`begin\0${dir}\0${o.simulate}`, async () => {
-    if (await viewRotation(dir)) return null;
+  return once(`begin\0${dir}\0${o.simulate}\0${scope}`, async () => {
+    if (await viewRotation(dir, scope)) return null;
     const current = await readCaPair(dir);
     if (!current) {
       if (o.simulate) return `would create a CA in ${dir}, then rotate it`; // install not run yet: nothing to plan further
@@ -170,7 +172,7 @@ export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boole
     const made = await makeRotationFiles(current, o);
     const what = `new CA "${inspectCert(made.next.certPem).subjectCN}" in ${join(dir, 'next')}, cross-signed both ways with "${inspectCert(current.certPem).subjectCN}"`;
     if (o.simulate) {
-      simulated.set(dir, { oldCaPem: current.certPem, ...made, published: false });
+      simulated.set(simKey(scope, dir), { oldCaPem: current.certPem, ...made, published: false });
       return `would create a ${what}`;
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -183,10 +185,10 @@ export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boole
  * The end of step `ca`: the new CA becomes ca.crt/ca.key (what clients are given from now on),
  * the old one moves to previous/. Resumes a publish that stopped half-way.
  */
-export function publishRotation(caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
+export function publishRotation(caDir: string, simulate: boolean, scope = ''): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`publish\0${dir}\0${simulate}`, async () => {
-    const r = await viewRotation(dir);
+  return once(`publish\0${dir}\0${simulate}\0${scope}`, async () => {
+    const r = await viewRotation(dir, scope);
     if (!r) {
       if (simulate) return null; // begin reported what it would do
       throw new TaskError(`no CA rotation in progress in ${dir}: nothing to publish`);
@@ -194,7 +196,7 @@ export function publishRotation(caDir: string, simulate: boolean): { done: Promi
     if (r.published) return null;
     const what = `the new CA "${inspectCert(r.next.certPem).subjectCN}" as ${join(dir, 'ca.crt')} (the old one kept in ${join(dir, 'previous')} until ca-finish)`;
     if (simulate) {
-      simulated.set(dir, { ...r, published: true });
+      simulated.set(simKey(scope, dir), { ...r, published: true });
       return `would publish ${what}`;
     }
     const next = join(dir, 'next');
@@ -204,13 +206,8 @@ export function publishRotation(caDir: string, simulate: boolean): { done: Promi
       await publishDir(previous, caFiles(old, r));
     }
     // key first: a reader that finds next/ gone sees a consistent pair (readers use next/ while it exists)
-    for (const name of ['ca.key', 'ca.crt'] as const) {
-      const tmp = join(dir, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}`);
-      const mode = name === 'ca.key' ? 0o600 : 0o644;
-      await writeFile(tmp, name === 'ca.key' ? sealCaKey(r.next.keyPem) : r.next.certPem, { mode, flag: 'wx' });
-      await chmod(tmp, mode);
-      await rename(tmp, join(dir, name));
-    }
+    writeFileAtomic(join(dir, 'ca.key'), sealCaKey(r.next.keyPem), 0o600);
+    writeFileAtomic(join(dir, 'ca.crt'), r.next.certPem, 0o644);
     await rm(next, { recursive: true, force: true });
     forgetCa(dir);
     return `published ${what}`;
@@ -221,16 +218,16 @@ export function publishRotation(caDir: string, simulate: boolean): { done: Promi
  * ca-finish: the old CA is retired: previous/ moves to retired/<time>-<serial>/ and its KEY is
  * deleted (a retired CA must never sign again; its certificate stays for the record).
  */
-export function finishRotation(caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
+export function finishRotation(caDir: string, simulate: boolean, scope = ''): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`finish\0${dir}\0${simulate}`, async () => {
-    const r = await viewRotation(dir);
+  return once(`finish\0${dir}\0${simulate}\0${scope}`, async () => {
+    const r = await viewRotation(dir, scope);
     if (!r) return null;
     if (!r.published) throw new TaskError(`the CA rotation in ${dir} was not completed (the new CA is not published yet): run reissue=ca again before ca-finish`);
     const info = inspectCert(r.oldCaPem);
     const target = join(dir, 'retired', `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.serialHex.slice(0, 8)}`);
     if (simulate) {
-      simulated.set(dir, null);
+      simulated.set(simKey(scope, dir), null);
       return `would retire the old CA "${info.subjectCN}" to ${target} (certificate only)`;
     }
     await mkdir(join(dir, 'retired'), { recursive: true, mode: 0o700 });
@@ -246,6 +243,6 @@ export function finishRotation(caDir: string, simulate: boolean): { done: Promis
 }
 
 /** For tests: the simulated (--check) state of a directory. */
-export function forgetSimulated(caDir: string): void {
-  simulated.delete(resolve(caDir));
+export function forgetSimulated(caDir: string, scope = ''): void {
+  simulated.delete(simKey(scope, resolve(caDir)));
 }

@@ -13,10 +13,11 @@
  *    certificate waits a moment for it.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink } from 'node:fs/promises';
+import { writeNewFile } from '../lib/private-file.js';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../../core/errors.js';
-import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../../crypto/x509.js';
+import { TaskError } from '../core/errors.js';
+import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
 
 export interface CaOptions {
@@ -26,6 +27,11 @@ export interface CaOptions {
   keyBits: number;
   /** false when planning: a missing CA is reported (null), not created; the executor creates it (create: true). */
   create: boolean;
+}
+
+/** The directory of the CA a host's certificates come from (shared, or one per node). */
+export function caDirFor(ca: 'shared' | 'per_node', caDir: string, host: string): string {
+  return ca === 'per_node' ? join(caDir, 'nodes', host) : caDir;
 }
 
 const cache = new Map<string, Promise<CertAndKey | null>>();
@@ -91,9 +97,8 @@ async function obtain(opts: CaOptions): Promise<CertAndKey | null> {
   const tmpKey = join(opts.dir, `.ca.key.${tag}`);
   const tmpCrt = join(opts.dir, `.ca.crt.${tag}`);
   try {
-    await writeFile(tmpKey, sealCaKey(ca.keyPem), { mode: 0o600, flag: 'wx' });
-    await chmod(tmpKey, 0o600); // whatever the umask
-    await writeFile(tmpCrt, ca.certPem, { mode: 0o644, flag: 'wx' });
+    writeNewFile(tmpKey, sealCaKey(ca.keyPem), 0o600);
+    writeNewFile(tmpCrt, ca.certPem, 0o644);
     try {
       await link(tmpKey, join(opts.dir, 'ca.key'));
     } catch (e) {

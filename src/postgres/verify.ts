@@ -13,16 +13,17 @@
  *     by channel_binding=require. The password goes on stdin, never argv.
  */
 import net from 'node:net';
-import { Secret, redact } from '../../core/secret.js';
-import type { PlanContext } from '../../core/types.js';
-import { userVar, type PgServer } from '../../facts/postgres.js';
-import { hasChannelBinding } from '../../facts/pg-versions.js';
-import { passwordClientCommand } from '../../facts/pg-login.js';
-import { conninfoString } from '../../pgconf/conninfo.js';
-import { sh } from '../../remote/sh.js';
-import { serverKeyProblem } from '../../tls/key-check.js';
-import { fingerprint, servedCert } from '../../tls/served-cert.js';
+import { Secret, redact } from '../core/secret.js';
+import type { PlanContext } from '../core/types.js';
+import { userVar, type PgServer } from '../facts/postgres.js';
+import { hasChannelBinding } from '../facts/pg-versions.js';
+import { passwordClientCommand } from '../facts/pg-login.js';
+import { conninfoString } from '../pgconf/conninfo.js';
+import { sh } from '../remote/sh.js';
+import { serverKeyProblem } from '../tls/key-check.js';
+import { fingerprint, servedCert } from '../tls/served-cert.js';
 import { serverState, type ServerState } from './state.js';
+import { retryUntil } from '../lib/retry.js';
 
 export interface LoginSpec {
   user: string;
@@ -99,23 +100,26 @@ export async function verifyServer(
   waitSeconds: number,
   login: LoginSpec,
 ): Promise<void> {
-  const deadline = Date.now() + waitSeconds * 1000;
   let st: ServerState | undefined;
   let lastError = '';
-  for (;;) {
-    try {
-      const now = await serverState(ctx, s);
-      if (action === 'reload' ? now.loadTime > before.loadTime : now.startTime > before.startTime) {
-        st = now;
-        break;
+  await retryUntil(
+    waitSeconds * 1000,
+    async () => {
+      try {
+        const now = await serverState(ctx, s);
+        if (action === 'reload' ? now.loadTime > before.loadTime : now.startTime > before.startTime) {
+          st = now;
+          return { done: true };
+        }
+      } catch (e) {
+        lastError = (e as Error).message; // restarting: not accepting connections yet
       }
-    } catch (e) {
-      lastError = (e as Error).message; // restarting: not accepting connections yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+      return { done: false, value: null };
+    },
+    200,
+  );
+  if (!st)
+    throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);
   const errors = [...st.hbaErrors, ...st.confErrors];
   if (errors.length) throw new Error(`PostgreSQL reports configuration errors (it kept the old settings): ${errors.join('; ')}`);
   if (st.ssl) {

@@ -12,10 +12,8 @@
  * socket holds the port; a failure says who holds the port instead, and what
  * Pgpool-II's own log said.
  */
-import { z } from 'zod';
-import { absolutePath } from '../common.js';
-import type { PgpoolService } from '../../facts/pgpool.js';
-import { sh, type ShellCommand } from '../../remote/sh.js';
+import type { PgpoolService } from '../facts/pgpool.js';
+import { sh, type ShellCommand } from '../remote/sh.js';
 
 const RESTART = `set -u
 pidfile=$1 port=$2 wait=$3 mode=$4 target=$5 conf=\${6:-}
@@ -153,10 +151,3 @@ export function parseState(out: string): PgpoolState {
   }
   return st;
 }
-
-/** The pgpool_service fact as a module argument: how the host runs Pgpool-II. */
-export const pgpoolServiceArg = z.union([
-  z.object({ kind: z.literal('systemd'), unit: z.string().min(1) }),
-  z.object({ kind: z.literal('init'), script: absolutePath }),
-  z.object({ kind: z.literal('unknown') }),
-]);
