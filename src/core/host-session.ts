@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from './errors.js';
-import type { Action, ExecAction, FileState, HostFacts, PlanContext, VerifyAction } from './types.js';
-import type { ExecOptions, ExecResult } from '../remote/connection.js';
-import { dropRollback, readRemoteFile, removeRemoteFile, restoreFromRollback, writeRemoteFile } from '../remote/files.js';
+import type { Action, ExecAction, FileState, HostFacts, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import type { ExecResult } from '../remote/connection.js';
+import { commitChanges, dropRollback, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -21,7 +21,14 @@ export class HostSession {
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
-  /** The host's run lock, taken before the first change (its shell can write the state directory). */
+  /**
+   * Changes planned but not yet made (a real run): held until something depends on them (a command,
+   * a verify, a probe that may read the files, the end of the play) and then committed together.
+   * So each file is written once per such point (not once per lineinfile task), and settings that
+   * only make sense together (`ssl = on` and the key it names) reach the disk together.
+   */
+  private readonly pending: { change: FileChange; store: StateStore }[] = [];
+  /** The host's run lock (taken before the first task: begin()) and the shell that holds it. */
   private lock: { shell: HostShell; dir: string } | null = null;
 
   private shell: HostShell;
@@ -63,12 +70,31 @@ export class HostSession {
   }
 
   private async readFile(path: string, user?: string): Promise<FileState | null> {
+    if (this.pending.some(({ change: c }) => c.op === 'rename' && c.path === path)) await this.commit();
     if (this.overlay.has(path)) return this.overlay.get(path) ?? null;
     return readRemoteFile(this.shell, path, user);
   }
 
-  private query(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult> {
-    return this.shell.exec(cmd, opts);
+  private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
+    const { independentOfFiles, ...exec } = opts;
+    if (!independentOfFiles) await this.commit();
+    return this.shell.exec(cmd, exec);
+  }
+
+  /**
+   * Before the first task of a real run: the host's run lock (one run at a time), taken over from a
+   * run that is gone, whose leftovers (rollback copies, temp files, a half-received content) are
+   * removed, never restored, and whose unsigned records are signed. Done before any planning, so a
+   * re-run that changes nothing still cleans what a killed run left.
+   */
+  async begin(vars: Readonly<Record<string, unknown>>, warn: (m: string) => void): Promise<void> {
+    if (this.check || this.lock) return;
+    // the key that signs records is loaded, never created here: a run that changes nothing makes none
+    const store = { ...stateStore(vars, this.name, true), signer: signerFor(vars, this.name, false) };
+    const taken = await lockHost(this.shell, store.dir, this.runId);
+    this.lock = { shell: this.shell, dir: store.dir };
+    await signLeftovers(this.shell, store, taken.stdout);
+    if (taken.stale) warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies and temp files were removed, not restored`);
   }
 
   /** The one place that changes a host. */
@@ -77,34 +103,28 @@ export class HostSession {
       this.memos.clear();
       switch (action.kind) {
         case 'write': {
-          if (this.check) {
-            const prev = await this.readFile(action.path);
-            this.overlay.set(action.path, {
-              content: action.content,
-              mode: action.mode ?? prev?.mode ?? '644',
-              owner: action.owner ?? prev?.owner ?? this.shell.effectiveUser,
-              group: action.group ?? prev?.group ?? this.shell.effectiveUser,
-            });
-            break;
-          }
-          const state = await this.prepareChange(ctx);
-          this.remember(action.path);
-          await writeRemoteFile(this.shell, action.path, action.content, { ...action, runId: this.runId, state });
+          const prev = await this.readFile(action.path);
+          this.overlay.set(action.path, {
+            content: action.content,
+            mode: action.mode ?? prev?.mode ?? '644',
+            owner: action.owner ?? prev?.owner ?? this.shell.effectiveUser,
+            group: action.group ?? prev?.group ?? this.shell.effectiveUser,
+          });
+          const { kind: _, ...write } = action;
+          await this.hold({ op: 'write', ...write }, ctx);
           break;
         }
         case 'remove':
-          if (this.check) {
-            this.overlay.set(action.path, null);
-            break;
-          }
-          {
-            const state = await this.prepareChange(ctx);
-            this.remember(action.path);
-            await removeRemoteFile(this.shell, action.path, this.runId, state);
-          }
+          this.overlay.set(action.path, null);
+          await this.hold({ op: 'remove', path: action.path }, ctx);
+          break;
+        case 'rename':
+          this.overlay.delete(action.path);
+          await this.hold({ op: 'rename', path: action.path, from: action.from }, ctx);
           break;
         case 'exec': {
           if (this.check) break; // cannot be simulated; the plan already says what would run
+          await this.commit();
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
@@ -121,16 +141,52 @@ export class HostSession {
         }
         case 'verify':
           if (this.check) break;
+          await this.commit();
           await this.verify(action.description, action.check, action.recover, ctx);
           break;
       }
     }
   }
 
+  /** A change planned: in --check it stays in the overlay; in a real run it waits for commit(). */
+  private async hold(change: FileChange, ctx: PlanContext): Promise<void> {
+    if (this.check) return;
+    const store = await this.lockedStore(ctx);
+    const at = this.pending.findIndex((p) => p.change.path === change.path);
+    // a later change of the same file replaces the earlier one (one write per file per commit)
+    if (at >= 0 && change.op !== 'rename' && this.pending[at]!.change.op !== 'rename' && sameStore(this.pending[at]!.store, store))
+      this.pending.splice(at, 1);
+    this.pending.push({ change, store });
+  }
+
+  /**
+   * Makes every pending change, in one round trip (commit.sh): after it the host holds what the
+   * overlay said. A failure names the files; nothing of a commit that failed on receipt is installed.
+   */
+  async commit(): Promise<void> {
+    if (this.check || this.pending.length === 0) return;
+    const held = this.pending.splice(0);
+    for (const { change } of held) this.remember(change.path);
+    this.memos.clear();
+    try {
+      // (one round trip unless tasks keep their records in different places)
+      for (let i = 0; i < held.length; ) {
+        let j = i + 1;
+        while (j < held.length && sameStore(held[j]!.store, held[i]!.store)) j++;
+        await commitChanges(this.shell, held.slice(i, j).map((h) => h.change), this.runId, held[i]!.store);
+        i = j;
+      }
+    } catch (e) {
+      throw new TaskError(`writing ${[...new Set(held.map((h) => h.change.path))].join(', ')}: ${errorMessage(e)}`);
+    } finally {
+      for (const { change } of held) this.overlay.delete(change.path);
+    }
+  }
+
   private async runExec(action: ExecAction, ctx: PlanContext): Promise<void> {
     let res: ExecResult;
     const touches = action.touches ?? [];
-    const store = await this.prepareChange(ctx);
+    const store = await this.lockedStore(ctx);
     for (const p of touches) this.remember(p);
     await preparePaths(this.shell, store, this.runId, touches);
     try {
@@ -179,26 +235,38 @@ export class HostSession {
     if (!this.journal.includes(path)) this.journal.push(path);
   }
 
-  /**
-   * Before the first change on the host: the run lock (one run at a time; a dead run's lock is taken
-   * over and its leftovers removed). Returns where this change keeps its records.
-   */
-  private async prepareChange(ctx: PlanContext): Promise<StateStore> {
-    const store = stateStore(ctx.vars, this.name, this.check);
-    if (!this.lock) {
-      const taken = await lockHost(this.shell, store.dir, this.runId);
-      this.lock = { shell: this.shell, dir: store.dir };
-      await signLeftovers(this.shell, store, taken.stdout);
-      if (taken.stale) ctx.warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies were removed, not restored`);
-    }
-    return store;
+  /** Where this change keeps its records, with the run lock held (the runner takes it before the first task). */
+  private async lockedStore(ctx: PlanContext): Promise<StateStore> {
+    if (!this.lock) await this.begin(ctx.vars, ctx.warn);
+    return stateStore(ctx.vars, this.name, false);
   }
 
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
+    this.pending.length = 0;
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
+    this.overlay.clear();
+  }
+
+  /**
+   * The run was interrupted between tasks: what was planned and not yet written is dropped, and what
+   * was written since the host's last proven state (a verify, or the start of the run) is put back,
+   * so the host is as it was when it last worked. Says which, for the report.
+   */
+  async abandon(): Promise<string> {
+    if (this.check) return '';
+    const dropped = this.pending.splice(0).length;
+    const put = [...this.journal];
+    if (put.length === 0)
+      return dropped ? `nothing was written since its last proven state (${dropped} planned change(s) dropped): it is as it was` : '';
+    try {
+      await this.rollback();
+      return `rolled back to its last proven state: ${put.join(', ')} put back`;
+    } catch (e) {
+      return `could not roll back ${put.join(', ')}: ${errorMessage(e)} (each file is whole: written atomically)`;
+    }
   }
 
   /** At the end of a run the rollback copies are no longer needed, and the host is free for another run. */
@@ -215,6 +283,10 @@ export class HostSession {
 /** A run id: time and randomness, so that no two runs ever share one (it names files on hosts). */
 export function newRunId(): string {
   return `${Date.now().toString(36)}-${randomBytes(5).toString('hex')}`;
+}
+
+function sameStore(a: StateStore, b: StateStore): boolean {
+  return a.dir === b.dir && a.track === b.track && (a.signer === null) === (b.signer === null);
 }
 
 function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {

@@ -71,3 +71,27 @@ export function leaveOutWith(nodes: readonly PgpoolNode[], dropped: ReadonlySet<
   }
   return out;
 }
+
+/** The other backends that share a Pgpool-II node with `host` (they must agree with it on authentication). */
+export function siblingBackends(nodes: readonly PgpoolNode[], host: string): { node: string; backend: string }[] {
+  const out: { node: string; backend: string }[] = [];
+  for (const n of nodes) if (n.backends.includes(host)) for (const b of n.backends) if (b !== host) out.push({ node: n.host, backend: b });
+  return out;
+}
+
+/**
+ * Why `host` must not change authentication now: a backend of one of its Pgpool-II nodes already
+ * failed (or became unreachable) in this run, so it keeps the old rules and passwords, and changing
+ * `host` alone would make the node refuse every login. Null when nothing stands in the way.
+ */
+export function authChangeBlocked(nodes: readonly PgpoolNode[], host: string, statusOf: (h: string) => string | undefined): string | null {
+  for (const { node, backend } of siblingBackends(nodes, host)) {
+    const st = statusOf(backend);
+    if (st === 'failed' || st === 'unreachable')
+      return (
+        `not changing authentication on ${host}: ${backend}, another backend of Pgpool-II node ${node}, ${st === 'failed' ? 'failed' : 'became unreachable'} in this run, ` +
+        `and Pgpool-II refuses every login while its backends disagree on authentication; ${host} keeps its rules and passwords (fix ${backend}, then run again)`
+      );
+  }
+  return null;
+}

@@ -12,7 +12,8 @@ import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession, newRunId } from './host-session.js';
 import { missingFacts, provideFacts } from './lazy-facts.js';
-import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
+import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
+import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
@@ -109,6 +110,8 @@ class Runner {
   private readonly warnings: string[] = [];
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
+  /** The Pgpool-II nodes and their backends, when the run changes authentication (read in factsFirst). */
+  private nodes: PgpoolNode[] = [];
 
   constructor(
     private readonly opts: RunOptions,
@@ -187,6 +190,16 @@ class Runner {
         if (unreachable) rep.recap.unreachable = 1;
         else rep.recap.failed = 1;
       }
+      if (rep.status === 'ok' && !this.opts.check && !this.interrupted) {
+        try {
+          await this.lockHost(host, plan.get(host)!);
+        } catch (e) {
+          rep.status = e instanceof UnreachableError ? 'unreachable' : 'failed';
+          rep.message = errorMessage(e);
+          if (rep.status === 'unreachable') rep.recap.unreachable = 1;
+          else rep.recap.failed = 1;
+        }
+      }
       reporter.hostEnd(host, rep.status === 'interrupted' ? 'interrupted' : rep.status, rep.message);
     });
     await reporter.playEnd();
@@ -198,6 +211,7 @@ class Runner {
     const changingAuth = new Set(hosts.filter((h) => plan.get(h)!.some(({ tasks }) => tasks.some((t) => this.modules.get(t.module)?.changesAuthentication))));
     const anyBad = hosts.some((h) => this.report(h).status !== 'ok');
     const nodes = changingAuth.size > 0 || (anyBad && policy === 'keep-going') ? await this.pgpoolNodes(inRun) : [];
+    this.nodes = nodes;
     const split = splitNodes(nodes, changingAuth);
     if (split.length) {
       this.refused = split.map(
@@ -232,6 +246,18 @@ class Runner {
       rep.recap.failed = 1;
     }
     return true;
+  }
+
+  /**
+   * The host's run lock, before any task plans (one run at a time; a dead run's leftovers cleaned even
+   * when this run changes nothing there), with the privileges its tasks will have.
+   */
+  private async lockHost(host: string, plays: { play: Play; tasks: Task[] }[]): Promise<void> {
+    const session = await this.session(host);
+    const vars = hostVars(this.inv, host, undefined, undefined, this.extra, session.facts, this.opts.check);
+    const become = Boolean(connectionVarsOf(vars, host).ansible_become) || plays.some(({ play, tasks }) => play.become || tasks.some((t) => t.become));
+    session.useBecome(become);
+    await session.begin(vars, (m) => this.warn(`${host}: ${m}`));
   }
 
   /** Pgpool-II nodes of the inventory (hosts of plays that use Pgpool-II facts) with their backends as inventory hosts. */
@@ -288,14 +314,21 @@ class Runner {
     for (const [i, batch] of batches.entries()) {
       if (this.interrupted) break;
       this.opts.reporter.playStart(play.name, batch, i + 1, batches.length);
-      await forEachLimited(batch, this.opts.forks, (host) => this.runHost(play, host));
+      const together = new StepBarrier((h) => siblingBackends(this.nodes, h).map((s) => s.backend).filter((b) => batch.includes(b)));
+      await forEachLimited(batch, this.opts.forks, async (host) => {
+        try {
+          await this.runHost(play, host, together);
+        } finally {
+          together.done(host);
+        }
+      });
       await this.opts.reporter.playEnd();
       // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
       if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
     }
   }
 
-  private async runHost(play: Play, host: string): Promise<void> {
+  private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
     const rep = this.report(host);
     const reporter = this.opts.reporter;
     reporter.hostStart(host);
@@ -316,6 +349,15 @@ class Runner {
         rep.status = 'interrupted';
         break;
       }
+      if (this.modules.get(task.module)?.changesAuthentication) {
+        // every backend of a Pgpool-II node changes authentication or none does
+        await together.arrive(host, i);
+        const blocked = authChangeBlocked(this.nodes, host, (h) => this.reports.get(h)?.status);
+        if (blocked) {
+          this.record(host, { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: blocked, durationMs: 0, play: play.name });
+          break;
+        }
+      }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
       const result = await this.runTask(session, play, task, false);
       this.record(host, result);
@@ -333,7 +375,19 @@ class Runner {
         if (result.status === 'failed' || result.status === 'unreachable') break;
       }
     }
-    if (this.interrupted && rep.status === 'ok') rep.status = 'interrupted';
+    if (this.interrupted) {
+      // Stopped between tasks: the host goes back to its last proven state rather than keep half a play.
+      if (rep.status === 'ok') rep.status = 'interrupted';
+      const what = await session.abandon();
+      if (what) rep.message = rep.message ? `${rep.message}; ${what}` : what;
+    } else if (rep.status !== 'unreachable') {
+      // the end of the play depends on every change it planned
+      try {
+        await session.commit();
+      } catch (e) {
+        this.record(host, { task: 'write the changes planned in this play', module: 'pgtls', status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: errorMessage(e), durationMs: 0, play: play.name });
+      }
+    }
     reporter.hostEnd(host, rep.status, rep.message);
   }
 

@@ -25,8 +25,12 @@ export interface PlanContext {
   readonly facts: HostFacts;
   readonly check: boolean;
   readFile(path: string, opts?: { user?: string }): Promise<FileState | null>;
-  /** Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). */
-  query(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). Writes that
+   * earlier tasks planned are committed first, since the probe may read those files; unless the probe
+   * says it reads none of them (`independentOfFiles`: the process table, SQL against the running server).
+   */
+  query(cmd: ShellCommand, opts?: QueryOptions): Promise<ExecResult>;
   /** Per-host cache for expensive facts; forgotten after any change on the host. */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
   /** Per-host cache kept for the whole run, for facts no task changes (paths, versions). */
@@ -36,6 +40,11 @@ export interface PlanContext {
   readonly effectiveUser: string;
   /** This run's id (names its temp files and rollback copies on hosts); absent in test fakes. */
   readonly runId?: string;
+}
+
+export interface QueryOptions extends ExecOptions {
+  /** The probe reads no file a pending write could change (so those writes can wait). */
+  independentOfFiles?: boolean;
 }
 
 export interface WriteAction {
@@ -51,6 +60,17 @@ export interface WriteAction {
 
 export interface RemoveAction {
   kind: 'remove';
+  path: string;
+}
+
+/**
+ * A file this run made on the host under a temp name in the same directory (a private key generated
+ * there, whose bytes never leave the host) replaces `path`. Committed with the run's other pending
+ * writes, so a new key and the certificate for it arrive together.
+ */
+export interface RenameAction {
+  kind: 'rename';
+  from: string;
   path: string;
 }
 
@@ -84,7 +104,7 @@ export interface VerifyAction {
   recover?: ExecAction;
 }
 
-export type Action = WriteAction | RemoveAction | ExecAction | VerifyAction;
+export type Action = WriteAction | RemoveAction | RenameAction | ExecAction | VerifyAction;
 
 export type Diff =
   | { kind: 'file'; path: string; before: string; after: string }

@@ -94,7 +94,7 @@ function passwordOf(ctx: PlanContext): Secret | undefined {
 async function trySelect(ctx: PlanContext, s: LocalServer, login: SqlLogin): Promise<unknown> {
   const inv = sqlInvocation(s, login, 'select 1;\n');
   try {
-    await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000 });
+    await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000, independentOfFiles: true });
     return null;
   } catch (e) {
     return e;
@@ -130,7 +130,7 @@ export async function sqlLoginAndQuery(
     const asOsUser: SqlLogin = { kind: 'os-user', osUser: s.osUser };
     const inv = sqlInvocation(s, asOsUser, sql);
     try {
-      answer = (await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000 })).stdout.toString('utf8');
+      answer = (await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000, independentOfFiles: true })).stdout.toString('utf8');
       return asOsUser;
     } catch (e) {
       return decideLogin(ctx, s, password, e); // that failure is the OS user's trial login

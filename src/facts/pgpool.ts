@@ -174,7 +174,7 @@ export function poolPasswdPath(confFile: string, confText: string): string {
  */
 export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
   return ctx.memoStable('pgtls:pgpool-server', async () => {
-    const d = parseDiscovery((await ctx.query(discoverCommand())).stdout.toString('utf8'));
+    const d = parseDiscovery((await ctx.query(discoverCommand(), { independentOfFiles: true })).stdout.toString('utf8'));
     const str = (name: string) => {
       const v = userVar(ctx, name);
       return v === undefined ? undefined : String(v);

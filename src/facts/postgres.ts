@@ -107,7 +107,11 @@ export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: b
  * candidate stays, so the caller can say what is missing instead of "no server".
  */
 export function postmastersOf(rows: readonly Postmaster[]): Postmaster[] {
-  return rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+  const cands = rows.filter((p) => excludedReason(p, 'postgres') === undefined && (p.pidFile === null || isPostmaster(p)));
+  // A row with neither data directory nor pid file next to a server its pid file confirms is a
+  // process that ended (or was just forked) while the table was read: it says nothing.
+  const known = cands.filter((p) => p.dataDir !== '' || p.pidFile !== null);
+  return cands.some((p) => p.pidFile !== null) ? known : cands;
 }
 
 function choose(ctx: PlanContext, all: Postmaster[]): Postmaster {
@@ -139,7 +143,7 @@ const SETTINGS_SQL = `select json_build_object(
 export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
   const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: true });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
@@ -184,7 +188,7 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
   return ctx.memo('pgtls:pg-server', async () => {
     const known = await ctx.memoStable('pgtls:pg-server-life', () => Promise.resolve<{ life?: string; server?: PgServer; dataDir?: string }>({}));
     if (known.server && known.dataDir) {
-      const d = parseDiscovery((await ctx.query(discoverCommand(known.dataDir))).stdout.toString('utf8'));
+      const d = parseDiscovery((await ctx.query(discoverCommand(known.dataDir), { independentOfFiles: true })).stdout.toString('utf8'));
       const same = postmastersOf(d.postmasters).find((p) => lifeOf(p) === known.life);
       if (same) return known.server;
     }
@@ -196,7 +200,7 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
 }
 
 async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined): Promise<{ server: PgServer; pm: Postmaster }> {
-  const d = parseDiscovery((await ctx.query(discoverCommand(dataDirHint))).stdout.toString('utf8'));
+  const d = parseDiscovery((await ctx.query(discoverCommand(dataDirHint), { independentOfFiles: true })).stdout.toString('utf8'));
   const pm = choose(ctx, d.postmasters);
   const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
   const binDir = pm.exe.replace(/\/[^/]*$/, '');

@@ -63,7 +63,7 @@ export async function inventoryHostAddresses(ctx: PlanContext, names: readonly s
       out.add(addr);
       continue;
     }
-    const r = await ctx.query(sh`getent ahosts ${addr}`, { okCodes: [0, 1, 2] });
+    const r = await ctx.query(sh`getent ahosts ${addr}`, { okCodes: [0, 1, 2], independentOfFiles: true });
     for (const line of r.stdout.toString('utf8').split('\n')) {
       const ip = line.split(/\s+/)[0] ?? '';
       if (net.isIP(ip)) out.add(ip);

@@ -45,41 +45,71 @@ export function sha256Hex(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
+/** One change of a file on a host, as the executor commits it (commit.sh). */
+export type FileChange =
+  | ({ op: 'write'; path: string; content: Buffer } & Omit<WriteOptions, 'runId' | 'state'>)
+  | { op: 'remove'; path: string }
+  /** `from`, a temp file this run made in the same directory (a key generated on the host), becomes `path`. */
+  | { op: 'rename'; path: string; from: string };
+
 /**
- * Writes a file so that it cannot be lost or half-written (write.sh, dirop.sh): the content goes on
- * stdin with its length and sha256 in argv (they are not secret); the host receives it where only
- * root can see it and checks both before anything changes, so a cut connection (whose stdin looks
- * like an ordinary end of file) installs nothing. Then, inside the file's directory and as the user
- * who controls it: this run's rollback copy, a temp file from mktemp, fsync, owner and mode (those of
- * the file it replaces unless told otherwise), optional validate, rename. A reader never sees half a file.
- * Prints `backup=PATH` when a backup was made.
+ * Commits changes of several files in one round trip, in order, so that they cannot be lost,
+ * half-written or half-made (commit.sh, dirop.sh): every content goes on stdin with its length and
+ * sha256 in argv (they are not secret); the host receives all of it where only root can see it and
+ * checks it before anything changes, so a cut connection (whose stdin looks like an ordinary end of
+ * file) installs nothing. Then, with the controller no longer needed (a controller killed now does
+ * not stop it half-way), for each file, inside its directory and as the user who controls it: this
+ * run's rollback copy, the original once ever, a temp file from mktemp, fsync, owner and mode (those
+ * of the file it replaces unless told otherwise), optional validate, rename. A reader never sees half
+ * a file. Returns the backups made (`backup: true`), by path.
  */
-export async function writeRemoteFile(shell: HostShell, path: string, content: Buffer, opts: WriteOptions): Promise<{ backupPath?: string }> {
-  // The validate command is playbook-author shell (as in Ansible); %s becomes the temp file, passed as $1.
-  const validate = opts.validate ? opts.validate.split('%s').join('"$1"') : '';
-  const sha = sha256Hex(content);
-  const store = opts.state;
-  const rec = recordOf(store, path);
+export async function commitChanges(shell: HostShell, changes: FileChange[], runId: string, store: StateStore): Promise<Map<string, string>> {
+  if (changes.length === 0) return new Map();
+  const names = new Map<string, string>();
+  const contents: Buffer[] = [];
+  const args: string[] = [];
+  for (const c of changes) {
+    const rec = recordOf(store, c.path);
+    names.set(rec, c.path);
+    if (c.op === 'write') {
+      // The validate command is playbook-author shell (as in Ansible); %s becomes the temp file, passed as $1.
+      const validate = c.validate ? c.validate.split('%s').join('"$1"') : '';
+      const sha = sha256Hex(c.content);
+      contents.push(c.content);
+      args.push('write', c.path, '', String(c.content.length), sha, c.mode ?? '', c.owner ?? '', c.group ?? '', c.backup ? '1' : '0', rec, installedMac(store, c.path, sha), validate);
+    } else if (c.op === 'remove') {
+      args.push('remove', c.path, '', '0', '', '', '', '', '0', rec, installedMac(store, c.path, 'absent'), '');
+    } else {
+      args.push('rename', c.path, c.from, '0', '', '', '', '', '0', rec, '', '');
+    }
+  }
+  const stdin = Buffer.concat(contents);
   const res = await signedExec(
     shell,
     store,
-    new Map([[rec, path]]),
-    sh`sh -c ${hostScript('write')} pgtls-write ${diropScript()} ${path} ${content.length} ${sha} ${opts.mode ?? ''} ${opts.owner ?? ''} ${opts.group ?? ''} ${opts.backup ? '1' : '0'} ${opts.runId ?? ''} ${store.dir} ${rec} ${installedMac(store, path, sha)} ${READ_CAP} ${validate}`,
-    content,
+    names,
+    sh`sh -c ${hostScript('commit')} pgtls-commit ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${stdin.length} ${args}`,
+    stdin,
   );
-  const m = /^backup=(.*)$/m.exec(res.stdout.toString('utf8'));
-  return m?.[1] ? { backupPath: m[1] } : {};
+  const backups = new Map<string, string>();
+  for (const m of res.stdout.toString('utf8').matchAll(/^backup=(.*)$/gm)) {
+    const path = changes.find((c) => m[1]!.startsWith(`${c.path}.`))?.path;
+    if (path) backups.set(path, m[1]!);
+  }
+  return backups;
+}
+
+/** Writes one file (commitChanges with a single change). Prints `backup=PATH` when a backup was made. */
+export async function writeRemoteFile(shell: HostShell, path: string, content: Buffer, opts: WriteOptions): Promise<{ backupPath?: string }> {
+  const { runId = '', state, ...rest } = opts;
+  const backups = await commitChanges(shell, [{ op: 'write', path, content, ...rest }], runId, state);
+  const b = backups.get(path);
+  return b ? { backupPath: b } : {};
 }
 
 /** Removes a file, keeping its content for this run's rollback and its original for an uninstall. */
 export async function removeRemoteFile(shell: HostShell, path: string, runId: string, store: StateStore): Promise<void> {
-  const rec = recordOf(store, path);
-  await signedExec(
-    shell,
-    store,
-    new Map([[rec, path]]),
-    sh`sh -c ${hostScript('remove')} pgtls-remove ${diropScript()} ${path} ${runId} ${store.dir} ${rec} ${installedMac(store, path, 'absent')} ${READ_CAP}`,
-  );
+  await commitChanges(shell, [{ op: 'remove', path }], runId, store);
 }
 
 /** Puts back what this run's rollback copies hold (paths newest change first), and drops the copies. */

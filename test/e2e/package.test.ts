@@ -28,7 +28,7 @@ test('npm pack ships dist, playbooks, the example inventory, README, LICENSE and
   assert.not.ok(files.some((f) => f.startsWith('package/dist/test/')), 'tests must not ship');
   assert.not.ok(files.some((f) => f.startsWith('package/src/') && !f.startsWith('package/src/remote/scripts/')), 'TypeScript sources must not ship');
   // the shell scripts pgtls runs on hosts are loaded at run time: they must ship
-  assert.ok(files.includes('package/src/remote/scripts/write.sh'), 'host scripts missing');
+  assert.ok(files.includes('package/src/remote/scripts/commit.sh'), 'host scripts missing');
   // the registry is reachable; the cache is preferred so the install is quick
   npm(['i', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball!)], work);
   assert.ok(existsSync(join(prefix, 'bin', 'pgtls')), 'no bin/pgtls after npm i -g');

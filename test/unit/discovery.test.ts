@@ -27,6 +27,7 @@ const pgCases: { name: string; rows: string[]; want: number[] }[] = [
   { name: 'a postmaster of another network namespace (another lab host, a container)', rows: [pmRow({ pid: 127 }), pmRow({ pid: 555, net: 'other' })], want: [127] },
   { name: 'unknown namespace (no privileges to compare) still counts', rows: [pmRow({ pid: 127, net: 'unknown' })], want: [127] },
   { name: 'pid file unreadable: kept, so the caller says what is missing', rows: [pmRow({ pid: 127, cwd: '', file: null })], want: [127] },
+  { name: 'a process gone while the table was read (no cwd, no pid file) next to the real postmaster', rows: [pmRow({ pid: 127 }), pmRow({ pid: 131, cwd: '', file: null })], want: [127] },
   { name: 'two real postmasters (two clusters) stay two', rows: [pmRow({ pid: 127, cwd: '/a' }), pmRow({ pid: 128, cwd: '/b' })], want: [127, 128] },
 ];
 for (const c of pgCases) {

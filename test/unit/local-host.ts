@@ -19,6 +19,8 @@ export interface Cut {
 
 export class LocalTransport implements Transport {
   cut: Cut | null = null;
+  /** The controller dies once all of stdin is sent: nothing reads the command's output any more (EPIPE). */
+  deafAfterStdin = false;
   readonly commands: string[] = [];
   /** Environment of the commands (e.g. a PATH with an attacker's hook in front). */
   env: NodeJS.ProcessEnv = process.env;
@@ -48,7 +50,11 @@ export class LocalTransport implements Transport {
         resolve({ command: cmd.text, exitCode: timedOut ? null : code, signal: signal ?? null, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut, durationMs: Date.now() - started });
       });
       if (!cut || stdin === undefined) {
-        child.stdin.end(stdin);
+        child.stdin.end(stdin, () => {
+          if (!this.deafAfterStdin) return;
+          child.stdout.destroy();
+          child.stderr.destroy();
+        });
         return;
       }
       child.stdin.write(stdin.subarray(0, Math.min(cut.bytes, stdin.length)), () => {

@@ -1,7 +1,8 @@
 // A run never changes some backends of a Pgpool-II node and not the others (src/core/pgpool-backends.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { leaveOutWith, resolveBackends, splitNodes, strandedNodes, type PgpoolNode } from '../../src/core/pgpool-backends.js';
+import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from '../../src/core/pgpool-backends.js';
+import { StepBarrier } from '../../src/core/step-barrier.js';
 import { backendHosts } from '../../src/facts/pgpool.js';
 
 const names = new Map<string, string[]>([
@@ -51,6 +52,32 @@ test('a Pgpool-II node left out while all its backends change: refused only whil
   assert.equal(strandedNodes(n(), new Set(['pg1', 'pg2'])), [], 'unknown: not refused');
   assert.equal(strandedNodes(n(false), new Set(['pg1', 'pg2', 'pg3'])), [], 'the node is in the run');
   assert.equal(strandedNodes(n(false), new Set(['pg3'])), [], 'Pgpool-II alone first is the designed order');
+});
+
+test('a backend that failed in this run keeps its siblings from changing authentication', () => {
+  const status: Record<string, string> = { pg1: 'ok', pg2: 'failed', pg4: 'ok', pg5: 'ok' };
+  const blocked = authChangeBlocked(nodes, 'pg1', (h) => status[h]);
+  assert.match(blocked!, /not changing authentication on pg1: pg2, another backend of Pgpool-II node pg3, failed in this run/);
+  assert.is(authChangeBlocked(nodes, 'pg4', (h) => status[h]), null, 'another node is not concerned');
+  assert.match(authChangeBlocked(nodes, 'pg1', (h) => (h === 'pg2' ? 'unreachable' : 'ok'))!, /became unreachable/);
+  assert.is(authChangeBlocked(nodes, 'pg1', () => 'ok'), null);
+  assert.equal(siblingBackends(nodes, 'pg2').map((s) => s.backend), ['pg1']);
+});
+
+test('StepBarrier: a backend waits at the step until its peers reach it or finish', async () => {
+  const peers: Record<string, string[]> = { a: ['b'], b: ['a'], c: [] };
+  const bar = new StepBarrier((h) => peers[h]!);
+  const order: string[] = [];
+  const a = bar.arrive('a', 3).then(() => order.push('a passed'));
+  await bar.arrive('c', 3).then(() => order.push('c passed (no peers)'));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(order, ['c passed (no peers)'], 'a waits for b');
+  await bar.arrive('b', 1); // b at an earlier step: a still waits
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(order, ['c passed (no peers)']);
+  bar.done('b'); // b failed or ended its play
+  await a;
+  assert.equal(order, ['c passed (no peers)', 'a passed']);
 });
 
 test.run();

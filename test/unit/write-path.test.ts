@@ -20,6 +20,7 @@ import { keyAttrsCommand, keyDirsCommand, keygenCommand, probeCommand } from '..
 import { restoreOriginals } from '../../src/modules/restore-originals/module.js';
 import { readRemoteFile, writeRemoteFile } from '../../src/remote/files.js';
 import { HostShell } from '../../src/remote/host-shell.js';
+import { sh as shCommand } from '../../src/remote/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
 import { ALL_SCRIPTS, scriptFile } from '../../src/remote/scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
@@ -126,6 +127,7 @@ async function uninstall(b: Box, runId: string, paths?: string[]) {
   const args = restoreOriginals.args.parse(paths ? { paths } : {});
   const changes = await restoreOriginals.plan(ctx, args);
   for (const c of changes) await s.apply(c.actions, ctx);
+  await s.commit();
   await s.finish();
 }
 
@@ -323,6 +325,7 @@ test('9.6 uninstall restores owner and mode, not just content', async () => {
   sh(`chown root:${USER} ${file} && chmod 640 ${file}`);
   const { s, ctx } = session(b, 'i1');
   await s.apply([{ kind: 'write', path: file, content: Buffer.from('installed\n'), owner: USER, mode: '600' }], ctx);
+  await s.commit();
   await s.finish();
   assert.is(sh(`stat -c '%a %U' ${file}`).trim(), `600 ${USER}`);
   await uninstall(b, 'u1', [file]);
@@ -346,6 +349,7 @@ test('9.3 a refused write still leaves its original signed; a record a killed ru
   rmSync(`${base}.orig.mac`);
   const { s, ctx } = session(b, 'r2');
   await s.apply([{ kind: 'write', path: join(b.root, 'other.conf'), content: Buffer.from('x\n') }], ctx);
+  await s.commit();
   assert.ok(st.signer!.verify('orig', file, digest, readFileSync(`${base}.orig.mac`, 'utf8')));
   await s.finish();
 });
@@ -395,11 +399,13 @@ test("10.3 a killed run's rollback copy is never restored by a later run, and is
   // run A changes the file, then dies: its lock and its rollback copy (v1) stay behind
   const a = session(b, 'runA');
   await a.s.apply([write('v2 by run A\n')], a.ctx);
+  await a.s.commit();
   assert.ok(existsSync(join(b.userDir, '.pg_hba.conf.pgtls-rb.runA')));
   sh(`sed -i 's/ pid=[0-9]* start=[0-9]*/ pid=999999 start=1/' ${b.state}/lock/owner`); // its process is gone
   // run B takes over the stale lock (A's copies go), changes the file, and its verification fails
   const bb = session(b, 'runB');
   await bb.s.apply([write('v3 by run B\n')], bb.ctx);
+  await bb.s.commit();
   assert.match(bb.warnings.join('\n'), /took over the lock of a run that is gone \(run=runA/);
   assert.not.ok(existsSync(join(b.userDir, '.pg_hba.conf.pgtls-rb.runA')), "the dead run's copy was removed");
   await bb.s.rollback();
@@ -433,6 +439,85 @@ test('host scripts: shellcheck (sh, warnings and errors)', () => {
     const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'warning', '-'], { input: text });
     assert.is(r.status, 0, `${name}.sh:\n${r.stdout.toString()}`);
   }
+});
+
+test('10.3 writes wait for what depends on them: the overlay answers meanwhile, then several files in one commit', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const conf = join(b.userDir, 'postgresql.conf');
+  const hba = join(b.userDir, 'pg_hba.conf');
+  writeFileSync(conf, 'ssl = off\n');
+  writeFileSync(hba, 'local all all peer\n');
+  sh(`chown ${USER}: ${conf} ${hba}`);
+  const { s, ctx, t } = session(b, 'defer');
+  const write = (path: string, c: string): Action => ({ kind: 'write', path, content: Buffer.from(c) });
+  await s.apply([write(conf, 'ssl = on\n')], ctx);
+  await s.apply([write(conf, "ssl = on\nssl_key_file = 'server.key'\n"), write(hba, 'hostssl all all 0.0.0.0/0 scram-sha-256\n')], ctx);
+  assert.is(readFileSync(conf, 'utf8'), 'ssl = off\n', 'nothing is written before something depends on it');
+  assert.is((await ctx.readFile(conf))!.content.toString(), "ssl = on\nssl_key_file = 'server.key'\n", 'later tasks plan against what is pending');
+  await ctx.query(shCommand`true`, { independentOfFiles: true });
+  assert.is(readFileSync(conf, 'utf8'), 'ssl = off\n', 'a probe of the running server does not need the files');
+  const before = t.commands.length;
+  await ctx.query(shCommand`true`);
+  const commits = t.commands.slice(before).filter((c) => c.includes('pgtls-commit'));
+  assert.is(commits.length, 1, 'one commit for both files and both edits of postgresql.conf');
+  assert.is(readFileSync(conf, 'utf8'), "ssl = on\nssl_key_file = 'server.key'\n");
+  assert.is(readFileSync(hba, 'utf8'), 'hostssl all all 0.0.0.0/0 scram-sha-256\n');
+  assert.is(sh(`stat -c %U ${conf} ${hba}`), `${USER}\n${USER}\n`, "each file keeps its owner");
+  await s.finish();
+  assert.equal(readdirSync(b.userDir).filter((n) => n.includes('pgtls')), []);
+});
+
+test('10.3 a host interrupted between tasks goes back to its last proven state; what was only planned is dropped', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const conf = join(b.userDir, 'postgresql.conf');
+  const hba = join(b.userDir, 'pg_hba.conf');
+  writeFileSync(conf, 'ssl = off\n');
+  writeFileSync(hba, 'local all all peer\n');
+  sh(`chown ${USER}: ${conf} ${hba}`);
+  const { s, ctx } = session(b, 'intr');
+  await s.apply([{ kind: 'write', path: conf, content: Buffer.from('ssl = on\n') }], ctx);
+  await s.commit();
+  await s.apply([{ kind: 'write', path: hba, content: Buffer.from('hostssl all all 0.0.0.0/0 scram-sha-256\n') }], ctx);
+  const said = await s.abandon();
+  assert.match(said, /rolled back to its last proven state: .*postgresql\.conf put back/);
+  assert.is(readFileSync(conf, 'utf8'), 'ssl = off\n');
+  assert.is(readFileSync(hba, 'utf8'), 'local all all peer\n', 'the pending write never reached the disk');
+  await s.finish();
+  assert.equal(readdirSync(b.userDir).filter((n) => n.includes('pgtls')), []);
+});
+
+test('10.3 a controller that dies once the content has arrived cannot stop a commit half-way (a new key and its certificate arrive together)', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const crt = join(b.userDir, 'server.crt');
+  const key = join(b.userDir, 'server.key');
+  const conf = join(b.userDir, 'postgresql.conf');
+  writeFileSync(crt, 'old cert\n');
+  writeFileSync(key, 'old key\n', { mode: 0o600 });
+  writeFileSync(conf, 'ssl = off\n');
+  const temp = join(b.userDir, '.pgtls-tmp.deaf.k3y');
+  writeFileSync(temp, 'new key\n', { mode: 0o600 });
+  sh(`chown ${USER}: ${crt} ${key} ${conf} ${temp}`);
+  const { s, ctx, t } = session(b, 'deaf');
+  await s.apply(
+    [
+      { kind: 'write', path: crt, content: Buffer.from('new cert\n') },
+      { kind: 'rename', from: temp, path: key },
+      { kind: 'write', path: conf, content: Buffer.from("ssl = on\nssl_key_file = 'server.key'\n") },
+    ],
+    ctx,
+  );
+  t.deafAfterStdin = true;
+  await s.commit().catch(() => undefined); // the controller sees nothing: its end of the pipes is gone
+  t.deafAfterStdin = false;
+  assert.is(readFileSync(crt, 'utf8'), 'new cert\n');
+  assert.is(readFileSync(key, 'utf8'), 'new key\n');
+  assert.is(readFileSync(conf, 'utf8'), "ssl = on\nssl_key_file = 'server.key'\n");
+  assert.not.ok(existsSync(temp));
+  assert.ok(readdirSync(b.state).some((n) => n.endsWith('.installed.sha256')), 'what was installed is recorded for an uninstall');
+  await s.finish();
 });
 
 test('cleanup', () => {

@@ -39,11 +39,6 @@ export function keyAttrsCommand(path: string, owner: string, group: string, mode
   return sh`sh -c ${hostScript('gencert-attrs')} pgtls-key-attrs ${diropScript()} ${path} ${owner} ${group} ${mode}`;
 }
 
-/** The new key (a temp file the keygen printed) renamed over the old one, in its directory (gencert-install.sh). */
-export function installKeyCommand(tempPath: string, keyPath: string): ShellCommand {
-  return sh`sh -c ${hostScript('gencert-install')} pgtls-key-install ${diropScript()} ${tempPath} ${keyPath}`;
-}
-
 export function parseProbe(out: string): ProbeResult {
   const paths = new Map<string, PathState>();
   const publicKeys = new Map<string, string>();

@@ -35,7 +35,7 @@ import { ROTATION_MODES, caView, certFile, forced, type CaView } from './rotatio
 import { viewRotation } from './rotation-store.js';
 import { DEFAULT_STATE_DIR } from '../../core/host-session.js';
 import { chooseServerSans } from './sans.js';
-import { installKeyCommand, keyAttrsCommand, keyDirsCommand, keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
+import { keyAttrsCommand, keyDirsCommand, keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
 
 const int = z.coerce.number().int();
 const args = z
@@ -303,14 +303,9 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
                 writeCert(l, v, made.csrPem, meta),
                 // The key generated on the host replaces the old one by a rename in the same directory
                 // (atomic; keeps the 0600 mode and owner the keygen script set), and its bytes never
-                // leave the host. `touches` makes the executor keep the old key for a rollback (a
-                // failed verify puts it back) and record the original for an uninstall.
-                {
-                  kind: 'exec',
-                  description: `install the new ${l.name} key`,
-                  cmd: installKeyCommand(made.tempPath, l.key),
-                  touches: [l.key],
-                },
+                // leave the host. Committed together with the certificate, so a key and a certificate
+                // that do not belong together are never on disk; the old key is kept for a rollback.
+                { kind: 'rename', from: made.tempPath, path: l.key },
               ];
             });
           },

@@ -80,7 +80,7 @@ function fleetFromInventory(ctx: PlanContext): FleetHost[] {
 async function resolveOnHost(ctx: PlanContext, names: string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   for (const n of names) {
-    const res = await ctx.query(sh`getent ahosts ${n} || true`);
+    const res = await ctx.query(sh`getent ahosts ${n} || true`, { independentOfFiles: true });
     out.set(n, [...new Set(res.stdout.toString('utf8').split('\n').map((l) => l.split(/\s+/)[0] ?? '').filter(Boolean))]);
   }
   return out;

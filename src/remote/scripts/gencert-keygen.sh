@@ -2,7 +2,7 @@
 # KEYPATH, generated ON the host in the key's directory under a temp name from mktemp (0600,
 # OWNER:GROUP), as the user who controls that directory, all at once (RSA generation is the slow
 # part). Prints "new NAME TEMPPATH" and a CSR per key; the key is renamed into place later
-# (gencert-install.sh). The CSR subject is a constant: the controller sets the real one when it signs.
+# (a rename action, committed with the certificate). The CSR subject is a constant: the controller sets the real one when it signs.
 set -eu
 DIROP=$1 bits=$2 owner=$3 group=$4 runid=$5 state=$6
 shift 6
