@@ -14,6 +14,7 @@ import { exitCodeOf, recapLines } from './report/recap.js';
 import { safeText } from './report/sanitize.js';
 import { makeStyle } from './report/style.js';
 import { STATUS_USAGE, statusCommand } from './status/command.js';
+import { modules } from './modules/index.js';
 
 /** Exit codes (README "Exit codes"). 5 is a bug in pgtls, never a verdict on the fleet. */
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, interrupted: 4, internal: 5 } as const;
@@ -72,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
   const targets: ReportTargets = command === 'run' ? scanReportTargets(rest) : {};
   try {
     if (command === 'run') return await runCommand(rest, targets);
-    if (command === 'status') return await statusCommand(rest);
+    if (command === 'status') return await statusCommand(rest, modules);
     if (command === 'playbooks') return listShippedPlaybooks();
     process.stderr.write(`pgtls: unknown command '${command}'\n${USAGE}\n`);
     return EXIT.badInput;
@@ -148,6 +149,7 @@ async function runCommand(argv: string[], targets: ReportTargets): Promise<numbe
   applyVerbosity(v);
   const list = (s?: string) => (s ? s.split(',').map((t) => t.trim()).filter(Boolean) : []);
   const options: Omit<RunOptions, 'reporter'> = {
+    modules,
     playbook,
     inventory: v.inventory!,
     extraVars: v['extra-vars'] ?? [],
@@ -220,7 +222,12 @@ function printSummary(report: RunReport, showDiff: boolean): void {
     process.stderr.write(`pgtls: refused, no host was changed:\n${report.refused.map((r) => `  ${safeText(r, { oneLine: true })}`).join('\n')}\n`);
   out.write(`\n${s.bold('PLAY RECAP')}${report.check ? ' (check mode: nothing was changed)' : ''}\n`);
   for (const l of recapLines(report)) out.write(l + '\n');
-  if (report.interrupted) out.write(s.red('interrupted: some tasks did not run\n'));
+  if (report.interrupted) {
+    out.write(s.red('interrupted: some tasks did not run\n'));
+    // per host: rolled back to its last proven state, or nothing of it left half-done
+    for (const [host, h] of Object.entries(report.hosts))
+      if (h.status === 'interrupted') out.write(`  ${safeText(`${host}: ${h.message ?? ''}`, { oneLine: true })}\n`);
+  }
 }
 
 function colorDiff(text: string, s: ReturnType<typeof makeStyle>): string {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from './errors.js';
-import type { Action, ExecAction, FileState, HostFacts, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import { statOnHost, statWithOverlay } from './path-stat.js';
 import type { ExecResult } from '../remote/connection.js';
-import { commitChanges, dropRollback, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -18,6 +19,7 @@ import type { ShellCommand } from '../remote/sh.js';
 export class HostSession {
   private readonly overlay = new Map<string, FileState | null>();
   private readonly memos = new Map<string, Promise<unknown>>();
+  private readonly reads = new Map<string, Promise<FileState | null>>();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
@@ -32,6 +34,8 @@ export class HostSession {
   private lock: { shell: HostShell; dir: string } | null = null;
 
   private shell: HostShell;
+  /** Where a run-level step (LocalAction.shared) goes instead of running here; set by the runner. */
+  shareStep?: (key: string, action: LocalAction) => boolean;
 
   constructor(
     readonly name: string,
@@ -58,11 +62,11 @@ export class HostSession {
       host: this.name,
       vars,
       facts: this.facts,
-      check: this.check,
       effectiveUser: this.shell.effectiveUser,
       runId: this.runId,
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
+      stat: (paths, opts) => statWithOverlay(this.overlay, paths, (rest) => statOnHost((c, o) => this.query(c, o), rest, opts)),
       memo: <T>(key: string, compute: () => Promise<T>) => memoize(this.memos, key, compute),
       memoStable: <T>(key: string, compute: () => Promise<T>) => memoize(this.stableMemos, key, compute),
       warn,
@@ -71,8 +75,28 @@ export class HostSession {
 
   private async readFile(path: string, user?: string): Promise<FileState | null> {
     if (this.pending.some(({ change: c }) => c.op === 'rename' && c.path === path)) await this.commit();
-    if (this.overlay.has(path)) return this.overlay.get(path) ?? null;
-    return readRemoteFile(this.shell, path, user);
+    if (!this.overlay.has(path)) return this.readHost(path, user);
+    const planned = this.overlay.get(path);
+    if (!planned) return null;
+    if (planned.mode && planned.owner && planned.group) return planned;
+    // owner and mode not given by the write: those of the file it replaces (still on the host), else defaults
+    const prev = await this.readHost(path, user);
+    const full = {
+      content: planned.content,
+      mode: planned.mode || prev?.mode || '644',
+      owner: planned.owner || prev?.owner || this.shell.effectiveUser,
+      group: planned.group || prev?.group || this.shell.effectiveUser,
+    };
+    this.overlay.set(path, full);
+    return full;
+  }
+
+  /**
+   * A file as the host has it, read once until something may have changed it (a commit, a command,
+   * a verify, a local step): the tasks of a play read the same config files again and again.
+   */
+  private readHost(path: string, user?: string): Promise<FileState | null> {
+    return memoize(this.reads, `${user ?? ''}\0${path}`, () => readRemoteFile(this.shell, path, user));
   }
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
@@ -97,18 +121,23 @@ export class HostSession {
     if (taken.stale) warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies and temp files were removed, not restored`);
   }
 
-  /** The one place that changes a host. */
-  async apply(actions: Action[], ctx: PlanContext): Promise<void> {
+  /**
+   * The one place that changes a host. Resolves with what the change's controller-side (local) actions
+   * reported (null: they found nothing to do), or undefined when it has none.
+   */
+  async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
+    const result: { outcome?: string | null } = {};
     for (const [i, action] of actions.entries()) {
       this.memos.clear();
       switch (action.kind) {
         case 'write': {
-          const prev = await this.readFile(action.path);
+          // owner and mode: the write's, else an earlier planned write's, else (when read) the host file's
+          const earlier = this.overlay.get(action.path);
           this.overlay.set(action.path, {
             content: action.content,
-            mode: action.mode ?? prev?.mode ?? '644',
-            owner: action.owner ?? prev?.owner ?? this.shell.effectiveUser,
-            group: action.group ?? prev?.group ?? this.shell.effectiveUser,
+            mode: action.mode ?? earlier?.mode ?? '',
+            owner: action.owner ?? earlier?.owner ?? '',
+            group: action.group ?? earlier?.group ?? '',
           });
           const { kind: _, ...write } = action;
           await this.hold({ op: 'write', ...write }, ctx);
@@ -123,8 +152,16 @@ export class HostSession {
           await this.hold({ op: 'rename', path: action.path, from: action.from }, ctx);
           break;
         case 'exec': {
-          if (this.check) break; // cannot be simulated; the plan already says what would run
+          if (this.check) {
+            // cannot be simulated; the plan already says what would run. What it writes is not known, only that it changes.
+            for (const p of action.writesWhenApplied ?? []) {
+              const prev = await this.readFile(p);
+              this.overlay.set(p, { content: UNKNOWN_CONTENT, mode: prev?.mode ?? '600', owner: prev?.owner ?? this.shell.effectiveUser, group: prev?.group ?? this.shell.effectiveUser });
+            }
+            break;
+          }
           await this.commit();
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
@@ -142,10 +179,30 @@ export class HostSession {
         case 'verify':
           if (this.check) break;
           await this.commit();
-          await this.verify(action.description, action.check, action.recover, ctx);
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
+          if (action.readOnly) await action.check(ctx);
+          else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
           break;
+        case 'local': {
+          await this.commit();
+          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
+          const said = await this.runLocal(action);
+          if (said !== undefined) result.outcome = result.outcome ?? said;
+          break;
+        }
       }
     }
+    return result;
+  }
+
+  /** A controller-side step: run in a real run, simulated (in memory, when it can be) in --check. */
+  private async runLocal(action: LocalAction): Promise<string | null | undefined> {
+    if (action.shared && this.shareStep) {
+      // the first host to ask reports the change; the others join the same step
+      return this.shareStep(action.shared, action) ? undefined : null;
+    }
+    const said = this.check ? (action.simulate ? await action.simulate() : undefined) : await action.run();
+    return said ?? (said === null ? null : undefined);
   }
 
   /** A change planned: in --check it stays in the overlay; in a real run it waits for commit(). */
@@ -154,8 +211,15 @@ export class HostSession {
     const store = await this.lockedStore(ctx);
     const at = this.pending.findIndex((p) => p.change.path === change.path);
     // a later change of the same file replaces the earlier one (one write per file per commit)
-    if (at >= 0 && change.op !== 'rename' && this.pending[at]!.change.op !== 'rename' && sameStore(this.pending[at]!.store, store))
+    const before = at >= 0 ? this.pending[at]! : undefined;
+    if (before && change.op !== 'rename' && before.change.op !== 'rename' && sameStore(before.store, store)) {
       this.pending.splice(at, 1);
+      // what the earlier write asked for (owner, mode, a backup) still holds unless this one says otherwise
+      if (change.op === 'write' && before.change.op === 'write') {
+        const e = before.change;
+        change = { ...change, mode: change.mode ?? e.mode, owner: change.owner ?? e.owner, group: change.group ?? e.group, backup: change.backup || e.backup, validate: change.validate ?? e.validate };
+      }
+    }
     this.pending.push({ change, store });
   }
 
@@ -168,6 +232,7 @@ export class HostSession {
     const held = this.pending.splice(0);
     for (const { change } of held) this.remember(change.path);
     this.memos.clear();
+    this.reads.clear();
     try {
       // (one round trip unless tasks keep their records in different places)
       for (let i = 0; i < held.length; ) {
@@ -208,9 +273,11 @@ export class HostSession {
     check: (ctx: PlanContext) => Promise<void>,
     recover: ExecAction | undefined,
     ctx: PlanContext,
+    keepRollback = false,
   ): Promise<void> {
     try {
       await check(ctx);
+      if (keepRollback) return; // it proves nothing about the run's changes (a check before the step it guards)
       // The new state is proven good: it becomes the state a later failure rolls back to.
       await dropRollback(this.shell, this.journal, this.runId);
       this.journal.length = 0;
@@ -241,12 +308,21 @@ export class HostSession {
     return stateStore(ctx.vars, this.name, false);
   }
 
+  /** What was planned and not yet written is dropped; the new keys it would have installed are removed. */
+  private async dropPending(): Promise<number> {
+    const dropped = this.pending.splice(0);
+    const temps = dropped.flatMap(({ change: c }) => (c.op === 'rename' ? [c.from] : []));
+    await dropTempFiles(this.shell, temps, this.runId);
+    return dropped.length;
+  }
+
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
-    this.pending.length = 0;
+    await this.dropPending();
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
+    this.reads.clear();
     this.overlay.clear();
   }
 
@@ -256,11 +332,11 @@ export class HostSession {
    * so the host is as it was when it last worked. Says which, for the report.
    */
   async abandon(): Promise<string> {
-    if (this.check) return '';
-    const dropped = this.pending.splice(0).length;
+    if (this.check) return 'nothing was changed (check mode)';
+    const dropped = await this.dropPending().catch(() => 0);
     const put = [...this.journal];
     if (put.length === 0)
-      return dropped ? `nothing was written since its last proven state (${dropped} planned change(s) dropped): it is as it was` : '';
+      return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;
     try {
       await this.rollback();
       return `rolled back to its last proven state: ${put.join(', ')} put back`;
@@ -279,6 +355,9 @@ export class HostSession {
     await this.shell.close();
   }
 }
+
+/** What --check's overlay holds for a file whose new content is known only when applied. */
+const UNKNOWN_CONTENT = Buffer.from('# pgtls --check: this file is written when applied; its content is not known yet\n');
 
 /** A run id: time and randomness, so that no two runs ever share one (it names files on hosts). */
 export function newRunId(): string {

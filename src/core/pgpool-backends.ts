@@ -85,12 +85,16 @@ export function siblingBackends(nodes: readonly PgpoolNode[], host: string): { n
  * `host` alone would make the node refuse every login. Null when nothing stands in the way.
  */
 export function authChangeBlocked(nodes: readonly PgpoolNode[], host: string, statusOf: (h: string) => string | undefined): string | null {
-  for (const { node, backend } of siblingBackends(nodes, host)) {
+  // A Pgpool-II node and its backends move together: a backend follows its node too (a node that
+  // failed still speaks to them as before), and a node follows its backends.
+  const own = nodes.filter((n) => n.host === host).flatMap((n) => n.backends.map((backend) => ({ node: n.host, backend })));
+  const myNodes = nodes.filter((n) => n.backends.includes(host)).map((n) => ({ node: n.host, backend: n.host }));
+  for (const { node, backend } of [...siblingBackends(nodes, host), ...own, ...myNodes]) {
     const st = statusOf(backend);
     if (st === 'failed' || st === 'unreachable')
       return (
-        `not changing authentication on ${host}: ${backend}, another backend of Pgpool-II node ${node}, ${st === 'failed' ? 'failed' : 'became unreachable'} in this run, ` +
-        `and Pgpool-II refuses every login while its backends disagree on authentication; ${host} keeps its rules and passwords (fix ${backend}, then run again)`
+        `not changing authentication on ${host}: ${backend}, ${node === host ? 'a backend of this Pgpool-II node' : backend === node ? 'the Pgpool-II node in front of it' : `another backend of Pgpool-II node ${node}`}, ${st === 'failed' ? 'failed' : 'became unreachable'} in this run, ` +
+        `and Pgpool-II refuses every login while its backends disagree on authentication (or with what it requires of them); ${host} keeps its rules and passwords (fix ${backend}, then run again)`
       );
   }
   return null;

@@ -4,7 +4,6 @@ import { loadInventory, selectHosts, type Inventory } from '../config/inventory.
 import { loadPlaybook, type Play, type Playbook, type Task } from '../config/playbook.js';
 import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
-import { modules as registry } from '../modules/index.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
 import { SecretOnCommandLineError, sh } from '../remote/sh.js';
@@ -15,6 +14,8 @@ import { missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { applyPlan } from './apply-plan.js';
+import { SharedSteps } from './shared-steps.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
@@ -38,7 +39,8 @@ export interface RunOptions {
   knownHosts?: string | null;
   reporter: Reporter;
   signal?: AbortSignal;
-  modules?: ReadonlyMap<string, ModuleDef>;
+  /** The modules a playbook may use (the CLI passes src/modules/index.ts): the engine knows none itself. */
+  modules: ReadonlyMap<string, ModuleDef>;
   /** Vault passwords for encrypted files and `!vault` values. */
   vault?: VaultKeyring;
   /**
@@ -81,7 +83,7 @@ export function prepare(opts: RunOptions): {
   modules: ReadonlyMap<string, ModuleDef>;
   warnings: string[];
 } {
-  const modules = opts.modules ?? registry;
+  const modules = opts.modules;
   const inv = loadInventory(opts.inventory, { vault: opts.vault, playbookDir: dirname(opts.playbook) });
   const book = loadPlaybook(opts.playbook, modules, 0, opts.vault);
   const extra = parseExtraVars(opts.extraVars, opts.vault);
@@ -108,6 +110,7 @@ class Runner {
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
   private readonly runId = newRunId();
   private readonly warnings: string[] = [];
+  private readonly shared = new SharedSteps();
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
   /** The Pgpool-II nodes and their backends, when the run changes authentication (read in factsFirst). */
@@ -326,6 +329,7 @@ class Runner {
       // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
       if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
     }
+    for (const m of await this.shared.runAll((h) => this.report(h).status, this.opts.check)) this.warn(m);
   }
 
   private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
@@ -349,17 +353,32 @@ class Runner {
         rep.status = 'interrupted';
         break;
       }
-      if (this.modules.get(task.module)?.changesAuthentication) {
-        // every backend of a Pgpool-II node changes authentication or none does
+      const changesAuth = Boolean(this.modules.get(task.module)?.changesAuthentication);
+      const statusOf = (h: string) => this.reports.get(h)?.status;
+      if (changesAuth) {
+        // Every backend of a Pgpool-II node changes authentication or none does: they start the task
+        // together, and none starts it once another has failed.
         await together.arrive(host, i);
-        const blocked = authChangeBlocked(this.nodes, host, (h) => this.reports.get(h)?.status);
+        const blocked = authChangeBlocked(this.nodes, host, statusOf);
         if (blocked) {
-          this.record(host, { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: blocked, durationMs: 0, play: play.name });
+          this.record(host, failedTask(play, task, blocked));
           break;
         }
       }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
-      const result = await this.runTask(session, play, task, false);
+      let result = await this.runTask(session, play, task, false);
+      if (changesAuth && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
+        // ... and end it together: its files are written now, and when another backend failed on the
+        // way (a full disk, a refused write), this one puts its changes back instead of disagreeing.
+        const wrote = await session.commit().then(() => null, (e: unknown) => errorMessage(e));
+        if (wrote) result = { ...result, status: 'failed', changed: false, error: wrote };
+        await together.arrive(host, i + 0.5);
+        const blocked = wrote ? null : authChangeBlocked(this.nodes, host, statusOf);
+        if (blocked) {
+          const undone = await session.abandon();
+          result = { ...result, status: 'failed', changed: false, error: `${blocked}; ${undone}` };
+        }
+      } else if (changesAuth) await together.arrive(host, i + 0.5);
       this.record(host, result);
       if (result.changed) for (const n of task.notify) notified.add(n);
       if (result.status === 'failed' || result.status === 'unreachable') break;
@@ -379,13 +398,13 @@ class Runner {
       // Stopped between tasks: the host goes back to its last proven state rather than keep half a play.
       if (rep.status === 'ok') rep.status = 'interrupted';
       const what = await session.abandon();
-      if (what) rep.message = rep.message ? `${rep.message}; ${what}` : what;
+      rep.message = rep.message ? `${rep.message}; ${what}` : what;
     } else if (rep.status !== 'unreachable') {
       // the end of the play depends on every change it planned
       try {
         await session.commit();
       } catch (e) {
-        this.record(host, { task: 'write the changes planned in this play', module: 'pgtls', status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error: errorMessage(e), durationMs: 0, play: play.name });
+        this.record(host, { ...failedTask(play, { name: 'write the changes planned in this play', module: 'pgtls' } as Task, errorMessage(e)) });
       }
     }
     reporter.hostEnd(host, rep.status, rep.message);
@@ -431,11 +450,11 @@ class Runner {
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const changes = await mod.plan(ctx, parsed.data);
-      for (const change of changes) await session.apply(change.actions, ctx);
-      return done(changes.length ? 'changed' : 'ok', {
-        summaries: changes.map((c) => c.summary),
-        diffs: changes.flatMap((c) => (c.diff ? [c.diff] : [])),
+      const applied = await applyPlan(() => mod.plan(ctx, parsed.data), (actions, c) => session.apply(actions, c), ctx, this.opts.check);
+      return done(applied.changed ? 'changed' : 'ok', {
+        summaries: applied.summaries,
+        diffs: applied.diffs,
+        planned: applied.planned,
         warnings: base.warnings,
       });
     } catch (e) {
@@ -466,9 +485,15 @@ class Runner {
     const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
+    session.shareStep = (key, action) => this.shared.add(key, host, action);
     this.sessions.set(host, session);
     return session;
   }
+}
+
+/** A task that failed before it ran (the runner refused it). */
+function failedTask(play: Play, task: Task, error: string): TaskResult {
+  return { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error, durationMs: 0, play: play.name };
 }
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {

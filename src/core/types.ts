@@ -16,15 +16,22 @@ export interface HostFacts {
 
 /**
  * The read-only view of a host that a module plans from. It has no way to
- * write: planning is the same code in --check and in a real run.
- * In --check, readFile sees the files as earlier tasks of this run would have left them.
+ * write, and it does not say whether this is --check: planning is the same code in both modes.
+ * readFile and stat answer from the executor's overlay first (what earlier tasks of this run
+ * planned and is not on the host yet: everything in --check, nothing once written in a real run),
+ * so both modes give the same answers for the same host. query() asks the host itself.
  */
 export interface PlanContext {
   readonly host: string;
   readonly vars: Readonly<Record<string, unknown>>;
   readonly facts: HostFacts;
-  readonly check: boolean;
   readFile(path: string, opts?: { user?: string }): Promise<FileState | null>;
+  /**
+   * Modification/change times, sizes (and with `sha256`, sums) of paths, following links; a path that
+   * does not exist (or is planned to be removed) is absent from the map. A path with planned content not
+   * yet on the host is `pending` with times +Infinity (it will be newer than anything on the host).
+   */
+  stat(paths: string[], opts?: { user?: string; sha256?: boolean }): Promise<Map<string, PathStat>>;
   /**
    * Runs a probe that must not change the host (psql -c 'show …', openssl x509 …). Writes that
    * earlier tasks planned are committed first, since the probe may read those files; unless the probe
@@ -45,6 +52,16 @@ export interface PlanContext {
 export interface QueryOptions extends ExecOptions {
   /** The probe reads no file a pending write could change (so those writes can wait). */
   independentOfFiles?: boolean;
+}
+
+export interface PathStat {
+  /** epoch seconds (fractional where the host's stat prints nanoseconds) */
+  mtime: number;
+  ctime: number;
+  size: number;
+  sha256?: string;
+  /** planned by this run and not on the host yet */
+  pending?: boolean;
 }
 
 export interface WriteAction {
@@ -90,6 +107,12 @@ export interface ExecAction {
   touches?: string[];
   /** Follow-up actions computed from the command's output (e.g. sign the CSR a host printed). */
   then?: (stdout: Buffer) => Promise<Action[]> | Action[];
+  /**
+   * Paths the command or its follow-up actions write, with content known only when applied (a certificate
+   * signed from the CSR the command prints): --check, which runs neither, marks them changed in its overlay
+   * so later tasks see that they change.
+   */
+  writesWhenApplied?: string[];
 }
 
 /**
@@ -102,18 +125,56 @@ export interface VerifyAction {
   description: string;
   check: (ctx: PlanContext) => Promise<void>;
   recover?: ExecAction;
+  /**
+   * When it passes, the run's files stay unproven: their rollback copies are kept for a later verify
+   * (a check BEFORE the step it guards, or a login that says nothing about the files changed so far).
+   */
+  keepRollback?: boolean;
+  /**
+   * Proves something about the host, not about this run's changes (every walsender is TLS): passing
+   * proves nothing, failing fails the host without putting files back.
+   */
+  readOnly?: boolean;
 }
 
-export type Action = WriteAction | RemoveAction | RenameAction | ExecAction | VerifyAction;
+/**
+ * A change on the controller (its CA directory, fetched certificates), run by the executor after the
+ * host actions before it: never during planning, never in --check (there `simulate`, when given, records
+ * in memory what later tasks of the --check run should see). Returns what was done (that text replaces the
+ * change's summary), null when nothing was (another host did it first), or nothing (the summary stands).
+ */
+export interface LocalAction {
+  kind: 'local';
+  description: string;
+  run: () => Promise<string | null | void>;
+  simulate?: () => Promise<string | null | void>;
+  /**
+   * A run-level step several hosts may ask for (its key, e.g. the CA directory): run once at the end of the
+   * play, only when every host that asked for it ended the play ok (core/shared-steps.ts).
+   */
+  shared?: string;
+}
+
+export type Action = WriteAction | RemoveAction | RenameAction | ExecAction | VerifyAction | LocalAction;
 
 export type Diff =
   | { kind: 'file'; path: string; before: string; after: string }
   | { kind: 'redacted'; path?: string; note: string };
 
 export interface Change {
+  /** What is done, in the imperative ("reload PostgreSQL …"); --check output is phrased by the reporter. */
   summary: string;
   diff?: Diff;
   actions: Action[];
+  /** Its outcome is known only when applied (a login that may fail, a step another host may do first): "conditional change" in --check. */
+  conditional?: boolean;
+  /** Changes nothing itself: its actions only verify (a login works); when they pass the task stays ok. */
+  verifyOnly?: boolean;
+  /**
+   * The changes after this one depend on its outcome (a CA that must exist before it can sign): a real run
+   * applies up to this change and plans the task again; --check applies the rest (as conditional changes).
+   */
+  replan?: boolean;
 }
 
 /** A module: declared arguments and one read-only planning function. No apply: the executor applies. */
@@ -139,6 +200,23 @@ export function defineModule<S extends z.ZodType>(def: ModuleDef<S>): ModuleDef<
   return def;
 }
 
+/** An action as --check --json lists it: never content or secrets, only what and where (a hash and length for writes). */
+export interface PlannedAction {
+  kind: Action['kind'];
+  description: string;
+  /** the summary of the change the action belongs to */
+  change: string;
+  path?: string;
+  sha256?: string;
+  bytes?: number;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  user?: string;
+  touches?: string[];
+  conditional?: boolean;
+}
+
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
 
 export interface TaskResult {
@@ -152,6 +230,8 @@ export interface TaskResult {
   error?: string;
   durationMs: number;
   handler?: boolean;
+  /** What the task did (or, in --check, would do), action by action: kind, path, description; no content. */
+  planned?: PlannedAction[];
   /** The play the task belongs to (JUnit groups tasks by play and host). */
   play?: string;
 }

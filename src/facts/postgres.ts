@@ -139,11 +139,15 @@ const SETTINGS_SQL = `select json_build_object(
   'in_recovery', pg_is_in_recovery());
 `;
 
-/** Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout. */
-export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string): Promise<string> {
+/**
+ * Runs read-only SQL through the host's SQL login (src/facts/pg-login.ts); returns stdout.
+ * `independentOfFiles`: the SQL reads only the running server's state, not its config files (as
+ * pg_file_settings and pg_hba_file_rules do), so the executor's pending writes need not be committed first.
+ */
+export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string, opts: { independentOfFiles?: boolean } = {}): Promise<string> {
   const inv = sqlInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: true });
+    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: opts.independentOfFiles ?? false });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
@@ -211,7 +215,7 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
   const pw = userVar(ctx, 'webadmin_password');
   // the login and the settings in one command when the OS user gets in (sqlLoginAndQuery)
   const { login, stdout } = await sqlLoginAndQuery(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)), SETTINGS_SQL, (l) =>
-    psqlQuery(ctx, { ...local, login: l }, SETTINGS_SQL),
+    psqlQuery(ctx, { ...local, login: l }, SETTINGS_SQL, { independentOfFiles: true }),
   );
   const raw = stdout.trim();
   let j: Record<string, unknown>;

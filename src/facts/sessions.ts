@@ -29,7 +29,7 @@ const SQL = `select coalesce(json_agg(json_build_object('pid', a.pid, 'client_ad
 `;
 
 export async function tcpSessions(ctx: PlanContext, s: PgServer): Promise<TcpSession[]> {
-  return JSON.parse((await psqlQuery(ctx, s, SQL)).trim()) as TcpSession[];
+  return JSON.parse((await psqlQuery(ctx, s, SQL, { independentOfFiles: true })).trim()) as TcpSession[];
 }
 
 /** One line per (address, user, application) with a count: a pool of 200 connections is one entry. */

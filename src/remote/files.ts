@@ -118,6 +118,12 @@ export async function restoreFromRollback(shell: HostShell, paths: string[], run
   await shell.exec(sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} restore ${runId} ${paths}`);
 }
 
+/** Removes temp files this run made on the host and will not install (a new key whose certificate never came). */
+export async function dropTempFiles(shell: HostShell, paths: string[], runId: string): Promise<void> {
+  if (paths.length === 0) return;
+  await shell.exec(sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} drop-temp ${runId} ${paths}`);
+}
+
 /** Forgets this run's rollback copies of these paths (the new state is proven good, or the run ends). */
 export async function dropRollback(shell: HostShell, paths: string[], runId: string): Promise<void> {
   if (paths.length === 0) return;

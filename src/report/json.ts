@@ -35,6 +35,8 @@ export function jsonReport(report: RunReport): object {
             changed: t.changed,
             summaries: t.summaries,
             diff: t.diffs.map(diffStats),
+            // what the task did (--check: would do), action by action: kind, path, description; a hash and length, never content
+            planned: t.planned ?? [],
             warnings: t.warnings,
             error: t.error,
             durationMs: t.durationMs,

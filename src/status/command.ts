@@ -15,7 +15,6 @@ import { ConfigError, formatIssue, type ConfigIssue } from '../core/errors.js';
 import { silentReporter } from '../core/reporter.js';
 import { runPlaybook, type RunReport } from '../core/runner.js';
 import type { ModuleDef } from '../core/types.js';
-import { modules as registry } from '../modules/index.js';
 import { safeJson, safeText } from '../report/sanitize.js';
 import { makeStyle } from '../report/style.js';
 import { assessHost, statusExitCode, type HostStatus } from './model.js';
@@ -47,21 +46,22 @@ plaintext-replication, standby-unverified, hba-no-tls, min-tls-below-policy, cer
 README "Status"), 2 bad input (nothing contacted), 3 a host unreachable (none needing action),
 4 interrupted. -e pgtls_min_tls=TLSv1.3 judges the servers' lowest TLS version by that policy.`;
 
-export async function statusCommand(argv: string[]): Promise<number> {
+/** `registry`: the playbook modules (the CLI's), to which status adds its own read-only ones. */
+export async function statusCommand(argv: string[], registry: ReadonlyMap<string, ModuleDef>): Promise<number> {
   if (argv.includes('--nagios')) {
     // A plugin must answer in its own terms even for bad input: UNKNOWN, one line.
     try {
-      return await inspect(argv);
+      return await inspect(argv, registry);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       process.stdout.write(`PGTLS UNKNOWN - bad input: ${safeText(e.issues.map(formatIssue).join('; '), { oneLine: true })}\n`);
       return NAGIOS.unknown;
     }
   }
-  return inspect(argv);
+  return inspect(argv, registry);
 }
 
-async function inspect(argv: string[]): Promise<number> {
+async function inspect(argv: string[], registry: ReadonlyMap<string, ModuleDef>): Promise<number> {
   const { values: v, positionals } = parseCommandLine(argv, {
     ...FLEET_OPTIONS,
     json: { type: 'boolean' },

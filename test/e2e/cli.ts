@@ -21,7 +21,15 @@ export interface JsonReport {
     {
       status: string;
       recap: { ok: number; changed: number; unreachable: number; failed: number; skipped: number };
-      tasks: { name: string; status: string; changed: boolean; summaries: string[]; error?: string; warnings: string[] }[];
+      tasks: {
+        name: string;
+        status: string;
+        changed: boolean;
+        summaries: string[];
+        error?: string;
+        warnings: string[];
+        planned?: { kind: string; description: string; change: string; path?: string; sha256?: string; bytes?: number; conditional?: boolean }[];
+      }[];
       warnings: string[];
       message?: string;
     }

@@ -78,6 +78,12 @@ test('--check --diff on the fresh lab changes no byte and shows the diffs', asyn
   assert.match(r.stdout, /\+ssl = on/);
   assert.match(r.stdout, /\+hostssl all {13}all {13}0\.0\.0\.0\/0 {15}scram-sha-256/);
   assert.match(r.stdout, /would issue server certificate CN=pg1/);
+  // --check --json lists what would be done per host and task: kind, path, description; a hash and length, no content
+  const planned = r.report!.hosts['pg1']!.tasks.flatMap((t) => t.planned ?? []);
+  assert.ok(planned.some((p) => p.kind === 'write' && p.path?.endsWith('pg_hba.conf') && /^[0-9a-f]{64}$/.test(p.sha256 ?? '') && (p.bytes ?? 0) > 0), JSON.stringify(planned));
+  assert.ok(planned.some((p) => p.kind === 'local' && /^create the CA in /.test(p.description)), 'the CA is created by the executor on the controller');
+  assert.ok(planned.some((p) => p.kind === 'exec' && p.conditional), 'what follows the CA creation is conditional');
+  assert.not.match(readFileSync(join(work, 'check.json'), 'utf8'), /hostssl all +all +0\.0\.0\.0\/0 +scram-sha-256/, 'no file content in the report');
 });
 
 let firstRunMs = 0;

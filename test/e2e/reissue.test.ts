@@ -88,7 +88,7 @@ test('reissue=server --check: says what would be re-issued and changes no byte (
   assert.equal(await snapshot(), before);
   for (const h of ['pg1', 'pg2', 'pg3']) assert.match(r.stdout, new RegExp(`${h} \\| .* would issue server certificate CN=${h} .*re-issue forced \\(force: server\\)`));
   assert.match(r.stdout, /pg1 \| reload PostgreSQL.*would reload/);
-  assert.match(r.stdout, /pg3 \| restart Pgpool-II.*would change/);
+  assert.match(r.stdout, /pg3 \| restart Pgpool-II.*would restart Pgpool-II via .*changed by this run/);
   assert.not.match(r.stdout, /client certificate CN=/);
 });
 
@@ -207,7 +207,7 @@ test('reissue=ca --check: says what the rotation would do and changes no byte (h
   assert.match(r.stdout, /pg1 \| root\.crt holds both CAs.*trusts "pgtls CA \d{4}-.*" \(new CA\) and "pgtls CA" \(old CA\)/);
   assert.match(r.stdout, /would publish the new CA/);
   for (const h of ['pg1', 'pg2', 'pg3']) assert.match(r.stdout, new RegExp(`${h} \\| .*would issue server certificate CN=${h} .* from CA "pgtls CA \\d{4}-`));
-  assert.match(r.stdout, /pg3 \| restart Pgpool-II.*would change/);
+  assert.match(r.stdout, /pg3 \| restart Pgpool-II.*would restart Pgpool-II via .*changed by this run/);
 });
 
 // ---------------------------------------------------------------------------------------------------------

@@ -200,7 +200,7 @@ test('store: begin once for many concurrent hosts; publish; finish retires the o
   const oldCa = readFileSync(join(dir, 'ca.crt'), 'utf8');
   assert.is(await readRotation(dir), null);
 
-  const begins = Array.from({ length: 6 }, () => beginRotation(dir, { ...opts, check: false }));
+  const begins = Array.from({ length: 6 }, () => beginRotation(dir, { ...opts, simulate: false }));
   const results = await Promise.all(begins.map((b) => b.done));
   assert.is(begins.filter((b) => b.mine).length, 1, 'one host reports the change');
   assert.match(results[0]!, /created a new CA "pgtls CA \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"/);
@@ -210,7 +210,7 @@ test('store: begin once for many concurrent hosts; publish; finish retires the o
   assert.is(readFileSync(join(dir, 'ca.crt'), 'utf8'), oldCa, 'ca.crt unchanged until publish');
   assert.is(statSync(join(dir, 'next', 'ca.key')).mode & 0o777, 0o600);
   assert.is(statSync(join(dir, 'next')).mode & 0o777, 0o700);
-  assert.is(await beginRotation(dir, { ...opts, check: false }).done, null, 'a second begin continues the same rotation');
+  assert.is(await beginRotation(dir, { ...opts, simulate: false }).done, null, 'a second begin continues the same rotation');
 
   assert.match((await publishRotation(dir, false).done)!, /published the new CA/);
   const published = (await readRotation(dir))!;
@@ -234,7 +234,7 @@ test('store: begin once for many concurrent hosts; publish; finish retires the o
 
 test('store: ca-finish refuses a rotation that was never published; begin refuses a missing CA', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, check: false }).done;
+  await beginRotation(dir, { ...opts, simulate: false }).done;
   try {
     await finishRotation(dir, false).done;
     assert.unreachable();
@@ -242,7 +242,7 @@ test('store: ca-finish refuses a rotation that was never published; begin refuse
     assert.match((e as Error).message, /not published yet/);
   }
   try {
-    await beginRotation(tmpDir(), { ...opts, check: false }).done;
+    await beginRotation(tmpDir(), { ...opts, simulate: false }).done;
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /no CA in .* to rotate: run install\.yaml first/);
@@ -251,7 +251,7 @@ test('store: ca-finish refuses a rotation that was never published; begin refuse
 
 test('store: a publish that stopped half-way (previous/ written, next/ still there) is read consistently and resumed', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, check: false }).done;
+  await beginRotation(dir, { ...opts, simulate: false }).done;
   const staged = (await readRotation(dir))!;
   // simulate the crash: previous/ made, ca.key already swapped, ca.crt not
   execFileSync('cp', ['-a', dir, `${dir}.copy`]);
@@ -272,22 +272,22 @@ test('store: a publish that stopped half-way (previous/ written, next/ still the
 test('store: --check changes nothing on disk and lets later steps plan against the simulated state', async () => {
   const dir = await steadyDir();
   const before = readdirSync(dir).sort();
-  assert.match((await beginRotation(dir, { ...opts, check: true }).done)!, /^would create a new CA/);
+  assert.match((await beginRotation(dir, { ...opts, simulate: true }).done)!, /^would create a new CA/);
   assert.equal(readdirSync(dir).sort(), before);
   assert.is(await readRotation(dir), null, 'nothing on disk');
-  const sim = (await viewRotation(dir, true))!;
+  const sim = (await viewRotation(dir))!;
   assert.is(sim.published, false);
   assert.match((await publishRotation(dir, true).done)!, /^would publish/);
-  assert.ok((await viewRotation(dir, true))!.published);
+  assert.ok((await viewRotation(dir))!.published);
   assert.match((await finishRotation(dir, true).done)!, /^would retire the old CA/);
-  assert.is(await viewRotation(dir, true), null);
+  assert.is(await viewRotation(dir), null);
   assert.equal(readdirSync(dir).sort(), before);
   forgetSimulated(dir);
 });
 
 test('store: cross certificates that do not link the two CAs are refused', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, check: false }).done;
+  await beginRotation(dir, { ...opts, simulate: false }).done;
   const stranger = await createCA({ commonName: 'stranger', keyBits: 2048 });
   writeFileSync(join(dir, 'next', 'cross.crt'), crossSign({ certPem: stranger.certPem, by: W.old }));
   try {

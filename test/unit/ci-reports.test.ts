@@ -55,6 +55,29 @@ const RUN: RunReport = {
   },
 };
 
+test('--check --json: planned actions per host and task (kind, path, description, a hash and length), valid against the schema', async () => {
+  const { applyPlan } = await import('../../src/core/apply-plan.js');
+  const ctx = {} as Parameters<typeof applyPlan>[2];
+  const applied = await applyPlan(
+    async () => [
+      { summary: 'set ssl = on in postgresql.conf', actions: [{ kind: 'write', path: '/etc/pg.conf', content: Buffer.from('ssl = on\npassword = hunter2\n'), mode: '640' }] },
+      { summary: 'reload PostgreSQL', actions: [{ kind: 'exec', description: 'systemctl reload postgresql', cmd: { text: 'systemctl reload postgresql' } as never, stdin: new Secret('hunter2') }] },
+    ],
+    async () => ({}),
+    ctx,
+    true,
+  );
+  const run: RunReport = { ...RUN, check: true, hosts: { db1: { recap: RUN.hosts.db1!.recap, status: 'ok', tasks: [task({ status: 'changed', changed: true, summaries: applied.summaries, planned: applied.planned })] } } };
+  const j = JSON.parse(JSON.stringify(jsonReport(run)));
+  assert.equal(validate(reportSchema, j), []);
+  const planned = j.hosts.db1.tasks[0].planned;
+  assert.equal(planned.map((p: { kind: string; path?: string }) => [p.kind, p.path]), [['write', '/etc/pg.conf'], ['exec', undefined]]);
+  assert.is(planned[0].bytes, 28);
+  assert.equal(j.hosts.db1.tasks[0].summaries, ['would set ssl = on in postgresql.conf', 'would reload PostgreSQL']);
+  const text = JSON.stringify(j);
+  assert.not.ok(text.includes('hunter2') || text.includes('ssl = on\\n'), 'no content, no secret');
+});
+
 test('JUnit: a suite per play and host, a case per task, failures with the message; valid against the JUnit XSD', () => {
   const xml = junitReport(RUN);
   const file = join(dir, 'run.xml');

@@ -1,3 +1,4 @@
+import { modules } from '../../src/modules/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
@@ -22,7 +23,7 @@ for (const p of playbooks) {
     const env = { PGTLS_WEBADMIN_PASSWORD: 'x', PGTLS_APPUSER_PASSWORD: 'y', PGTLS_REPL_PASSWORD: 'z', PGTLS_PGPOOL_PASSWORD: 'p' };
     Object.assign(process.env, env);
     try {
-      const { book } = prepare({
+      const { book } = prepare({ modules,
         playbook: join(ROOT, 'playbooks', p),
         inventory: join(ROOT, 'inventory.example.yaml'),
         extraVars: [],

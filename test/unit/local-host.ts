@@ -4,6 +4,7 @@
 // connection or a killed controller does. `localContext()` is a read-only PlanContext on this machine
 // through the product's HostShell (so `user` switches with runuser exactly as on a host logged in as
 // root), for unit tests that need real programs (psql against a throwaway cluster) without a lab.
+import { statOnHost } from '../../src/core/path-stat.js';
 import { spawn } from 'node:child_process';
 import type { PlanContext } from '../../src/core/types.js';
 import type { ExecResult, Transport } from '../../src/remote/connection.js';
@@ -89,10 +90,11 @@ export function localContext(vars: Record<string, unknown> = {}): { ctx: PlanCon
     host: 'local',
     vars,
     facts: { hostname: 'local', fqdn: 'local', addresses: [], loginUser: 'root' },
-    check: false,
+
     effectiveUser: 'root',
     readFile: async () => null,
     query: (cmd, opts) => shell.exec(cmd, opts),
+    stat: (paths, opts) => statOnHost((c, o) => shell.exec(c, o), paths, opts),
     memo,
     memoStable: memo,
     warn: (m) => warnings.push(m),

@@ -25,7 +25,7 @@ function fakeHost(files: Record<string, string | FileState>): { ctx: PlanContext
     host: 'fake',
     vars: {},
     facts: { hostname: 'fake', fqdn: 'fake', addresses: [], loginUser: 'root' },
-    check: false,
+
     effectiveUser: 'root',
     async readFile(path) {
       const f = files[path];
@@ -33,6 +33,7 @@ function fakeHost(files: Record<string, string | FileState>): { ctx: PlanContext
       return typeof f === 'string' ? { content: Buffer.from(f), mode: '640', owner: 'root', group: 'postgres' } : f;
     },
     query: () => Promise.reject(new Error('pg_enc must not run commands')),
+    stat: () => Promise.reject(new Error('pg_enc must not run commands')),
     memo: (_k, c) => c(),
     memoStable: (_k, c) => c(),
     warn: (m) => warnings.push(m),

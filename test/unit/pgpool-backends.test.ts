@@ -61,6 +61,8 @@ test('a backend that failed in this run keeps its siblings from changing authent
   assert.is(authChangeBlocked(nodes, 'pg4', (h) => status[h]), null, 'another node is not concerned');
   assert.match(authChangeBlocked(nodes, 'pg1', (h) => (h === 'pg2' ? 'unreachable' : 'ok'))!, /became unreachable/);
   assert.is(authChangeBlocked(nodes, 'pg1', () => 'ok'), null);
+  assert.match(authChangeBlocked(nodes, 'pg1', (h) => (h === 'pg3' ? 'failed' : 'ok'))!, /pg3, the Pgpool-II node in front of it, failed/, 'a backend follows its node');
+  assert.match(authChangeBlocked(nodes, 'pg3', (h) => (h === 'pg1' ? 'failed' : 'ok'))!, /pg1, a backend of this Pgpool-II node, failed/, 'a node follows its backends');
   assert.equal(siblingBackends(nodes, 'pg2').map((s) => s.backend), ['pg1']);
 });
 

@@ -47,7 +47,7 @@ function loaded(extra: string[] = []) {
   const { path } = tempFiles({ 'inv.yaml': INVENTORY, 'play.yaml': `- hosts: all\n  tasks: []\n` });
   process.env.PGTLS_TEST_DB_PASSWORD = `env-${PW}`;
   process.env.PGTLS_TEST_API_SECRET = `envname-${PW}`;
-  const p = prepare({ playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: extra, check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
+  const p = prepare({ modules, playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: extra, check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
   return hostVars(p.inv, 'pg1', undefined, undefined, p.extra, undefined, false);
 }
 
@@ -100,13 +100,14 @@ function fakeHost(files: Record<string, string>): { ctx: PlanContext; warnings: 
     host: 'pg1',
     vars: {},
     facts: { hostname: 'pg1', fqdn: 'pg1', addresses: [], loginUser: 'root' },
-    check: false,
+
     effectiveUser: 'root',
     async readFile(path): Promise<FileState | null> {
       const f = files[path];
       return f === undefined ? null : { content: Buffer.from(f), mode: '640', owner: 'root', group: 'root' };
     },
     query: () => Promise.reject(new Error('no commands')),
+    stat: () => Promise.reject(new Error('no commands')),
     memo: (_k, c) => c(),
     memoStable: (_k, c) => c(),
     warn: (m) => warnings.push(m),
@@ -137,7 +138,7 @@ test('shell: a templated secret on the command line is refused at validation (ex
   const play = `- hosts: all\n  tasks:\n    - name: bad\n      shell: "echo {{ webadmin_password }} | chpasswd"\n    - name: good\n      shell:\n        cmd: "read -r PW; echo ok"\n        stdin: "{{ webadmin_password }}"\n`;
   const { path } = tempFiles({ 'inv.yaml': inv, 'play.yaml': play });
   try {
-    prepare({ playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: [], check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
+    prepare({ modules, playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: [], check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
     assert.unreachable('should refuse');
   } catch (e) {
     assert.instance(e, ConfigError);
@@ -153,7 +154,7 @@ test('any other module argument that cannot take a secret says so (not "expected
   const play = `- hosts: all\n  tasks:\n    - lineinfile: { path: "/etc/{{ webadmin_password }}", line: x }\n`;
   const { path } = tempFiles({ 'inv.yaml': INVENTORY, 'play.yaml': play });
   try {
-    prepare({ playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: [], check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
+    prepare({ modules, playbook: path('play.yaml'), inventory: path('inv.yaml'), extraVars: [], check: false, forks: 1, tags: [], skipTags: [], reporter: silentReporter });
     assert.unreachable('should refuse');
   } catch (e) {
     assert.instance(e, ConfigError);

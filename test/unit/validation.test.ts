@@ -1,3 +1,4 @@
+import { modules } from '../../src/modules/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { prepare } from '../../src/core/runner.js';
@@ -67,7 +68,7 @@ for (const c of cases) {
     Object.assign(process.env, c.env ?? {});
     let issues: ConfigIssue[] = [];
     try {
-      prepare({
+      prepare({ modules,
         playbook: path('play.yaml'),
         inventory: path('inv.yaml'),
         extraVars: c.extra ?? [],
@@ -98,7 +99,7 @@ for (const c of cases) {
 
 test('a play whose group is defined but empty is skipped with a warning naming file and line', () => {
   const { path } = tempFiles({ 'inv.yaml': INVENTORY + '    pgpool:\n      hosts: {}\n', 'play.yaml': `- hosts: postgres\n  tasks: []\n- hosts: pgpool\n  tasks: []\n` });
-  const { warnings } = prepare({
+  const { warnings } = prepare({ modules,
     playbook: path('play.yaml'),
     inventory: path('inv.yaml'),
     extraVars: [],

@@ -11,7 +11,8 @@
  *   finish   the old CA is retired (its key deleted) — run it after every host dropped it.
  *
  * Several hosts run the task at once; the step happens once and only the host that did it reports
- * a change. In --check nothing is written: the next tasks plan against an in-memory copy.
+ * a change. The step is a controller-side action the executor runs; in --check it is simulated and the
+ * next tasks plan against an in-memory copy.
  */
 import { z } from 'zod';
 import { caDirProblem, finishProblem } from '../gencert/ca-dir-check.js';
@@ -44,16 +45,27 @@ export const caRotate = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     useCaPassphraseFile(ctx.vars);
     const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    if (a.step === 'begin' && (await viewRotation(dir, ctx.check))?.published)
+    if (a.step === 'begin' && (await viewRotation(dir))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
-    const step =
+    const step = (simulate: boolean) =>
       a.step === 'begin'
-        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, check: ctx.check })
+        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate })
         : a.step === 'publish'
-          ? publishRotation(dir, ctx.check)
-          : finishRotation(dir, ctx.check);
-    const done = await step.done;
-    // a host that joined another host's in-flight step did not change anything itself
-    return done && step.mine ? [{ summary: done, actions: [] }] : [];
+          ? publishRotation(dir, simulate)
+          : finishRotation(dir, simulate);
+    // The executor runs the step on the controller (in --check: simulates it in memory, for the tasks after it).
+    // Several hosts ask at once; the step happens once, and a host that joined another host's step did nothing itself.
+    const once = (simulate: boolean) => async () => {
+      const s = step(simulate);
+      const done = await s.done;
+      return s.mine ? done : null;
+    };
+    return [
+      {
+        summary: `${a.step} the CA rotation in ${dir}`,
+        conditional: true,
+        actions: [{ kind: 'local', description: `CA rotation step ${a.step} in ${dir}`, run: once(false), simulate: once(true) }],
+      },
+    ];
   },
 });

@@ -9,15 +9,16 @@
  * and moves no key. Locally: DEST/<host> 0700, client.key 0600, certificates 0644, each file
  * written to a temp file and renamed (a reader never sees half a key).
  *
- * The executor has no controller-side action; the local write is the `then` of the exec that
- * reads the files, which runs only in a real run and only after that read succeeded.
+ * The local write is a controller-side (local) action that the exec reading the files returns: it
+ * runs only in a real run and only after that read succeeded. Files this run has yet to write (a
+ * certificate gencert issues in the same run) make the change conditional: read when applied.
  */
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
-import { defineModule, type Change, type PlanContext } from '../../core/types.js';
+import { defineModule, type Action, type Change, type PlanContext } from '../../core/types.js';
 import { inspectCert } from '../../crypto/x509.js';
 import { sh } from '../../remote/sh.js';
 import { absolutePath } from '../common.js';
@@ -42,11 +43,9 @@ const FILES = [
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** sha256 of each file as its owner reads it; 'missing' when it cannot be read. */
-const SUMS = `cd / || exit 1
-for f; do if [ -r "$f" ]; then sha256sum < "$f" | cut -c1-64; else echo missing; fi; done`;
 /** Each file as "<size>\\n<bytes>", in order. */
 const CAT = `cd / || exit 1
+for f; do [ -r "$f" ] || { echo "cannot read $f as $(id -un): were client certificates issued (gencert client: true)?" >&2; exit 1; }; done
 for f; do wc -c < "$f" | tr -d ' '; cat -- "$f"; done`;
 
 /** Splits CAT's output back into the files. */
@@ -117,39 +116,56 @@ export const fetchClientCerts = defineModule({
     if (ctx.host.includes('/') || ctx.host.startsWith('.')) throw new TaskError(`host name '${ctx.host}' cannot be a directory name`);
     const dir = join(a.dest, ctx.host);
     const remote = FILES.map((f) => posix.join(a.keys_dir, 'client', f.name));
-    const sums = (await ctx.query(sh`sh -c ${SUMS} pgtls-sums ${remote}`, { user: a.owner })).stdout.toString('utf8').trim().split('\n');
-    const missing = remote.filter((_, i) => sums[i] !== undefined && !/^[0-9a-f]{64}$/.test(sums[i]!));
-    // --check on a node whose certificates this very run would issue: they are not there yet
-    if (ctx.check && (missing.length || sums.length !== remote.length))
-      return [{ summary: `would fetch client.crt, client.key, root.crt to ${dir}/ (once issued)`, actions: [] }];
-    if (missing.length || sums.length !== remote.length)
-      throw new TaskError(`cannot read ${missing.join(', ') || 'the client certificate files'} as ${a.owner}: were client certificates issued (gencert client: true)?`);
+    // sums as the files' owner reads them; the executor answers for files this run planned and did not write yet
+    const st = await ctx.stat(remote, { user: a.owner, sha256: true });
+    const sums = remote.map((p) => st.get(p)?.sha256);
+    const missing = remote.filter((_, i) => !sums[i]);
+    if (missing.length || remote.some((p) => st.get(p)?.pending)) {
+      // Not (all) on the host yet: an earlier task of this run writes them (--check), or they were never
+      // issued. What is there is known when the files are read, at apply time.
+      return [
+        {
+          summary: `fetch client.crt, client.key, root.crt to ${dir}/`,
+          conditional: true,
+          diff: { kind: 'redacted', path: dir, note: 'client certificate, key (0600) and CA certificate (not shown)' },
+          actions: [fetchAction(ctx, a, dir, null)],
+        },
+      ];
+    }
     const cert = await ctx.readFile(remote[0]!, { user: a.owner }); // a certificate is public; its CN is checked
     const cn = checkCn(ctx, cert?.content.toString('utf8') ?? '', a.cert_auth_users ?? []);
 
     const local = await localState(dir);
     if (local.modesOk && local.sums.every((s, i) => s === sums[i])) return [];
-    const summary = `${ctx.check ? 'would fetch' : 'fetch'} client.crt (CN=${cn}), client.key, root.crt to ${dir}/`;
     return [
       {
-        summary,
+        summary: `fetch client.crt (CN=${cn}), client.key, root.crt to ${dir}/`,
         diff: { kind: 'redacted', path: dir, note: 'client certificate, key (0600) and CA certificate (not shown)' },
-        actions: [
-          {
-            kind: 'exec',
-            description: `read the client certificate files as ${a.owner}`,
-            cmd: sh`sh -c ${CAT} pgtls-cat ${remote}`,
-            user: a.owner,
-            then: async (stdout) => {
-              const files = splitFramed(stdout, FILES.length);
-              // read twice (sums, then content): make sure the files did not change in between
-              if (files.some((f, i) => sha256(f) !== sums[i])) throw new TaskError('the client certificate files changed while they were read; run again');
-              await writeLocal(dir, files);
-              return [];
-            },
-          },
-        ],
+        actions: [fetchAction(ctx, a, dir, sums as string[])],
       },
     ];
   },
 });
+
+type Args = z.infer<typeof args>;
+
+/**
+ * Reads the three files as their owner (fails naming what it cannot read), then hands the controller-side
+ * write to the executor. `sums`: what planning saw (the files must not change in between); null when the
+ * files were not there to plan from (then the certificate's CN is checked now).
+ */
+function fetchAction(ctx: PlanContext, a: Args, dir: string, sums: string[] | null): Action {
+  return {
+    kind: 'exec',
+    description: `read the client certificate files as ${a.owner}`,
+    cmd: sh`sh -c ${CAT} pgtls-cat ${FILES.map((f) => posix.join(a.keys_dir, 'client', f.name))}`,
+    user: a.owner,
+    then: (stdout) => {
+      const files = splitFramed(stdout, FILES.length);
+      // read twice (sums, then content): make sure the files did not change in between
+      if (sums && files.some((f, i) => sha256(f) !== sums[i])) throw new TaskError('the client certificate files changed while they were read; run again');
+      if (!sums) checkCn(ctx, files[0]!.toString('utf8'), a.cert_auth_users ?? []);
+      return [{ kind: 'local', description: `write the client certificate files to ${dir}/`, run: async () => (await writeLocal(dir, files), null) }];
+    },
+  };
+}

@@ -24,7 +24,7 @@ export interface CaOptions {
   commonName: string;
   days: number;
   keyBits: number;
-  /** false in --check: a missing CA is reported, not created. */
+  /** false when planning: a missing CA is reported (null), not created; the executor creates it (create: true). */
   create: boolean;
 }
 
@@ -38,7 +38,8 @@ export function loadOrCreateCa(opts: CaOptions): Promise<CertAndKey | null> {
   if (!p) {
     p = obtain({ ...opts, dir });
     cache.set(key, p);
-    p.catch(() => cache.delete(key)); // a failure (e.g. permissions) may be fixed before the next call
+    // a failure (e.g. permissions) may be fixed before the next call, and an absent CA may be created since
+    p.then((ca) => ca === null && cache.delete(key), () => cache.delete(key));
   }
   return p;
 }

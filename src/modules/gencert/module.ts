@@ -12,7 +12,8 @@
  * never leaves it; only a CSR comes back, is signed here, and the signed
  * certificate is written. keygen: controller — for hosts without openssl:
  * node:crypto generates the key off the event loop and a `write` sends it.
- * In --check nothing is generated or signed: the plan says what would be issued.
+ * With keygen: host the certificate is signed from the CSR the host prints when applied (--check shows
+ * it as written, content unknown); before the CA exists the task is planned again once the executor made it.
  *
  * force: server|client|all re-issues those leaves (new key, new serial) even when they are valid
  * (playbooks/reissue.yaml, e.g. after a key was exposed). ca_rotation: the stage of a CA rotation
@@ -120,16 +121,24 @@ export const gencert = defineModule({
     const perNode = a.ca === 'per_node';
     useCaPassphraseFile(ctx.vars);
     const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    const rotation = await viewRotation(caDir, ctx.check);
-    const current = rotation
-      ? rotation.next
-      : await loadOrCreateCa({
-          dir: caDir,
-          commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
-          days: a.ca_days,
-          keyBits: a.ca_key_bits,
-          create: !ctx.check,
-        });
+    const rotation = await viewRotation(caDir);
+    const caOpts = {
+      dir: caDir,
+      commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
+      days: a.ca_days,
+      keyBits: a.ca_key_bits,
+    };
+    const current = rotation ? rotation.next : await loadOrCreateCa({ ...caOpts, create: false });
+    const changes: Change[] = [];
+    if (!current) {
+      // The CA is created by the executor (on the controller), then this task is planned again with it;
+      // --check cannot sign without it: the changes after this one are conditional (stand-ins in its overlay).
+      changes.push({
+        summary: `create the CA in ${caDir} (${caOpts.commonName}) on the controller`,
+        replan: true,
+        actions: [{ kind: 'local', description: `create the CA in ${caDir}`, run: async () => void (await loadOrCreateCa({ ...caOpts, create: true })) }],
+      });
+    }
     let view: CaView | null = null;
     if (current) {
       try {
@@ -155,7 +164,6 @@ export const gencert = defineModule({
     if (a.keygen === 'host' && !probe.openssl)
       throw new TaskError(`openssl is not installed on ${ctx.host}: install it, or set pgtls_keygen: controller`);
 
-    const changes: Change[] = [];
     const meta = { owner, group };
 
     // --- directories: root:group 0750 (inside keys_dir that another user owns: that user's);
@@ -183,7 +191,7 @@ export const gencert = defineModule({
       const same = bundle !== null && cur?.content.toString('utf8') === bundle;
       if (same && cur.mode === '644' && cur.owner === owner && cur.group === group) continue;
       changes.push({
-        summary: view ? `${path}: ${same ? 'owner/mode fixed' : bundleNote(view)}` : `${path}: would install the CA certificate (CA ${caDir} would be created)`,
+        summary: view ? `${path}: ${same ? 'owner/mode fixed' : bundleNote(view)}` : `${path}: install the CA certificate (of the CA created first)`,
         diff: { kind: 'redacted', path, note: view ? view.bundle.map((c) => `CA ${certNote(c)}`).join('; ') : 'new CA (created at apply)' },
         actions: bundle ? [{ kind: 'write', path, content: Buffer.from(bundle), mode: '644', ...meta }] : [],
       });
@@ -264,12 +272,13 @@ function writeCert(l: Leaf, v: CaView, csrPem: string, meta: { owner: string; gr
 }
 
 async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[], meta: { owner: string; group: string }): Promise<Change[]> {
-  const summary = `${ctx.check ? 'would issue' : 'issue'} ${leaves.map((l) => describe(l, a, v)).join(' and ')}`;
+  const summary = `issue ${leaves.map((l) => describe(l, a, v)).join(' and ')}`;
   const diff = { kind: 'redacted', path: leaves.map((l) => l.key).join(', '), note: 'new private key(s) and certificate(s)' } as const;
-  if (ctx.check || !v) {
-    // Nothing can be signed without the host's CSR; a stand-in in the --check overlay lets the tasks
-    // after this one (reload, Pgpool-II restart) see that the certificate would change.
-    const standIn = Buffer.from('# pgtls --check: this certificate would be re-issued\n');
+  if (!v) {
+    // Planned before the CA exists (a `replan` change creates it first): a real run plans again once it does;
+    // --check keeps these stand-ins in its overlay, so the tasks after this one (reload, Pgpool-II restart)
+    // see that the certificate changes.
+    const standIn = Buffer.from('# pgtls: this certificate is issued once the CA exists\n');
     return [{ summary, diff, actions: leaves.map((l): Action => ({ kind: 'write', path: l.crt, content: standIn, mode: '644', ...meta })) }];
   }
 
@@ -294,6 +303,7 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
           description: `generate ${leaves.map((l) => l.name).join(' and ')} key(s) on the host`,
           cmd: keygenCommand(a.key_bits, meta.owner, meta.group, ctx.runId ?? 'norun', stateDirOf(ctx.vars), leaves.map((l) => ({ name: l.name, keyPath: l.key }))),
           timeoutMs: 300_000,
+          writesWhenApplied: leaves.flatMap((l) => [l.crt, l.key]),
           then: (stdout) => {
             const csrs = parseCsrs(stdout.toString('utf8'));
             return leaves.flatMap((l): Action[] => {

@@ -88,10 +88,13 @@ export async function readRotation(caDir: string): Promise<Rotation | null> {
 
 const simulated = new Map<string, Rotation | null>();
 
-/** readRotation, or in --check the state earlier (simulated) steps of this run would have left. */
-export async function viewRotation(caDir: string, check: boolean): Promise<Rotation | null> {
+/**
+ * readRotation, or the state earlier steps of a --check run would have left (only --check simulates steps,
+ * so in a real run this is what is on disk).
+ */
+export async function viewRotation(caDir: string): Promise<Rotation | null> {
   const dir = resolve(caDir);
-  if (check && simulated.has(dir)) return simulated.get(dir) ?? null;
+  if (simulated.has(dir)) return simulated.get(dir) ?? null;
   return readRotation(dir);
 }
 
@@ -155,18 +158,18 @@ const caFiles = (ca: CertAndKey, cross: { forward: string; back: string }) => ({
  * progress (then that one continues: re-running `ca` after a failure must not start another).
  * Returns what was done, or null when nothing was.
  */
-export function beginRotation(caDir: string, o: NewCaOptions & { check: boolean }): { done: Promise<string | null>; mine: boolean } {
+export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boolean }): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`begin\0${dir}\0${o.check}`, async () => {
-    if (await viewRotation(dir, o.check)) return null;
+  return once(`begin\0${dir}\0${o.simulate}`, async () => {
+    if (await viewRotation(dir)) return null;
     const current = await readCaPair(dir);
     if (!current) {
-      if (o.check) return `would create a CA in ${dir}, then rotate it`; // install not run yet: nothing to plan further
+      if (o.simulate) return `would create a CA in ${dir}, then rotate it`; // install not run yet: nothing to plan further
       throw new TaskError(`no CA in ${dir} to rotate: run install.yaml first`);
     }
     const made = await makeRotationFiles(current, o);
     const what = `new CA "${inspectCert(made.next.certPem).subjectCN}" in ${join(dir, 'next')}, cross-signed both ways with "${inspectCert(current.certPem).subjectCN}"`;
-    if (o.check) {
+    if (o.simulate) {
       simulated.set(dir, { oldCaPem: current.certPem, ...made, published: false });
       return `would create a ${what}`;
     }
@@ -180,17 +183,17 @@ export function beginRotation(caDir: string, o: NewCaOptions & { check: boolean 
  * The end of step `ca`: the new CA becomes ca.crt/ca.key (what clients are given from now on),
  * the old one moves to previous/. Resumes a publish that stopped half-way.
  */
-export function publishRotation(caDir: string, check: boolean): { done: Promise<string | null>; mine: boolean } {
+export function publishRotation(caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`publish\0${dir}\0${check}`, async () => {
-    const r = await viewRotation(dir, check);
+  return once(`publish\0${dir}\0${simulate}`, async () => {
+    const r = await viewRotation(dir);
     if (!r) {
-      if (check) return null; // begin reported what it would do
+      if (simulate) return null; // begin reported what it would do
       throw new TaskError(`no CA rotation in progress in ${dir}: nothing to publish`);
     }
     if (r.published) return null;
     const what = `the new CA "${inspectCert(r.next.certPem).subjectCN}" as ${join(dir, 'ca.crt')} (the old one kept in ${join(dir, 'previous')} until ca-finish)`;
-    if (check) {
+    if (simulate) {
       simulated.set(dir, { ...r, published: true });
       return `would publish ${what}`;
     }
@@ -218,15 +221,15 @@ export function publishRotation(caDir: string, check: boolean): { done: Promise<
  * ca-finish: the old CA is retired: previous/ moves to retired/<time>-<serial>/ and its KEY is
  * deleted (a retired CA must never sign again; its certificate stays for the record).
  */
-export function finishRotation(caDir: string, check: boolean): { done: Promise<string | null>; mine: boolean } {
+export function finishRotation(caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`finish\0${dir}\0${check}`, async () => {
-    const r = await viewRotation(dir, check);
+  return once(`finish\0${dir}\0${simulate}`, async () => {
+    const r = await viewRotation(dir);
     if (!r) return null;
     if (!r.published) throw new TaskError(`the CA rotation in ${dir} was not completed (the new CA is not published yet): run reissue=ca again before ca-finish`);
     const info = inspectCert(r.oldCaPem);
     const target = join(dir, 'retired', `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.serialHex.slice(0, 8)}`);
-    if (check) {
+    if (simulate) {
       simulated.set(dir, null);
       return `would retire the old CA "${info.subjectCN}" to ${target} (certificate only)`;
     }

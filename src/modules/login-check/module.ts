@@ -3,11 +3,11 @@
  * (psql, password on stdin into its environment, never argv). Made for the end of an
  * uninstall, where pgpool_restart cannot verify (its check needs TLS): "a plain login works".
  *
- * Read-only when the login works (no change: a second uninstall reports changed=0). When it
- * does not, the plan is a failing verify, so the executor puts back every file this run
- * changed on the host since the last verified step and runs `recover` (restart Pgpool-II with
- * those files): the node goes back to the state that worked, and the host is failed.
- * In --check nothing is tried: the host still has the files the run would replace.
+ * The plan is one verify-only change (the login, tried when applied): when the login works the
+ * task is ok, no change (a second uninstall reports changed=0). When it does not, the executor puts
+ * back every file this run changed on the host since the last verified step and runs `recover`
+ * (restart Pgpool-II with those files): the node goes back to the state that worked, and the host
+ * is failed. Verifies do not run in --check (the host still has the files the run would replace).
  */
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
@@ -17,6 +17,7 @@ import { passwordClientCommand } from '../../facts/pg-login.js';
 import { absolutePath, secretString } from '../common.js';
 import { pgpoolServiceArg as service, restartCommand } from '../pgpool-service/restart.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
+import { retryUntil } from '../../lib/retry.js';
 
 
 const args = z
@@ -54,16 +55,15 @@ async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
     connect_timeout: 10,
     application_name: 'pgtls-verify',
   });
-  const deadline = Date.now() + a.wait_seconds * 1000;
-  for (;;) {
+  const failure = await retryUntil(a.wait_seconds * 1000, async () => {
     const res = await ctx.query(passwordClientCommand(a.psql, conninfo, 'select 1'), { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });
-    if (res.exitCode === 0 && res.stdout.toString('utf8').trim() === '1') return null;
-    if (res.exitCode === 126 || res.exitCode === 127) return 'no psql';
+    if (res.exitCode === 0 && res.stdout.toString('utf8').trim() === '1') return { done: true };
+    if (res.exitCode === 126 || res.exitCode === 127) return { done: false, value: 'no psql', final: true };
     const why = redact(res.stderr.toString('utf8'), [a.password as Secret]).trim().split('\n').slice(-2).join(' | ') || `psql exited with ${res.exitCode}`;
     // only "not up yet" is worth waiting for; an answer (a refusal, a bad password) will not change
-    if (!/refused|timeout|timed out|starting up|no such file/i.test(why) || Date.now() >= deadline) return why;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+    return { done: false, value: why, final: !/refused|timeout|timed out|starting up|no such file/i.test(why) };
+  });
+  return failure ?? null;
 }
 
 export const loginCheck = defineModule({
@@ -71,25 +71,38 @@ export const loginCheck = defineModule({
   description: 'prove a password login works (e.g. without TLS after an uninstall); on failure put the files back',
   args,
   async plan(ctx, a): Promise<Change[]> {
-    if (ctx.check) return [];
-    const failure = await tryLogin(ctx, a);
-    if (failure === null) return [];
-    // not being able to ask is no reason to undo a change that may well be fine
-    if (failure === 'no psql') {
-      ctx.warn(`${a.psql} cannot be run on ${ctx.host}: the login was not checked (install postgresql-client)`);
-      return [];
-    }
-    const what = `login as ${a.user} to ${a.host}:${a.port} with sslmode=${a.sslmode} failed: ${failure}`;
+    // Tried when applied (a verify), so --check, where the host still has the files the run would
+    // replace, tries nothing and shows it as a conditional check; a real run tries it at this point.
     let recover: ExecAction | undefined;
     if (a.recover_pgpool) {
       const r = a.recover_pgpool;
       const cmd = restartCommand(r.service, r.restart_cmd, { pidFile: r.pid_file, port: r.port, waitSeconds: a.wait_seconds });
       if (typeof cmd !== 'string') recover = { kind: 'exec', description: 'restart Pgpool-II with the previous files', cmd, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
     }
+    const what = `login as ${a.user} to ${a.host}:${a.port} with sslmode=${a.sslmode}`;
     return [
       {
-        summary: what,
-        actions: [{ kind: 'verify', description: 'password login', check: async () => { throw new TaskError(what); }, recover }],
+        summary: `check the ${what}`,
+        verifyOnly: true,
+        conditional: true,
+        actions: [
+          {
+            kind: 'verify',
+            description: 'password login',
+            keepRollback: true,
+            check: async (vctx) => {
+              const failure = await tryLogin(vctx, a);
+              if (failure === null) return;
+              // not being able to ask is no reason to undo a change that may well be fine
+              if (failure === 'no psql') {
+                vctx.warn(`${a.psql} cannot be run on ${vctx.host}: the login was not checked (install postgresql-client)`);
+                return;
+              }
+              throw new TaskError(`${what} failed: ${failure}`);
+            },
+            recover,
+          },
+        ],
       },
     ];
   },

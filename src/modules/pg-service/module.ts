@@ -9,17 +9,15 @@
  *    (an earlier reload failed, or someone replaced the files), or
  *  - restarted: a restart-only setting is pending; or `force`.
  * Nothing to load -> ok, no change: a second run reports changed=0.
- * In --check the same question is asked of the files as earlier tasks would
- * have left them (the overlay) against the files on disk.
+ * --check asks the very same questions: the executor answers them from the files
+ * as earlier tasks would have left them (its overlay) and from the host.
  *
  * SSL settings are sighup since PostgreSQL 10, so `reloaded` is the default
  * and needs no downtime; `restarted` is there for restart-only settings.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
-import { sh } from '../../remote/sh.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
 import { serviceCommand } from './service.js';
@@ -44,50 +42,17 @@ const args = z
   })
   .strict();
 
-/**
- * Modification times (epoch seconds) of the files whose change needs a reload. Nanoseconds when the
- * host's stat can print them (%.9Y); an old coreutils prints whole seconds, then a file written in the
- * same second as the last reload counts as newer (one reload too many, never one too few).
- */
-// Run as the server's OS user: these files sit in directories that user controls, and it reads them
-// anyway; a link it planted then shows root nothing more than the user could see itself.
-async function mtimes(ctx: PlanContext, files: string[], user: string): Promise<Map<string, number>> {
-  const parse = (out: string, bump: number) => {
-    const m = new Map<string, number>();
-    for (const line of out.split('\n')) {
-      const i = line.indexOf(' ');
-      const t = Number(line.slice(0, i));
-      if (i > 0 && Number.isFinite(t)) m.set(line.slice(i + 1), t + bump);
-    }
-    return m;
-  };
-  const fine = parse((await ctx.query(sh`stat -L -c ${'%.9Y %n'} -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8'), 0);
-  if (fine.size > 0 || files.length === 0) return fine;
-  return parse((await ctx.query(sh`stat -L -c ${'%Y %n'} -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8'), 0.999999999);
-}
-
-/** --check: files an earlier task of this run would have changed (the overlay differs from the disk). */
-async function changedInOverlay(ctx: PlanContext, files: string[], user: string): Promise<string[]> {
-  const out = (await ctx.query(sh`sha256sum -- ${files}`, { okCodes: [0, 1], user })).stdout.toString('utf8');
-  const onDisk = new Map(out.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as const));
-  const changed: string[] = [];
-  for (const f of files) {
-    const planned = await ctx.readFile(f);
-    const hash = planned ? createHash('sha256').update(planned.content).digest('hex') : undefined;
-    if (hash !== onDisk.get(f)) changed.push(f);
-  }
-  return changed;
-}
-
 async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHost?: string): Promise<string[]> {
   const out: string[] = [];
-  // the key file is never read back to the controller, not even in --check (gencert plans keys, it does not write them there)
-  const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile].filter(Boolean))];
-  if (ctx.check) {
-    for (const f of await changedInOverlay(ctx, files, s.osUser)) out.push(`${f} would change`);
-  } else {
-    const times = await mtimes(ctx, [...files, ...(st.keyFile ? [st.keyFile] : [])], s.osUser);
-    for (const [f, t] of times) if (t > st.loadTime) out.push(`${f} changed since the last reload`);
+  // The same question in both modes: was a file the server reads changed after its last load? The executor
+  // answers from its overlay (what this run planned and has not written yet: in --check everything) and from
+  // the host. As the server's OS user: these files sit in directories that user controls, and it reads them
+  // anyway; a link it planted shows root nothing more than the user could see itself. The key file is only
+  // stat'ed, never read back to the controller.
+  const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))];
+  for (const [f, t] of await ctx.stat(files, { user: s.osUser })) {
+    if (t.pending) out.push(`${f} changed by this run`);
+    else if (t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
   }
   if (st.ssl && st.certFile) {
     const file = await ctx.readFile(st.certFile, { user: s.osUser });
@@ -126,7 +91,7 @@ export const restart = defineModule({
     const exec: ExecAction = { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs };
     return [
       {
-        summary: `${ctx.check ? 'would ' : ''}${action} PostgreSQL (${svc.text}): ${why.join('; ')}`,
+        summary: `${action} PostgreSQL (${svc.text}): ${why.join('; ')}`,
         actions: [
           exec,
           {

@@ -5,7 +5,7 @@
  * Pgpool-II speaks TLS to a backend only when it connected after the backend served TLS, and it
  * silently falls back to plaintext when a backend declines; so "ssl = on in pgpool.conf" proves
  * nothing, the backend's view does. A session without TLS fails the host, naming it.
- * Read-only: no change, ever.
+ * Read-only: no change, ever (a read-only verify, run when applied; in --check a conditional check).
  */
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
@@ -24,22 +24,35 @@ export const pgpoolBackendTls = defineModule({
   name: 'pgpool_backend_tls',
   description: "prove that every session from a Pgpool-II host to this PostgreSQL server is TLS (read-only)",
   args,
-  async plan(ctx, a): Promise<Change[]> {
+  async plan(_ctx, a): Promise<Change[]> {
     const names = a.pgpool_hosts ?? [];
     if (names.length === 0) return [];
-    const addresses = new Set(await inventoryHostAddresses(ctx, names));
-    const s = await pgServer(ctx);
-    const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
-    const plain = fromPgpool.filter((x) => !x.ssl);
-    if (plain.length === 0) return [];
-    const what =
-      `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
-      `to this server run without TLS: ${describeSessions(plain)}`;
-    // --check did not restart Pgpool-II (the real run does, when it must): what the run would prove is not there yet
-    if (ctx.check) {
-      ctx.warn(`${what} (now; the real run restarts Pgpool-II first when it needs to)`);
-      return [];
-    }
-    throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
+    // Observed when applied (a read-only verify): --check has restarted no Pgpool-II, so what the run
+    // would prove is not there yet; it is shown as a conditional check.
+    return [
+      {
+        summary: 'check that every session from Pgpool-II to this server is TLS',
+        verifyOnly: true,
+        conditional: true,
+        actions: [
+          {
+            kind: 'verify',
+            readOnly: true,
+            description: 'every session from Pgpool-II is TLS',
+            check: async (ctx) => {
+              const addresses = new Set(await inventoryHostAddresses(ctx, names));
+              const s = await pgServer(ctx);
+              const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
+              const plain = fromPgpool.filter((x) => !x.ssl);
+              if (plain.length === 0) return;
+              const what =
+                `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
+                `to this server run without TLS: ${describeSessions(plain)}`;
+              throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
+            },
+          },
+        ],
+      },
+    ];
   },
 });

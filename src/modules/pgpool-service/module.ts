@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import type { Secret } from '../../core/secret.js';
-import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { defineModule, type Action, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, secretString, yamlBool } from '../common.js';
 import { describeService, parseState, pgpoolServiceArg as service, restartCommand, stateCommand } from './restart.js';
@@ -81,14 +80,20 @@ export const pgpoolRestart = defineModule({
     if (typeof restart === 'string') throw new TaskError(restart);
     const how = describeService(a.service, a.restart_cmd);
     const summary = `restart Pgpool-II via ${how} (${reasons.join('; ')})`;
-    if (ctx.check) return [{ summary, actions: [] }];
-
+    // Checked when applied, right before the restart (the files are only then on the host): a doomed
+    // restart is not attempted; Pgpool-II keeps serving, and the failing check puts the run's files back.
+    const pre: Action[] = [];
     if (a.verify && ssl.cert && ssl.key) {
-      const problem = await preRestartProblem(ctx, a.os_user, { sslKey: ssl.key, sslCert: ssl.cert, sslCa: ssl.ca, poolKey: a.key_file });
-      if (problem) {
-        // Not restarting keeps pgpool serving; the failing verify makes the executor put the run's files back too.
-        return [{ summary: `not restarting Pgpool-II: ${problem}`, actions: [{ kind: 'verify', description: 'Pgpool-II pre-restart check', check: async () => { throw new TaskError(problem); } }] }];
-      }
+      const files = { sslKey: ssl.key, sslCert: ssl.cert, sslCa: ssl.ca, poolKey: a.key_file };
+      pre.push({
+        kind: 'verify',
+        keepRollback: true,
+        description: 'Pgpool-II pre-restart check',
+        check: async (c) => {
+          const problem = await preRestartProblem(c, a.os_user, files);
+          if (problem) throw new TaskError(problem);
+        },
+      });
     }
     const exec: ExecAction = { kind: 'exec', description: `restart Pgpool-II (${how})`, cmd: restart, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
     const v = a.verify;
@@ -97,6 +102,7 @@ export const pgpoolRestart = defineModule({
       {
         summary,
         actions: [
+          ...pre,
           exec,
           {
             kind: 'verify',
@@ -127,25 +133,18 @@ function readSsl(confFile: string, text: string): { key?: string; cert?: string;
 
 async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: { key?: string; cert?: string; ca?: string }, conf: string): Promise<string[]> {
   // as Pgpool-II's OS user: it reads these files itself, and a link planted in its directories shows root nothing more
-  const st = parseState((await ctx.query(stateCommand(a.pid_file, files, ctx.check), { user: a.os_user })).stdout.toString('utf8'));
+  // as Pgpool-II's OS user: it reads these files itself, and a link planted in its directories shows root nothing more.
+  // The files' change times come from the executor (its overlay first: what this run planned and did not write yet).
+  const st = parseState((await ctx.query(stateCommand(a.pid_file, [], false), { user: a.os_user })).stdout.toString('utf8'));
+  const times = await ctx.stat(files, { user: a.os_user });
   if (a.force) return ['forced'];
   if (!st.running) return ['it is not running'];
   const reasons: string[] = [];
   const started = st.running.startedAt;
-  const newer = files.filter((f) => (st.files.get(f)?.ctime ?? 0) > started);
+  const pending = files.filter((f) => times.get(f)?.pending);
+  const newer = files.filter((f) => !pending.includes(f) && (times.get(f)?.ctime ?? 0) > started);
   if (newer.length > 0) reasons.push(`changed since it started: ${newer.join(', ')}`);
-  if (ctx.check) {
-    // earlier tasks only wrote into the --check overlay: compare it with the host (never the TLS key, which stays on the host)
-    const differ: string[] = [];
-    for (const f of files) {
-      if (f === ssl.key) continue;
-      const planned = await ctx.readFile(f);
-      const onHost = st.files.get(f);
-      const sum = planned ? createHash('sha256').update(planned.content).digest('hex') : null;
-      if ((onHost?.sha256 ?? null) !== sum && !newer.includes(f)) differ.push(f);
-    }
-    if (differ.length > 0) reasons.push(`would change: ${differ.join(', ')}`);
-  }
+  if (pending.length > 0) reasons.push(`changed by this run: ${pending.join(', ')}`);
   if (reasons.length === 0 && a.verify && ssl.cert) {
     // running and unchanged: does it actually serve the certificate on disk? (it may have started without SSL)
     const cert = await ctx.readFile(ssl.cert);

@@ -4,9 +4,10 @@
  * runs it with `-e pgtls_remove_ca=true`; by default the CA stays, so a later install issues
  * certificates that clients who kept root.crt still trust.
  *
- * A shared CA is removed once per run: the first host to plan claims it, the others report
- * nothing. The removal is the `then` of a check on that host that pgtls has no record left
- * there (its uninstall finished), so a host whose uninstall failed keeps the CA in place.
+ * Every host checks that pgtls has no record left on it (its uninstall finished). The removal is a
+ * run-level step on the controller (core/shared-steps.ts): done once, at the end of the play, and only
+ * when every host that asked for it ended the play ok, so one host whose uninstall failed keeps a
+ * shared CA in place. The first host to ask reports the change.
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -28,9 +29,6 @@ const args = z
 /** Where a CA rotation keeps the next, the previous and the retired CAs. */
 const ROTATION_DIRS = ['next', 'previous', 'retired'];
 
-/** CA directories already claimed by a host (a shared CA is removed once; one pgtls process is one run). */
-const claimed = new Set<string>();
-
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 export const removeCa = defineModule({
@@ -41,27 +39,31 @@ export const removeCa = defineModule({
     const base = resolveFromInventory(ctx.vars, a.ca_dir);
     const dir = resolve(a.ca === 'per_node' ? join(base, 'nodes', ctx.host) : base);
     const files = [join(dir, 'ca.key'), join(dir, 'ca.crt')];
-    if (claimed.has(dir)) return [];
-    claimed.add(dir); // synchronously, before any await: concurrent hosts cannot both claim it
     const present = (await Promise.all(files.map(exists))).some(Boolean);
     if (!present) return [];
     const state = a.state_dir ?? (typeof ctx.vars.pgtls_state_dir === 'string' ? ctx.vars.pgtls_state_dir : DEFAULT_STATE_DIR);
     return [
       {
-        summary: `${ctx.check ? 'would remove' : 'remove'} the CA ${dir} (ca.key, ca.crt) on the controller`,
+        summary: `remove the CA ${dir} (ca.key, ca.crt) on the controller`,
         diff: { kind: 'redacted', path: dir, note: 'CA key and certificate removed' },
         actions: [
+          // first: the step is asked for (it runs at the end of the play), so a failing check below keeps it from running
           {
-            kind: 'exec',
-            description: `check that pgtls has nothing left on ${ctx.host} before removing its CA`,
-            cmd: sh`if ls -- ${state}/*.path >/dev/null 2>&1; then echo "pgtls still tracks files on this host: its uninstall did not finish" >&2; exit 1; fi`,
-            then: async () => {
+            kind: 'local',
+            description: `remove the CA ${dir}`,
+            shared: dir,
+            run: async () => {
               await Promise.all(files.map((f) => rm(f, { force: true })));
               // a CA rotation's other generations (gencert/rotation-store.ts) go with it
               await Promise.all(ROTATION_DIRS.map((d) => rm(join(dir, d), { recursive: true, force: true })));
               await rmdir(dir).catch(() => undefined); // only when empty
-              return [];
+              return `removed the CA ${dir}`;
             },
+          },
+          {
+            kind: 'exec',
+            description: `check that pgtls has nothing left on ${ctx.host} before removing its CA`,
+            cmd: sh`if ls -- ${state}/*.path >/dev/null 2>&1; then echo "pgtls still tracks files on this host: its uninstall did not finish" >&2; exit 1; fi`,
           },
         ],
       },

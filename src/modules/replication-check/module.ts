@@ -10,13 +10,15 @@
  * and a standby serving a cascade), and it also catches what no standby task can: a stream from a
  * standby outside the inventory (or one that failed) that still runs in plaintext. It waits a
  * bounded time (a standby may be reconnecting), then fails the upstream host naming each
- * plaintext stream (application_name, client address). In --check nothing has switched yet: it warns.
+ * plaintext stream (application_name, client address). The look happens when applied (a read-only
+ * verify): in --check nothing has switched yet, and it is shown as a conditional check.
  */
 import { z } from 'zod';
 import { TaskError } from '../../core/errors.js';
 import { defineModule, type Change } from '../../core/types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { walSenders, type WalSender } from '../../facts/replication.js';
+import { retryUntil } from '../../lib/retry.js';
 
 const args = z
   .object({
@@ -30,19 +32,30 @@ export const replicationCheck = defineModule({
   name: 'replication_check',
   description: 'every walsender over TCP is TLS (pg_stat_replication + pg_stat_ssl)',
   args,
-  async plan(ctx, a): Promise<Change[]> {
-    const s = await pgServer(ctx);
-    const deadline = Date.now() + a.wait_seconds * 1000;
-    for (;;) {
-      const plain = (await walSenders(ctx, s)).filter((w) => !w.ssl);
-      if (plain.length === 0) return [];
-      if (ctx.check) {
-        ctx.warn(`replication streams in plaintext now (the run would switch the standbys it manages): ${plain.map(describe).join('; ')}`);
-        return [];
-      }
-      if (Date.now() > deadline)
-        throw new TaskError(`replication without TLS after ${a.wait_seconds}s: ${plain.map(describe).join('; ')}; a standby outside this inventory must set sslmode=verify-full itself`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  async plan(_ctx, a): Promise<Change[]> {
+    // Observed when applied: --check has switched no standby yet, so it shows this as a conditional check.
+    return [
+      {
+        summary: 'check that every replication stream over TCP is TLS',
+        verifyOnly: true,
+        conditional: true,
+        actions: [
+          {
+            kind: 'verify',
+            readOnly: true,
+            description: 'every walsender over TCP is TLS',
+            check: async (ctx) => {
+              const s = await pgServer(ctx);
+              const plain = await retryUntil(a.wait_seconds * 1000, async () => {
+                const p = (await walSenders(ctx, s)).filter((w) => !w.ssl);
+                return p.length === 0 ? { done: true } : { done: false, value: p };
+              });
+              if (plain)
+                throw new TaskError(`replication without TLS after ${a.wait_seconds}s: ${plain.map(describe).join('; ')}; a standby outside this inventory must set sslmode=verify-full itself`);
+            },
+          },
+        ],
+      },
+    ];
   },
 });

@@ -183,7 +183,7 @@ async function planVerified(
   ];
   return [
     {
-      summary: `${ctx.check ? 'would set' : 'set'} primary_conninfo (${path} line ${assign.line}, upstream ${decision.upstreams.join(', ')}): sslmode ${before} → ${mode}, sslrootcert → ${rootCert}; ${ap.how} (${ap.text})`,
+      summary: `set primary_conninfo (${path} line ${assign.line}, upstream ${decision.upstreams.join(', ')}): sslmode ${before} → ${mode}, sslrootcert → ${rootCert}; ${ap.how} (${ap.text})`,
       diff: fileDiff(path, text, after),
       actions,
     },
@@ -220,7 +220,7 @@ async function planOriginal(
   const ap = applyAction(ctx, s);
   return [
     {
-      summary: `${ctx.check ? 'would put' : 'put'} primary_conninfo back as before the install (${path} line ${assign.line}); ${ap.how} (${ap.text})`,
+      summary: `put primary_conninfo back as before the install (${path} line ${assign.line}); ${ap.how} (${ap.text})`,
       diff: fileDiff(path, text, after),
       actions: [
         { kind: 'write', path, content: Buffer.from(after, 'utf8') },

@@ -92,7 +92,7 @@ export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExp
         seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
         if (fresh && matches && wr.status === 'streaming') {
           if (!target) {
-            const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`)).trim();
+            const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`, { independentOfFiles: true })).trim();
             if (lsn) target = lsn;
           }
           if (target) {

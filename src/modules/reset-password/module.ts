@@ -22,6 +22,7 @@ import { defineModule, type Change, type PlanContext } from '../../core/types.js
 import { buildScramVerifier, scramVerifierMatches, verifierType } from '../../crypto/scram.js';
 import { pgServer, psqlAction, psqlQuery, userVar, type PgServer } from '../../facts/postgres.js';
 import { secretString, yamlBool } from '../common.js';
+import { retryUntil } from '../../lib/retry.js';
 
 const user = z.object({ name: z.string().min(1), password: secretString }).strict();
 const args = z
@@ -66,7 +67,7 @@ async function readRoles(ctx: PlanContext, s: PgServer, names: string[]): Promis
 
 /** Login roles whose stored password is still md5 (they cannot pass a scram-sha-256 pg_hba rule). */
 async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
-  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`);
+  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`, { independentOfFiles: true });
   return JSON.parse(out.trim() || '[]') as string[];
 }
 
@@ -87,15 +88,30 @@ export const resetPassword = defineModule({
 
     const changes: Change[] = [];
     if (s.inRecovery) {
-      // A standby cannot ALTER ROLE: the primary's change arrives by replication.
-      const deadline = Date.now() + a.replay_wait_seconds * 1000;
-      while (stale().length > 0 && !ctx.check && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        roles = await readRoles(ctx, s, [...wanted.keys()]);
-      }
+      // A standby cannot ALTER ROLE: the primary's change arrives by replication. Waited for when applied
+      // (a read-only verify: --check changed no primary, so there is nothing to wait for there).
       const left = stale();
       if (left.length)
-        ctx.warn(`${ctx.host} is a standby: ${left.join(', ')} ${ctx.check ? 'would get' : 'did not (yet) get'} the new password from the primary`);
+        changes.push({
+          summary: `wait for ${left.join(', ')} to get the new password from the primary (standby)`,
+          verifyOnly: true,
+          conditional: true,
+          actions: [
+            {
+              kind: 'verify',
+              readOnly: true,
+              description: 'the new passwords arrive by replication',
+              check: async (vctx) => {
+                const still = await retryUntil(a.replay_wait_seconds * 1000, async () => {
+                  roles = await readRoles(vctx, s, [...wanted.keys()]);
+                  const now = stale();
+                  return now.length === 0 ? { done: true } : { done: false, value: now };
+                });
+                if (still) vctx.warn(`${vctx.host} is a standby: ${still.join(', ')} did not (yet) get the new password from the primary`);
+              },
+            },
+          ],
+        });
     } else {
       for (const name of stale()) {
         const before = verifierType(roles.get(name));

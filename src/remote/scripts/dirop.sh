@@ -180,8 +180,8 @@ mkdir)
   chmod -- "$4" .
   ;;
 drop-temp)
-  # drop-temp NAME: a temp file of pgtls's own (a key that will not be installed)
-  case "$1" in .pgtls-tmp.*) rm -f -- "$1" ;; *) pgtls_die "$1 is not a pgtls temp file" ;; esac
+  # drop-temp NAME [RUNID]: a temp file of pgtls's own (a key that will not be installed); with RUNID, only that run's
+  case "$1" in ".pgtls-tmp.${2:-}"*) rm -f -- "$1" ;; *) pgtls_die "$1 is not a pgtls temp file${2:+ of run $2}" ;; esac
   ;;
 rename)
   # rename SRC DST: within this directory (atomic)

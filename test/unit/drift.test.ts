@@ -1,0 +1,54 @@
+// The drift harness (issue 11): every module of the registry is planned against the same fake host by the
+// real executor in both modes (HostSession with --check and without) and the plans are compared; planning
+// twice against the same host gives the same plan; planning writes nothing. Table-driven: module-cases.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { modules } from '../../src/modules/index.js';
+import type { Change } from '../../src/core/types.js';
+import { fakeSession, planData, shellWords } from './fake-host.js';
+import { moduleCases, type ModuleCase } from './module-cases.js';
+
+async function planCase(c: ModuleCase, check: boolean): Promise<{ changes: Change[]; log: string[]; warnings: string[] }> {
+  const mod = modules.get(c.module);
+  if (!mod) throw new Error(`no module ${c.module}`);
+  const parsed = mod.args.safeParse(c.args);
+  if (!parsed.success) throw new Error(`${c.name}: ${parsed.error.message}`);
+  const f = fakeSession(c.host, { check, vars: c.vars, memos: c.memos });
+  const changes = await mod.plan(f.ctx, parsed.data);
+  return { changes, log: f.transport.log.map((l) => l.cmd), warnings: f.warnings };
+}
+
+const cases = moduleCases();
+
+test('every module of the registry has a case', () => {
+  const covered = new Set(cases.map((c) => c.module));
+  const missing = [...modules.keys()].filter((m) => !covered.has(m));
+  assert.equal(missing, [], `modules without a drift case: ${missing.join(', ')}`);
+});
+
+for (const c of cases) {
+  test(`drift: ${c.name}`, async () => {
+    const real = await planCase(c, false);
+    const dry = await planCase(c, true);
+    assert.equal(planData(dry.changes), planData(real.changes), '--check plans what a real run plans');
+    assert.equal(dry.log, real.log, 'and asks the host the same questions');
+    assert.equal(dry.warnings, real.warnings);
+    const again = await planCase(c, false);
+    assert.equal(planData(again.changes), planData(real.changes), 'planning twice gives the same plan');
+    // a host script is `sh -c SCRIPT NAME ARGS…`: none of the write path's may run while planning
+    const scripts = real.log.map((cmd) => shellWords(cmd)).filter((w) => w[0] === 'sh' && w[1] === '-c').map((w) => w[3] ?? '');
+    for (const name of scripts) assert.not.match(name, /^pgtls-(write|remove|lock|unlock|prepare|record|rollback|sign|keygen)$/, `planning ran ${name}`);
+  });
+}
+
+test('drift case of issue 11: restart with postgresql.conf modified after the last reload plans a reload in both modes', async () => {
+  const c = cases.find((x) => x.module === 'restart' && /issue 11/.test(x.name))!;
+  for (const check of [false, true]) {
+    const { changes } = await planCase(c, check);
+    assert.is(changes.length, 1, `check=${check}`);
+    assert.match(changes[0]!.summary, /^reload PostgreSQL .*postgresql\.conf changed since the last reload/);
+    assert.equal(changes[0]!.actions.map((a) => a.kind), ['exec', 'verify']);
+  }
+});
+
+test.run();

@@ -1,0 +1,183 @@
+/**
+ * A host made of data for module and executor tests (pyinfra's test layout: facts in, actions out).
+ * FakeTransport answers the commands the executor and the facts send: a file read (read.sh), stat,
+ * sha256sum, and whatever a test lists in `answers` (matched on the command text or its stdin);
+ * anything else fails loudly (exit 99), so a module that starts asking something new shows up.
+ * fakeSession() puts the REAL executor (HostSession, --check or not) on top of it: the PlanContext a
+ * module sees is the one a run gives it, overlay included; `memos` seed the per-host facts (pgServer …)
+ * that would otherwise take a dozen scripted probes.
+ */
+import { createHash } from 'node:crypto';
+import { HostSession } from '../../src/core/host-session.js';
+import type { Change, FileState, PlanContext } from '../../src/core/types.js';
+import type { ExecResult, Transport } from '../../src/remote/connection.js';
+import type { ShellCommand } from '../../src/remote/sh.js';
+
+export interface FakeFile {
+  content: string | Buffer;
+  mode?: string;
+  owner?: string;
+  group?: string;
+  /** epoch seconds (default 1000) */
+  mtime?: number;
+  ctime?: number;
+}
+
+export interface Answer {
+  /** matched against the command text (after unwrapping runuser), or its stdin */
+  match: RegExp;
+  stdin?: RegExp;
+  stdout?: string | ((cmd: string, stdin: string) => string);
+  stderr?: string;
+  exitCode?: number;
+  /** only as this user (runuser -u USER) */
+  user?: string;
+}
+
+export interface FakeHostSpec {
+  files?: Record<string, string | FakeFile>;
+  answers?: Answer[];
+}
+
+/** Shell words of a command line as sh.ts quotes them (bare words, '…' with '\'' inside, backslash escapes). */
+export function shellWords(text: string): string[] {
+  const words: string[] = [];
+  let cur: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "'") {
+      const end = text.indexOf("'", i + 1);
+      cur = (cur ?? '') + text.slice(i + 1, end < 0 ? text.length : end);
+      i = end < 0 ? text.length : end;
+    } else if (c === '\\' && i + 1 < text.length) {
+      cur = (cur ?? '') + text[++i];
+    } else if (/\s/.test(c)) {
+      if (cur !== null) words.push(cur);
+      cur = null;
+    } else cur = (cur ?? '') + c;
+  }
+  if (cur !== null) words.push(cur);
+  return words;
+}
+
+const result = (command: string, stdout: string | Buffer, exitCode = 0, stderr = ''): ExecResult => ({
+  command,
+  exitCode,
+  signal: null,
+  stdout: Buffer.isBuffer(stdout) ? stdout : Buffer.from(stdout),
+  stderr: Buffer.from(stderr),
+  timedOut: false,
+  durationMs: 0,
+});
+
+export class FakeTransport implements Transport {
+  readonly files = new Map<string, Required<FakeFile> & { content: Buffer }>();
+  /** every command as run (unwrapped), with its user */
+  readonly log: { cmd: string; user: string; stdin: string }[] = [];
+
+  constructor(spec: FakeHostSpec = {}, readonly answers: Answer[] = spec.answers ?? []) {
+    for (const [p, f] of Object.entries(spec.files ?? {})) this.put(p, f);
+  }
+
+  put(path: string, f: string | FakeFile): void {
+    const o = typeof f === 'string' ? { content: f } : f;
+    this.files.set(path, {
+      content: Buffer.isBuffer(o.content) ? o.content : Buffer.from(o.content),
+      mode: o.mode ?? '644',
+      owner: o.owner ?? 'root',
+      group: o.group ?? 'root',
+      mtime: o.mtime ?? 1000,
+      ctime: o.ctime ?? o.mtime ?? 1000,
+    });
+  }
+
+  async run(cmd: ShellCommand, stdin: Buffer | undefined, _timeoutMs: number): Promise<ExecResult> {
+    return this.answer(cmd.text, 'root', stdin?.toString('utf8') ?? '');
+  }
+
+  async close(): Promise<void> {}
+
+  private answer(text: string, user: string, stdin: string): ExecResult {
+    const w = shellWords(text);
+    // runuser -u USER -- sh -c CMD: the command as that user
+    if (w[0] === 'runuser' && w[1] === '-u' && w[3] === '--' && w[4] === 'sh' && w[5] === '-c' && w.length === 7) return this.answer(w[6]!, w[2]!, stdin);
+    this.log.push({ cmd: text, user, stdin });
+    for (const a of this.answers) {
+      if (a.user && a.user !== user) continue;
+      if (!a.match.test(text) || (a.stdin && !a.stdin.test(stdin))) continue;
+      const out = typeof a.stdout === 'function' ? a.stdout(text, stdin) : (a.stdout ?? '');
+      return result(text, out, a.exitCode ?? 0, a.stderr ?? '');
+    }
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-read') {
+      const f = this.files.get(w[5]!);
+      if (!f) return result(text, '', 3);
+      return result(text, Buffer.concat([Buffer.from(`${f.mode} ${f.owner} ${f.group}\n`), f.content]));
+    }
+    if (w[0] === 'stat' && w[1] === '-L' && w[2] === '-c' && w[4] === '--') {
+      const fine = w[3]!.includes('%.9');
+      const lines = w.slice(5).flatMap((p) => {
+        const f = this.files.get(p);
+        if (!f) return [];
+        const t = (x: number) => (fine ? x.toFixed(9) : String(Math.floor(x)));
+        return [`${t(f.mtime)} ${t(f.ctime)} ${f.content.length} ${p}`];
+      });
+      return result(text, lines.map((l) => l + '\n').join(''), lines.length === w.length - 5 ? 0 : 1);
+    }
+    if (w[0] === 'sha256sum' && w[1] === '--') {
+      const lines = w.slice(2).flatMap((p) => {
+        const f = this.files.get(p);
+        return f ? [`${createHash('sha256').update(f.content).digest('hex')}  ${p}`] : [];
+      });
+      return result(text, lines.map((l) => l + '\n').join(''), lines.length === w.length - 2 ? 0 : 1);
+    }
+    return result(text, '', 99, `fake host: no answer for: ${text.slice(0, 300)}`);
+  }
+}
+
+export interface FakeSession {
+  session: HostSession;
+  transport: FakeTransport;
+  ctx: PlanContext;
+  warnings: string[];
+}
+
+/** The real executor (check or not) on a fake host; `memos` answer ctx.memo/memoStable keys without probing. */
+export function fakeSession(
+  spec: FakeHostSpec,
+  o: { check?: boolean; vars?: Record<string, unknown>; memos?: Record<string, unknown>; host?: string; transport?: FakeTransport } = {},
+): FakeSession {
+  const transport = o.transport ?? new FakeTransport(spec);
+  const host = o.host ?? 'pg1';
+  const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, 'testrun-1');
+  const warnings: string[] = [];
+  const vars = { inventory_hostname: host, ansible_check_mode: o.check ?? false, ...(o.vars ?? {}) };
+  const base = session.context(vars, (m) => warnings.push(m));
+  const seeded = <T>(k: string, c: () => Promise<T>, fall: (k: string, c: () => Promise<T>) => Promise<T>) =>
+    o.memos && k in o.memos ? Promise.resolve(o.memos[k] as T) : fall(k, c);
+  const ctx: PlanContext = {
+    ...base,
+    memo: (k, c) => seeded(k, c, base.memo),
+    memoStable: (k, c) => seeded(k, c, base.memoStable),
+  };
+  return { session, transport, ctx, warnings };
+}
+
+/**
+ * A plan as data, for comparing: closures become their descriptions, contents their hash and length,
+ * secrets stay masked (Secret serialises masked).
+ */
+export function planData(changes: Change[]): unknown {
+  return JSON.parse(
+    JSON.stringify(changes, (_k, v: unknown) => {
+      if (typeof v === 'function') return '[function]';
+      if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+        const b = Buffer.from((v as { data: number[] }).data);
+        return `sha256:${createHash('sha256').update(b).digest('hex')} (${b.length} bytes)`;
+      }
+      if (v && typeof v === 'object' && 'text' in v && Object.keys(v).length === 1) return `sh: ${(v as { text: string }).text}`;
+      return v;
+    }),
+  );
+}
+
+export type { FileState };

@@ -1,0 +1,190 @@
+// Executor unit tests (HostSession on a fake Transport): the --check overlay, the journal and rollback on a
+// failed verify, `touches`, controller-side (local) actions, and applyPlan's replan/verify-only rules.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { applyPlan } from '../../src/core/apply-plan.js';
+import { statWithOverlay } from '../../src/core/path-stat.js';
+import { SharedSteps } from '../../src/core/shared-steps.js';
+import type { Action, Change, LocalAction } from '../../src/core/types.js';
+import { sh } from '../../src/remote/sh.js';
+import { FakeTransport, fakeSession, shellWords } from './fake-host.js';
+
+// the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
+const WRITE_PATH = { match: /pgtls-(lock|unlock|write|remove|rollback|prepare|record)\b/, stdout: '' };
+// no originals tracked, and no signing key (the repository's working directory may hold one)
+const VARS = { pgtls_track_originals: false, pgtls_state_dir: '/var/lib/pgtls/state', pgtls_state_key_file: '/nonexistent/pgtls-test.state.key' };
+
+const scriptsRun = (t: FakeTransport) =>
+  t.log.map((l) => shellWords(l.cmd)).filter((w) => w[0] === 'sh' && w[1] === '-c').map((w) => ({ name: w[3]!, args: w.slice(4) }));
+
+const write = (path: string, text: string): Action => ({ kind: 'write', path, content: Buffer.from(text) });
+
+test('--check: a write goes to the overlay; readFile and stat answer from it; the host sees no write', async () => {
+  const f = fakeSession({ files: { '/etc/a.conf': { content: 'old\n', mtime: 100 } }, answers: [WRITE_PATH] }, { check: true, vars: VARS });
+  await f.session.apply([write('/etc/a.conf', 'new\n'), { kind: 'remove', path: '/etc/b' }], f.ctx);
+  assert.is((await f.ctx.readFile('/etc/a.conf'))!.content.toString(), 'new\n');
+  const st = await f.ctx.stat(['/etc/a.conf', '/etc/b', '/etc/none']);
+  assert.ok(st.get('/etc/a.conf')!.pending);
+  assert.is(st.get('/etc/a.conf')!.mtime, Infinity);
+  assert.is(st.get('/etc/a.conf')!.size, 4);
+  assert.not.ok(st.has('/etc/b'), 'a planned removal is absent');
+  assert.equal(scriptsRun(f.transport).filter((s) => s.name !== 'pgtls-read').map((s) => s.name), [], 'no write, no lock');
+  assert.is(f.transport.files.get('/etc/a.conf')!.content.toString(), 'old\n', 'the host is untouched');
+});
+
+test('--check: exec and verify do not run; an exec writing when applied marks its paths changed', async () => {
+  const f = fakeSession({ files: { '/k/server.crt': 'cert' } }, { check: true, vars: VARS });
+  let verified = false;
+  await f.session.apply(
+    [
+      { kind: 'exec', description: 'keygen', cmd: sh`false`, writesWhenApplied: ['/k/server.crt', '/k/server.key'] },
+      { kind: 'verify', description: 'v', check: async () => void (verified = true) },
+    ],
+    f.ctx,
+  );
+  assert.not.ok(verified);
+  assert.not.ok(f.transport.log.some((l) => l.cmd === 'false'), 'the command did not run');
+  const st = await f.ctx.stat(['/k/server.crt', '/k/server.key']);
+  assert.ok(st.get('/k/server.crt')?.pending && st.get('/k/server.key')?.pending);
+});
+
+test('real run: stat of a path not planned comes from the host (nanoseconds, or whole seconds bumped)', async () => {
+  const f = fakeSession({ files: { '/etc/a': { content: 'x', mtime: 1234.5, ctime: 1300 } } });
+  const st = (await f.ctx.stat(['/etc/a', '/nope'])).get('/etc/a')!;
+  assert.equal([st.mtime, st.ctime, st.size, st.pending], [1234.5, 1300, 1, undefined]);
+  assert.not.ok((await f.ctx.stat(['/nope'])).has('/nope'));
+  const sums = await f.ctx.stat(['/etc/a'], { sha256: true });
+  assert.is(sums.get('/etc/a')!.sha256, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881');
+  // an old stat that cannot print %.9Y: nothing parses, whole seconds are asked and counted as the end of that second
+  const old = new FakeTransport({}, [{ match: /%\.9Y/, stdout: '' }, { match: /stat -L -c '%Y %Z %s %n'/, stdout: '2000 2000 1 /etc/a\n' }]);
+  const g = fakeSession({}, { transport: old });
+  const o = (await g.ctx.stat(['/etc/a'])).get('/etc/a')!;
+  assert.ok(o.mtime > 2000.99 && o.mtime < 2001);
+});
+
+test('real run: a failed verify restores the journal (newest first) and runs recover; the host fails', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^reload$/, stdout: '' }] }, { vars: VARS });
+  let err: Error | undefined;
+  try {
+    await f.session.apply(
+      [
+        write('/etc/a', '1'),
+        write('/etc/b', '2'),
+        { kind: 'exec', description: 'reload', cmd: sh`reload` },
+        { kind: 'verify', description: 'login check', check: async () => Promise.reject(new Error('refused')), recover: { kind: 'exec', description: 'reload again', cmd: sh`reload` } },
+      ],
+      f.ctx,
+    );
+  } catch (e) {
+    err = e as Error;
+  }
+  assert.ok(err, 'the apply fails');
+  assert.match(err!.message, /^login check failed: refused \(previous files restored, reload again done\)$/);
+  const s = scriptsRun(f.transport);
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback'], 'both writes in one commit, before the reload');
+  assert.equal(s[2]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
+  assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 2, 'the reload, then recover');
+});
+
+test('real run: a passing verify drops the rollback copies; keepRollback keeps them for a later verify', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
+  await f.session.apply([write('/etc/a', '1'), { kind: 'verify', description: 'pre', keepRollback: true, check: async () => undefined }], f.ctx);
+  assert.not.ok(scriptsRun(f.transport).some((s) => s.name === 'pgtls-rollback'), 'nothing dropped yet');
+  await f.session.apply([{ kind: 'verify', description: 'after', check: async () => undefined }], f.ctx);
+  const drop = scriptsRun(f.transport).find((s) => s.name === 'pgtls-rollback')!;
+  assert.equal(drop.args.slice(1), ['drop', 'testrun-1', '/etc/a']);
+});
+
+test('real run: a readOnly verify that fails puts nothing back', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
+  await f.session.apply([write('/etc/a', '1')], f.ctx);
+  try {
+    await f.session.apply([{ kind: 'verify', readOnly: true, description: 'walsenders', check: async () => Promise.reject(new Error('plaintext')) }], f.ctx);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'plaintext');
+  }
+  assert.not.ok(scriptsRun(f.transport).some((s) => s.name === 'pgtls-rollback'));
+});
+
+test('real run: `touches` are prepared (kept for rollback) before the command, and journaled', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^install-key$/, stdout: '' }] }, { vars: VARS });
+  await f.session.apply([{ kind: 'exec', description: 'install key', cmd: sh`install-key`, touches: ['/k/server.key'] }], f.ctx);
+  const names = scriptsRun(f.transport).map((s) => s.name);
+  assert.equal(names, ['pgtls-lock', 'pgtls-prepare']);
+  assert.ok(f.transport.log.findIndex((l) => l.cmd === 'install-key') > f.transport.log.findIndex((l) => /pgtls-prepare/.test(l.cmd)));
+  await f.session.rollback();
+  const rb = scriptsRun(f.transport).find((s) => s.name === 'pgtls-rollback')!;
+  assert.equal(rb.args.slice(1), ['restore', 'testrun-1', '/k/server.key']);
+});
+
+test('local actions: run in a real run, simulated in --check; a shared step goes to the run and counts once', async () => {
+  const calls: string[] = [];
+  const action: LocalAction = { kind: 'local', description: 'make CA', run: async () => (calls.push('run'), 'made'), simulate: async () => (calls.push('sim'), 'would make') };
+  const real = fakeSession({});
+  assert.equal(await real.session.apply([action], real.ctx), { outcome: 'made' });
+  const dry = fakeSession({}, { check: true });
+  assert.equal(await dry.session.apply([action], dry.ctx), { outcome: 'would make' });
+  assert.equal(calls, ['run', 'sim']);
+
+  const steps = new SharedSteps();
+  const shared: LocalAction = { kind: 'local', description: 'remove the CA', shared: '/ca', run: async () => (calls.push('shared'), null) };
+  const a = fakeSession({}, { host: 'pg1' });
+  const b = fakeSession({}, { host: 'pg2' });
+  a.session.shareStep = (k, x) => steps.add(k, 'pg1', x);
+  b.session.shareStep = (k, x) => steps.add(k, 'pg2', x);
+  assert.equal(await a.session.apply([shared], a.ctx), {}, 'the first host reports the change');
+  assert.equal(await b.session.apply([shared], b.ctx), { outcome: null }, 'the second joins it');
+  assert.equal(await steps.runAll((h) => (h === 'pg2' ? 'failed' : 'ok'), false), ['remove the CA: not done, pg2 did not finish']);
+  assert.not.ok(calls.includes('shared'), 'one failed host keeps the shared CA');
+  steps.add('/ca', 'pg1', shared);
+  assert.equal(await steps.runAll(() => 'ok', false), []);
+  assert.ok(calls.includes('shared'));
+});
+
+test('applyPlan: a real run applies up to a replan change and plans again; --check applies all, conditional', async () => {
+  const planned: Change[][] = [
+    [
+      { summary: 'create the CA', replan: true, actions: [] },
+      { summary: 'issue with a stand-in', actions: [] },
+    ],
+    [{ summary: 'issue from the CA', actions: [] }],
+  ];
+  let round = 0;
+  const applied: string[] = [];
+  const ctx = fakeSession({}).ctx;
+  const plan = async () => planned[Math.min(round++, 1)]!;
+  const apply = async () => ({});
+  const real = await applyPlan(plan, async (a) => (applied.push(String(a.length)), apply()), ctx, false);
+  assert.equal(real.summaries, ['create the CA', 'issue from the CA']);
+  round = 0;
+  const dry = await applyPlan(plan, apply, ctx, true);
+  assert.equal(dry.summaries, ['would create the CA', 'conditional change: would issue with a stand-in']);
+  const verifyOnly = await applyPlan(async () => [{ summary: 'check the login', verifyOnly: true, conditional: true, actions: [{ kind: 'verify', description: 'login', check: async () => undefined }] }], apply, ctx, false);
+  assert.is(verifyOnly.changed, false, 'a verify-only change leaves the task ok');
+  assert.equal(verifyOnly.planned.map((p) => [p.kind, p.description, p.conditional]), [['verify', 'login', true]]);
+});
+
+test('applyPlan: planned actions carry a hash and length, never the content', async () => {
+  const ctx = fakeSession({}).ctx;
+  const r = await applyPlan(async () => [{ summary: 'write', actions: [write('/etc/secret.conf', 'password=hunter2\n')] }], async () => ({}), ctx, true);
+  const text = JSON.stringify(r.planned);
+  assert.not.ok(text.includes('hunter2'));
+  assert.is(r.planned[0]!.bytes, 17);
+  assert.match(r.planned[0]!.sha256!, /^[0-9a-f]{64}$/);
+});
+
+test('stat: a planned file stays "changed by this run" when asking the host commits it meanwhile', async () => {
+  const overlay = new Map<string, { content: Buffer; mode: string; owner: string; group: string } | null>([
+    ['/etc/pg/postgresql.conf', { content: Buffer.from('ssl = on\n'), mode: '644', owner: 'postgres', group: 'postgres' }],
+  ]);
+  const got = await statWithOverlay(overlay, ['/etc/pg/postgresql.conf', '/etc/pg/pg_hba.conf'], async (rest) => {
+    assert.equal(rest, ['/etc/pg/pg_hba.conf'], 'only what the overlay does not answer is asked of the host');
+    overlay.clear(); // the probe waited for the pending writes: they are on the host now
+    return new Map([['/etc/pg/pg_hba.conf', { mtime: 1, ctime: 1, size: 3 }]]);
+  });
+  assert.ok(got.get('/etc/pg/postgresql.conf')?.pending, 'still newer than the last reload (a restart plans its reload)');
+  assert.is(got.get('/etc/pg/pg_hba.conf')?.mtime, 1);
+});
+
+test.run();

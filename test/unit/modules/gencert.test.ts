@@ -1,0 +1,53 @@
+// gencert against a fake host and a controller CA directory.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecAction, LocalAction, WriteAction } from '../../../src/core/types.js';
+import { loadOrCreateCa } from '../../../src/modules/gencert/ca.js';
+import { controllerDir } from '../module-cases.js';
+import { actions, planCase, planModule } from './plan.js';
+
+const PROBE = 'openssl=1\nabsent /keys/server/server.key\nabsent /keys/client/client.key\nabsent /keys\nabsent /keys/server\nabsent /keys/client\n';
+
+test('no CA yet: the first change creates it on the controller (replan); planning itself creates nothing', async () => {
+  const { changes } = await planCase('gencert: no CA yet');
+  const first = changes[0]!;
+  assert.ok(first.replan);
+  assert.equal(first.actions.map((a) => a.kind), ['local']);
+  const dir = (first.actions[0] as LocalAction).description.replace(/^create the CA in /, '');
+  assert.not.ok(existsSync(join(dir, 'ca.key')), 'plan() wrote nothing on the controller');
+  // what follows are stand-ins for --check's overlay: a real run plans again once the CA exists
+  assert.ok(changes.slice(1).some((c) => /^issue server certificate CN=pg1/.test(c.summary)));
+});
+
+test('with a CA: key directories, root.crt, and a host keygen whose outputs are written when applied', async () => {
+  const dir = controllerDir();
+  await loadOrCreateCa({ dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
+  const { changes } = await planModule(
+    'gencert',
+    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
+    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
+    { vars: { ansible_host: '10.0.0.11' } },
+  );
+  assert.not.ok(changes.some((c) => c.replan));
+  const all = actions(changes);
+  assert.ok(all.some((a) => a.kind === 'exec' && a.description === 'create key directories'));
+  const roots = all.filter((a): a is WriteAction => a.kind === 'write' && a.path.endsWith('root.crt'));
+  assert.equal(roots.map((r) => r.path), ['/keys/server/root.crt', '/keys/client/root.crt']);
+  const keygen = all.find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
+  assert.equal(keygen.writesWhenApplied, ['/keys/server/server.crt', '/keys/server/server.key', '/keys/client/client.crt', '/keys/client/client.key']);
+  assert.ok(keygen.then, 'the CSR is signed from what the host prints');
+});
+
+test('no openssl on the host with keygen: host: the task fails, naming the fix', async () => {
+  const dir = controllerDir();
+  try {
+    await planModule('gencert', { keys_dir: '/keys', ca_dir: dir, owner: 'postgres' }, { answers: [{ match: /pgtls-probe/, stdout: 'absent /keys\n' }] });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /openssl is not installed .* pgtls_keygen: controller/);
+  }
+});
+
+test.run();

@@ -1,0 +1,45 @@
+// reset_password: the verifier travels as a Secret on stdin; a standby waits in a read-only verify.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ExecAction, VerifyAction } from '../../../src/core/types.js';
+import { Secret } from '../../../src/core/secret.js';
+import { PG_MEMO } from '../module-cases.js';
+import { actions, planCase, planModule } from './plan.js';
+
+test('an md5 role: one psql exec, SQL as a Secret on stdin, nothing of it in the plan text', async () => {
+  const { changes } = await planCase('reset_password: an md5 role');
+  assert.is(changes.length, 1);
+  assert.match(changes[0]!.summary, /^role webadmin: md5 password -> SCRAM-SHA-256$/);
+  const [e] = actions(changes) as ExecAction[];
+  assert.ok(e!.stdin instanceof Secret);
+  assert.not.match(e!.cmd.text, /SCRAM|new-secret/);
+  assert.not.ok(JSON.stringify(changes).includes('new-secret'));
+});
+
+test('the stored verifier already matches: nothing', async () => {
+  const { buildScramVerifier } = await import('../../../src/crypto/scram.js');
+  const v = buildScramVerifier('new-secret');
+  const { changes } = await planModule('reset_password', { name: 'webadmin', password: 'new-secret' }, { answers: [{ match: /psql/, stdin: /pg_authid/, stdout: JSON.stringify([{ n: 'webadmin', p: v }]) }] }, { memos: PG_MEMO });
+  assert.equal(changes, []);
+});
+
+test('a standby: a verify-only, read-only wait for replication that warns when the password has not arrived', async () => {
+  const p = await planCase('reset_password: a standby');
+  assert.is(p.changes.length, 1);
+  assert.ok(p.changes[0]!.verifyOnly && p.changes[0]!.conditional);
+  const v = p.changes[0]!.actions[0] as VerifyAction;
+  assert.ok(v.readOnly);
+  await v.check(p.ctx);
+  assert.match(p.warnings.join('\n'), /pg1 is a standby: webadmin did not \(yet\) get the new password from the primary/);
+});
+
+test('a role that does not exist: the task fails', async () => {
+  try {
+    await planModule('reset_password', { name: 'ghost', password: 'x' }, { answers: [{ match: /psql/, stdin: /pg_authid/, stdout: '[]' }] }, { memos: PG_MEMO });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /role ghost does not exist on pg1/);
+  }
+});
+
+test.run();
