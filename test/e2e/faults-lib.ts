@@ -440,7 +440,26 @@ export async function checkServerConfigs(fl: FaultLab): Promise<Problems> {
 
 /** All the invariants that must hold right after a fault. */
 export async function checkAfterFault(fl: FaultLab, opts: { abrupt?: boolean } = {}): Promise<Problems> {
-  return [...checkFiles(fl, opts), ...(await checkServerConfigs(fl)), ...(await checkServing(fl))];
+  const busy = opts.abrupt ? await commitsEnded(fl) : [];
+  return [...busy, ...checkFiles(fl, opts), ...(await checkServerConfigs(fl)), ...(await checkServing(fl))];
+}
+
+/**
+ * A killed controller's last commit goes on on its host until it is complete (commit.sh needs nothing
+ * from the controller once the content has arrived; it marks itself in the state directory's runs/):
+ * the files are checked once it has ended. A commit that does not end within a minute is a problem.
+ */
+async function commitsEnded(fl: FaultLab): Promise<Problems> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const running = ALL_HOSTS.filter((h) => {
+      const dir = hostPath(fl.lab, h, `${STATE}/runs`);
+      return existsSync(dir) && readdirSync(dir).some((n) => n.endsWith('.commit'));
+    });
+    if (running.length === 0) return [];
+    if (Date.now() > deadline) return running.map((h) => `${h}: a killed run's commit is still running after a minute`);
+    await sleep(200);
+  }
 }
 
 /**

@@ -21,13 +21,14 @@ shift 5
 pgtls_state_ready
 all=$(mktemp "$state/.in.$runid.XXXXXX")
 out=''
+marker="$state/runs/$runid.commit"
 finish() {
   rc=$?
   if [ -n "$out" ]; then
     cat -- "$out" >&3 2>/dev/null || true
     cat -- "$out.err" >&4 2>/dev/null || true
   fi
-  rm -f -- "$all" "$all".*
+  rm -f -- "$all" "$all".* "$marker"
   exit "$rc"
 }
 trap finish EXIT
@@ -99,6 +100,9 @@ commit() {
 
 receive "$@"
 trap '' HUP INT TERM PIPE
+# while this runs, a later run that takes over the lock waits for it (lock.sh)
+[ -d "$state/runs" ] || (umask 077 && mkdir -p -- "$state/runs")
+printf '%s %s\n' "$$" "$(pgtls_started "$$")" > "$marker"
 exec 3>&1 4>&2
 out="$all.out"
 exec > "$out" 2> "$out.err"

@@ -16,6 +16,10 @@ pgtls_die() {
 
 umask 077
 pgtls_me=$(id -u)
+
+# pgtls_started PID: when the process started (clock ticks since boot; empty when it is gone): with the
+# pid, it names one process for good (a pid can be reused, a pid and a start time cannot)
+pgtls_started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
 pgtls_me_name=$(id -un)
 # the largest file pgtls reads (the controller passes it; a link to /dev/zero must not hang a run)
 cap=${cap:-16777216}

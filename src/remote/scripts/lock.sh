@@ -15,8 +15,7 @@ while [ "$p" -gt 1 ] 2>/dev/null; do
   p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2) || break
   [ -n "$p" ] || break
 done
-started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
-info="run=$runid pid=$holder start=$(started "$holder") by=$who since=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+info="run=$runid pid=$holder start=$(pgtls_started "$holder") by=$who since=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 lock="$state/lock"
 tries=0
 while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
@@ -36,8 +35,8 @@ while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
   if [ -n "$opid" ] && [ "$opid" != 0 ] && [ -n "$ostart" ]; then
     # a connection that was just cut takes sshd a moment to notice: give it a few seconds
     w=0
-    while [ "$(started "$opid")" = "$ostart" ] && [ "$w" -lt 10 ]; do sleep 0.5; w=$((w + 1)); done
-    if [ "$(started "$opid")" = "$ostart" ]; then
+    while [ "$(pgtls_started "$opid")" = "$ostart" ] && [ "$w" -lt 10 ]; do sleep 0.5; w=$((w + 1)); done
+    if [ "$(pgtls_started "$opid")" = "$ostart" ]; then
       pgtls_die "another pgtls run is in progress on this host ($other); try again when it has finished"
     fi
   fi
@@ -49,6 +48,20 @@ while ! mkdir -m 0700 -- "$lock" 2>/dev/null; do
 done
 printf '%s\n' "$info" > "$lock/owner.tmp"
 mv -f -- "$lock/owner.tmp" "$lock/owner"
+# A dead run's commit may still be making its changes (it needs nothing from its controller once the
+# content has arrived): wait for it to end before anything of that run is touched.
+for c in "$state"/runs/*.commit; do
+  [ -e "$c" ] || continue
+  case "$c" in "$state/runs/$runid."*) continue ;; esac
+  read -r cpid cstart < "$c" || true
+  w=0
+  while [ -n "${cpid:-}" ] && [ "$(pgtls_started "$cpid")" = "${cstart:-}" ]; do
+    [ "$w" -lt 120 ] || pgtls_die "a commit of a run that is gone (pid $cpid) has been running for a minute; try again when it has ended"
+    sleep 0.5
+    w=$((w + 1))
+  done
+  rm -f -- "$c"
+done
 # leftovers of dead runs: no other run can be alive now
 for j in "$state"/runs/*.journal; do
   [ -e "$j" ] || continue
