@@ -107,31 +107,63 @@ async function trySelect(ctx: PlanContext, s: LocalServer, login: SqlLogin): Pro
  * `webadmin_password` by the caller (a template may need rendering).
  */
 export function sqlLogin(ctx: PlanContext, s: LocalServer, password: Secret | undefined = passwordOf(ctx)): Promise<SqlLogin> {
-  return ctx.memoStable(`pgtls:sql-login:${s.socketDir}:${s.port}`, async () => {
+  return ctx.memoStable(loginKey(s), () => decideLogin(ctx, s, password));
+}
+
+const loginKey = (s: LocalServer) => `pgtls:sql-login:${s.socketDir}:${s.port}`;
+
+/**
+ * sqlLogin, and the answer of read-only `sql` through it, in ONE command when the OS user gets in
+ * without a password (the usual case): `sql` itself is the trial login instead of `select 1`.
+ * When it fails, sqlLogin's own diagnosis decides (the same messages, the same choice) and `query`
+ * asks again through the login it chose.
+ */
+export async function sqlLoginAndQuery(
+  ctx: PlanContext,
+  s: LocalServer,
+  password: Secret | undefined,
+  sql: string,
+  query: (login: SqlLogin) => Promise<string>,
+): Promise<{ login: SqlLogin; stdout: string }> {
+  let answer: string | undefined;
+  const login = await ctx.memoStable(loginKey(s), async () => {
     const asOsUser: SqlLogin = { kind: 'os-user', osUser: s.osUser };
-    const first = await trySelect(ctx, s, asOsUser);
-    if (first === null) return asOsUser;
-    const firstWhy = why(first, []);
-    const stderr = first instanceof RemoteCommandError ? first.result.stderr.toString('utf8') : '';
-    const kind = authFailure(stderr);
-    if (kind === null) throw new TaskError(`psql on ${ctx.host} failed: ${firstWhy}`);
-    if (!password)
-      throw new TaskError(
-        `SQL on ${ctx.host}: the local rules of pg_hba.conf refuse OS user ${s.osUser} without a password (${firstWhy}); ` +
-          `set webadmin_password so that pgtls logs in as ${PASSWORD_LOGIN_ROLE}, or allow peer for ${s.osUser}`,
-      );
-    const withPassword: SqlLogin = { kind: 'password', role: PASSWORD_LOGIN_ROLE, password };
-    const second = await trySelect(ctx, s, withPassword);
-    if (second !== null)
-      throw new TaskError(
-        `SQL on ${ctx.host}: neither OS user ${s.osUser} without a password (${firstWhy}) nor ${PASSWORD_LOGIN_ROLE} with webadmin_password ` +
-          `(${why(second, [password])}) can log in over ${s.socketDir}; check webadmin_password and the local rules of pg_hba.conf`,
-      );
-    ctx.warn(
-      `SQL on ${ctx.host}: the local rules of pg_hba.conf want a password, so pgtls logs in as ${PASSWORD_LOGIN_ROLE} with webadmin_password over ${s.socketDir} (password on stdin)`,
-    );
-    return withPassword;
+    const inv = sqlInvocation(s, asOsUser, sql);
+    try {
+      answer = (await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000, independentOfFiles: true })).stdout.toString('utf8');
+      return asOsUser;
+    } catch (e) {
+      return decideLogin(ctx, s, password, e); // that failure is the OS user's trial login
+    }
   });
+  return { login, stdout: answer ?? (await query(login)) };
+}
+
+/** `osUserFailure`: how the OS user's trial login already failed (else it is tried here). */
+async function decideLogin(ctx: PlanContext, s: LocalServer, password: Secret | undefined, osUserFailure?: unknown): Promise<SqlLogin> {
+  const asOsUser: SqlLogin = { kind: 'os-user', osUser: s.osUser };
+  const first = osUserFailure ?? (await trySelect(ctx, s, asOsUser));
+  if (first === null) return asOsUser;
+  const firstWhy = why(first, []);
+  const stderr = first instanceof RemoteCommandError ? first.result.stderr.toString('utf8') : '';
+  const kind = authFailure(stderr);
+  if (kind === null) throw new TaskError(`psql on ${ctx.host} failed: ${firstWhy}`);
+  if (!password)
+    throw new TaskError(
+      `SQL on ${ctx.host}: the local rules of pg_hba.conf refuse OS user ${s.osUser} without a password (${firstWhy}); ` +
+        `set webadmin_password so that pgtls logs in as ${PASSWORD_LOGIN_ROLE}, or allow peer for ${s.osUser}`,
+    );
+  const withPassword: SqlLogin = { kind: 'password', role: PASSWORD_LOGIN_ROLE, password };
+  const second = await trySelect(ctx, s, withPassword);
+  if (second !== null)
+    throw new TaskError(
+      `SQL on ${ctx.host}: neither OS user ${s.osUser} without a password (${firstWhy}) nor ${PASSWORD_LOGIN_ROLE} with webadmin_password ` +
+        `(${why(second, [password])}) can log in over ${s.socketDir}; check webadmin_password and the local rules of pg_hba.conf`,
+    );
+  ctx.warn(
+    `SQL on ${ctx.host}: the local rules of pg_hba.conf want a password, so pgtls logs in as ${PASSWORD_LOGIN_ROLE} with webadmin_password over ${s.socketDir} (password on stdin)`,
+  );
+  return withPassword;
 }
 
 /** A human description of a login, for messages. */

@@ -22,7 +22,7 @@ import type { ExecAction, PlanContext } from '../core/types.js';
 import { RemoteCommandError } from '../remote/connection.js';
 import { sh } from '../remote/sh.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
-import { describeLogin, sqlInvocation, sqlLogin, type SqlLogin } from './pg-login.js';
+import { describeLogin, sqlInvocation, sqlLoginAndQuery, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 import { standaloneScript } from '../remote/standalone-scripts.js';
 
@@ -213,8 +213,11 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
   if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
   const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
   const pw = userVar(ctx, 'webadmin_password');
-  const login = await sqlLogin(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)));
-  const raw = (await psqlQuery(ctx, { ...local, login }, SETTINGS_SQL, { independentOfFiles: true })).trim();
+  // the login and the settings in one command when the OS user gets in (sqlLoginAndQuery)
+  const { login, stdout } = await sqlLoginAndQuery(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)), SETTINGS_SQL, (l) =>
+    psqlQuery(ctx, { ...local, login: l }, SETTINGS_SQL, { independentOfFiles: true }),
+  );
+  const raw = stdout.trim();
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(raw) as Record<string, unknown>;

@@ -75,6 +75,14 @@ test('ansible_become_password: sudo -S with the password on stdin; NOPASSWD host
   }
   const commands = readFileSync(log, 'utf8');
   assert.match(commands, /sudo -S -k -p/);
+  // one sudo per long-lived shell (src/remote/stream-shell.ts), not one per command: the file task
+  // alone runs several commands as root on each host
+  for (const h of ['pg1', 'pg2']) {
+    const lines = commands.split('\n').filter((l) => l.startsWith(`${h}\t`));
+    const sudos = lines.filter((l) => /sudo -S -k -p/.test(l)).length;
+    assert.is(sudos, 1, `${h}: ${sudos} sudo -S among ${lines.length} commands`);
+    assert.ok(lines.length > 4, `${h}: ${lines.length} commands`);
+  }
   assert.not.ok(commands.includes('sudo "pw"'), 'the become password is on a command line');
   assert.not.ok((r.stdout + r.stderr).includes('sudo "pw"'));
 });

@@ -1,0 +1,80 @@
+// The long-lived remote shells (src/remote/stream-shell.ts) over the lab's real sshd, logged in as
+// a sudo user: one sudo per (host, user) shell for the whole run, exact framing of binary stdin and
+// large output, timeouts and a killed shell replaced without disturbing the next command, and
+// PGTLS_COMMAND_LOG still listing every command.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labAvailable, labUnavailableReason, labUp, type Lab } from './lab.js';
+
+const work = mkdtempSync(join(tmpdir(), 'pgtls-e2e-transport-'));
+const log = join(work, 'commands.log');
+writeFileSync(log, '', { mode: 0o600 });
+process.env['PGTLS_COMMAND_LOG'] = log; // read when ssh.ts loads: set before the import below
+const { SshTransport } = await import('../../src/remote/ssh.js');
+const { HostShell } = await import('../../src/remote/host-shell.js');
+const { sh } = await import('../../src/remote/sh.js');
+
+let lab: Lab | undefined;
+
+test('a lab host with a sudo login user comes up', async () => {
+  if (!labAvailable()) {
+    if (process.env['CI']) assert.unreachable(`the lab is needed: ${labUnavailableReason()}`);
+    return;
+  }
+  lab = await labUp({ hosts: 1, postgres: ['pg1'], user: 'admin', dir: join(work, 'lab') });
+  assert.is(lab.user, 'admin');
+});
+
+test('over sshd: root and postgres shells via sudo once each; framing, binary stdin, large output, timeouts, a killed shell', async () => {
+  assert.ok(lab, 'the lab is up');
+  const t = await SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
+  try {
+    const root = new HostShell(t, lab!.user, true);
+    const login = new HostShell(t, lab!.user, false);
+    for (let i = 0; i < 10; i++) assert.is((await root.exec(sh`id -u`)).stdout.toString(), '0\n');
+    for (let i = 0; i < 5; i++) assert.is((await root.exec(sh`id -un`, { user: 'postgres' })).stdout.toString(), 'postgres\n');
+    assert.is((await login.exec(sh`id -un`)).stdout.toString(), 'admin\n');
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    assert.ok((await root.exec(sh`cat`, { stdin: all })).stdout.equals(all), 'every byte value through cat');
+    const big = randomBytes(4 << 20);
+    assert.is((await root.exec(sh`sha256sum | cut -c1-64`, { stdin: big, timeoutMs: 60_000 })).stdout.toString().trim(), createHash('sha256').update(big).digest('hex'));
+    assert.is((await root.exec(sh`echo ignored`, { stdin: big })).stdout.toString(), 'ignored\n', 'stdin not read');
+    const out = await root.exec(sh`head -c 8388608 /dev/zero | tr '\\0' z; echo e >&2`, { timeoutMs: 60_000 });
+    assert.is(out.stdout.length, 8 << 20);
+    assert.is(out.stderr.toString(), 'e\n');
+    assert.is((await root.exec(sh`exit 7`, { okCodes: [7] })).exitCode, 7);
+    try {
+      await root.exec(sh`sleep 30`, { timeoutMs: 500 });
+      assert.unreachable('must time out');
+    } catch (e) {
+      assert.match(String((e as Error).message), /timed out/);
+    }
+    assert.is((await root.exec(sh`echo after-timeout`)).stdout.toString(), 'after-timeout\n');
+    // the root shell killed from outside: the next command gets a new shell
+    await lab!.exec('pg1', `for p in /proc/[0-9]*; do tr '\\0\\n' '  ' < $p/cmdline 2>/dev/null | grep -q '^sh -c .*pgtls-agent' && [ "$(stat -c %U $p)" = root ] && kill -9 \${p#/proc/}; done; true`);
+    let after = '';
+    for (let i = 0; i < 3 && after !== '0\n'; i++) after = await root.exec(sh`id -u`).then((r) => r.stdout.toString(), () => '');
+    assert.is(after, '0\n', 'a fresh shell after the old one was killed');
+  } finally {
+    await t.close();
+  }
+  const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('pg1\t'));
+  const shells = lines.filter((l) => l.includes('pgtls-agent'));
+  const sudos = shells.filter((l) => /^pg1\tsudo -n/.test(l));
+  console.log(`  ${lines.length} commands logged, ${shells.length} shells started (${sudos.length} through sudo)`);
+  // through sudo: root's (again after the timeout and after the kill: 3) and postgres's; the login user's without
+  assert.is(sudos.length, 4, `sudo shells: ${sudos.length}\n${shells.join('\n').slice(0, 2000)}`);
+  assert.is(lines.filter((l) => /^pg1\tid -u/.test(l)).length >= 10, true, 'every streamed command is logged');
+  assert.not.ok(lines.some((l) => /^pg1\tsudo -n -H -- sh -c 'id -u'/.test(l)), 'no command got its own sudo');
+});
+
+test('lab down', async () => {
+  if (lab) await lab.down();
+  assert.ok(true);
+});
+
+test.run();
