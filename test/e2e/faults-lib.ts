@@ -440,12 +440,13 @@ export async function checkServerConfigs(fl: FaultLab): Promise<Problems> {
 
 /** All the invariants that must hold right after a fault. */
 export async function checkAfterFault(fl: FaultLab, opts: { abrupt?: boolean } = {}): Promise<Problems> {
-  const busy = opts.abrupt ? await commitsEnded(fl) : [];
+  // (a run that lost its connection, or was killed, may have left its last commit still running on the host)
+  const busy = await commitsEnded(fl);
   return [...busy, ...checkFiles(fl, opts), ...(await checkServerConfigs(fl)), ...(await checkServing(fl))];
 }
 
 /**
- * A killed controller's last commit goes on on its host until it is complete (commit.sh needs nothing
+ * A killed controller's (or a cut connection's) last commit goes on on its host until it is complete (commit.sh needs nothing
  * from the controller once the content has arrived; it marks itself in the state directory's runs/):
  * the files are checked once it has ended. A commit that does not end within a minute is a problem.
  */
