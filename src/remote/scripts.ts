@@ -13,7 +13,8 @@ const CANDIDATES = [new URL('./scripts/', import.meta.url), new URL('../../../sr
 
 const cache = new Map<string, string>();
 
-export function scriptFile(name: ScriptName): string {
+/** The file of any host script (the write path's, or one that runs on its own: standalone-scripts.ts). */
+export function scriptFile(name: string): string {
   for (const dir of CANDIDATES) {
     const p = fileURLToPath(new URL(`${name}.sh`, dir));
     if (existsSync(p)) return p;
@@ -21,7 +22,8 @@ export function scriptFile(name: ScriptName): string {
   throw new Error(`pgtls is installed without its host script ${name}.sh (looked in ${CANDIDATES.map((c) => fileURLToPath(c)).join(', ')})`);
 }
 
-function load(name: ScriptName): string {
+/** A host script's text, read once. */
+export function loadScript(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
     text = readFileSync(scriptFile(name), 'utf8');
@@ -32,12 +34,12 @@ function load(name: ScriptName): string {
 
 /** A script with lib.sh's functions in front (what `sh -c` gets). */
 export function hostScript(name: Exclude<ScriptName, 'lib' | 'dirop'>): string {
-  return `${load('lib')}\n${load(name)}`;
+  return `${loadScript('lib')}\n${loadScript(name)}`;
 }
 
 /** dirop.sh: the one script that runs inside a directory as the user who controls it (passed as an argument). */
 export function diropScript(): string {
-  return load('dirop');
+  return loadScript('dirop');
 }
 
 export const ALL_SCRIPTS: readonly ScriptName[] = ['lib', 'dirop', 'commit', 'read', 'prepare', 'record', 'rollback', 'sign', 'lock', 'unlock', 'gencert-probe', 'gencert-dirs', 'gencert-keygen', 'gencert-attrs', 'state-list', 'file-sha'];

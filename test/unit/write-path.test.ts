@@ -441,14 +441,20 @@ test('host scripts: shellcheck (sh, warnings and errors)', () => {
   }
 });
 
-test('10.3 writes wait for what depends on them: the overlay answers meanwhile, then several files in one commit', async () => {
-  if (!isRoot) return;
+/** A box with a postgresql.conf and a pg_hba.conf owned by the user, as before an install. */
+function twoConfigs(): { b: Box; conf: string; hba: string } {
   const b = box();
   const conf = join(b.userDir, 'postgresql.conf');
   const hba = join(b.userDir, 'pg_hba.conf');
   writeFileSync(conf, 'ssl = off\n');
   writeFileSync(hba, 'local all all peer\n');
   sh(`chown ${USER}: ${conf} ${hba}`);
+  return { b, conf, hba };
+}
+
+test('10.3 writes wait for what depends on them: the overlay answers meanwhile, then several files in one commit', async () => {
+  if (!isRoot) return;
+  const { b, conf, hba } = twoConfigs();
   const { s, ctx, t } = session(b, 'defer');
   const write = (path: string, c: string): Action => ({ kind: 'write', path, content: Buffer.from(c) });
   await s.apply([write(conf, 'ssl = on\n')], ctx);
@@ -470,12 +476,7 @@ test('10.3 writes wait for what depends on them: the overlay answers meanwhile, 
 
 test('10.3 a host interrupted between tasks goes back to its last proven state; what was only planned is dropped', async () => {
   if (!isRoot) return;
-  const b = box();
-  const conf = join(b.userDir, 'postgresql.conf');
-  const hba = join(b.userDir, 'pg_hba.conf');
-  writeFileSync(conf, 'ssl = off\n');
-  writeFileSync(hba, 'local all all peer\n');
-  sh(`chown ${USER}: ${conf} ${hba}`);
+  const { b, conf, hba } = twoConfigs();
   const { s, ctx } = session(b, 'intr');
   await s.apply([{ kind: 'write', path: conf, content: Buffer.from('ssl = on\n') }], ctx);
   await s.commit();
