@@ -527,7 +527,9 @@ export interface Agent {
 
 export async function startAgent(lab: Lab, host: string, args: string[]): Promise<Agent> {
   const holder = readFileSync(join(lab.dir, host, 'init.pid'), 'utf8').trim();
-  const script = join(ROOT, 'dist', 'test', 'e2e', 'fault-agent.js');
+  // A copy in the lab's directory: the host sees its own /tmp, so a checkout under /tmp is out of its sight.
+  const script = join(lab.dir, 'fault-agent.mjs');
+  if (!existsSync(script)) writeFileSync(script, readFileSync(join(ROOT, 'dist', 'test', 'e2e', 'fault-agent.js')));
   // Into the host's network, mount AND pid namespaces: what it does (a process holding a port) is seen
   // by the host's own tools (ss -p, /proc) as it would be on a real host.
   const child = spawn('nsenter', ['-t', holder, '-n', '-m', '-p', '--', process.execPath, script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
