@@ -17,6 +17,9 @@ process.env['PGTLS_COMMAND_LOG'] = log; // read when ssh.ts loads: set before th
 const { SshTransport } = await import('../../src/remote/ssh.js');
 const { HostShell } = await import('../../src/remote/host-shell.js');
 const { sh } = await import('../../src/remote/sh.js');
+// Only this process's own transports log there from now on: the pgtls runs other test files start
+// (npm test imports every file first, in one process) must not inherit the variable.
+delete process.env['PGTLS_COMMAND_LOG'];
 
 let lab: Lab | undefined;
 
@@ -31,6 +34,7 @@ test('a lab host with a sudo login user comes up', async () => {
 
 test('over sshd: root and postgres shells via sudo once each; framing, binary stdin, large output, timeouts, a killed shell', async () => {
   assert.ok(lab, 'the lab is up');
+  const from = readFileSync(log).length; // what this test logs (earlier tests in this process may have used a transport too)
   const t = await SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
   try {
     const root = new HostShell(t, lab!.user, true);
@@ -62,7 +66,7 @@ test('over sshd: root and postgres shells via sudo once each; framing, binary st
   } finally {
     await t.close();
   }
-  const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('pg1\t'));
+  const lines = readFileSync(log).subarray(from).toString('utf8').split('\n').filter((l) => l.startsWith('pg1\t'));
   const shells = lines.filter((l) => l.includes('pgtls-agent'));
   const sudos = shells.filter((l) => /^pg1\tsudo -n/.test(l));
   console.log(`  ${lines.length} commands logged, ${shells.length} shells started (${sudos.length} through sudo)`);

@@ -29,7 +29,8 @@ for (const cmd of ['cat', 'sed', 'readlink', 'stat', 'head', 'tr', 'cut', 'geten
   writeFileSync(join(counted, cmd), `#!/bin/sh\necho ${cmd} >> '${calls}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
 }
 
-const pm: ChildProcess = spawn(join(box, 'bin', 'postgres'), ['600'], { cwd: data, stdio: 'ignore' });
+// (a day: uvu imports every test file before it runs any, and in npm test the e2e files come first)
+const pm: ChildProcess = spawn(join(box, 'bin', 'postgres'), ['86400'], { cwd: data, stdio: 'ignore' });
 writeFileSync(join(data, 'postmaster.pid'), `${pm.pid}\n${data}\n1700000000\n5999\n${box}/sock\n*\n  5999001    32768\nready\n`);
 const extra: ChildProcess[] = [];
 
