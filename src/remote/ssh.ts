@@ -30,17 +30,18 @@ export interface SshTarget {
   jumps?: { user?: string; host: string; port: number }[];
 }
 
-const COMMAND_LOG = process.env.PGTLS_COMMAND_LOG;
-let commandLogFd: number | undefined;
+let commandLog: { file: string; fd: number } | undefined;
 
 /**
  * PGTLS_COMMAND_LOG=FILE: every remote command line (never stdin), 0600, never through a symlink.
  * Secrets are never on a command line (sh refuses them); redactKnown is the belt to those braces.
  */
 function logCommand(host: string, text: string): void {
-  if (!COMMAND_LOG) return;
-  commandLogFd ??= openPrivateAppend(COMMAND_LOG);
-  writeSync(commandLogFd, `${host}\t${redactKnown(text).replace(/\n/g, '\\n')}\n`);
+  // read at each command, not once at load: a process that sets it later (a test) is logged too
+  const file = process.env.PGTLS_COMMAND_LOG;
+  if (!file) return;
+  if (commandLog?.file !== file) commandLog = { file, fd: openPrivateAppend(file) };
+  writeSync(commandLog.fd, `${host}\t${redactKnown(text).replace(/\n/g, '\\n')}\n`);
 }
 
 /**

@@ -13,13 +13,9 @@ import { labAvailable, labUnavailableReason, labUp, type Lab } from './lab.js';
 const work = mkdtempSync(join(tmpdir(), 'pgtls-e2e-transport-'));
 const log = join(work, 'commands.log');
 writeFileSync(log, '', { mode: 0o600 });
-process.env['PGTLS_COMMAND_LOG'] = log; // read when ssh.ts loads: set before the import below
 const { SshTransport } = await import('../../src/remote/ssh.js');
 const { HostShell } = await import('../../src/remote/host-shell.js');
 const { sh } = await import('../../src/remote/sh.js');
-// Only this process's own transports log there from now on: the pgtls runs other test files start
-// (npm test imports every file first, in one process) must not inherit the variable.
-delete process.env['PGTLS_COMMAND_LOG'];
 
 let lab: Lab | undefined;
 
@@ -34,7 +30,10 @@ test('a lab host with a sudo login user comes up', async () => {
 
 test('over sshd: root and postgres shells via sudo once each; framing, binary stdin, large output, timeouts, a killed shell', async () => {
   assert.ok(lab, 'the lab is up');
-  const from = readFileSync(log).length; // what this test logs (earlier tests in this process may have used a transport too)
+  // Set for this test only (ssh.ts reads it at each command): the pgtls runs of other test files in
+  // npm test's one process must not inherit it.
+  process.env['PGTLS_COMMAND_LOG'] = log;
+  const from = readFileSync(log).length;
   const t = await SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
   try {
     const root = new HostShell(t, lab!.user, true);
@@ -65,6 +64,7 @@ test('over sshd: root and postgres shells via sudo once each; framing, binary st
     assert.is(after, '0\n', 'a fresh shell after the old one was killed');
   } finally {
     await t.close();
+    delete process.env['PGTLS_COMMAND_LOG'];
   }
   const lines = readFileSync(log).subarray(from).toString('utf8').split('\n').filter((l) => l.startsWith('pg1\t'));
   const shells = lines.filter((l) => l.includes('pgtls-agent'));
