@@ -161,8 +161,7 @@ export class HostSession {
             }
             break;
           }
-          await this.commit();
-          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
+          await this.settle();
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
@@ -179,14 +178,12 @@ export class HostSession {
         }
         case 'verify':
           if (this.check) break;
-          await this.commit();
-          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
+          await this.settle();
           if (action.readOnly) await action.check(ctx);
           else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
           break;
         case 'local': {
-          await this.commit();
-          this.reads.clear(); // what runs next may change files (a command, a reload, a step)
+          await this.settle();
           const said = await this.runLocal(action);
           if (said !== undefined) result.outcome = result.outcome ?? said;
           break;
@@ -204,6 +201,12 @@ export class HostSession {
     }
     const said = this.check ? (action.simulate ? await action.simulate() : undefined) : await action.run();
     return said ?? (said === null ? null : undefined);
+  }
+
+  /** Before a command, a verify or a local step: the held writes are made, and no cached read is trusted after it (it may change files). */
+  private async settle(): Promise<void> {
+    await this.commit();
+    this.reads.clear();
   }
 
   /** A change planned: in --check it stays in the overlay; in a real run it waits for commit(). */

@@ -361,7 +361,7 @@ class Runner {
         await together.arrive(host, i);
         const blocked = authChangeBlocked(this.nodes, host, statusOf);
         if (blocked) {
-          this.record(host, failedTask(play, task, blocked));
+          this.record(host, failedTask(play, task.name, task.module, blocked));
           break;
         }
       }
@@ -404,7 +404,7 @@ class Runner {
       try {
         await session.commit();
       } catch (e) {
-        this.record(host, { ...failedTask(play, { name: 'write the changes planned in this play', module: 'pgtls' } as Task, errorMessage(e)) });
+        this.record(host, failedTask(play, 'write the changes planned in this play', 'pgtls', errorMessage(e)));
       }
     }
     reporter.hostEnd(host, rep.status, rep.message);
@@ -491,9 +491,9 @@ class Runner {
   }
 }
 
-/** A task that failed before it ran (the runner refused it). */
-function failedTask(play: Play, task: Task, error: string): TaskResult {
-  return { task: task.name, module: task.module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error, durationMs: 0, play: play.name };
+/** A step of the runner's own that failed (a task it refused, the play's last commit). */
+function failedTask(play: Play, task: string, module: string, error: string): TaskResult {
+  return { task, module, status: 'failed', changed: false, summaries: [], diffs: [], warnings: [], error, durationMs: 0, play: play.name };
 }
 
 function connectionVarsOf(vars: Record<string, unknown>, host: string) {
