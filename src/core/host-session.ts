@@ -4,7 +4,7 @@ import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import type { ExecResult } from '../remote/connection.js';
-import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -20,7 +20,15 @@ import type { ShellCommand } from '../remote/sh.js';
 export class HostSession {
   private readonly overlay = new Map<string, FileState | null>();
   private readonly memos = new Map<string, Promise<unknown>>();
-  private readonly reads = new Map<string, Promise<FileState | null>>();
+  private readonly reads = new ReadCache();
+  /**
+   * Every file this run has read or expects to read (by user\0path): a read that misses the cache
+   * reads them all again in one round trip (read-many.sh), so a task after a command or a commit
+   * costs one round trip for all its files, not one per file.
+   */
+  private readonly readSet = new Map<string, { path: string; user?: string }>();
+  /** Reads asked for in the same turn of the event loop, by user: they go in one round trip. */
+  private readonly queued = new Map<string, { user?: string; shell: HostShell; waiting: Map<string, Deferred<FileState | null>> }>();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
@@ -97,7 +105,54 @@ export class HostSession {
    * a verify, a local step): the tasks of a play read the same config files again and again.
    */
   private readHost(path: string, user?: string): Promise<FileState | null> {
-    return memoize(this.reads, `${user ?? ''}\0${path}`, () => readRemoteFile(this.shell, path, user));
+    const key = readKey(path, user);
+    this.readSet.set(key, user === undefined ? { path } : { path, user });
+    return this.reads.memo(key, () => this.queueRead(path, user));
+  }
+
+  /**
+   * Files the run's tasks will read (the config files discovery names): the first read that misses
+   * the cache reads them in the same round trip. Nothing is read now.
+   */
+  expectReads(files: readonly { path: string; user?: string }[]): void {
+    for (const f of files) this.readSet.set(readKey(f.path, f.user), f.user === undefined ? { path: f.path } : { path: f.path, user: f.user });
+  }
+
+  private queueRead(path: string, user?: string): Promise<FileState | null> {
+    const u = user ?? '';
+    let q = this.queued.get(u);
+    if (!q) {
+      q = { ...(user === undefined ? {} : { user }), shell: this.shell, waiting: new Map() };
+      this.queued.set(u, q);
+      // after the reads the current turn asks for (a plan's Promise.all), not after a delay
+      setImmediate(() => void this.flushReads(u));
+    }
+    let d = q.waiting.get(path);
+    if (!d) q.waiting.set(path, (d = deferred()));
+    return d.promise;
+  }
+
+  /** The queued reads of one user and every other file of the read set not in the cache: one round trip. */
+  private async flushReads(u: string): Promise<void> {
+    const q = this.queued.get(u);
+    if (!q) return;
+    this.queued.delete(u);
+    const asked = [...q.waiting.keys()];
+    const more = [...this.readSet.entries()]
+      .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key))
+      .map(([, f]) => f.path)
+      .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
+    const generation = this.reads.generation;
+    let got = new Map<string, FileState | null>();
+    if (asked.length + more.length > 1) got = await readRemoteFiles(q.shell, [...asked, ...more], q.user).catch(() => got);
+    // what the batch read for later tasks is kept only if nothing may have changed the files meanwhile
+    if (this.reads.generation === generation)
+      for (const p of more) if (got.has(p)) this.reads.memo(readKey(p, q.user), () => Promise.resolve(got.get(p)!));
+    for (const [p, d] of q.waiting) {
+      // not in the batch's answer (a refusal, too big, a single file): read on its own, for its own error
+      if (got.has(p)) d.resolve(got.get(p)!);
+      else readRemoteFile(q.shell, p, q.user).then(d.resolve, d.reject);
+    }
   }
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
@@ -370,6 +425,49 @@ export function newRunId(): string {
 
 function sameStore(a: StateStore, b: StateStore): boolean {
   return a.dir === b.dir && a.track === b.track && (a.signer === null) === (b.signer === null);
+}
+
+/** At most this many files in one batched read (what was asked, then the read set). */
+const MAX_BATCH_READ = 64;
+
+function readKey(path: string, user?: string): string {
+  return `${user ?? ''}\0${path}`;
+}
+
+/**
+ * The executor's read cache: files as the host has them. `generation` changes whenever it is cleared
+ * (something may have changed the files), so a batched read still in flight does not fill it with
+ * what it read before.
+ */
+class ReadCache {
+  private readonly map = new Map<string, Promise<unknown>>();
+  generation = 0;
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+  memo(key: string, compute: () => Promise<FileState | null>): Promise<FileState | null> {
+    return memoize(this.map, key, compute);
+  }
+  clear(): void {
+    this.map.clear();
+    this.generation++;
+  }
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {

@@ -31,6 +31,13 @@ export function placeholderFacts(value: { when: unknown; args: unknown }, vars: 
   return Object.fromEntries(missingFacts(value, vars).map((n) => [n, factProviders[n]!.placeholder]));
 }
 
+/** The config files among provided facts (FactProvider.reads): the executor reads them with a task's first read. */
+export function filesNamedBy(facts: Readonly<Record<string, unknown>>): { path: string }[] {
+  return Object.entries(facts)
+    .filter(([n, v]) => factProviders[n]?.reads && typeof v === 'string' && v.startsWith('/'))
+    .map(([, v]) => ({ path: v as string }));
+}
+
 /** Asks the host for the facts a task needs (memoized per host through ctx.memo). */
 export async function provideFacts(value: { when: unknown; args: unknown }, vars: Record<string, unknown>, ctx: PlanContext): Promise<Record<string, unknown>> {
   const names = missingFacts(value, vars);

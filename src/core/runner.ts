@@ -10,7 +10,7 @@ import { SecretOnCommandLineError, sh } from '../remote/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from './errors.js';
 import { HostSession, newRunId } from './host-session.js';
-import { missingFacts, provideFacts } from './lazy-facts.js';
+import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
@@ -183,7 +183,7 @@ class Runner {
             if (this.interrupted) return;
             const vars = hostVars(this.inv, host, play, task, this.extra, session.facts, this.opts.check);
             session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
-            await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+            session.expectReads(filesNamedBy(await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)))));
           }
         }
       } catch (e) {

@@ -12,6 +12,8 @@ import { replicationFacts } from './replication.js';
 export interface FactProvider {
   placeholder: unknown;
   provide(ctx: PlanContext): Promise<unknown>;
+  /** Its value is a file the tasks read (a config file): the executor reads it with the first file a task reads. */
+  reads?: boolean;
 }
 
-export const factProviders: Record<string, FactProvider> = { ...postgresFacts, ...pgpoolFacts, ...replicationFacts };
+export const factProviders: Readonly<Record<string, FactProvider>> = { ...postgresFacts, ...pgpoolFacts, ...replicationFacts };

@@ -242,9 +242,9 @@ export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
 }
 
 /** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
-export const pgpoolFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown> }> = {
-  pgpool_conf_file: { placeholder: '/etc/pgpool2/pgpool.conf', provide: async (ctx) => (await pgpoolServer(ctx)).confFile },
-  pgpool_hba_file: { placeholder: '/etc/pgpool2/pool_hba.conf', provide: async (ctx) => (await pgpoolServer(ctx)).hbaFile },
+export const pgpoolFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown>; reads?: boolean }> = {
+  pgpool_conf_file: { placeholder: '/etc/pgpool2/pgpool.conf', provide: async (ctx) => (await pgpoolServer(ctx)).confFile, reads: true },
+  pgpool_hba_file: { placeholder: '/etc/pgpool2/pool_hba.conf', provide: async (ctx) => (await pgpoolServer(ctx)).hbaFile, reads: true },
   pgpool_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgpoolServer(ctx)).osUser },
   pgpool_key_file: { placeholder: '/var/lib/postgresql/.pgpoolkey', provide: async (ctx) => (await pgpoolServer(ctx)).keyFile },
   pgpool_port: { placeholder: 9999, provide: async (ctx) => (await pgpoolServer(ctx)).port },

@@ -249,10 +249,10 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
 
 
 /** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
-export const postgresFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown> }> = {
+export const postgresFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown>; reads?: boolean }> = {
   pg_version: { placeholder: 15, provide: async (ctx) => (await pgServer(ctx)).version },
-  pg_config_file: { placeholder: '/etc/postgresql/15/main/postgresql.conf', provide: async (ctx) => (await pgServer(ctx)).configFile },
-  pg_hba_file: { placeholder: '/etc/postgresql/15/main/pg_hba.conf', provide: async (ctx) => (await pgServer(ctx)).hbaFile },
+  pg_config_file: { placeholder: '/etc/postgresql/15/main/postgresql.conf', provide: async (ctx) => (await pgServer(ctx)).configFile, reads: true },
+  pg_hba_file: { placeholder: '/etc/postgresql/15/main/pg_hba.conf', provide: async (ctx) => (await pgServer(ctx)).hbaFile, reads: true },
   pg_data_directory: { placeholder: '/var/lib/postgresql/15/main', provide: async (ctx) => (await pgServer(ctx)).dataDirectory },
   pg_port: { placeholder: 5432, provide: async (ctx) => (await pgServer(ctx)).port },
   pg_socket_dir: { placeholder: '/var/run/postgresql', provide: async (ctx) => (await pgServer(ctx)).socketDir },

@@ -23,6 +23,42 @@ export async function readRemoteFile(shell: HostShell, path: string, user?: stri
   return { content, mode, owner, group };
 }
 
+/**
+ * Several files in one round trip (read-many.sh: each read exactly as readRemoteFile reads it, as the
+ * user who controls its directory), for the executor's read cache. A file that could not be read
+ * this way (a refusal, above the cap) is left out of the result: the caller reads it again on its
+ * own, for readRemoteFile's own error. Absent files are null.
+ */
+export async function readRemoteFiles(shell: HostShell, paths: readonly string[], user?: string, cap = READ_CAP): Promise<Map<string, FileState | null>> {
+  const res = await shell.exec(sh`sh -c ${hostScript('read-many')} pgtls-read-many ${diropScript()} ${cap} ${[...paths]}`, { user });
+  return parseReadMany(res.stdout, paths, cap);
+}
+
+/** read-many.sh's framed output: "pgtls-file RC OUTLEN ERRLEN\n", OUTLEN bytes of read.sh's output, ERRLEN of its stderr. */
+export function parseReadMany(out: Buffer, paths: readonly string[], cap = READ_CAP): Map<string, FileState | null> {
+  const files = new Map<string, FileState | null>();
+  let at = 0;
+  for (const path of paths) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) break;
+    const m = /^pgtls-file (\d+) (\d+) (\d+)$/.exec(out.subarray(at, nl).toString('latin1'));
+    if (!m) break; // not what the script prints: nothing after this point is trusted
+    const [rc, outLen, errLen] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const body = out.subarray(nl + 1, nl + 1 + outLen);
+    if (body.length !== outLen) break;
+    at = nl + 1 + outLen + errLen;
+    if (rc === 3) files.set(path, null);
+    if (rc !== 0) continue;
+    const eol = body.indexOf(0x0a);
+    if (eol < 0) continue;
+    const [mode = '', owner = '', group = ''] = body.subarray(0, eol).toString('utf8').split(' ');
+    const content = Buffer.from(body.subarray(eol + 1));
+    if (content.length > cap) continue;
+    files.set(path, { content, mode, owner, group });
+  }
+  return files;
+}
+
 export interface WriteOptions {
   mode?: string;
   owner?: string;

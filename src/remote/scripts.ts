@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * checks them in a unit test, and a reviewer reads them as shell). They are loaded once, at first
  * use, and sent as `sh -c SCRIPT NAME ARGS…`: every value is a positional argument, never spliced in.
  */
-export type ScriptName = 'commit' | 'read' | 'prepare' | 'record' | 'rollback' | 'sign' | 'lock' | 'unlock' | 'dirop' | 'lib' | 'gencert-probe' | 'gencert-dirs' | 'gencert-keygen' | 'gencert-attrs' | 'state-list' | 'file-sha';
+export type ScriptName = 'commit' | 'read' | 'prepare' | 'record' | 'rollback' | 'sign' | 'lock' | 'unlock' | 'dirop' | 'lib' | 'gencert-probe' | 'gencert-dirs' | 'gencert-keygen' | 'gencert-attrs' | 'state-list' | 'file-sha' | 'read-many';
 
 /** Next to the compiled module (a package that copies them), else the sources (dist/src/remote → src/remote). */
 const CANDIDATES = [new URL('./scripts/', import.meta.url), new URL('../../../src/remote/scripts/', import.meta.url)];
@@ -42,4 +42,4 @@ export function diropScript(): string {
   return loadScript('dirop');
 }
 
-export const ALL_SCRIPTS: readonly ScriptName[] = ['lib', 'dirop', 'commit', 'read', 'prepare', 'record', 'rollback', 'sign', 'lock', 'unlock', 'gencert-probe', 'gencert-dirs', 'gencert-keygen', 'gencert-attrs', 'state-list', 'file-sha'];
+export const ALL_SCRIPTS: readonly ScriptName[] = ['lib', 'dirop', 'commit', 'read', 'prepare', 'record', 'rollback', 'sign', 'lock', 'unlock', 'gencert-probe', 'gencert-dirs', 'gencert-keygen', 'gencert-attrs', 'state-list', 'file-sha', 'read-many'];

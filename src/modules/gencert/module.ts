@@ -183,6 +183,9 @@ export const gencert = defineModule({
       });
     }
 
+    // every certificate read below, in one round trip (the executor batches reads asked together)
+    await Promise.all([...subdirs.map((d) => ctx.readFile(join(d, 'root.crt'))), ...leaves.map((l) => ctx.readFile(l.crt))]);
+
     // --- root.crt in server/ and client/: the CA certificate (both CAs during a rotation) ---
     const bundle = view ? certFile(view.bundle[0]!, view.bundle.slice(1)) : null;
     for (const d of subdirs) {
