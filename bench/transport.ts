@@ -3,8 +3,8 @@
 // streamed (src/remote/stream-shell.ts), as the login user, as root through sudo and as postgres.
 // Run: node dist/bench/transport.js 10.231.0.11 22 admin .lab/id_ed25519 .lab/known_hosts 20
 import { HostShell } from '../src/remote/host-shell.js';
-import type { Transport } from '../src/remote/connection.js';
-import { sh } from '../src/remote/sh.js';
+import type { Transport } from '../src/lib/transport.js';
+import { sh } from '../src/lib/sh.js';
 import { SshTransport } from '../src/remote/ssh.js';
 
 const [host = '', port = '22', user = 'root', key, knownHosts, countArg = '20'] = process.argv.slice(2);

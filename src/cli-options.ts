@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadVaultPasswords, type VaultKeyring } from './config/vault.js';
-import { ConfigError, errorMessage, type ConfigIssue } from './core/errors.js';
+import { ConfigError, errorMessage, type ConfigIssue } from './lib/errors.js';
 import { commandEcho } from './remote/ssh.js';
 import { checkOutputPath } from './lib/private-file.js';
 

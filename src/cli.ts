@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { abortOnSignals, applyVerbosity, FLEET_OPTIONS, fleetSettings, parseCommandLine, VAULT_USAGE, vaultKeyring } from './cli-options.js';
-import { ConfigError, formatIssue, type ConfigIssue } from './core/errors.js';
+import { ConfigError, formatIssue, type ConfigIssue } from './lib/errors.js';
 import { silentReporter, type Reporter } from './core/reporter.js';
 import { prepare, runPlaybook, type RunOptions, type RunReport } from './core/runner.js';
 import { packageVersion, resolvePlaybook, shippedPlaybooks } from './package-info.js';

@@ -14,8 +14,8 @@
 import { createPrivateKey } from 'node:crypto';
 import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { TaskError } from '../core/errors.js';
-import { Secret } from '../core/secret.js';
+import { TaskError } from '../lib/errors.js';
+import { Secret } from '../lib/secret.js';
 
 export const PASSPHRASE_ENV = 'PGTLS_CA_PASSPHRASE';
 

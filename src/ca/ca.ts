@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { writeNewFile } from '../lib/private-file.js';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../core/errors.js';
+import { TaskError } from '../lib/errors.js';
 import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
 

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TaskError } from '../core/errors.js';
+import { TaskError } from '../lib/errors.js';
 import { certIssuedBy, createCA, crossSign, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { forgetCa, readCaPair } from './ca.js';
 import { sealCaKey } from './ca-key.js';

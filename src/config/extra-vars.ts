@@ -1,6 +1,6 @@
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../lib/errors.js';
 import type { VaultKeyring } from './vault.js';
-import { taintVars } from '../core/secret.js';
+import { taintVars } from '../lib/secret.js';
 import { loadYamlFile } from './yaml.js';
 
 /**

@@ -6,8 +6,8 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, type ConfigIssue } from '../core/errors.js';
-import { taintVars } from '../core/secret.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
+import { taintVars } from '../lib/secret.js';
 import type { VaultKeyring } from './vault.js';
 import { loadYamlFile } from './yaml.js';
 

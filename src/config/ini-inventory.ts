@@ -12,7 +12,7 @@
  * Values are read like Ansible reads them (Python literals): 2222 is a number, True a boolean,
  * "a b" or 'a b' a string, [1, 2] a list; anything else is the text itself.
  */
-import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import type { LoadedYaml, YamlPath } from './yaml.js';
 
 interface IniGroup {

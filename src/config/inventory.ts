@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { loadVarsFiles, varsDirs, varsFilesFor } from './group-vars.js';
 import { expandHostRange, hasHostRange, splitHostPort } from './host-ranges.js';
 import { looksLikeIni, parseIniInventory } from './ini-inventory.js';
-import { taintVars } from '../core/secret.js';
+import { taintVars } from '../lib/secret.js';
 import { zodIssues } from './issues.js';
 import type { VaultKeyring } from './vault.js';
 import { loadYamlFile, type LoadedYaml, type YamlPath } from './yaml.js';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConfigIssue } from '../core/errors.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import type { LoadedYaml, YamlPath } from './yaml.js';
 
 /** Turns zod issues into file:line: field: message, with the line of the offending node. */

@@ -7,7 +7,7 @@
  * list or constrained string is expected: those are rendered per host before validation.
  */
 import { z } from 'zod';
-import type { ModuleDef } from '../core/types.js';
+import type { ModuleDef } from '../lib/plan-types.js';
 import { inventorySchema } from './inventory.js';
 import { playSchema, taskKeywordsSchema } from './playbook.js';
 

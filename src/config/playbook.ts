@@ -1,8 +1,8 @@
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, type ConfigIssue } from '../core/errors.js';
-import { taintVars } from '../core/secret.js';
-import type { ModuleDef } from '../core/types.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
+import { taintVars } from '../lib/secret.js';
+import type { ModuleDef } from '../lib/plan-types.js';
 import { ansibleBool } from './ansible-bool.js';
 import type { VaultKeyring } from './vault.js';
 import { zodIssues } from './issues.js';

@@ -14,8 +14,8 @@ import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, 
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { ConfigError, errorMessage } from '../core/errors.js';
-import { Secret } from '../core/secret.js';
+import { ConfigError, errorMessage } from '../lib/errors.js';
+import { Secret } from '../lib/secret.js';
 
 export const VAULT_HEADER = '$ANSIBLE_VAULT;';
 

@@ -1,5 +1,5 @@
-import { ConfigError, errorMessage, type ConfigIssue } from '../core/errors.js';
-import { Secret } from '../core/secret.js';
+import { ConfigError, errorMessage, type ConfigIssue } from '../lib/errors.js';
+import { Secret } from '../lib/secret.js';
 import { isVaultText, type VaultKeyring } from './vault.js';
 /**
  * YAML loading with source positions.

@@ -10,8 +10,8 @@
  *  - A `verifyOnly` change (a login that must work) changes nothing: the task stays ok when it passes.
  */
 import { createHash } from 'node:crypto';
-import { TaskError } from './errors.js';
-import type { Action, Change, Diff, PlanContext, PlannedAction } from './types.js';
+import { TaskError } from '../lib/errors.js';
+import type { Action, Change, Diff, PlanContext, PlannedAction } from '../lib/plan-types.js';
 
 /** How often a real run plans a task again after a `replan` change (a loop would be a bug in the module). */
 const MAX_ROUNDS = 3;

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { TaskError, errorMessage } from './errors.js';
-import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from './types.js';
+import { TaskError, errorMessage } from '../lib/errors.js';
+import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from '../lib/plan-types.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
-import type { ExecResult } from '../remote/connection.js';
+import type { ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockHost, unlockHost } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
-import type { Transport } from '../remote/connection.js';
-import type { ShellCommand } from '../remote/sh.js';
+import type { Transport } from '../lib/transport.js';
+import type { ShellCommand } from '../lib/sh.js';
 
 /**
  * Everything pgtls holds for one host during a run: its shell, its facts and

@@ -1,6 +1,6 @@
 import { factProviders } from '../facts/index.js';
 import { referencedNames } from '../template/render.js';
-import type { PlanContext } from './types.js';
+import type { PlanContext } from '../lib/plan-types.js';
 
 /** Every variable name referenced by the strings inside a value (task args, `when` list). */
 export function namesIn(value: unknown, out = new Set<string>(), condition = false): Set<string> {

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Inventory } from '../config/inventory.js';
 import type { Playbook } from '../config/playbook.js';
-import { ConfigError, type ConfigIssue } from './errors.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { playHosts, type Selection } from './preflight.js';
 import { connectionVars, hostVars } from './vars.js';
 

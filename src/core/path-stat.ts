@@ -5,9 +5,9 @@
  * that is what keeps a module from planning one thing under --check and another in a real run.
  */
 import { createHash } from 'node:crypto';
-import type { ExecOptions, ExecResult } from '../remote/connection.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
-import type { FileState, PathStat } from './types.js';
+import type { ExecOptions, ExecResult } from '../lib/transport.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
+import type { FileState, PathStat } from '../lib/plan-types.js';
 
 export type Probe = (cmd: ShellCommand, opts?: ExecOptions) => Promise<ExecResult>;
 

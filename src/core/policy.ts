@@ -6,7 +6,7 @@
 import type { Inventory } from '../config/inventory.js';
 import type { Play } from '../config/playbook.js';
 import { renderValue } from '../template/render.js';
-import type { ConfigIssue } from './errors.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import { templateContext } from './vars.js';
 
 /** The TLS versions `pgtls_min_tls` may name (PostgreSQL's ssl_min_protocol_version spelling). */

@@ -2,9 +2,9 @@ import { selectHosts, unknownPatternTerms, type Inventory } from '../config/inve
 import { zodIssues, formatPath } from '../config/issues.js';
 import type { Play, Playbook, Task } from '../config/playbook.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
-import { ConfigError, errorMessage, type ConfigIssue } from './errors.js';
-import { Secret } from './secret.js';
-import type { ModuleDef } from './types.js';
+import { ConfigError, errorMessage, type ConfigIssue } from '../lib/errors.js';
+import { Secret } from '../lib/secret.js';
+import type { ModuleDef } from '../lib/plan-types.js';
 import { placeholderFacts } from './lazy-facts.js';
 import { policyIssues, varSource } from './policy.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';

@@ -1,4 +1,4 @@
-import type { TaskResult } from './types.js';
+import type { TaskResult } from '../lib/plan-types.js';
 
 export interface HostRecap {
   ok: number;

@@ -6,9 +6,9 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { SecretOnCommandLineError, sh } from '../remote/sh.js';
+import { SecretOnCommandLineError, sh } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
-import { TaskError, UnreachableError, errorMessage } from './errors.js';
+import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
 import { HostSession, newRunId } from './host-session.js';
 import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
@@ -19,7 +19,7 @@ import { SharedSteps } from './shared-steps.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
-import type { HostFacts, ModuleDef, TaskResult } from './types.js';
+import type { HostFacts, ModuleDef, TaskResult } from '../lib/plan-types.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {

@@ -5,8 +5,8 @@
  * instead of running it; the runner runs each step at the end of the play when every host that asked
  * for it ended the play ok, else keeps it and says which hosts stopped it. One instance per run.
  */
-import { errorMessage } from './errors.js';
-import type { LocalAction } from './types.js';
+import { errorMessage } from '../lib/errors.js';
+import type { LocalAction } from '../lib/plan-types.js';
 
 export class SharedSteps {
   private readonly steps = new Map<string, { action: LocalAction; hosts: Set<string> }>();

@@ -4,10 +4,10 @@ import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { ansibleBool } from '../config/ansible-bool.js';
 import { expandHome } from '../config/vault.js';
-import { Secret } from './secret.js';
+import { Secret } from '../lib/secret.js';
 import { renderValue, type TemplateContext } from '../template/render.js';
-import { secretVarNames, taintValue } from './secret.js';
-import type { HostFacts } from './types.js';
+import { secretVarNames, taintValue } from '../lib/secret.js';
+import type { HostFacts } from '../lib/plan-types.js';
 
 /**
  * The variables a task sees on a host, lowest precedence first (Ansible's order):

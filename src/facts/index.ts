@@ -1,4 +1,4 @@
-import type { PlanContext } from '../core/types.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { pgpoolFacts } from './pgpool.js';
 import { postgresFacts } from './postgres.js';
 import { replicationFacts } from './replication.js';

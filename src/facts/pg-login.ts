@@ -13,11 +13,11 @@
  * Which one applies is found once per host (a `select 1` each way, os-user first) and said once.
  * Logins that check what clients see (over TCP, through Pgpool-II) use passwordClientCommand here.
  */
-import { TaskError } from '../core/errors.js';
-import { Secret, redact } from '../core/secret.js';
-import type { PlanContext } from '../core/types.js';
-import { RemoteCommandError } from '../remote/connection.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
+import { TaskError } from '../lib/errors.js';
+import { Secret, redact } from '../lib/secret.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { RemoteCommandError } from '../lib/transport.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 
 export type SqlLogin = { kind: 'os-user'; osUser: string } | { kind: 'password'; role: string; password: Secret };
 

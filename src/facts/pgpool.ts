@@ -10,9 +10,9 @@
  * One discovery round trip + one read of pgpool.conf, memoized per host.
  */
 import { posix } from 'node:path';
-import { TaskError } from '../core/errors.js';
-import type { PlanContext } from '../core/types.js';
-import { sh } from '../remote/sh.js';
+import { TaskError } from '../lib/errors.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { sh } from '../lib/sh.js';
 import { chooseInitScript, mainCandidates, pidFileAlive, procRowHead, type PidFileProbe, type ProcRow } from './discovery.js';
 import { userVar } from './postgres.js';
 import { standaloneScript } from '../remote/standalone-scripts.js';

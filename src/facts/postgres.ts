@@ -16,11 +16,11 @@
  * (and pg_data_directory) override what is found; pg_port/pg_data_directory
  * also pick the postmaster when a host runs several.
  */
-import { TaskError } from '../core/errors.js';
-import { Secret } from '../core/secret.js';
-import type { ExecAction, PlanContext } from '../core/types.js';
-import { RemoteCommandError } from '../remote/connection.js';
-import { sh } from '../remote/sh.js';
+import { TaskError } from '../lib/errors.js';
+import { Secret } from '../lib/secret.js';
+import type { ExecAction, PlanContext } from '../lib/plan-types.js';
+import { RemoteCommandError } from '../lib/transport.js';
+import { sh } from '../lib/sh.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
 import { describeLogin, sqlInvocation, sqlLoginAndQuery, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';

@@ -6,8 +6,8 @@
  *  - its walreceiver (pg_stat_wal_receiver): streaming or not, and the conninfo it really uses;
  *  - the walsenders it serves (pg_stat_replication joined with pg_stat_ssl), for cascades too.
  */
-import { TaskError } from '../core/errors.js';
-import type { PlanContext } from '../core/types.js';
+import { TaskError } from '../lib/errors.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { pgServer, psqlQuery, type PgServer } from './postgres.js';
 
 /**

@@ -4,8 +4,8 @@
  * Unix-socket sessions (client_addr null) are not in transit and are never listed.
  */
 import net from 'node:net';
-import type { PlanContext } from '../core/types.js';
-import { sh } from '../remote/sh.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { sh } from '../lib/sh.js';
 import { renderValue } from '../template/render.js';
 import { psqlQuery, type PgServer } from './postgres.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Secret } from '../core/secret.js';
+import { Secret } from '../lib/secret.js';
 
 /** YAML booleans as Ansible accepts them (yes/no/true/false). */
 export const yamlBool = z

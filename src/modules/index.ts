@@ -1,4 +1,4 @@
-import type { ModuleDef } from '../core/types.js';
+import type { ModuleDef } from '../lib/plan-types.js';
 import { caRotate } from './ca-rotate/module.js';
 import { fetchClientCerts } from './fetch-client-certs/module.js';
 import { gencert } from './gencert/module.js';

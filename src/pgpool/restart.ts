@@ -13,7 +13,7 @@
  * Pgpool-II's own log said.
  */
 import type { PgpoolService } from '../facts/pgpool.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 
 const RESTART = `set -u
 pidfile=$1 port=$2 wait=$3 mode=$4 target=$5 conf=\${6:-}

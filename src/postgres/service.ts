@@ -5,9 +5,9 @@
  * pg_ctl as the OS user. `pg_reload_cmd` / `pg_restart_cmd` (shell, run as
  * root or the login user) override all of this, like Ansible's `validate`.
  */
-import type { PlanContext } from '../core/types.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { userVar, type PgServer } from '../facts/postgres.js';
-import { sh, type ShellCommand } from '../remote/sh.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 
 export interface ServiceCommand {
   cmd: ShellCommand;

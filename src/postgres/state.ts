@@ -6,7 +6,7 @@
  * errors a reload would refuse).
  */
 import { isAbsolute, join } from 'node:path';
-import type { PlanContext } from '../core/types.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { psqlQuery, type PgServer } from '../facts/postgres.js';
 import { hbaRuleFileExpr } from '../facts/pg-versions.js';
 

@@ -13,13 +13,13 @@
  *     by channel_binding=require. The password goes on stdin, never argv.
  */
 import net from 'node:net';
-import { Secret, redact } from '../core/secret.js';
-import type { PlanContext } from '../core/types.js';
+import { Secret, redact } from '../lib/secret.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { userVar, type PgServer } from '../facts/postgres.js';
 import { hasChannelBinding } from '../facts/pg-versions.js';
 import { passwordClientCommand } from '../facts/pg-login.js';
 import { conninfoString } from '../pgconf/conninfo.js';
-import { sh } from '../remote/sh.js';
+import { sh } from '../lib/sh.js';
 import { serverKeyProblem } from '../tls/key-check.js';
 import { fingerprint, servedCert } from '../tls/served-cert.js';
 import { serverState, type ServerState } from './state.js';

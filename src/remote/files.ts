@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { TaskError } from '../core/errors.js';
+import { TaskError } from '../lib/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { sh } from './sh.js';
+import { sh } from '../lib/sh.js';
 import { installedMac, READ_CAP, recordOf, signedExec, type StateStore } from './state.js';
 
-import type { FileState } from '../core/types.js';
+import type { FileState } from '../lib/plan-types.js';
 export type { FileState };
 
 /**

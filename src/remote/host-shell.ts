@@ -1,6 +1,6 @@
-import { Secret, redact } from '../core/secret.js';
-import { RemoteCommandError, type ExecOptions, type ExecResult, type Transport } from './connection.js';
-import { asRoot, asUser, asUserWithPassword, type ShellCommand } from './sh.js';
+import { Secret, redact } from '../lib/secret.js';
+import { RemoteCommandError, type ExecOptions, type ExecResult, type Transport } from '../lib/transport.js';
+import { asRoot, asUser, asUserWithPassword, type ShellCommand } from '../lib/sh.js';
 import type { ShellSpec } from './stream-shell.js';
 
 /** PGTLS_STREAM=0: one channel (and one sudo) per command, as before the long-lived shells (for comparison). */

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import { TaskError } from '../core/errors.js';
-import { RemoteCommandError } from './connection.js';
+import { TaskError } from '../lib/errors.js';
+import { RemoteCommandError } from '../lib/transport.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { sh } from './sh.js';
+import { sh } from '../lib/sh.js';
 
 /** How the lock names this run to another one: the controller's host and process. */
 export function lockHolderName(): string {

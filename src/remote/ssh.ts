@@ -1,10 +1,10 @@
 import { readFileSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { openPrivateAppend } from '../lib/private-file.js';
-import { redactKnown } from '../core/secret.js';
+import { redactKnown } from '../lib/secret.js';
 import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
-import { UnreachableError } from '../core/errors.js';
-import type { ExecResult, Transport } from './connection.js';
+import { UnreachableError } from '../lib/errors.js';
+import type { ExecResult, Transport } from '../lib/transport.js';
 import {
   checkHostKey,
   hostKeyMessage,
@@ -13,7 +13,7 @@ import {
   preferredHostKeyAlgorithms,
   sha256Fingerprint,
 } from './known-hosts.js';
-import type { ShellCommand } from './sh.js';
+import type { ShellCommand } from '../lib/sh.js';
 import { ShellPool, type ShellChannel, type ShellSpec } from './stream-shell.js';
 
 export interface SshTarget {

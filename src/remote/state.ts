@@ -1,11 +1,11 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, constants as fsc } from 'node:fs';
 import { dirname, posix, resolve } from 'node:path';
-import { TaskError } from '../core/errors.js';
+import { TaskError } from '../lib/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { RemoteCommandError, type ExecResult } from './connection.js';
-import { sh, type ShellCommand } from './sh.js';
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 
 /**
  * What pgtls keeps on a host (pgtls_state_dir, root-owned 0700, checked with its parents before

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import type { ExecResult, ShellLaunch, ShellSpec } from './connection.js';
+import type { ExecResult, ShellLaunch, ShellSpec } from '../lib/transport.js';
 
 // the shell types live with the Transport interface (the leaf of the remote layer); re-exported for callers
 export type { ShellLaunch, ShellSpec };
-import { ShellCommand, sh } from './sh.js';
+import { ShellCommand, sh } from '../lib/sh.js';
 import { standaloneScript } from './standalone-scripts.js';
 
 /**

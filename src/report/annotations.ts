@@ -1,5 +1,5 @@
-import type { ConfigIssue } from '../core/errors.js';
-import { formatIssue } from '../core/errors.js';
+import type { ConfigIssue } from '../lib/errors.js';
+import { formatIssue } from '../lib/errors.js';
 
 /**
  * GitHub Actions workflow commands for bad input: `::error file=F,line=L,title=…::message`,

@@ -1,5 +1,5 @@
 import { createTwoFilesPatch } from 'diff';
-import type { Diff } from '../core/types.js';
+import type { Diff } from '../lib/plan-types.js';
 import { maskConninfoPassword } from '../pgconf/conninfo.js';
 import { maskConninfoPasswords } from '../pgconf/guc-file.js';
 import { maskPasswordLines } from './sanitize.js';

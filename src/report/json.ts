@@ -1,4 +1,4 @@
-import type { ConfigIssue } from '../core/errors.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import type { RunReport } from '../core/runner.js';
 import { diffStats } from './diff.js';
 import { writePrivateFile } from '../lib/private-file.js';

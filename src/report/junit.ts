@@ -1,7 +1,7 @@
-import type { ConfigIssue } from '../core/errors.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import { writePrivateFile } from '../lib/private-file.js';
 import { safeText } from './sanitize.js';
-import { formatIssue } from '../core/errors.js';
+import { formatIssue } from '../lib/errors.js';
 import type { RunReport } from '../core/runner.js';
 
 /**

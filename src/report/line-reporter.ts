@@ -1,5 +1,5 @@
 import type { Reporter } from '../core/reporter.js';
-import type { TaskResult } from '../core/types.js';
+import type { TaskResult } from '../lib/plan-types.js';
 import { safeText } from './sanitize.js';
 import { makeStyle } from './style.js';
 

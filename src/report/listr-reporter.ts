@@ -1,6 +1,6 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { Reporter } from '../core/reporter.js';
-import type { TaskResult } from '../core/types.js';
+import type { TaskResult } from '../lib/plan-types.js';
 import { safeText } from './sanitize.js';
 
 interface HostState {

@@ -1,4 +1,4 @@
-import { Secret, redactKnown } from '../core/secret.js';
+import { Secret, redactKnown } from '../lib/secret.js';
 
 /**
  * The one sanitizer of the report layer: every text pgtls prints or writes (terminal, JSON,

@@ -5,7 +5,7 @@
  * so the executor could not write even if they did); what they find goes to a collector.
  */
 import { z } from 'zod';
-import { defineModule, type ModuleDef, type PlanContext } from '../core/types.js';
+import { defineModule, type ModuleDef, type PlanContext } from '../lib/plan-types.js';
 import type { ServiceStatus, StatusPolicy } from './model.js';
 import { pgpoolStatus } from './probe-pgpool.js';
 import { postgresStatus } from './probe-postgres.js';

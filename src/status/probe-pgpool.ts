@@ -3,8 +3,8 @@
  * accepts (it has no minimum-version setting), pool_hba (and whether it is enabled at all),
  * and pool_passwd read as pgpool's OS user and checked against the pgpool key.
  */
-import { errorMessage } from '../core/errors.js';
-import type { PlanContext } from '../core/types.js';
+import { errorMessage } from '../lib/errors.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { poolKeyFromFile } from '../crypto/pool-passwd.js';
 import { pgpoolServer, pgpoolSetting, poolPasswdPath } from '../facts/pgpool.js';
 import { userVar } from '../facts/postgres.js';

@@ -5,7 +5,7 @@
  * roles still stored as md5, its walsenders and TCP sessions with or without TLS, and (on a
  * standby) the sslmode it connects to its upstream with.
  */
-import type { PlanContext } from '../core/types.js';
+import type { PlanContext } from '../lib/plan-types.js';
 import { pgServer, psqlQuery, userVar } from '../facts/postgres.js';
 import { unsupportedMajor } from '../facts/pg-versions.js';
 import { connectTarget } from '../postgres/verify.js';

@@ -10,8 +10,8 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { PlanContext } from '../core/types.js';
-import { sh } from '../remote/sh.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { sh } from '../lib/sh.js';
 import { sslRequest } from '../tls/served-cert.js';
 
 export const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;

@@ -29,7 +29,7 @@
  * Secret values never appear in error messages.
  */
 
-import { Secret, isSecretName } from '../core/secret.js';
+import { Secret, isSecretName } from '../lib/secret.js';
 
 export class TemplateError extends Error {
   constructor(

@@ -11,8 +11,8 @@
  * The private key is only read on the host: openssl prints its public half.
  */
 import { certMatchesKey, publicKeyProblem } from '../crypto/x509.js';
-import type { PlanContext } from '../core/types.js';
-import { sh } from '../remote/sh.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { sh } from '../lib/sh.js';
 
 const KEY_PROBE = `
 cd / || exit 1

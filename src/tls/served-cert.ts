@@ -15,8 +15,8 @@
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { PlanContext } from '../core/types.js';
-import { sh } from '../remote/sh.js';
+import type { PlanContext } from '../lib/plan-types.js';
+import { sh } from '../lib/sh.js';
 
 export interface ServedCert {
   /** PEM of the leaf certificate, or null when the server refused TLS / could not be reached. */

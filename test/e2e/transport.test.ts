@@ -15,7 +15,7 @@ const log = join(work, 'commands.log');
 writeFileSync(log, '', { mode: 0o600 });
 const { SshTransport } = await import('../../src/remote/ssh.js');
 const { HostShell } = await import('../../src/remote/host-shell.js');
-const { sh } = await import('../../src/remote/sh.js');
+const { sh } = await import('../../src/lib/sh.js');
 
 let lab: Lab | undefined;
 

@@ -13,8 +13,8 @@ import { loadInventory, type Inventory } from '../../src/config/inventory.js';
 import { expandHostRange } from '../../src/config/host-ranges.js';
 import { iniValue, parseIniInventory } from '../../src/config/ini-inventory.js';
 import { loadVaultPasswords, VaultKeyring } from '../../src/config/vault.js';
-import { ConfigError } from '../../src/core/errors.js';
-import { Secret } from '../../src/core/secret.js';
+import { ConfigError } from '../../src/lib/errors.js';
+import { Secret } from '../../src/lib/secret.js';
 
 function layout(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'pgtls-ansible-'));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunReport } from '../../src/core/runner.js';
-import { Secret } from '../../src/core/secret.js';
+import { Secret } from '../../src/lib/secret.js';
 import { githubAnnotations } from '../../src/report/annotations.js';
 import { jsonReport } from '../../src/report/json.js';
 import { junitForIssues, junitReport } from '../../src/report/junit.js';

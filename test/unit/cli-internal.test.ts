@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EXIT, main } from '../../src/cli.js';
-import type { ModuleDef } from '../../src/core/types.js';
+import type { ModuleDef } from '../../src/lib/plan-types.js';
 import { modules } from '../../src/modules/index.js';
 
 test('an internal error exits 5 and still writes the JSON and JUnit reports', async () => {

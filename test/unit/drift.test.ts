@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { modules } from '../../src/modules/index.js';
-import type { Change } from '../../src/core/types.js';
+import type { Change } from '../../src/lib/plan-types.js';
 import { fakeSession, planData, shellWords } from './fake-host.js';
 import { moduleCases, type ModuleCase } from './module-cases.js';
 

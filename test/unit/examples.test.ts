@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepare } from '../../src/core/runner.js';
 import { silentReporter } from '../../src/core/reporter.js';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/lib/errors.js';
 
 // Every shipped playbook must validate against the shipped example inventory, before any connection:
 // a typo in a playbook is caught here, not on a user's fleet.

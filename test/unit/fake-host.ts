@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { HostSession } from '../../src/core/host-session.js';
-import type { Change, FileState, PlanContext } from '../../src/core/types.js';
-import type { ExecResult, Transport } from '../../src/remote/connection.js';
-import type { ShellCommand } from '../../src/remote/sh.js';
+import type { Change, FileState, PlanContext } from '../../src/lib/plan-types.js';
+import type { ExecResult, Transport } from '../../src/lib/transport.js';
+import type { ShellCommand } from '../../src/lib/sh.js';
 
 export interface FakeFile {
   content: string | Buffer;

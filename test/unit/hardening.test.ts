@@ -8,7 +8,7 @@ import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fleetSettings } from '../../src/cli-options.js';
-import type { ConfigIssue } from '../../src/core/errors.js';
+import type { ConfigIssue } from '../../src/lib/errors.js';
 import { loadInventory } from '../../src/config/inventory.js';
 import { loadYamlFile } from '../../src/config/yaml.js';
 import { hostVars } from '../../src/core/vars.js';

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { applyPlan } from '../../src/core/apply-plan.js';
 import { statWithOverlay } from '../../src/core/path-stat.js';
 import { SharedSteps } from '../../src/core/shared-steps.js';
-import type { Action, Change, LocalAction } from '../../src/core/types.js';
-import { sh } from '../../src/remote/sh.js';
+import type { Action, Change, LocalAction } from '../../src/lib/plan-types.js';
+import { sh } from '../../src/lib/sh.js';
 import { FakeTransport, fakeSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { loadInventory, selectHosts } from '../../src/config/inventory.js';
 import { hostVars } from '../../src/core/vars.js';
 import { parseExtraVars } from '../../src/config/extra-vars.js';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import { tempFiles } from './helpers.js';
 
 const INVENTORY = `

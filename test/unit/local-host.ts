@@ -6,10 +6,10 @@
 // root), for unit tests that need real programs (psql against a throwaway cluster) without a lab.
 import { statOnHost } from '../../src/core/path-stat.js';
 import { spawn } from 'node:child_process';
-import type { PlanContext } from '../../src/core/types.js';
-import type { ExecResult, Transport } from '../../src/remote/connection.js';
+import type { PlanContext } from '../../src/lib/plan-types.js';
+import type { ExecResult, Transport } from '../../src/lib/transport.js';
 import { HostShell } from '../../src/remote/host-shell.js';
-import type { ShellCommand } from '../../src/remote/sh.js';
+import type { ShellCommand } from '../../src/lib/sh.js';
 
 export interface Cut {
   /** Bytes of stdin that arrive before the cut. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { PgServer } from '../../src/facts/postgres.js';
 import { encryptPoolPassword } from '../../src/crypto/pool-passwd.js';
 import type { FakeHostSpec } from './fake-host.js';
-import type { Action } from '../../src/core/types.js';
+import type { Action } from '../../src/lib/plan-types.js';
 
 export interface ModuleCase {
   name: string;

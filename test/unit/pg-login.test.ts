@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Secret } from '../../src/core/secret.js';
+import { Secret } from '../../src/lib/secret.js';
 import { psqlQuery } from '../../src/facts/postgres.js';
 import { authFailure, passwordClientCommand, sqlInvocation, sqlLogin, type SqlLogin } from '../../src/facts/pg-login.js';
 import { localContext } from './local-host.js';

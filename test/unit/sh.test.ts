@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { quote, sh, asUser } from '../../src/remote/sh.js';
-import { Secret } from '../../src/core/secret.js';
+import { quote, sh, asUser } from '../../src/lib/sh.js';
+import { Secret } from '../../src/lib/secret.js';
 import { inspect } from 'node:util';
 
 // Every value must come back byte for byte through a real POSIX shell.

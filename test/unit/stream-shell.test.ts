@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { HostShell } from '../../src/remote/host-shell.js';
-import type { ExecResult, Transport } from '../../src/remote/connection.js';
-import { sh, type ShellCommand } from '../../src/remote/sh.js';
+import type { ExecResult, Transport } from '../../src/lib/transport.js';
+import { sh, type ShellCommand } from '../../src/lib/sh.js';
 import { ShellPool, StreamShell, type ShellChannel, type ShellSpec } from '../../src/remote/stream-shell.js';
 import { STANDALONE_SCRIPTS, standaloneScriptFile } from '../../src/remote/standalone-scripts.js';
 import { readFileSync } from 'node:fs';
@@ -223,7 +223,7 @@ test('HostShell over a streaming transport: exit codes become RemoteCommandError
   launched.length = 0;
   const pool = new ShellPool(localChannel, runSingle);
   const shell = new HostShell(localTransport(pool), process.env.USER ?? 'root', false);
-  const { Secret } = await import('../../src/core/secret.js');
+  const { Secret } = await import('../../src/lib/secret.js');
   const r = await shell.exec(sh`cat`, { stdin: new Secret('s3cret') });
   assert.is(r.stdout.toString(), 's3cret');
   try {

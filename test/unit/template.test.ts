@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TemplateError, evaluateCondition, hasTemplate, referencedNames, renderString, renderValue, type TemplateContext } from '../../src/template/render.js';
-import { Secret } from '../../src/core/secret.js';
+import { Secret } from '../../src/lib/secret.js';
 
-/** Stands in for core/secret.ts's Secret: anything with reveal(); masks itself in JSON. */
+/** Stands in for lib/secret.ts's Secret: anything with reveal(); masks itself in JSON. */
 class FakeSecret {
   constructor(private readonly value: string) {}
   reveal(): string {

@@ -2,7 +2,7 @@ import { modules } from '../../src/modules/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { prepare } from '../../src/core/runner.js';
-import { ConfigError, type ConfigIssue } from '../../src/core/errors.js';
+import { ConfigError, type ConfigIssue } from '../../src/lib/errors.js';
 import { silentReporter } from '../../src/core/reporter.js';
 import { tempFiles } from './helpers.js';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
-import { ConfigError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import * as assert from 'uvu/assert';
 import { loadYaml, loadYamlFile, YamlSyntaxError, type YamlPath } from '../../src/config/yaml.js';
 

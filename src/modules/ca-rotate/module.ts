@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { caDirProblem, finishProblem } from '../../ca/ca-dir-check.js';
-import { defineModule, type Change } from '../../core/types.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { caDirFor } from '../../ca/ca.js';
 import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
 import { beginRotation, finishRotation, publishRotation, viewRotation } from '../../ca/rotation-store.js';

@@ -18,10 +18,10 @@ import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { writeFileAtomic } from '../../lib/private-file.js';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Action, type Change, type PlanContext } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { inspectCert } from '../../crypto/x509.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { absolutePath } from '../common.js';
 
 const args = z

@@ -2,9 +2,9 @@
  * The two shell scripts gencert runs on a host, and the parsers for what they print.
  * Both get every value as a positional argument (quoted by sh``), never spliced into the script.
  */
-import { TaskError } from '../../core/errors.js';
+import { TaskError } from '../../lib/errors.js';
 import { diropScript, hostScript } from '../../remote/scripts.js';
-import { sh, type ShellCommand } from '../../remote/sh.js';
+import { sh, type ShellCommand } from '../../lib/sh.js';
 
 export interface PathState {
   exists: boolean;

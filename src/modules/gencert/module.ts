@@ -22,12 +22,12 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
+import { TaskError } from '../../lib/errors.js';
 import { caDirProblem } from '../../ca/ca-dir-check.js';
-import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../core/types.js';
+import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../lib/plan-types.js';
 import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { caDirFor, loadOrCreateCa } from '../../ca/ca.js';
 import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { defineModule, type Change, type Diff } from '../../core/types.js';
-import { Secret, redact } from '../../core/secret.js';
-import { TaskError } from '../../core/errors.js';
+import { defineModule, type Change, type Diff } from '../../lib/plan-types.js';
+import { Secret, redact } from '../../lib/secret.js';
+import { TaskError } from '../../lib/errors.js';
 import { absolutePath, fileMode, yamlBool } from '../common.js';
 import { compilePythonRegex, editLines, validateSpec } from './edit.js';
 

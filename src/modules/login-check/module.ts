@@ -10,9 +10,9 @@
  * is failed. Verifies do not run in --check (the host still has the files the run would replace).
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { redact, type Secret } from '../../core/secret.js';
-import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { redact, type Secret } from '../../lib/secret.js';
+import { defineModule, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { absolutePath, pgpoolServiceArg as service, secretString } from '../common.js';
 import { restartCommand } from '../../pgpool/restart.js';

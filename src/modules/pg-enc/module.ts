@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import type { Secret } from '../../core/secret.js';
-import { defineModule, type Action, type Change } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import type { Secret } from '../../lib/secret.js';
+import { defineModule, type Action, type Change } from '../../lib/plan-types.js';
 import { MAX_POOL_PASSWORD_BYTES, poolKeyFromFile } from '../../crypto/pool-passwd.js';
 import { poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, secretString } from '../common.js';

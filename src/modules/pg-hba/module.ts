@@ -9,8 +9,8 @@
  * bad file is rolled back by its verify step together with the rest of the run.
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Change } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { rewriteHba } from '../../hba/rewrite.js';

@@ -16,7 +16,7 @@
  * and needs no downtime; `restarted` is there for restart-only settings.
  */
 import { z } from 'zod';
-import { defineModule, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { defineModule, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';

@@ -8,8 +8,8 @@
  * Read-only: no change, ever (a read-only verify, run when applied; in --check a conditional check).
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Change } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { describeSessions, inventoryHostAddresses, tcpSessions } from '../../facts/sessions.js';
 

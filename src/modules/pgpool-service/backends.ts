@@ -10,8 +10,8 @@
  * route Pgpool-II's connections take) and that run without TLS. A backend that cannot be asked
  * (no TLS yet, rules that refuse the login) is not counted: there is nothing a restart would fix.
  */
-import type { Secret } from '../../core/secret.js';
-import type { PlanContext } from '../../core/types.js';
+import type { Secret } from '../../lib/secret.js';
+import type { PlanContext } from '../../lib/plan-types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
 

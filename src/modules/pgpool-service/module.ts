@@ -1,8 +1,8 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import type { Secret } from '../../core/secret.js';
-import { defineModule, type Action, type Change, type ExecAction, type PlanContext } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import type { Secret } from '../../lib/secret.js';
+import { defineModule, type Action, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, pgpoolServiceArg as service, secretString, yamlBool } from '../common.js';
 import { describeService, parseState, restartCommand, stateCommand } from '../../pgpool/restart.js';

@@ -9,13 +9,13 @@
  * Before restarting, the files pgpool will need are checked as its OS user, so
  * a doomed restart is not even attempted.
  */
-import { TaskError } from '../../core/errors.js';
+import { TaskError } from '../../lib/errors.js';
 import { retryUntil } from '../../lib/retry.js';
-import type { Secret } from '../../core/secret.js';
-import type { PlanContext } from '../../core/types.js';
-import { RemoteCommandError } from '../../remote/connection.js';
+import type { Secret } from '../../lib/secret.js';
+import type { PlanContext } from '../../lib/plan-types.js';
+import { RemoteCommandError } from '../../lib/transport.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { serverKeyProblem } from '../../tls/key-check.js';

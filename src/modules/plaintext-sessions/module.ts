@@ -14,7 +14,7 @@
  * ending its pooled connections can make it detach a backend) are reported, never ended.
  */
 import { z } from 'zod';
-import { defineModule, type Change } from '../../core/types.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer, psqlAction, psqlQuery } from '../../facts/postgres.js';
 import { describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';
 import { isLoopbackAddress } from '../../hba/address.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Change } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { rewriteHba } from '../../hba/rewrite.js';
 

@@ -13,8 +13,8 @@ import { rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { stateDirOf } from '../../lib/state-dir.js';
-import { defineModule, type Change } from '../../core/types.js';
-import { sh } from '../../remote/sh.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
+import { sh } from '../../lib/sh.js';
 import { absolutePath } from '../common.js';
 import { resolveFromInventory } from '../../ca/ca-key.js';
 

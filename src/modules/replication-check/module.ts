@@ -14,8 +14,8 @@
  * verify): in --check nothing has switched yet, and it is shown as a conditional check.
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Change } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { walSenders, type WalSender } from '../../facts/replication.js';
 import { retryUntil } from '../../lib/retry.js';

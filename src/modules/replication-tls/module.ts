@@ -23,15 +23,15 @@
  * diffs and summaries show the conninfo with its password masked.
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
+import { TaskError } from '../../lib/errors.js';
 import { stateDirOf } from '../../lib/state-dir.js';
-import { defineModule, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../core/types.js';
+import { defineModule, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, type PgServer } from '../../facts/postgres.js';
 import { conninfoPolicy, standbyFacts } from '../../facts/replication.js';
 import { ConninfoError, conninfoValue, maskConninfoPassword, parseConninfo, setConninfoParams } from '../../pgconf/conninfo.js';
 import { editGucValue, findGucAssignment, GucFileError, maskConninfoPasswords, replaceGucLine } from '../../pgconf/guc-file.js';
 import { recordBase } from '../../remote/state.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { renderValue } from '../../template/render.js';
 import { absolutePath } from '../common.js';
 import { serviceCommand } from '../../postgres/service.js';

@@ -15,14 +15,14 @@
  * upstream) is observed again by a later play (replication_check). Any failure here makes the
  * executor put the file back and reload (restart) again: the standby returns to its old conninfo.
  */
-import { TaskError } from '../../core/errors.js';
+import { TaskError } from '../../lib/errors.js';
 import { retryUntil } from '../../lib/retry.js';
-import type { PlanContext } from '../../core/types.js';
+import type { PlanContext } from '../../lib/plan-types.js';
 import type { PgServer } from '../../facts/postgres.js';
 import { psqlQuery } from '../../facts/postgres.js';
 import { standbyFacts } from '../../facts/replication.js';
 import { conninfoValue, parseConninfo } from '../../pgconf/conninfo.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { isAddress, type Target } from './upstream.js';
 
 const S_VERIFY = `

@@ -16,9 +16,9 @@
  * failing, and warn when it does not arrive.
  */
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { Secret } from '../../core/secret.js';
-import { defineModule, type Change, type PlanContext } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { Secret } from '../../lib/secret.js';
+import { defineModule, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { buildScramVerifier, scramVerifierMatches, verifierType } from '../../crypto/scram.js';
 import { pgServer, psqlAction, psqlQuery, userVar, type PgServer } from '../../facts/postgres.js';
 import { secretString, yamlBool } from '../common.js';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { TaskError } from '../../core/errors.js';
-import { defineModule, type Action, type Change, type PlanContext } from '../../core/types.js';
+import { TaskError } from '../../lib/errors.js';
+import { defineModule, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { stateDirOf } from '../../lib/state-dir.js';
 import { sha256Hex } from '../../remote/files.js';
 import { diropScript, hostScript } from '../../remote/scripts.js';
-import { sh } from '../../remote/sh.js';
+import { sh } from '../../lib/sh.js';
 import { loadStateKey, RECORD_SUFFIXES, RecordSigner, stateKeyFile } from '../../remote/state.js';
 import { decideRestore } from './plan-restore.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { Secret } from '../../core/secret.js';
-import { defineModule, type Change, type PlanContext } from '../../core/types.js';
-import { raw, sh } from '../../remote/sh.js';
+import { Secret } from '../../lib/secret.js';
+import { defineModule, type Change, type PlanContext } from '../../lib/plan-types.js';
+import { raw, sh } from '../../lib/sh.js';
 
 /**
  * The command line itself may not hold a secret (`ps` on the host would show it): a templated

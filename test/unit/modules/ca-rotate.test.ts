@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
-import type { LocalAction } from '../../../src/core/types.js';
+import type { LocalAction } from '../../../src/lib/plan-types.js';
 import { controllerDir } from '../module-cases.js';
 import { loadOrCreateCa } from '../../../src/ca/ca.js';
 import { forgetSimulated, readRotation, viewRotation } from '../../../src/ca/rotation-store.js';

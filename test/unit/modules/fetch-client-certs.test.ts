@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ExecAction } from '../../../src/core/types.js';
+import type { ExecAction } from '../../../src/lib/plan-types.js';
 import { controllerDir } from '../module-cases.js';
 import { createCA } from '../../../src/crypto/x509.js';
 import { planCase, planModule } from './plan.js';

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ExecAction, LocalAction, WriteAction } from '../../../src/core/types.js';
+import type { ExecAction, LocalAction, WriteAction } from '../../../src/lib/plan-types.js';
 import { loadOrCreateCa } from '../../../src/ca/ca.js';
 import { controllerDir } from '../module-cases.js';
 import { actions, planCase, planModule } from './plan.js';

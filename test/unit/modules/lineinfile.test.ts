@@ -1,7 +1,7 @@
 // lineinfile against a fake host: facts in (the file), actions out (one whole-file write, or nothing).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WriteAction } from '../../../src/core/types.js';
+import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { actions, planCase, planModule } from './plan.js';
 
 test('a commented default is replaced in place: one write whose content is the diff after', async () => {

@@ -1,7 +1,7 @@
 // login_check: the login is tried when applied (a verify), never in --check.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { VerifyAction } from '../../../src/core/types.js';
+import type { VerifyAction } from '../../../src/lib/plan-types.js';
 import { planCase, planModule } from './plan.js';
 
 const ARGS = { host: '127.0.0.1', port: 9999, user: 'webadmin', password: 'hunter2-long', wait_seconds: 1 };

@@ -1,7 +1,7 @@
 // pg_enc with the real executor on a fake host (its table tests are in ../pg-enc.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WriteAction } from '../../../src/core/types.js';
+import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { actions, planCase } from './plan.js';
 
 test('a new entry under the existing key: one redacted write of pool_passwd, the password nowhere', async () => {

@@ -1,7 +1,7 @@
 // pg_hba against a fake host: password rules become hostssl scram-sha-256; a converged file: nothing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WriteAction } from '../../../src/core/types.js';
+import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { PG_MEMO } from '../module-cases.js';
 import { actions, planCase, planModule } from './plan.js';
 

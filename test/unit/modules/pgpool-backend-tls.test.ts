@@ -1,7 +1,7 @@
 // pgpool_backend_tls: a read-only verify of the backend's own session view.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { VerifyAction } from '../../../src/core/types.js';
+import type { VerifyAction } from '../../../src/lib/plan-types.js';
 import { PG_MEMO } from '../module-cases.js';
 import { planCase, planModule } from './plan.js';
 

@@ -1,7 +1,7 @@
 // pgpool_restart against a fake host: change times (executor's overlay first) against the pid file's.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecAction } from '../../../src/core/types.js';
+import type { ExecAction } from '../../../src/lib/plan-types.js';
 import { moduleCases } from '../module-cases.js';
 import { kinds, planCase, planModule } from './plan.js';
 

@@ -1,7 +1,7 @@
 // plaintext_sessions against a fake host.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecAction } from '../../../src/core/types.js';
+import type { ExecAction } from '../../../src/lib/plan-types.js';
 import { PG_MEMO } from '../module-cases.js';
 import { planCase, planModule } from './plan.js';
 

@@ -1,6 +1,6 @@
 // Plans one module against a fake host with the real executor (HostSession): facts in, changes out.
 import { modules } from '../../../src/modules/index.js';
-import type { Action, Change } from '../../../src/core/types.js';
+import type { Action, Change } from '../../../src/lib/plan-types.js';
 import { fakeSession, type FakeHostSpec, type FakeSession, type FakeTransport } from '../fake-host.js';
 import { moduleCases } from '../module-cases.js';
 

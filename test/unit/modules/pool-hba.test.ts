@@ -1,7 +1,7 @@
 // pool_hba against a fake host.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WriteAction } from '../../../src/core/types.js';
+import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { actions, planCase, planModule } from './plan.js';
 
 test('an md5 rule becomes hostssl scram-sha-256 (one write of pool_hba.conf)', async () => {

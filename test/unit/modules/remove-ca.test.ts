@@ -1,7 +1,7 @@
 // remove_ca: a run-level step asked for first, then the host's leftover check.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { LocalAction } from '../../../src/core/types.js';
+import type { LocalAction } from '../../../src/lib/plan-types.js';
 import { planCase } from './plan.js';
 
 test('a CA on the controller: the shared removal step, then the check on the host', async () => {

@@ -2,7 +2,7 @@
 // is rewritten to verify its upstream, behind a check of the upstream and a proof that it streams again.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { WriteAction } from '../../../src/core/types.js';
+import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { STANDBY_MEMO } from '../module-cases.js';
 import { kinds, planCase, planModule } from './plan.js';
 

@@ -1,8 +1,8 @@
 // reset_password: the verifier travels as a Secret on stdin; a standby waits in a read-only verify.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecAction, VerifyAction } from '../../../src/core/types.js';
-import { Secret } from '../../../src/core/secret.js';
+import type { ExecAction, VerifyAction } from '../../../src/lib/plan-types.js';
+import { Secret } from '../../../src/lib/secret.js';
 import { PG_MEMO } from '../module-cases.js';
 import { actions, planCase, planModule } from './plan.js';
 

@@ -2,7 +2,7 @@
 // the executor's overlay first). The first case is issue 11's drift case.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecAction, VerifyAction } from '../../../src/core/types.js';
+import type { ExecAction, VerifyAction } from '../../../src/lib/plan-types.js';
 import { PG_MEMO, moduleCases, serverStateJson } from '../module-cases.js';
 import { kinds, planCase, planModule } from './plan.js';
 

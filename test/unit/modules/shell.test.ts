@@ -1,7 +1,7 @@
 // shell against a fake host: creates/removes are asked of the executor (overlay first).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ExecAction } from '../../../src/core/types.js';
+import type { ExecAction } from '../../../src/lib/plan-types.js';
 import { actions, planCase, planModule } from './plan.js';
 
 test('no creates: one exec with the command line', async () => {

@@ -1,4 +1,4 @@
-import type { Secret } from '../core/secret.js';
+import type { Secret } from './secret.js';
 import type { ShellCommand } from './sh.js';
 
 export interface ExecOptions {

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { ExecOptions, ExecResult } from '../remote/connection.js';
-import type { ShellCommand } from '../remote/sh.js';
+import type { ExecOptions, ExecResult } from './transport.js';
+import type { ShellCommand } from './sh.js';
 import type { Secret } from './secret.js';
 
 /** A file as read from a host (or as the executor's overlay holds it). */

@@ -1,4 +1,4 @@
-import { Secret } from '../core/secret.js';
+import { Secret } from './secret.js';
 
 /**
  * The only way pgtls builds a remote command line. Every interpolated value is
