@@ -18,7 +18,7 @@ import { HostSession } from '../../src/core/host-session.js';
 import type { Action, PlanContext } from '../../src/lib/plan-types.js';
 import { keyAttrsCommand, keyDirsCommand, keygenCommand, probeCommand } from '../../src/modules/gencert/host.js';
 import { restoreOriginals } from '../../src/modules/restore-originals/module.js';
-import { readRemoteFile, writeRemoteFile } from '../../src/remote/files.js';
+import { parseReadMany, readRemoteFile, readRemoteFiles, writeRemoteFile } from '../../src/remote/files.js';
 import { HostShell } from '../../src/remote/host-shell.js';
 import { sh as shCommand } from '../../src/lib/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
@@ -425,6 +425,56 @@ test('10.3 one run at a time per host: a live lock is refused, naming the other 
   assert.match(msg, /another pgtls run is in progress on this host \(run=first .*by=ctl1:pid42/);
   await unlockHost(one.shell, b.state, 'first');
   await lockHost(host().shell, b.state, 'second');
+});
+
+test('batched reads (read-many.sh): each file exactly as read.sh reads it; refusals and oversized files left out, never read as root through a link', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const plain = join(b.root, 'a.conf');
+  writeFileSync(plain, 'a = 1\n');
+  const users = join(b.userDir, 'postgresql.auto.conf');
+  // content that looks like the script's own frame header: framing is by length, so it stays content
+  const forged = Buffer.concat([Buffer.from('x\npgtls-file 0 12 0\n644 root root\nforged\n'), Buffer.from([0, 255, 10])]);
+  writeFileSync(users, forged);
+  sh(`chown ${USER}: ${users} && chmod 640 ${users}`);
+  asUser(`ln -s ${b.canary} ${b.userDir}/pg_hba.conf`);
+  asUser(`ln -s /dev/zero ${b.userDir}/zero.conf`);
+  sh(`head -c 17825792 /dev/zero > ${b.root}/big.conf`);
+  const absent = join(b.root, 'absent.conf');
+  const refusedLink = join(b.userDir, 'pg_hba.conf');
+  const paths = [plain, refusedLink, users, join(b.userDir, 'zero.conf'), absent, join(b.root, 'big.conf'), plain];
+  const { shell } = host();
+  const got = await readRemoteFiles(shell, paths);
+  assert.equal(got.get(plain), await readRemoteFile(shell, plain));
+  assert.equal(got.get(users), await readRemoteFile(shell, users));
+  assert.equal(got.get(users)!.content, forged);
+  assert.is(got.get(users)!.owner, USER);
+  assert.is(got.get(absent), null);
+  for (const p of [refusedLink, join(b.userDir, 'zero.conf'), join(b.root, 'big.conf')]) assert.not.ok(got.has(p), `${p} is left out (read on its own, for its error)`);
+  assert.not.match(JSON.stringify([...got.values()].map((f) => f?.content.toString())), /root secret/);
+  // a truncated answer trusts nothing after the cut
+  assert.is(parseReadMany(Buffer.from('pgtls-file 0 100 0\n644 root root\nshort'), [plain]).size, 0);
+});
+
+test('the executor reads files asked together in one round trip, and after a command the whole read set again in one', async () => {
+  if (!isRoot) return;
+  const { b, conf, hba } = twoConfigs();
+  const { s, ctx, t } = session(b, 'batch');
+  const reads = () => t.commands.filter((c) => c.includes('pgtls-read')).length;
+  s.expectReads([{ path: hba }]);
+  const [c1] = await Promise.all([ctx.readFile(conf), ctx.readFile(conf)]);
+  assert.is(c1!.content.toString(), 'ssl = off\n');
+  assert.is(reads(), 1, 'one round trip for the file asked and the file expected');
+  assert.ok(t.commands.some((c) => c.includes('pgtls-read-many') && c.includes(hba)));
+  await ctx.readFile(hba);
+  assert.is(reads(), 1, 'the expected file came with it');
+  writeFileSync(hba, 'changed\n');
+  await s.apply([{ kind: 'exec', description: 'a command', cmd: shCommand`true` }], ctx);
+  assert.is((await ctx.readFile(hba))!.content.toString(), 'changed\n', 'a command may change files: nothing cached is trusted after it');
+  assert.is(reads(), 2, 'and the read set comes back in one round trip');
+  await ctx.readFile(conf);
+  assert.is(reads(), 2);
+  await s.finish();
 });
 
 test('host scripts: shellcheck (sh, warnings and errors)', () => {
