@@ -184,7 +184,9 @@ export class HostSession {
   async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
     const result: { outcome?: string | null } = {};
     for (const [i, action] of actions.entries()) {
-      this.memos.clear();
+      // a read-only verify changes nothing on the host: the facts found before it still hold
+      // (so the server is not looked for again after every walsender or session check)
+      if (!(action.kind === 'verify' && action.readOnly)) this.memos.clear();
       switch (action.kind) {
         case 'write': {
           // owner and mode: the write's, else an earlier planned write's, else (when read) the host file's
