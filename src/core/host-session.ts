@@ -4,9 +4,10 @@ import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import type { ExecResult } from '../lib/transport.js';
-import { commitChanges, dropRollback, dropTempFiles, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
-import { lockHost, unlockHost } from '../remote/lock.js';
+import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../lib/transport.js';
 import type { ShellCommand } from '../lib/sh.js';
@@ -171,10 +172,30 @@ export class HostSession {
     if (this.check || this.lock) return;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
     const store = { ...stateStore(vars, this.name, true), signer: signerFor(vars, this.name, false) };
-    const taken = await lockHost(this.shell, store.dir, this.runId);
+    const taken = await this.lockAndRead(store.dir);
     this.lock = { shell: this.shell, dir: store.dir };
     await signLeftovers(this.shell, store, taken.stdout);
     if (taken.stale) warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies and temp files were removed, not restored`);
+  }
+
+  /**
+   * The lock, and in the same round trip (batch.sh) the files the run expects to read (its read set:
+   * the config files discovery named, the files its tasks declare), so the first task finds them
+   * in the cache. The reads run only once the lock is taken (a dead run's leftovers cleaned).
+   */
+  private async lockAndRead(dir: string): Promise<LockTaken> {
+    const paths = [...this.readSet.entries()].filter(([key, f]) => f.user === undefined && !this.reads.has(key)).map(([, f]) => f.path).slice(0, MAX_BATCH_READ);
+    if (paths.length === 0) return lockHost(this.shell, dir, this.runId);
+    const generation = this.reads.generation;
+    const [locked, read] = await execBatch(this.shell, [{ cmd: lockCommand(dir, this.runId) }, { cmd: readManyCommand(paths) }], 'stop').catch((e: unknown) => {
+      throw lockError(e);
+    });
+    if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
+    if (read && !(read instanceof Error) && this.reads.generation === generation) {
+      const got = parseReadMany(read.stdout, paths);
+      for (const [p, f] of got) this.reads.memo(readKey(p), () => Promise.resolve(f));
+    }
+    return lockTaken(locked);
   }
 
   /**
@@ -410,8 +431,9 @@ export class HostSession {
   async finish(): Promise<void> {
     if (!this.check && this.lock) {
       const { shell, dir } = this.lock;
-      await dropRollback(shell, this.journal, this.runId).catch(() => undefined);
-      await unlockHost(shell, dir, this.runId).catch(() => undefined);
+      // one round trip: the rollback copies go, then (whatever became of them) the lock
+      const cmds = [...(this.journal.length ? [{ cmd: dropRollbackCommand(this.journal, this.runId) }] : []), { cmd: unlockCommand(dir, this.runId) }];
+      await execBatch(shell, cmds, 'all').catch(() => undefined);
     }
     await this.shell.close();
   }

@@ -183,7 +183,9 @@ class Runner {
             if (this.interrupted) return;
             const vars = hostVars(this.inv, host, play, task, this.extra, session.facts, this.opts.check);
             session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
-            session.expectReads(filesNamedBy(await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)))));
+            const facts = await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+            // the files these facts name and the task declares are read with the lock, in one round trip
+            session.expectReads([...filesNamedBy(facts), ...this.declaredReads(task, { ...vars, ...facts })]);
           }
         }
       } catch (e) {
@@ -249,6 +251,20 @@ class Runner {
       rep.recap.failed = 1;
     }
     return true;
+  }
+
+  /** The files a task's module says its plan reads (ModuleDef.reads), from its arguments; none when they do not render yet. */
+  private declaredReads(task: Task, vars: Record<string, unknown>): { path: string }[] {
+    const mod = this.modules.get(task.module);
+    if (!mod?.reads) return [];
+    try {
+      const tctx = templateContext(vars);
+      if (!task.when.every((w) => evaluateCondition(w, tctx))) return [];
+      const parsed = mod.args.safeParse(renderValue(task.args, tctx));
+      return parsed.success ? mod.reads(parsed.data).filter((p) => p.startsWith('/')).map((path) => ({ path })) : [];
+    } catch {
+      return []; // a template that needs a later task's result: read when the task asks
+    }
   }
 
   /**

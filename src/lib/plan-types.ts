@@ -198,6 +198,12 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * a run holding such a task must not change some backends of a Pgpool-II node and not the others.
    */
   changesAuthentication?: boolean;
+  /**
+   * Files plan() reads (as the task's default user), known from the arguments alone: the executor
+   * reads them with the run lock, all in one round trip, before the first task plans. Only a hint:
+   * nothing depends on it, and a file left out is read when asked. Never a secret (a key).
+   */
+  reads?(args: z.infer<S>): string[];
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */

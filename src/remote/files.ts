@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { TaskError } from '../lib/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { sh } from '../lib/sh.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 import { installedMac, READ_CAP, recordOf, signedExec, type StateStore } from './state.js';
 
 import type { FileState } from '../lib/plan-types.js';
@@ -30,8 +30,13 @@ export async function readRemoteFile(shell: HostShell, path: string, user?: stri
  * own, for readRemoteFile's own error. Absent files are null.
  */
 export async function readRemoteFiles(shell: HostShell, paths: readonly string[], user?: string, cap = READ_CAP): Promise<Map<string, FileState | null>> {
-  const res = await shell.exec(sh`sh -c ${hostScript('read-many')} pgtls-read-many ${diropScript()} ${cap} ${[...paths]}`, { user });
+  const res = await shell.exec(readManyCommand(paths, cap), { user });
   return parseReadMany(res.stdout, paths, cap);
+}
+
+/** read-many.sh's command line (also sent in a batch with the run lock: HostSession.begin). */
+export function readManyCommand(paths: readonly string[], cap = READ_CAP): ShellCommand {
+  return sh`sh -c ${hostScript('read-many')} pgtls-read-many ${diropScript()} ${cap} ${[...paths]}`;
 }
 
 /** read-many.sh's framed output: "pgtls-file RC OUTLEN ERRLEN\n", OUTLEN bytes of read.sh's output, ERRLEN of its stderr. */
@@ -159,7 +164,11 @@ export async function dropTempFiles(shell: HostShell, paths: string[], runId: st
 /** Forgets this run's rollback copies of these paths (the new state is proven good, or the run ends). */
 export async function dropRollback(shell: HostShell, paths: string[], runId: string): Promise<void> {
   if (paths.length === 0) return;
-  await shell.exec(sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} drop ${runId} ${paths}`);
+  await shell.exec(dropRollbackCommand(paths, runId));
+}
+
+export function dropRollbackCommand(paths: string[], runId: string): ShellCommand {
+  return sh`sh -c ${hostScript('rollback')} pgtls-rollback ${diropScript()} drop ${runId} ${paths}`;
 }
 
 /** Where a run keeps the previous content of PATH (next to it, named by the run). */

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import { TaskError } from '../lib/errors.js';
-import { RemoteCommandError } from '../lib/transport.js';
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
-import { sh } from '../lib/sh.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
 
 /** How the lock names this run to another one: the controller's host and process. */
 export function lockHolderName(): string {
@@ -26,19 +26,37 @@ export interface LockTaken {
  */
 export async function lockHost(shell: HostShell, stateDir: string, runId: string, who = lockHolderName()): Promise<LockTaken> {
   try {
-    const res = await shell.exec(sh`sh -c ${hostScript('lock')} pgtls-lock ${diropScript()} ${stateDir} ${runId} ${who}`);
-    const out = res.stdout.toString('utf8');
-    const stale = /^stale-lock (.*)$/m.exec(out)?.[1];
-    return { stdout: res.stdout, ...(stale ? { stale } : {}), cleaned: [...out.matchAll(/^cleaned (.*)$/gm)].map((m) => m[1]!) };
+    return lockTaken(await shell.exec(lockCommand(stateDir, runId, who)));
   } catch (e) {
-    if (e instanceof RemoteCommandError) {
-      const why = /pgtls: (.*)/.exec(e.result.stderr.toString('utf8'))?.[1];
-      if (why) throw new TaskError(why);
-    }
-    throw e;
+    throw lockError(e);
   }
 }
 
+/** lock.sh's command line (also sent in a batch with the run's first reads: HostSession.begin). */
+export function lockCommand(stateDir: string, runId: string, who = lockHolderName()): ShellCommand {
+  return sh`sh -c ${hostScript('lock')} pgtls-lock ${diropScript()} ${stateDir} ${runId} ${who}`;
+}
+
+/** What lock.sh's output says. */
+export function lockTaken(res: ExecResult): LockTaken {
+  const out = res.stdout.toString('utf8');
+  const stale = /^stale-lock (.*)$/m.exec(out)?.[1];
+  return { stdout: res.stdout, ...(stale ? { stale } : {}), cleaned: [...out.matchAll(/^cleaned (.*)$/gm)].map((m) => m[1]!) };
+}
+
+/** lock.sh's refusal (another live run, a state directory refused) as the error the report shows. */
+export function lockError(e: unknown): unknown {
+  if (e instanceof RemoteCommandError) {
+    const why = /pgtls: (.*)/.exec(e.result.stderr.toString('utf8'))?.[1];
+    if (why) return new TaskError(why);
+  }
+  return e;
+}
+
 export async function unlockHost(shell: HostShell, stateDir: string, runId: string): Promise<void> {
-  await shell.exec(sh`sh -c ${hostScript('unlock')} pgtls-unlock ${stateDir} ${runId}`);
+  await shell.exec(unlockCommand(stateDir, runId));
+}
+
+export function unlockCommand(stateDir: string, runId: string): ShellCommand {
+  return sh`sh -c ${hostScript('unlock')} pgtls-unlock ${stateDir} ${runId}`;
 }

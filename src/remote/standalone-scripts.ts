@@ -2,11 +2,11 @@ import { loadScript, scriptFile } from './scripts.js';
 
 /**
  * Host scripts that run on their own, without lib.sh in front (src/remote/scripts.ts is the write
- * path's loader, and finds and reads these too): the long-lived shell and the discovery scripts. Real
+ * path's loader, and finds and reads these too): the long-lived shell, the discovery scripts, the batch runner. Real
  * files under src/remote/scripts/, checked by shellcheck (test/unit/stream-shell.test.ts), loaded once.
  */
-export type StandaloneScript = 'agent' | 'discover-postgres' | 'discover-pgpool';
-export const STANDALONE_SCRIPTS: readonly StandaloneScript[] = ['agent', 'discover-postgres', 'discover-pgpool'];
+export type StandaloneScript = 'agent' | 'discover-postgres' | 'discover-pgpool' | 'batch';
+export const STANDALONE_SCRIPTS: readonly StandaloneScript[] = ['agent', 'discover-postgres', 'discover-pgpool', 'batch'];
 
 export function standaloneScriptFile(name: StandaloneScript): string {
   return scriptFile(name);

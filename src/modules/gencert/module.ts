@@ -112,6 +112,8 @@ export const gencert = defineModule({
     const why = caDirProblem(a.ca_dir);
     return why ? [{ field: 'ca_dir', message: why }] : [];
   },
+  // the certificates plan() compares (never the keys: their public halves come from the probe)
+  reads: (a) => [...(a.client ? ['server', 'client'] : ['server']).map((d) => join(a.keys_dir, d, 'root.crt')), join(a.keys_dir, 'server', 'server.crt'), ...(a.client ? [join(a.keys_dir, 'client', 'client.crt')] : [])],
   async plan(ctx, a): Promise<Change[]> {
     const server = a.owner ? null : await pgServer(ctx);
     const owner = a.owner ?? server!.osUser;

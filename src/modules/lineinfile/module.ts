@@ -56,6 +56,7 @@ export const lineinfile = defineModule({
   name: 'lineinfile',
   description: 'ensure a line is present in (or absent from) a text file',
   args,
+  reads: (a) => [a.path],
   async plan(ctx, a): Promise<Change[]> {
     const file = await ctx.readFile(a.path);
     if (!file && !a.create) {

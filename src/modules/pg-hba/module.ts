@@ -34,6 +34,7 @@ export const pgHba = defineModule({
   changesAuthentication: true,
   description: 'require TLS + SCRAM-SHA-256 for every password rule of pg_hba.conf',
   args,
+  reads: (a) => (a.path ? [a.path] : []),
   async plan(ctx, a): Promise<Change[]> {
     const path = a.path ?? (await pgServer(ctx)).hbaFile;
     const file = await ctx.readFile(path);

@@ -27,6 +27,7 @@ export const poolHba = defineModule({
   name: 'pool_hba',
   description: 'make Pgpool-II pool_hba.conf accept passwords only over TLS with SCRAM-SHA-256',
   args,
+  reads: (a) => [a.path],
   async plan(ctx, a): Promise<Change[]> {
     const file = await ctx.readFile(a.path);
     if (!file) throw new TaskError(`${a.path} does not exist (is enable_pool_hba's file elsewhere? set pgpool_hba_file)`);

@@ -1,0 +1,47 @@
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
+import type { HostShell } from './host-shell.js';
+import { standaloneScript } from './standalone-scripts.js';
+
+/** One command of a batch: no stdin; `okCodes` as for HostShell.exec (default [0]). */
+export interface BatchCommand {
+  cmd: ShellCommand;
+  okCodes?: number[];
+}
+
+/**
+ * Several independent commands in ONE round trip (batch.sh), as the same user, in order: the run
+ * lock with the first reads, the rollback copies' cleanup with the unlock. Each result is checked
+ * as HostShell.exec checks one (a RemoteCommandError for an exit code not in okCodes). In `stop`
+ * mode the first failure ends the batch: the commands after it did not run (undefined here, and
+ * the caller throws the failure's error before using them).
+ */
+export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: 'stop' | 'all', user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+  const started = Date.now();
+  const res = await shell.exec(sh`sh -c ${standaloneScript('batch')} pgtls-batch ${mode} ${cmds.map((c) => c.cmd.text)}`, user === undefined ? {} : { user });
+  const parts = parseBatch(res.stdout, cmds.length);
+  return cmds.map((c, i) => {
+    const p = parts[i];
+    if (!p) return undefined;
+    const r: ExecResult = { command: c.cmd.text, exitCode: p.exitCode, signal: null, stdout: p.stdout, stderr: p.stderr, timedOut: false, durationMs: Date.now() - started };
+    return (c.okCodes ?? [0]).includes(p.exitCode) ? r : new RemoteCommandError(r);
+  });
+}
+
+/** batch.sh's frames; a frame that is cut or malformed ends the parse (nothing after it is trusted). */
+export function parseBatch(out: Buffer, max: number): { exitCode: number; stdout: Buffer; stderr: Buffer }[] {
+  const parts: { exitCode: number; stdout: Buffer; stderr: Buffer }[] = [];
+  let at = 0;
+  while (parts.length < max) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) break;
+    const m = /^pgtls-cmd (\d+) (\d+) (\d+)$/.exec(out.subarray(at, nl).toString('latin1'));
+    if (!m) break;
+    const [rc, outLen, errLen] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const end = nl + 1 + outLen + errLen;
+    if (end > out.length) break;
+    parts.push({ exitCode: rc, stdout: Buffer.from(out.subarray(nl + 1, nl + 1 + outLen)), stderr: Buffer.from(out.subarray(nl + 1 + outLen, end)) });
+    at = end;
+  }
+  return parts;
+}

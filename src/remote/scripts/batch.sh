@@ -1,0 +1,20 @@
+# shellcheck shell=sh
+# batch.sh MODE CMD...: several commands in one round trip (src/remote/batch.ts), in order, each a
+# child `sh -c CMD` with no stdin (nothing it sets leaks into the next). For each command that ran:
+#   "pgtls-cmd RC OUTLEN ERRLEN\n", then OUTLEN bytes of its stdout, then ERRLEN bytes of its stderr.
+# MODE stop: the first command that fails ends the batch (the rest did not run: no frame);
+# MODE all: every command runs.
+# Framed by lengths, not a marker: what a command prints can come from files another user
+# controls, and the argv of this script is visible in /proc.
+set -u
+mode=$1
+shift
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f -- "$out" "$err"' EXIT
+for c; do
+  rc=0
+  sh -c "$c" </dev/null >"$out" 2>"$err" || rc=$?
+  printf 'pgtls-cmd %s %s %s\n' "$rc" "$(wc -c <"$out" | tr -d ' ')" "$(wc -c <"$err" | tr -d ' ')"
+  cat -- "$out" "$err"
+  if [ "$rc" != 0 ] && [ "$mode" = stop ]; then exit 0; fi
+done
