@@ -287,7 +287,12 @@ export class HostSession {
     this.reads.clear();
   }
 
-  /** A change planned: in --check it stays in the overlay; in a real run it waits for commit(). */
+  /**
+   * A change planned: in --check it stays in the overlay; in a real run it waits for commit().
+   * "Certificates before settings" at the file level (README "Ordering constraints"): held changes
+   * reach the host together, in one commit, and a key generated on the host is a rename held with
+   * its certificate, so `ssl = on` is never on disk without the certificate and key it names.
+   */
   private async hold(change: FileChange, ctx: PlanContext): Promise<void> {
     if (this.check) return;
     const store = await this.lockedStore(ctx);

@@ -44,6 +44,8 @@ export function splitNodes(nodes: readonly PgpoolNode[], inRun: ReadonlySet<stri
  * may make those backends require hostssl, which this Pgpool-II cannot meet (install with
  * --limit on the backends only, before the Pgpool-II nodes were converged).
  */
+// enforces "Pgpool-II restarted before PostgreSQL requires TLS" for runs that leave the node out
+// (README "Ordering constraints"); with the node in the run, install.yaml's play order does it
 export function strandedNodes(nodes: readonly PgpoolNode[], inRun: ReadonlySet<string>): PgpoolNode[] {
   return nodes.filter((n) => n.tls === false && !inRun.has(n.host) && n.backends.length > 0 && n.backends.every((b) => inRun.has(b)));
 }

@@ -130,6 +130,11 @@ class Runner {
 
   async run(): Promise<RunReport> {
     try {
+      // Plays run one after another, never overlapped: install.yaml's ordering constraints
+      // (README "Ordering constraints") are play boundaries. "TLS served before hostssl" and
+      // "Pgpool-II restarted before PostgreSQL requires TLS" rely on every host having finished
+      // the earlier play (PostgreSQL serves TLS; install-pgpool.yaml, serial: 1) before any host
+      // starts the pg_hba play, and a host that failed a play takes no part in later ones.
       if (await this.factsFirst())
         for (const play of this.book.plays) {
           if (this.interrupted) break;
@@ -227,6 +232,8 @@ class Runner {
       );
       return false;
     }
+    // "Pgpool-II restarted before PostgreSQL requires TLS" when the run leaves the node out (--limit):
+    // refused here, before any change, if it would change every backend of a node not speaking TLS.
     const stranded = strandedNodes(nodes, changingAuth).filter((n) => !inRun.has(n.host));
     if (stranded.length) {
       this.refused = stranded.map(
@@ -362,6 +369,10 @@ class Runner {
       reporter.hostEnd(host, 'unreachable', rep.message);
       return;
     }
+    // A host's tasks run in the playbook's order and the first failure stops it: "certificates before
+    // settings" and "passwords SCRAM before rules demand SCRAM" are task order within a play
+    // (gencert before the ssl_* lines; reset_password before pg_hba), so a host whose certificates
+    // or password re-hash failed never gets the settings or rules that would need them.
     const tasks = play.tasks.filter((t) => taskSelected(t, play, selection(this.opts)));
     const notified = new Set<string>();
     for (const [i, task] of tasks.entries()) {

@@ -1,4 +1,8 @@
 /**
+ * Not one of install.yaml's ordering constraints (those are play and task order: README "Ordering
+ * constraints"), but the rule that sits beside them: the backends of a Pgpool-II node change
+ * authentication together, since the node refuses every login while they disagree.
+ *
  * Hosts that must take a step together (the backends of one Pgpool-II node before a task that changes
  * how they authenticate): each waits at the step until every peer has reached it or has finished its
  * play (done, failed or interrupted), so that none changes authentication while a peer may still fail

@@ -91,7 +91,12 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
   throw new Error(failure);
 }
 
-/** Polls until the reload/restart is visible, then runs every check. */
+/**
+ * Polls until the reload/restart is visible, then runs every check. This is what makes "TLS served
+ * before hostssl" hold (README "Ordering constraints"): install.yaml's "Serve TLS now" task runs it
+ * before the pg_hba play, and a server that does not PRESENT its new certificate fails the host
+ * there, so no rule requiring TLS is ever written on it.
+ */
 export async function verifyServer(
   ctx: PlanContext,
   s: PgServer,

@@ -14,6 +14,10 @@
  * On a streaming standby pg_authid is read-only and comes from the primary:
  * we wait (read-only, bounded) for the primary's change to replay instead of
  * failing, and warn when it does not arrive.
+ *
+ * "Passwords SCRAM before rules demand SCRAM" (README "Ordering constraints"): install.yaml runs
+ * this task before pg_hba in the same play (the runner stops a host at its first failure), and
+ * reports the md5-stored roles it could not re-hash, which the scram-sha-256 rules will refuse.
  */
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
