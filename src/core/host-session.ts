@@ -3,7 +3,7 @@ import { TaskError, errorMessage } from '../lib/errors.js';
 import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from '../lib/plan-types.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
-import type { ExecResult } from '../lib/transport.js';
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
@@ -28,6 +28,10 @@ export class HostSession {
    * costs one round trip for all its files, not one per file.
    */
   private readonly readSet = new Map<string, { path: string; user?: string }>();
+  /** Read-only probes the run's tasks will run (ModuleDef.probes), by command text: sent with the lock. */
+  private readonly probes = new Map<string, ShellCommand>();
+  /** Their answers, each given once to the first identical query while nothing may have changed the host. */
+  private readonly answers = new Map<string, { generation: number; as: string; result: ExecResult }>();
   /** Reads asked for in the same turn of the event loop, by user: they go in one round trip. */
   private readonly queued = new Map<string, { user?: string; shell: HostShell; waiting: Map<string, Deferred<FileState | null>> }>();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
@@ -159,7 +163,24 @@ export class HostSession {
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
     if (!independentOfFiles) await this.commit();
-    return this.shell.exec(cmd, exec);
+    return this.keptAnswer(cmd, exec) ?? this.shell.exec(cmd, exec);
+  }
+
+  /** Probes the run's tasks will run (read-only, no stdin, as the default user): sent with the lock (begin). */
+  expectQueries(cmds: readonly ShellCommand[]): void {
+    for (const c of cmds) this.probes.set(c.text, c);
+  }
+
+  /**
+   * The answer a probe sent with the lock got, if nothing may have changed the host since (the read
+   * cache's generation) and it is what this query accepts; given once (a later identical query asks again).
+   */
+  private keptAnswer(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): ExecResult | undefined {
+    const kept = this.answers.get(cmd.text);
+    if (!kept) return undefined;
+    this.answers.delete(cmd.text);
+    if (exec.stdin !== undefined || exec.user !== undefined || kept.generation !== this.reads.generation || kept.as !== this.shell.effectiveUser) return undefined;
+    return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 
   /**
@@ -180,20 +201,29 @@ export class HostSession {
 
   /**
    * The lock, and in the same round trip (batch.sh) the files the run expects to read (its read set:
-   * the config files discovery named, the files its tasks declare), so the first task finds them
-   * in the cache. The reads run only once the lock is taken (a dead run's leftovers cleaned).
+   * the config files discovery named, the files its tasks declare) and the probes its tasks declare,
+   * so the first task finds them answered. They run only once the lock is taken (a dead run's
+   * leftovers cleaned first), and their answers count only until something may change the host.
    */
   private async lockAndRead(dir: string): Promise<LockTaken> {
     const paths = [...this.readSet.entries()].filter(([key, f]) => f.user === undefined && !this.reads.has(key)).map(([, f]) => f.path).slice(0, MAX_BATCH_READ);
-    if (paths.length === 0) return lockHost(this.shell, dir, this.runId);
+    const probes = [...this.probes.values()];
+    if (paths.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
     const generation = this.reads.generation;
-    const [locked, read] = await execBatch(this.shell, [{ cmd: lockCommand(dir, this.runId) }, { cmd: readManyCommand(paths) }], 'stop').catch((e: unknown) => {
+    const batch = [{ cmd: lockCommand(dir, this.runId) }, ...(paths.length ? [{ cmd: readManyCommand(paths) }] : []), ...probes.map((cmd) => ({ cmd, okCodes: [] }))];
+    const [locked, ...rest] = await execBatch(this.shell, batch, 'stop').catch((e: unknown) => {
       throw lockError(e);
     });
     if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
-    if (read && !(read instanceof Error) && this.reads.generation === generation) {
-      const got = parseReadMany(read.stdout, paths);
-      for (const [p, f] of got) this.reads.memo(readKey(p), () => Promise.resolve(f));
+    if (this.reads.generation === generation) {
+      const read = paths.length ? rest.shift() : undefined;
+      if (read && !(read instanceof Error))
+        for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p), () => Promise.resolve(f));
+      for (const [i, cmd] of probes.entries()) {
+        const r = rest[i];
+        // okCodes [] above: every answer comes back as an error object; the query's own okCodes decide
+        if (r instanceof RemoteCommandError) this.answers.set(cmd.text, { generation, as: this.shell.effectiveUser, result: r.result });
+      }
     }
     return lockTaken(locked);
   }

@@ -6,7 +6,7 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { SecretOnCommandLineError, sh } from '../lib/sh.js';
+import { SecretOnCommandLineError, sh, type ShellCommand } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
 import { HostSession, newRunId } from './host-session.js';
@@ -190,7 +190,9 @@ class Runner {
             session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
             const facts = await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
             // the files these facts name and the task declares are read with the lock, in one round trip
-            session.expectReads([...filesNamedBy(facts), ...this.declaredReads(task, { ...vars, ...facts })]);
+            const declared = this.declared(task, { ...vars, ...facts });
+            session.expectReads([...filesNamedBy(facts), ...declared.reads]);
+            session.expectQueries(declared.probes);
           }
         }
       } catch (e) {
@@ -260,17 +262,25 @@ class Runner {
     return true;
   }
 
-  /** The files a task's module says its plan reads (ModuleDef.reads), from its arguments; none when they do not render yet. */
-  private declaredReads(task: Task, vars: Record<string, unknown>): { path: string }[] {
+  /**
+   * The files and probes a task's module says its plan reads and runs (ModuleDef.reads/probes), from
+   * its arguments; none when they do not render yet (a later task's result) or the task is skipped.
+   */
+  private declared(task: Task, vars: Record<string, unknown>): { reads: { path: string }[]; probes: ShellCommand[] } {
+    const none = { reads: [], probes: [] };
     const mod = this.modules.get(task.module);
-    if (!mod?.reads) return [];
+    if (!mod?.reads && !mod?.probes) return none;
     try {
       const tctx = templateContext(vars);
-      if (!task.when.every((w) => evaluateCondition(w, tctx))) return [];
+      if (!task.when.every((w) => evaluateCondition(w, tctx))) return none;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
-      return parsed.success ? mod.reads(parsed.data).filter((p) => p.startsWith('/')).map((path) => ({ path })) : [];
+      if (!parsed.success) return none;
+      return {
+        reads: (mod.reads?.(parsed.data) ?? []).filter((p) => p.startsWith('/')).map((path) => ({ path })),
+        probes: mod.probes?.(parsed.data) ?? [],
+      };
     } catch {
-      return []; // a template that needs a later task's result: read when the task asks
+      return none;
     }
   }
 

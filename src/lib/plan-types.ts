@@ -204,6 +204,12 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * nothing depends on it, and a file left out is read when asked. Never a secret (a key).
    */
   reads?(args: z.infer<S>): string[];
+  /**
+   * Read-only probes plan() runs with ctx.query (as the task's default user, no stdin), known from
+   * the arguments alone: run in the same round trip as the lock, their answers kept until anything
+   * may change the host (as cached reads are) and given to the first identical query. Only a hint.
+   */
+  probes?(args: z.infer<S>): ShellCommand[];
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */

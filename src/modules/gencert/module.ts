@@ -27,7 +27,7 @@ import { caDirProblem } from '../../ca/ca-dir-check.js';
 import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../lib/plan-types.js';
 import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
-import { sh } from '../../lib/sh.js';
+import { sh, type ShellCommand } from '../../lib/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
 import { caDirFor, loadOrCreateCa } from '../../ca/ca.js';
 import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
@@ -114,6 +114,7 @@ export const gencert = defineModule({
   },
   // the certificates plan() compares (never the keys: their public halves come from the probe)
   reads: (a) => [...(a.client ? ['server', 'client'] : ['server']).map((d) => join(a.keys_dir, d, 'root.crt')), join(a.keys_dir, 'server', 'server.crt'), ...(a.client ? [join(a.keys_dir, 'client', 'client.crt')] : [])],
+  probes: (a) => [keysProbe(a)],
   async plan(ctx, a): Promise<Change[]> {
     const server = a.owner ? null : await pgServer(ctx);
     const owner = a.owner ?? server!.osUser;
@@ -162,7 +163,7 @@ export const gencert = defineModule({
     if (a.client)
       leaves.push({ name: 'client', dir: dirs.client, crt: join(dirs.client, 'client.crt'), key: join(dirs.client, 'client.key'), commonName: a.client_user, sans: [], days: a.client_days });
     const subdirs = a.client ? [dirs.server, dirs.client] : [dirs.server];
-    const probe = parseProbe((await ctx.query(probeCommand(leaves.map((l) => l.key), [dirs.base, ...subdirs]))).stdout.toString('utf8'));
+    const probe = parseProbe((await ctx.query(keysProbe(a))).stdout.toString('utf8'));
     if (a.keygen === 'host' && !probe.openssl)
       throw new TaskError(`openssl is not installed on ${ctx.host}: install it, or set pgtls_keygen: controller`);
 
@@ -241,6 +242,13 @@ export const gencert = defineModule({
 });
 
 const DIR_MODE = '750';
+
+/** The probe of the keys (their public halves) and key directories: the same command for plan() and ModuleDef.probes. */
+function keysProbe(a: Args): ShellCommand {
+  const subdirs = a.client ? [join(a.keys_dir, 'server'), join(a.keys_dir, 'client')] : [join(a.keys_dir, 'server')];
+  const keys = [join(a.keys_dir, 'server', 'server.key'), ...(a.client ? [join(a.keys_dir, 'client', 'client.key')] : [])];
+  return probeCommand(keys, [a.keys_dir, ...subdirs]);
+}
 
 const cn = (pem: string) => `"${inspectCert(pem).subjectCN ?? '?'}"`;
 
