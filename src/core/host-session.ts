@@ -166,6 +166,11 @@ export class HostSession {
     return this.keptAnswer(cmd, exec) ?? this.shell.exec(cmd, exec);
   }
 
+  /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
+  keepAnswers(answers: readonly { cmd: ShellCommand; result: ExecResult }[], as: string): void {
+    for (const a of answers) this.answers.set(a.cmd.text, { generation: this.reads.generation, as, result: a.result });
+  }
+
   /** Probes the run's tasks will run (read-only, no stdin, as the default user): sent with the lock (begin). */
   expectQueries(cmds: readonly ShellCommand[]): void {
     for (const c of cmds) this.probes.set(c.text, c);

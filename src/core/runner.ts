@@ -6,6 +6,9 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
+import { execBatch } from '../remote/batch.js';
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { factProviders } from '../facts/index.js';
 import { SecretOnCommandLineError, sh, type ShellCommand } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
@@ -182,7 +185,7 @@ class Runner {
       const rep = this.report(host);
       reporter.hostStart(host);
       try {
-        const session = await this.session(host);
+        const session = await this.session(host, this.factProbes(host, plan.get(host)!));
         for (const { play, tasks } of plan.get(host)!) {
           for (const task of tasks) {
             if (this.interrupted) return;
@@ -260,6 +263,20 @@ class Runner {
       rep.recap.failed = 1;
     }
     return true;
+  }
+
+  /** The discovery commands of the facts a host's tasks need (FactProvider.probe), sent with the connection's first command. */
+  private factProbes(host: string, plays: { play: Play; tasks: Task[] }[]): ShellCommand[] {
+    const probes = new Map<string, ShellCommand>();
+    for (const { play, tasks } of plays)
+      for (const task of tasks) {
+        const vars = hostVars(this.inv, host, play, task, this.extra, undefined, this.opts.check);
+        for (const n of missingFacts(task, vars)) {
+          const p = factProviders[n]?.probe?.(vars);
+          if (p) probes.set(p.text, p);
+        }
+      }
+    return [...probes.values()];
   }
 
   /**
@@ -502,7 +519,7 @@ class Runner {
     }
   }
 
-  private async session(host: string): Promise<HostSession> {
+  private async session(host: string, probes: readonly ShellCommand[] = []): Promise<HostSession> {
     const existing = this.sessions.get(host);
     if (existing) return existing;
     const vars = hostVars(this.inv, host, undefined, undefined, this.extra, undefined, this.opts.check);
@@ -519,10 +536,12 @@ class Runner {
       connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
       jumps: c.jumps,
     });
-    const facts = await gatherFacts(new HostShell(transport, c.ansible_user, false), c.ansible_user);
+    const first = new HostShell(transport, c.ansible_user, false);
+    const { facts, answers } = await gatherFacts(first, c.ansible_user, probes);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
     session.shareStep = (key, action) => this.shared.add(key, host, action);
+    session.keepAnswers(answers, first.effectiveUser);
     this.sessions.set(host, session);
     return session;
   }
@@ -540,12 +559,28 @@ function connectionVarsOf(vars: Record<string, unknown>, host: string) {
 }
 
 /** One round trip: the facts every module may use. */
-async function gatherFacts(shell: HostShell, loginUser: string): Promise<HostFacts> {
-  const res = await shell.exec(
-    sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`,
-  );
+/**
+ * The host's names and addresses, and in the same round trip (batch.sh) the read-only discovery
+ * commands its facts start with (their answers go to the session, for the identical query).
+ */
+async function gatherFacts(shell: HostShell, loginUser: string, probes: readonly ShellCommand[]): Promise<{ facts: HostFacts; answers: { cmd: ShellCommand; result: ExecResult }[] }> {
+  const names = sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`;
+  let res: ExecResult;
+  const answers: { cmd: ShellCommand; result: ExecResult }[] = [];
+  if (probes.length === 0) res = await shell.exec(names);
+  else {
+    // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
+    const [got, ...rest] = await execBatch(shell, [{ cmd: names }, ...probes.map((cmd) => ({ cmd, okCodes: [] }))], 'all');
+    if (!got) throw new Error('the host did not answer its first command');
+    if (got instanceof Error) throw got;
+    res = got;
+    for (const [i, cmd] of probes.entries()) {
+      const r = rest[i];
+      if (r instanceof RemoteCommandError) answers.push({ cmd, result: r.result });
+    }
+  }
   const [hostname = '', fqdn = '', ...addrs] = res.stdout.toString('utf8').split('\n').map((l) => l.trim());
-  return { hostname, fqdn: fqdn || hostname, addresses: addrs.filter(Boolean), loginUser };
+  return { facts: { hostname, fqdn: fqdn || hostname, addresses: addrs.filter(Boolean), loginUser }, answers };
 }
 
 export function splitBatches(hosts: string[], serial: number | string | undefined): string[][] {

@@ -12,6 +12,7 @@
 import { posix } from 'node:path';
 import { TaskError } from '../lib/errors.js';
 import type { PlanContext } from '../lib/plan-types.js';
+import type { FactProvider } from './provider.js';
 import { sh } from '../lib/sh.js';
 import { chooseInitScript, mainCandidates, pidFileAlive, procRowHead, type PidFileProbe, type ProcRow } from './discovery.js';
 import { userVar } from './postgres.js';
@@ -242,12 +243,12 @@ export function pgpoolServer(ctx: PlanContext): Promise<PgpoolServer> {
 }
 
 /** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
-export const pgpoolFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown>; reads?: boolean }> = {
-  pgpool_conf_file: { placeholder: '/etc/pgpool2/pgpool.conf', provide: async (ctx) => (await pgpoolServer(ctx)).confFile, reads: true },
-  pgpool_hba_file: { placeholder: '/etc/pgpool2/pool_hba.conf', provide: async (ctx) => (await pgpoolServer(ctx)).hbaFile, reads: true },
-  pgpool_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgpoolServer(ctx)).osUser },
-  pgpool_key_file: { placeholder: '/var/lib/postgresql/.pgpoolkey', provide: async (ctx) => (await pgpoolServer(ctx)).keyFile },
-  pgpool_port: { placeholder: 9999, provide: async (ctx) => (await pgpoolServer(ctx)).port },
-  pgpool_pid_file: { placeholder: '/var/run/postgresql/pgpool.pid', provide: async (ctx) => (await pgpoolServer(ctx)).pidFile },
-  pgpool_service: { placeholder: { kind: 'init', script: '/etc/init.d/pgpool2' }, provide: async (ctx) => (await pgpoolServer(ctx)).service },
+export const pgpoolFacts: Record<string, FactProvider> = {
+  pgpool_conf_file: { placeholder: '/etc/pgpool2/pgpool.conf', provide: async (ctx) => (await pgpoolServer(ctx)).confFile, reads: true, probe: discoverCommand },
+  pgpool_hba_file: { placeholder: '/etc/pgpool2/pool_hba.conf', provide: async (ctx) => (await pgpoolServer(ctx)).hbaFile, reads: true, probe: discoverCommand },
+  pgpool_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgpoolServer(ctx)).osUser, probe: discoverCommand },
+  pgpool_key_file: { placeholder: '/var/lib/postgresql/.pgpoolkey', provide: async (ctx) => (await pgpoolServer(ctx)).keyFile, probe: discoverCommand },
+  pgpool_port: { placeholder: 9999, provide: async (ctx) => (await pgpoolServer(ctx)).port, probe: discoverCommand },
+  pgpool_pid_file: { placeholder: '/var/run/postgresql/pgpool.pid', provide: async (ctx) => (await pgpoolServer(ctx)).pidFile, probe: discoverCommand },
+  pgpool_service: { placeholder: { kind: 'init', script: '/etc/init.d/pgpool2' }, provide: async (ctx) => (await pgpoolServer(ctx)).service, probe: discoverCommand },
 };

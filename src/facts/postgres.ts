@@ -20,7 +20,8 @@ import { TaskError } from '../lib/errors.js';
 import { Secret } from '../lib/secret.js';
 import type { ExecAction, PlanContext } from '../lib/plan-types.js';
 import { RemoteCommandError } from '../lib/transport.js';
-import { sh } from '../lib/sh.js';
+import { sh, type ShellCommand } from '../lib/sh.js';
+import type { FactProvider } from './provider.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
 import { describeLogin, sqlInvocation, sqlLoginAndQuery, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
@@ -52,7 +53,7 @@ export interface PgServer {
 }
 
 /** A variable as the user set it (rendered if it is a template), or undefined. */
-export function userVar(ctx: PlanContext, name: string): unknown {
+export function userVar(ctx: Pick<PlanContext, 'vars'>, name: string): unknown {
   const v = ctx.vars[name];
   if (v === undefined || v === null || v === '') return undefined;
   return renderValue(v, { vars: ctx.vars as Record<string, unknown>, env: process.env });
@@ -196,11 +197,22 @@ export function pgServer(ctx: PlanContext): Promise<PgServer> {
       const same = postmastersOf(d.postmasters).find((p) => lifeOf(p) === known.life);
       if (same) return known.server;
     }
-    const hint = known.dataDir ?? (userVar(ctx, 'pg_data_directory') === undefined ? undefined : String(userVar(ctx, 'pg_data_directory')));
+    const hint = known.dataDir ?? inventoryDataDir(ctx);
     const { server, pm } = await discoverServer(ctx, hint);
     Object.assign(known, { life: lifeOf(pm), server, dataDir: pm.dataDir });
     return server;
   });
+}
+
+/** pg_data_directory as the inventory sets it: the postmaster the first discovery tries first. */
+function inventoryDataDir(ctx: Pick<PlanContext, 'vars'>): string | undefined {
+  const v = userVar(ctx, 'pg_data_directory');
+  return v === undefined ? undefined : String(v);
+}
+
+/** The first discovery's command, known from the inventory alone (FactProvider.probe: sent in the connection's first round trip). */
+function firstDiscovery(vars: Readonly<Record<string, unknown>>): ShellCommand {
+  return discoverCommand(inventoryDataDir({ vars }));
 }
 
 async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined): Promise<{ server: PgServer; pm: Postmaster }> {
@@ -249,16 +261,17 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
 
 
 /** The on-demand facts this file contributes to the registry (src/facts/index.ts). */
-export const postgresFacts: Record<string, { placeholder: unknown; provide(ctx: PlanContext): Promise<unknown>; reads?: boolean }> = {
-  pg_version: { placeholder: 15, provide: async (ctx) => (await pgServer(ctx)).version },
-  pg_config_file: { placeholder: '/etc/postgresql/15/main/postgresql.conf', provide: async (ctx) => (await pgServer(ctx)).configFile, reads: true },
-  pg_hba_file: { placeholder: '/etc/postgresql/15/main/pg_hba.conf', provide: async (ctx) => (await pgServer(ctx)).hbaFile, reads: true },
-  pg_data_directory: { placeholder: '/var/lib/postgresql/15/main', provide: async (ctx) => (await pgServer(ctx)).dataDirectory },
-  pg_port: { placeholder: 5432, provide: async (ctx) => (await pgServer(ctx)).port },
-  pg_socket_dir: { placeholder: '/var/run/postgresql', provide: async (ctx) => (await pgServer(ctx)).socketDir },
-  pg_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgServer(ctx)).osUser },
+export const postgresFacts: Record<string, FactProvider> = {
+  pg_version: { placeholder: 15, provide: async (ctx) => (await pgServer(ctx)).version, probe: firstDiscovery },
+  pg_config_file: { placeholder: '/etc/postgresql/15/main/postgresql.conf', provide: async (ctx) => (await pgServer(ctx)).configFile, reads: true, probe: firstDiscovery },
+  pg_hba_file: { placeholder: '/etc/postgresql/15/main/pg_hba.conf', provide: async (ctx) => (await pgServer(ctx)).hbaFile, reads: true, probe: firstDiscovery },
+  pg_data_directory: { placeholder: '/var/lib/postgresql/15/main', provide: async (ctx) => (await pgServer(ctx)).dataDirectory, probe: firstDiscovery },
+  pg_port: { placeholder: 5432, provide: async (ctx) => (await pgServer(ctx)).port, probe: firstDiscovery },
+  pg_socket_dir: { placeholder: '/var/run/postgresql', provide: async (ctx) => (await pgServer(ctx)).socketDir, probe: firstDiscovery },
+  pg_os_user: { placeholder: 'postgres', provide: async (ctx) => (await pgServer(ctx)).osUser, probe: firstDiscovery },
   pg_service: {
     placeholder: { kind: 'pg_ctlcluster', version: '15', cluster: 'main' },
     provide: async (ctx) => (await pgServer(ctx)).service,
+    probe: firstDiscovery,
   },
 };

@@ -60,11 +60,16 @@ export class HostShell {
     const withPassword = (input: Buffer | undefined, pw: Secret | undefined) =>
       pw ? Buffer.concat([Buffer.from(`${pw.reveal()}\n`, 'utf8'), input ?? Buffer.alloc(0)]) : input;
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const user = opts.user ?? this.effectiveUser;
+    // Logged in as root, another user's command goes through root's own shell as `runuser … CMD`
+    // (no sudo to save, so no long-lived shell of that user: one shell start less per host, and
+    // no process of that user outlives its command).
+    const viaLogin = this.loginUser === 'root' && user !== 'root' && !w.password;
     const result =
       STREAM && this.transport.runIn
         ? await this.transport.runIn(
-            { ...this.shellSpec(opts.user ?? this.effectiveUser), fallback: () => ({ cmd: w.cmd, stdin: withPassword(stdin, w.password) }) },
-            cmd,
+            { ...this.shellSpec(viaLogin ? this.loginUser : user), fallback: () => ({ cmd: w.cmd, stdin: withPassword(stdin, w.password) }) },
+            viaLogin ? w.cmd : cmd,
             stdin,
             timeoutMs,
           )
