@@ -353,6 +353,13 @@ export class HostSession {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
     for (const { change } of held) this.remember(change.path);
+    // the files as this run read them (unchanged since: nothing was committed or run after the read):
+    // what the host will record as their originals, signed in the commit's own round trip
+    const expected = new Map<string, FileState | null>();
+    for (const { change } of held) {
+      const read = this.reads.peekPath(change.path);
+      if (read) await read.then((f) => expected.set(change.path, f), () => undefined);
+    }
     this.memos.clear();
     this.reads.clear();
     try {
@@ -360,7 +367,7 @@ export class HostSession {
       for (let i = 0; i < held.length; ) {
         let j = i + 1;
         while (j < held.length && sameStore(held[j]!.store, held[i]!.store)) j++;
-        await commitChanges(this.shell, held.slice(i, j).map((h) => h.change), this.runId, held[i]!.store);
+        await commitChanges(this.shell, held.slice(i, j).map((h) => h.change), this.runId, held[i]!.store, expected);
         i = j;
       }
     } catch (e) {
@@ -508,6 +515,11 @@ class ReadCache {
   generation = 0;
   has(key: string): boolean {
     return this.map.has(key);
+  }
+  /** The file as last read, by whichever user read it (the same file: lib.sh resolves the same path). */
+  peekPath(path: string): Promise<FileState | null> | undefined {
+    for (const [key, p] of this.map) if (key.slice(key.indexOf('\0') + 1) === path) return p as Promise<FileState | null>;
+    return undefined;
   }
   memo(key: string, compute: () => Promise<FileState | null>): Promise<FileState | null> {
     return memoize(this.map, key, compute);

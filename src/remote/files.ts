@@ -100,14 +100,28 @@ export type FileChange =
  * of the file it replaces unless told otherwise), optional validate, rename. A reader never sees half
  * a file. Returns the backups made (`backup: true`), by path.
  */
-export async function commitChanges(shell: HostShell, changes: FileChange[], runId: string, store: StateStore): Promise<Map<string, string>> {
+export async function commitChanges(
+  shell: HostShell,
+  changes: FileChange[],
+  runId: string,
+  store: StateStore,
+  /** Files as the controller last read them (null: absent): their originals are signed in the same round trip. */
+  expected: ReadonlyMap<string, FileState | null> = new Map(),
+): Promise<Map<string, string>> {
   if (changes.length === 0) return new Map();
   const names = new Map<string, string>();
   const contents: Buffer[] = [];
   const args: string[] = [];
+  const omacs: string[] = [];
   for (const c of changes) {
     const rec = recordOf(store, c.path);
     names.set(rec, c.path);
+    const was = expected.get(c.path);
+    if (rec && store.signer && was !== undefined) {
+      // the digest lib.sh prints for an original: "SHA256 MODE OWNER GROUP", or "absent"
+      const digest = was === null ? 'absent' : `${sha256Hex(was.content)} ${was.mode} ${was.owner} ${was.group}`;
+      omacs.push(`${rec} ${store.signer.mac('orig', c.path, digest)} ${digest}`);
+    }
     if (c.op === 'write') {
       // The validate command is playbook-author shell (as in Ansible); %s becomes the temp file, passed as $1.
       const validate = c.validate ? c.validate.split('%s').join('"$1"') : '';
@@ -125,7 +139,7 @@ export async function commitChanges(shell: HostShell, changes: FileChange[], run
     shell,
     store,
     names,
-    sh`sh -c ${hostScript('commit')} pgtls-commit ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${stdin.length} ${args}`,
+    sh`sh -c ${hostScript('commit')} pgtls-commit ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${stdin.length} ${omacs.join('\n')} ${args}`,
     stdin,
   );
   const backups = new Map<string, string>();

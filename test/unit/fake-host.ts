@@ -135,7 +135,7 @@ export class FakeTransport implements Transport {
       if (!f) return result(text, '', 3);
       return result(text, Buffer.concat([Buffer.from(`${f.mode} ${f.owner} ${f.group}\n`), f.content]));
     }
-    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-commit') return this.commit(text, w.slice(9), Buffer.from(stdin, 'utf8'));
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-commit') return this.commit(text, w.slice(10), Buffer.from(stdin, 'utf8'));
     if (w[0] === 'stat' && w[1] === '-L' && w[2] === '-c' && w[4] === '--') {
       const fine = w[3]!.includes('%.9');
       const lines = w.slice(5).flatMap((p) => {

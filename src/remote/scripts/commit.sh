@@ -1,4 +1,4 @@
-# commit.sh DIROP RUNID STATE CAP TOTAL [OP PATH FROM LEN SHA MODE OWNER GROUP BACKUP RECORD IMAC VALIDATE]...
+# commit.sh DIROP RUNID STATE CAP TOTAL OMACS [OP PATH FROM LEN SHA MODE OWNER GROUP BACKUP RECORD IMAC VALIDATE]...
 # Every file change the executor held back until something depends on them (a reload, a verify, the
 # end of a play), made in one go. OP is
 #   write   the next LEN bytes of stdin become PATH (sha256 SHA; MODE OWNER GROUP, BACKUP 1: Ansible's
@@ -6,7 +6,9 @@
 #   remove  PATH goes (into this run's rollback copy)
 #   rename  FROM, a temp file this run made in PATH's directory (a key generated on the host), becomes PATH
 # RECORD is where the originals are kept ('' when not tracked), IMAC the controller's MAC of what a
-# write leaves ('' : printed for the controller to sign).
+# write leaves ('' : printed for the controller to sign). OMACS: "RECORD MAC DIGEST" lines, the
+# controller's MACs of the originals it expects (it read those files): an original recorded as
+# expected is signed at once (lib.sh pgtls_print_original), any other is printed to be signed.
 #
 # All of stdin (TOTAL bytes) is received where only root can see it, and every write's length and
 # sha256 are checked BEFORE anything on the host changes: a cut connection (its stdin ends early, like
@@ -15,8 +17,8 @@
 # in a file until the end: a controller that dies now cannot stop the commit half-way (which could
 # leave `ssl = on` in one file while the key it names is not there yet).
 set -eu
-DIROP=$1 runid=$2 state=$3 cap=$4 total=$5
-shift 5
+DIROP=$1 runid=$2 state=$3 cap=$4 total=$5 pgtls_omacs=$6
+shift 6
 [ $(($# % 12)) -eq 0 ] || pgtls_die "commit.sh: arguments must come in groups of 12"
 pgtls_state_ready
 all=$(mktemp "$state/.in.$runid.XXXXXX")

@@ -176,9 +176,20 @@ pgtls_record_original() {
   fi
   pgtls_print_original "$n"
 }
+# An original the controller expected (pgtls_omacs: "RECORD MAC DIGEST" lines, commit.sh's OMACS:
+# it had read the file) gets the controller's MAC stored at once; any other is printed to be signed.
 pgtls_print_original() {
-  if [ -e "$1.orig" ]; then printf 'pgtls-orig %s %s %s\n' "$1" "$(sha256sum < "$1.orig" | cut -c1-64)" "$(cat -- "$1.meta")"
-  else printf 'pgtls-orig %s absent\n' "$1"; fi
+  if [ -e "$1.orig" ]; then d="$(sha256sum < "$1.orig" | cut -c1-64) $(cat -- "$1.meta")"; else d=absent; fi
+  if [ -n "${pgtls_omacs:-}" ]; then
+    m=$(printf '%s\n' "$pgtls_omacs" | while read -r r mac rest; do
+      if [ "$r" = "$1" ] && [ "$rest" = "$d" ]; then printf '%s\n' "$mac"; break; fi
+    done)
+    if [ -n "$m" ]; then
+      printf '%s\n' "$m" > "$1.orig.mac.tmp" && mv -f -- "$1.orig.mac.tmp" "$1.orig.mac"
+      return 0
+    fi
+  fi
+  printf 'pgtls-orig %s %s\n' "$1" "$d"
 }
 
 # pgtls_record_installed PATH RECORD SHA MAC: what pgtls left at PATH (SHA 'absent': nothing) and the
