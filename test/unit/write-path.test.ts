@@ -22,6 +22,8 @@ import { parseReadMany, readRemoteFile, readRemoteFiles, writeRemoteFile } from 
 import { HostShell } from '../../src/remote/host-shell.js';
 import { sh as shCommand } from '../../src/lib/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
+import { execBatch, parseBatch } from '../../src/remote/batch.js';
+import { RemoteCommandError } from '../../src/lib/transport.js';
 import { ALL_SCRIPTS, scriptFile } from '../../src/remote/scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
 import { LocalTransport } from './local-host.js';
@@ -475,6 +477,46 @@ test('the executor reads files asked together in one round trip, and after a com
   await ctx.readFile(conf);
   assert.is(reads(), 2);
   await s.finish();
+});
+
+test('batch.sh: several commands in one round trip, framed by lengths; stop mode ends at the first failure', async () => {
+  if (!isRoot) return;
+  const { shell } = host();
+  // output that looks like the next frame's header stays output: framing is by length
+  const forged = shCommand`printf 'pgtls-cmd 0 3 0\nabc'; printf 'err' >&2`;
+  const [a, b, c] = await execBatch(shell, [{ cmd: forged }, { cmd: shCommand`printf '%s' "$(id -un)"; exit 3`, okCodes: [0, 3] }, { cmd: shCommand`exit 5` }], 'all');
+  assert.ok(a && !(a instanceof Error));
+  assert.is(a.stdout.toString(), 'pgtls-cmd 0 3 0\nabc');
+  assert.is(a.stderr.toString(), 'err');
+  assert.ok(b && !(b instanceof Error) && b.exitCode === 3 && b.stdout.toString() === 'root');
+  assert.ok(c instanceof RemoteCommandError, 'an exit code the command does not accept is its error');
+  const stopped = await execBatch(shell, [{ cmd: shCommand`exit 1` }, { cmd: shCommand`echo never` }], 'stop');
+  assert.ok(stopped[0] instanceof RemoteCommandError);
+  assert.is(stopped[1], undefined, 'nothing after the failure ran');
+  assert.is(parseBatch(Buffer.from('pgtls-cmd 0 10 0\nshort'), 1).length, 0, 'a cut frame is not trusted');
+});
+
+test('a commit signs the originals of files the run had read in its own round trip; the uninstall accepts them', async () => {
+  if (!isRoot) return;
+  const { b, conf, hba } = twoConfigs();
+  const { s, ctx, t } = session(b, 'omac');
+  await Promise.all([ctx.readFile(conf), ctx.readFile(hba)]);
+  await s.apply([{ kind: 'write', path: conf, content: Buffer.from('ssl = on\n') }], ctx);
+  // hba was read, then changed behind the run's back: its original is not what the run expected
+  writeFileSync(hba, 'changed\n');
+  await s.apply([{ kind: 'write', path: hba, content: Buffer.from('hostssl all all 0.0.0.0/0 scram-sha-256\n') }], ctx);
+  const before = t.commands.length;
+  await s.commit();
+  const after = t.commands.slice(before);
+  assert.ok(after.some((c) => c.includes('pgtls-sign') && c.includes(recordBase(b.state, hba)) && !c.includes(recordBase(b.state, conf))), 'only the unexpected original is signed afterwards');
+  const signer = new RecordSigner('h', KEY);
+  const digest = (content: string) => `${createHash('sha256').update(content).digest('hex')} 644 ${USER} ${USER}`;
+  assert.ok(signer.verify('orig', conf, digest('ssl = off\n'), readFileSync(`${recordBase(b.state, conf)}.orig.mac`, 'utf8')));
+  assert.ok(signer.verify('orig', hba, digest('changed\n'), readFileSync(`${recordBase(b.state, hba)}.orig.mac`, 'utf8')));
+  await s.finish();
+  await uninstall(b, 'u-omac');
+  assert.is(readFileSync(conf, 'utf8'), 'ssl = off\n');
+  assert.is(readFileSync(hba, 'utf8'), 'changed\n');
 });
 
 test('host scripts: shellcheck (sh, warnings and errors)', () => {
