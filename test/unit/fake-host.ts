@@ -130,6 +130,25 @@ export class FakeTransport implements Transport {
       const out = typeof a.stdout === 'function' ? a.stdout(text, stdin) : (a.stdout ?? '');
       return result(text, out, a.exitCode ?? 0, a.stderr ?? '');
     }
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-read-many') {
+      // read-many.sh: one length-framed read.sh answer per path
+      const frames = w.slice(6).map((p) => {
+        const f = this.files.get(p);
+        const out = f ? Buffer.concat([Buffer.from(`${f.mode} ${f.owner} ${f.group}\n`), f.content]) : Buffer.alloc(0);
+        return Buffer.concat([Buffer.from(`pgtls-file ${f ? 0 : 3} ${out.length} 0\n`), out]);
+      });
+      return result(text, Buffer.concat(frames));
+    }
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-batch') {
+      // batch.sh: each command answered as if sent alone, length-framed; `stop` ends at a failure
+      const frames: Buffer[] = [];
+      for (const c of w.slice(5)) {
+        const r = this.answer(c, user, '');
+        frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
+        if (r.exitCode !== 0 && w[4] === 'stop') break;
+      }
+      return result(text, Buffer.concat(frames));
+    }
     if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-read') {
       const f = this.files.get(w[5]!);
       if (!f) return result(text, '', 3);
