@@ -4,13 +4,13 @@ import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
-import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, readRemoteFile, readRemoteFiles, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../lib/transport.js';
-import type { ShellCommand } from '../lib/sh.js';
+import { asUser, type ShellCommand } from '../lib/sh.js';
 
 /**
  * Everything pgtls holds for one host during a run: its shell, its facts and
@@ -32,8 +32,13 @@ export class HostSession {
   private readonly probes = new Map<string, ShellCommand>();
   /** Their answers, each given once to the first identical query while nothing may have changed the host. */
   private readonly answers = new Map<string, { generation: number; as: string; result: ExecResult }>();
-  /** Reads asked for in the same turn of the event loop, by user: they go in one round trip. */
-  private readonly queued = new Map<string, { user?: string; shell: HostShell; waiting: Map<string, Deferred<FileState | null>> }>();
+  /**
+   * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
+   * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
+   */
+  private trip: Trip | null = null;
+  /** Commits run one at a time: a probe that waits for the held writes waits for a commit in flight too. */
+  private committing: Promise<void> = Promise.resolve();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
@@ -123,47 +128,107 @@ export class HostSession {
     for (const f of files) this.readSet.set(readKey(f.path, f.user), f.user === undefined ? { path: f.path } : { path: f.path, user: f.user });
   }
 
-  private queueRead(path: string, user?: string): Promise<FileState | null> {
-    const u = user ?? '';
-    let q = this.queued.get(u);
-    if (!q) {
-      q = { ...(user === undefined ? {} : { user }), shell: this.shell, waiting: new Map() };
-      this.queued.set(u, q);
-      // after the reads the current turn asks for (a plan's Promise.all), not after a delay
-      setImmediate(() => void this.flushReads(u));
+  /** The round trip the current turn of the event loop fills (sent once the turn's requests are in, not after a delay). */
+  private currentTrip(): Trip {
+    if (!this.trip) {
+      const trip: Trip = { shell: this.shell, reads: new Map(), probes: [] };
+      this.trip = trip;
+      setImmediate(() => void this.sendTrip(trip));
     }
+    return this.trip;
+  }
+
+  private queueRead(path: string, user?: string): Promise<FileState | null> {
+    const t = this.currentTrip();
+    const u = user ?? '';
+    let q = t.reads.get(u);
+    if (!q) t.reads.set(u, (q = { ...(user === undefined ? {} : { user }), waiting: new Map() }));
     let d = q.waiting.get(path);
     if (!d) q.waiting.set(path, (d = deferred()));
     return d.promise;
   }
 
-  /** The queued reads of one user and every other file of the read set not in the cache: one round trip. */
-  private async flushReads(u: string): Promise<void> {
-    const q = this.queued.get(u);
-    if (!q) return;
-    this.queued.delete(u);
-    const asked = [...q.waiting.keys()];
-    const more = [...this.readSet.entries()]
-      .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key))
-      .map(([, f]) => f.path)
-      .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
+  /**
+   * One round trip for a turn's requests: per user, the files asked and every other file of the read
+   * set not in the cache (read-many.sh), and the probes; a single request goes alone, as before.
+   */
+  private async sendTrip(t: Trip): Promise<void> {
+    if (this.trip === t) this.trip = null;
     const generation = this.reads.generation;
-    let got = new Map<string, FileState | null>();
-    if (asked.length + more.length > 1) got = await readRemoteFiles(q.shell, [...asked, ...more], q.user).catch(() => got);
-    // what the batch read for later tasks is kept only if nothing may have changed the files meanwhile
-    if (this.reads.generation === generation)
-      for (const p of more) if (got.has(p)) this.reads.memo(readKey(p, q.user), () => Promise.resolve(got.get(p)!));
-    for (const [p, d] of q.waiting) {
-      // not in the batch's answer (a refusal, too big, a single file): read on its own, for its own error
-      if (got.has(p)) d.resolve(got.get(p)!);
-      else readRemoteFile(q.shell, p, q.user).then(d.resolve, d.reject);
+    const units: TripUnit[] = [];
+    for (const [u, q] of t.reads) {
+      const asked = [...q.waiting.keys()];
+      const more = [...this.readSet.entries()]
+        .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key))
+        .map(([, f]) => f.path)
+        .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
+      const settleReads = (got: Map<string, FileState | null>) => {
+        // what was read for later tasks is kept only if nothing may have changed the files meanwhile
+        if (this.reads.generation === generation)
+          for (const p of more) if (got.has(p)) this.reads.memo(readKey(p, q.user), () => Promise.resolve(got.get(p)!));
+        for (const [p, d] of q.waiting) {
+          // not in the batch's answer (a refusal, too big): read on its own, for its own error
+          if (got.has(p)) d.resolve(got.get(p)!);
+          else readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
+        }
+      };
+      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1) {
+        // alone: read.sh, exactly as a read always went
+        const [p, d] = [...q.waiting][0]!;
+        readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
+        return;
+      }
+      const paths = [...asked, ...more];
+      units.push({
+        cmd: readManyCommand(paths),
+        ...(q.user === undefined ? {} : { user: q.user }),
+        okCodes: [0],
+        done: (r) => settleReads(r instanceof Error ? new Map() : parseReadMany(r.stdout, paths)),
+      });
     }
+    for (const p of t.probes) units.push({ cmd: p.cmd, ...(p.user === undefined ? {} : { user: p.user }), okCodes: p.okCodes, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
+    if (units.length === 0) return;
+    if (units.length === 1) {
+      // one command: on its own, exactly as before
+      const u = units[0]!;
+      await t.shell.exec(u.cmd, { ...(u.user === undefined ? {} : { user: u.user }), okCodes: u.okCodes }).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
+      return;
+    }
+    const runAs = t.shell.effectiveUser;
+    let results: (ExecResult | RemoteCommandError | undefined)[];
+    try {
+      results = await execBatch(
+        t.shell,
+        units.map((u) => ({ cmd: (u.user ?? runAs) === runAs ? u.cmd : asUser(u.cmd, u.user!, false), okCodes: u.okCodes })),
+        'all',
+      );
+    } catch (e) {
+      for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
+  }
+
+  /**
+   * A probe without stdin joins the turn's round trip when it can run inside it: as the shell's own
+   * user, or (root running the batch) as another user through runuser. Anything else goes alone.
+   */
+  private queueProbe(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): Promise<ExecResult> {
+    const runAs = this.shell.effectiveUser;
+    const user = exec.user ?? runAs;
+    const joins = exec.stdin === undefined && exec.timeoutMs === undefined && (user === runAs || (runAs === 'root' && this.shell.loginUser === 'root'));
+    if (!joins) return this.shell.exec(cmd, exec);
+    const t = this.currentTrip();
+    if (t.shell !== this.shell) return this.shell.exec(cmd, exec);
+    const d = deferred<ExecResult>();
+    t.probes.push({ cmd, ...(exec.user === undefined ? {} : { user: exec.user }), okCodes: exec.okCodes ?? [0], d });
+    return d.promise;
   }
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
     if (!independentOfFiles) await this.commit();
-    return this.keptAnswer(cmd, exec) ?? this.shell.exec(cmd, exec);
+    return this.keptAnswer(cmd, exec) ?? this.queueProbe(cmd, exec);
   }
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
@@ -350,6 +415,12 @@ export class HostSession {
    * overlay said. A failure names the files; nothing of a commit that failed on receipt is installed.
    */
   async commit(): Promise<void> {
+    const next = this.committing.then(() => this.commitHeld());
+    this.committing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async commitHeld(): Promise<void> {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
     for (const { change } of held) this.remember(change.path);
@@ -496,6 +567,20 @@ export function newRunId(): string {
 
 function sameStore(a: StateStore, b: StateStore): boolean {
   return a.dir === b.dir && a.track === b.track && (a.signer === null) === (b.signer === null);
+}
+
+interface TripUnit {
+  cmd: ShellCommand;
+  user?: string;
+  okCodes: number[];
+  done: (r: ExecResult | Error) => void;
+}
+
+/** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
+interface Trip {
+  shell: HostShell;
+  reads: Map<string, { user?: string; waiting: Map<string, Deferred<FileState | null>> }>;
+  probes: { cmd: ShellCommand; user?: string; okCodes: number[]; d: Deferred<ExecResult> }[];
 }
 
 /** At most this many files in one batched read (what was asked, then the read set). */

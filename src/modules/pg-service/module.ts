@@ -52,11 +52,16 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
   const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))];
   // (a file this run wrote and did not commit yet counts as changed, with the same words: the plan must
   // not depend on whether the executor has written it yet)
-  for (const [f, t] of await ctx.stat(files, { user: s.osUser })) if (t.pending || t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
-  if (st.ssl && st.certFile) {
-    const file = await ctx.readFile(st.certFile, { user: s.osUser });
-    const t = connectTarget(ctx, s, verifyHost);
-    const served = await servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host));
+  // the three questions are asked together: the executor sends them in one round trip
+  const tls = st.ssl && st.certFile;
+  const target = tls ? connectTarget(ctx, s, verifyHost) : null;
+  const [stats, file, served] = await Promise.all([
+    ctx.stat(files, { user: s.osUser }),
+    tls ? ctx.readFile(st.certFile, { user: s.osUser }) : null,
+    target ? servedCert(ctx, target.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host)) : null,
+  ]);
+  for (const [f, t] of stats) if (t.pending || t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
+  if (tls && served) {
     let want: string | null = null;
     try {
       want = file ? fingerprint(file.content.toString('utf8')) : null;
