@@ -131,10 +131,16 @@ export async function verifyServer(
     const cert = await ctx.readFile(st.certFile, { user: s.osUser });
     if (!cert) throw new Error(`ssl is on but ${st.certFile} does not exist`);
     const certPem = cert.content.toString('utf8');
-    const keyProblem = await serverKeyProblem(ctx, s.osUser, st.keyFile, certPem);
-    if (keyProblem) throw new Error(`${keyProblem}; PostgreSQL keeps its previous TLS setup and would not restart`);
     const t = connectTarget(ctx, s, login.verifyHost);
-    const served = await servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host));
+    // asked together (one round trip), judged in order: a key problem is the reason to report
+    const [key, handshake] = await Promise.allSettled([
+      serverKeyProblem(ctx, s.osUser, st.keyFile, certPem),
+      servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host)),
+    ]);
+    if (key.status === 'rejected') throw key.reason;
+    if (key.value) throw new Error(`${key.value}; PostgreSQL keeps its previous TLS setup and would not restart`);
+    if (handshake.status === 'rejected') throw handshake.reason;
+    const served = handshake.value;
     if (!served.pem) throw new Error(`the server does not accept TLS on port ${s.port} (${served.via}${served.detail ? `: ${served.detail}` : ''})`);
     const want = fingerprint(certPem);
     const got = fingerprint(served.pem);

@@ -135,8 +135,9 @@ async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: {
   // as Pgpool-II's OS user: it reads these files itself, and a link planted in its directories shows root nothing more
   // as Pgpool-II's OS user: it reads these files itself, and a link planted in its directories shows root nothing more.
   // The files' change times come from the executor (its overlay first: what this run planned and did not write yet).
-  const st = parseState((await ctx.query(stateCommand(a.pid_file, [], false), { user: a.os_user })).stdout.toString('utf8'));
-  const times = await ctx.stat(files, { user: a.os_user });
+  // asked together: the executor sends them in one round trip
+  const [state, times] = await Promise.all([ctx.query(stateCommand(a.pid_file, [], false), { user: a.os_user }), ctx.stat(files, { user: a.os_user })]);
+  const st = parseState(state.stdout.toString('utf8'));
   if (a.force) return ['forced'];
   if (!st.running) return ['it is not running'];
   const reasons: string[] = [];
@@ -146,8 +147,7 @@ async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: {
   if (newer.length > 0) reasons.push(`changed since it started: ${newer.join(', ')}`);
   if (reasons.length === 0 && a.verify && ssl.cert) {
     // running and unchanged: does it actually serve the certificate on disk? (it may have started without SSL)
-    const cert = await ctx.readFile(ssl.cert);
-    const served = await servedCert(ctx, a.verify.host, a.port, a.verify.host);
+    const [cert, served] = await Promise.all([ctx.readFile(ssl.cert), servedCert(ctx, a.verify.host, a.port, a.verify.host)]);
     if (!served.pem) reasons.push('it does not serve TLS');
     else if (cert && fingerprint(served.pem) !== fingerprint(cert.content.toString('utf8'))) reasons.push(`it does not serve ${ssl.cert}`);
   }
