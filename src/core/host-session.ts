@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from '../lib/errors.js';
-import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from '../lib/plan-types.js';
+import type { Action, ControllerTarget, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
+import { JournaledController } from './controller-target.js';
+import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import type { ExecResult } from '../lib/transport.js';
@@ -37,6 +39,14 @@ export class HostSession {
   private shell: HostShell;
   /** Where a run-level step (LocalAction.shared) goes instead of running here; set by the runner. */
   shareStep?: (key: string, action: LocalAction) => boolean;
+  /** The verifiers and controller operations that plans name; set by the runner (from the modules). */
+  registry: ActionRegistry = EMPTY_REGISTRY;
+  /** The run's state (shared by every host of the run); set by the runner. */
+  runState: RunState = new MapRunState();
+  /** Controller files written by this host's local actions since its last proven state. */
+  private controllerTarget?: JournaledController;
+  /** What the commands of the current task printed (ExecAction.output), for its next planning round. */
+  private readonly outputs = new Map<string, Buffer>();
 
   constructor(
     readonly name: string,
@@ -58,13 +68,17 @@ export class HostSession {
       this.shell = new HostShell(this.transport, this.loginUser, become, settings);
   }
 
+  /** The context one task plans in (a new task: the outputs of the previous task's commands are forgotten). */
   context(vars: Record<string, unknown>, warn: (m: string) => void): PlanContext {
+    this.outputs.clear();
     return {
       host: this.name,
       vars,
       facts: this.facts,
       effectiveUser: this.shell.effectiveUser,
       runId: this.runId,
+      runState: this.runState,
+      output: (name) => this.outputs.get(name),
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
       stat: (paths, opts) => statWithOverlay(this.overlay, paths, (rest) => statOnHost((c, o) => this.query(c, o), rest, opts)),
@@ -179,8 +193,8 @@ export class HostSession {
         case 'verify':
           if (this.check) break;
           await this.settle();
-          if (action.readOnly) await action.check(ctx);
-          else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
+          if (action.readOnly) await this.verifierOf(action)(ctx);
+          else await this.verify(action.description, this.verifierOf(action), action.recover, ctx, action.keepRollback);
           break;
         case 'local': {
           await this.settle();
@@ -193,13 +207,21 @@ export class HostSession {
     return result;
   }
 
+  /** The check a verify action names, with its data. */
+  private verifierOf(action: VerifyAction): (ctx: PlanContext) => Promise<void> {
+    const v = this.registry.verifiers.get(action.verifier);
+    if (!v) throw new TaskError(`bug: no verifier named ${action.verifier} (${action.description})`);
+    return (ctx) => v.run(ctx, action.params);
+  }
+
   /** A controller-side step: run in a real run, simulated (in memory, when it can be) in --check. */
   private async runLocal(action: LocalAction): Promise<string | null | undefined> {
     if (action.shared && this.shareStep) {
       // the first host to ask reports the change; the others join the same step
       return this.shareStep(action.shared, action) ? undefined : null;
     }
-    const said = this.check ? (action.simulate ? await action.simulate() : undefined) : await action.run();
+    this.controllerTarget ??= new JournaledController(this.runState);
+    const said = await runLocalOp(this.registry, this.controllerTarget, action, this.check);
     return said ?? (said === null ? null : undefined);
   }
 
@@ -269,7 +291,7 @@ export class HostSession {
       throw new TaskError(`${action.description}: ${errorMessage(e)}`);
     }
     await recordPaths(this.shell, store, touches);
-    if (action.then) await this.apply(await action.then(res.stdout), ctx);
+    if (action.output) this.outputs.set(action.output, res.stdout);
   }
 
   private async verify(
@@ -285,6 +307,7 @@ export class HostSession {
       // The new state is proven good: it becomes the state a later failure rolls back to.
       await dropRollback(this.shell, this.journal, this.runId);
       this.journal.length = 0;
+      this.controllerTarget?.proven();
       return;
     } catch (e) {
       const why = errorMessage(e);
@@ -323,6 +346,7 @@ export class HostSession {
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
     await this.dropPending();
+    await this.controllerTarget?.rollback();
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
@@ -338,7 +362,7 @@ export class HostSession {
   async abandon(): Promise<string> {
     if (this.check) return 'nothing was changed (check mode)';
     const dropped = await this.dropPending().catch(() => 0);
-    const put = [...this.journal];
+    const put = [...this.journal, ...(this.controllerTarget?.changed.map((p) => `${p} (on the controller)`) ?? [])];
     if (put.length === 0)
       return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;
     try {
@@ -358,6 +382,13 @@ export class HostSession {
     }
     await this.shell.close();
   }
+}
+
+/** Runs the controller operation a local action names (simulating it in --check). */
+export function runLocalOp(registry: ActionRegistry, target: ControllerTarget, action: LocalAction, simulate: boolean): Promise<string | null | void> {
+  const op = registry.localOps.get(action.op);
+  if (!op) throw new TaskError(`bug: no controller operation named ${action.op} (${action.description})`);
+  return op.run(target, action.params, simulate);
 }
 
 /** What --check's overlay holds for a file whose new content is known only when applied. */
