@@ -129,7 +129,7 @@ export class HostSession {
   async begin(vars: Readonly<Record<string, unknown>>, warn: (m: string) => void): Promise<void> {
     if (this.check || this.lock) return;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
-    const store = { ...stateStore(vars, this.name, true), signer: signerFor(vars, this.name, false) };
+    const store = { ...stateStore(vars, this.name, true, this.runState), signer: signerFor(vars, this.name, false, stateKeys(this.runState)) };
     const taken = await lockHost(this.shell, store.dir, this.runId);
     this.lock = { shell: this.shell, dir: store.dir };
     await signLeftovers(this.shell, store, taken.stdout);
@@ -332,7 +332,7 @@ export class HostSession {
   /** Where this change keeps its records, with the run lock held (the runner takes it before the first task). */
   private async lockedStore(ctx: PlanContext): Promise<StateStore> {
     if (!this.lock) await this.begin(ctx.vars, ctx.warn);
-    return stateStore(ctx.vars, this.name, false);
+    return stateStore(ctx.vars, this.name, false, this.runState);
   }
 
   /** What was planned and not yet written is dropped; the new keys it would have installed are removed. */
@@ -384,6 +384,9 @@ export class HostSession {
   }
 }
 
+/** The run's record-signing keys, by key file (loaded or created once per run, read again by the next run). */
+const stateKeys = (run: RunState) => run.get('state-keys', () => new Map<string, Buffer>());
+
 /** Runs the controller operation a local action names (simulating it in --check). */
 export function runLocalOp(registry: ActionRegistry, target: ControllerTarget, action: LocalAction, simulate: boolean): Promise<string | null | void> {
   const op = registry.localOps.get(action.op);
@@ -417,11 +420,11 @@ function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: 
  * pgtls's directory on a host (pgtls_state_dir: the lock, journals, and, unless pgtls_track_originals
  * is false, the originals an uninstall restores, signed with the controller's key).
  */
-export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean): StateStore {
+export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean, run: RunState): StateStore {
   const t = vars.pgtls_track_originals;
   const track = !(t === false || t === 'false' || t === 'no');
   const dir = stateDirOf(vars);
-  return { dir, track, signer: check ? null : signerFor(vars, host, track) };
+  return { dir, track, signer: check ? null : signerFor(vars, host, track, stateKeys(run)) };
 }
 
 export { DEFAULT_STATE_DIR };
