@@ -221,4 +221,37 @@ test('stat: a planned file stays "changed by this run" when asking the host comm
   assert.is(got.get('/etc/pg/pg_hba.conf')?.mtime, 1);
 });
 
+test("a command's output is read by the task's next planning round (replan); --check runs no command and has none", async () => {
+  for (const check of [false, true]) {
+    const f = fakeSession({ answers: [WRITE_PATH, { match: /^print-csr$/, stdout: 'CSR-1' }] }, { check, vars: VARS });
+    const seen: (string | undefined)[] = [];
+    const plan = async (): Promise<Change[]> => {
+      const out = f.ctx.output('test.csr');
+      seen.push(out?.toString());
+      if (out) return [{ summary: 'issue', actions: [write('/k/server.crt', `signed ${out.toString()}`)] }];
+      return [{ summary: 'issue', replan: true, actions: [{ kind: 'exec', description: 'keygen', cmd: sh`print-csr`, output: 'test.csr', writesWhenApplied: ['/k/server.crt'] }] }];
+    };
+    const applied = await applyPlan(plan, (a, c) => f.session.apply(a, c), f.ctx, check);
+    assert.equal(seen, check ? [undefined] : [undefined, 'CSR-1'], check ? 'one round in --check' : 'planned again with the output');
+    assert.equal(applied.summaries, [check ? 'would issue' : 'issue'], 'the same change, reported once');
+    // a new task's context forgets the previous task's outputs
+    assert.is(f.session.context({}, () => undefined).output('test.csr'), undefined);
+  }
+});
+
+test('a verify or local action naming nothing the registry knows is a clear bug, not a silent pass', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
+  for (const action of [
+    { kind: 'verify', description: 'v', verifier: 'no.such', params: {} },
+    { kind: 'local', description: 'l', op: 'no.such', params: {} },
+  ] as Action[]) {
+    try {
+      await f.session.apply([action], f.ctx);
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, /^bug: no (verifier|controller operation) named no\.such/);
+    }
+  }
+});
+
 test.run();
