@@ -19,16 +19,8 @@ import { Secret } from '../lib/secret.js';
 
 export const PASSPHRASE_ENV = 'PGTLS_CA_PASSPHRASE';
 
-let passphraseFile: string | undefined;
-
-/** The pgtls_ca_passphrase_file of this run (fleet-wide, like pgtls_ca_dir), resolved against the inventory. */
-export function useCaPassphraseFile(vars: Readonly<Record<string, unknown>>): void {
-  const f = vars.pgtls_ca_passphrase_file;
-  passphraseFile = typeof f === 'string' && f !== '' ? resolveFromInventory(vars, f) : undefined;
-}
-
-/** The passphrase, or null when none is configured. */
-export function caPassphrase(): Secret | null {
+/** The passphrase (PGTLS_CA_PASSPHRASE, else the run's pgtls_ca_passphrase_file), or null when none is configured. */
+export function caPassphrase(passphraseFile: string | undefined): Secret | null {
   const env = process.env[PASSPHRASE_ENV];
   if (env !== undefined && env !== '') return new Secret(env);
   if (!passphraseFile) return null;
@@ -46,8 +38,8 @@ export function caPassphrase(): Secret | null {
 }
 
 /** The key as it is stored: encrypted PKCS#8 when a passphrase is configured. */
-export function sealCaKey(keyPem: string): string {
-  const pass = caPassphrase();
+export function sealCaKey(keyPem: string, passphraseFile: string | undefined): string {
+  const pass = caPassphrase(passphraseFile);
   if (!pass) return keyPem;
   return createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: pass.reveal() }) as string;
 }
@@ -57,9 +49,9 @@ export function isEncryptedKey(text: string): boolean {
 }
 
 /** The key in memory (unencrypted PKCS#8 PEM), from the stored text. */
-export function openCaKey(text: string, file: string): string {
+export function openCaKey(text: string, file: string, passphraseFile: string | undefined): string {
   if (!isEncryptedKey(text)) return text;
-  const pass = caPassphrase();
+  const pass = caPassphrase(passphraseFile);
   if (!pass) throw new TaskError(`${file} is encrypted: give its passphrase in ${PASSPHRASE_ENV} or a file named by pgtls_ca_passphrase_file`);
   try {
     return createPrivateKey({ key: text, format: 'pem', passphrase: pass.reveal() }).export({ type: 'pkcs8', format: 'pem' }) as string;

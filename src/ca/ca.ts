@@ -4,8 +4,8 @@
  *
  * Several hosts plan at the same time and must all get the SAME CA, and two
  * pgtls processes may run against the same directory. So:
- *  - in-process: one promise per directory (the first caller creates, the
- *    others await it);
+ *  - in the run: one promise per directory (CaRun.cache: the first caller
+ *    creates, the others await it);
  *  - across processes: the key is published with link(2), which fails with
  *    EEXIST if the file exists (an atomic "create if absent"); the loser
  *    discards its CA and reads the winner's. The certificate is renamed into
@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { TaskError } from '../lib/errors.js';
 import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
+import type { CaRun } from './ca-run.js';
 
 export interface CaOptions {
   dir: string;
@@ -34,15 +35,14 @@ export function caDirFor(ca: 'shared' | 'per_node', caDir: string, host: string)
   return ca === 'per_node' ? join(caDir, 'nodes', host) : caDir;
 }
 
-const cache = new Map<string, Promise<CertAndKey | null>>();
-
 /** The CA in `dir`, created on first use (unless opts.create is false: then null when absent). */
-export function loadOrCreateCa(opts: CaOptions): Promise<CertAndKey | null> {
+export function loadOrCreateCa(run: CaRun, opts: CaOptions): Promise<CertAndKey | null> {
+  const { cache } = run;
   const dir = resolve(opts.dir);
   const key = `${dir}\0${opts.create}`;
   let p = cache.get(key);
   if (!p) {
-    p = obtain({ ...opts, dir });
+    p = obtain(run, { ...opts, dir });
     cache.set(key, p);
     // a failure (e.g. permissions) may be fixed before the next call, and an absent CA may be created since
     p.then((ca) => ca === null && cache.delete(key), () => cache.delete(key));
@@ -51,14 +51,14 @@ export function loadOrCreateCa(opts: CaOptions): Promise<CertAndKey | null> {
 }
 
 /** Drops the cached CA of `dir` (a CA rotation replaced ca.crt/ca.key). */
-export function forgetCa(dir: string): void {
+export function forgetCa(run: CaRun, dir: string): void {
   const d = resolve(dir);
-  for (const k of [...cache.keys()]) if (k.startsWith(`${d}\0`)) cache.delete(k);
+  for (const k of [...run.cache.keys()]) if (k.startsWith(`${d}\0`)) run.cache.delete(k);
 }
 
 /** The CA in `dir` as it is on disk now (null when there is none), without creating or caching it. */
-export function readCaPair(dir: string): Promise<CertAndKey | null> {
-  return readCa(resolve(dir));
+export function readCaPair(run: CaRun, dir: string): Promise<CertAndKey | null> {
+  return readCa(run, resolve(dir));
 }
 
 async function readIfExists(path: string): Promise<string | null> {
@@ -71,13 +71,13 @@ async function readIfExists(path: string): Promise<string | null> {
 }
 
 /** Reads a complete CA; waits up to ~5 s when another process is half-way through creating it. */
-async function readCa(dir: string): Promise<CertAndKey | null> {
+async function readCa(run: CaRun, dir: string): Promise<CertAndKey | null> {
   for (let i = 0; ; i++) {
     checkCaPermissions(dir);
     const [certPem, stored] = await Promise.all([readIfExists(join(dir, 'ca.crt')), readIfExists(join(dir, 'ca.key'))]);
     if (certPem === null && stored === null) return null;
     if (certPem !== null && stored !== null) {
-      const keyPem = openCaKey(stored, join(dir, 'ca.key'));
+      const keyPem = openCaKey(stored, join(dir, 'ca.key'), run.passphraseFile);
       if (!certMatchesKey(certPem, keyPem)) throw new TaskError(`CA in ${dir}: ca.key does not match ca.crt`);
       if (!inspectCert(certPem).isCA) throw new TaskError(`CA in ${dir}: ca.crt is not a CA certificate`);
       return { certPem, keyPem };
@@ -87,8 +87,8 @@ async function readCa(dir: string): Promise<CertAndKey | null> {
   }
 }
 
-async function obtain(opts: CaOptions): Promise<CertAndKey | null> {
-  const existing = await readCa(opts.dir);
+async function obtain(run: CaRun, opts: CaOptions): Promise<CertAndKey | null> {
+  const existing = await readCa(run, opts.dir);
   if (existing || !opts.create) return existing;
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   checkCaPermissions(opts.dir);
@@ -97,13 +97,13 @@ async function obtain(opts: CaOptions): Promise<CertAndKey | null> {
   const tmpKey = join(opts.dir, `.ca.key.${tag}`);
   const tmpCrt = join(opts.dir, `.ca.crt.${tag}`);
   try {
-    writeNewFile(tmpKey, sealCaKey(ca.keyPem), 0o600);
+    writeNewFile(tmpKey, sealCaKey(ca.keyPem, run.passphraseFile), 0o600);
     writeNewFile(tmpCrt, ca.certPem, 0o644);
     try {
       await link(tmpKey, join(opts.dir, 'ca.key'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      return await readCa(opts.dir); // another process won the race: use its CA
+      return await readCa(run, opts.dir); // another process won the race: use its CA
     }
     await rename(tmpCrt, join(opts.dir, 'ca.crt'));
     return ca;

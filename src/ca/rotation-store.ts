@@ -26,6 +26,7 @@ import { forgetCa, readCaPair } from './ca.js';
 import { sealCaKey } from './ca-key.js';
 import { writeFileAtomic, writeNewFile } from '../lib/private-file.js';
 import type { Rotation } from './rotation.js';
+import type { CaRun } from './ca-run.js';
 
 export interface NewCaOptions {
   commonName?: string;
@@ -43,8 +44,8 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readPair(dir: string, what: string): Promise<CertAndKey> {
-  const ca = await readCaPair(dir);
+async function readPair(run: CaRun, dir: string, what: string): Promise<CertAndKey> {
+  const ca = await readCaPair(run, dir);
   if (!ca) throw new TaskError(`${what}: no CA in ${dir}`);
   return ca;
 }
@@ -67,18 +68,18 @@ function checked(r: Rotation, dir: string): Rotation {
 }
 
 /** The rotation in progress in `dir` (null when none), from disk. */
-export async function readRotation(caDir: string): Promise<Rotation | null> {
+export async function readRotation(run: CaRun, caDir: string): Promise<Rotation | null> {
   const dir = resolve(caDir);
   const next = join(dir, 'next');
   const previous = join(dir, 'previous');
   const [hasNext, hasPrevious] = await Promise.all([exists(next), exists(previous)]);
   if (hasNext) {
     // staged, or a publish that stopped half-way (then previous/ already holds the old CA)
-    const [old, nextCa, cross] = await Promise.all([readPair(hasPrevious ? previous : dir, 'old CA'), readPair(next, 'new CA'), readCross(next)]);
+    const [old, nextCa, cross] = await Promise.all([readPair(run, hasPrevious ? previous : dir, 'old CA'), readPair(run, next, 'new CA'), readCross(next)]);
     return checked({ oldCaPem: old.certPem, next: nextCa, ...cross, published: false }, dir);
   }
   if (hasPrevious) {
-    const [old, current, cross] = await Promise.all([readPair(previous, 'old CA'), readPair(dir, 'CA'), readCross(previous)]);
+    const [old, current, cross] = await Promise.all([readPair(run, previous, 'old CA'), readPair(run, dir, 'CA'), readCross(previous)]);
     return checked({ oldCaPem: old.certPem, next: current, ...cross, published: true }, dir);
   }
   return null;
@@ -87,31 +88,27 @@ export async function readRotation(caDir: string): Promise<Rotation | null> {
 // ---------------------------------------------------------------------------------------------------------
 // --check: the controller as this run would have left it, in memory only
 
-// keyed by run (its id) and directory: one --check run's simulation is never seen by another run in this process
-const simulated = new Map<string, Rotation | null>();
-const simKey = (scope: string, dir: string) => `${scope}\0${dir}`;
+// (CaRun.simulated: the run's own, so one --check run's simulation is never seen by another run in this process)
 
 /**
  * readRotation, or the state earlier steps of a --check run would have left (only --check simulates steps,
  * so in a real run this is what is on disk).
  */
-export async function viewRotation(caDir: string, scope = ''): Promise<Rotation | null> {
+export async function viewRotation(run: CaRun, caDir: string): Promise<Rotation | null> {
   const dir = resolve(caDir);
-  const k = simKey(scope, dir);
-  if (simulated.has(k)) return simulated.get(k) ?? null;
-  return readRotation(dir);
+  if (run.simulated.has(dir)) return run.simulated.get(dir) ?? null;
+  return readRotation(run, dir);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Transitions. Hosts run them concurrently: one in-flight promise per directory and step; a caller that
 // comes later reads the new state and finds nothing to do (so exactly one host reports the change).
 
-const inflight = new Map<string, Promise<string | null>>();
-function once(key: string, fn: () => Promise<string | null>): { done: Promise<string | null>; mine: boolean } {
-  const p = inflight.get(key);
+function once(run: CaRun, key: string, fn: () => Promise<string | null>): { done: Promise<string | null>; mine: boolean } {
+  const p = run.inflight.get(key);
   if (p) return { done: p, mine: false };
-  const q = fn().finally(() => inflight.delete(key));
-  inflight.set(key, q);
+  const q = fn().finally(() => run.inflight.delete(key));
+  run.inflight.set(key, q);
   return { done: q, mine: true };
 }
 
@@ -147,9 +144,9 @@ async function publishDir(target: string, files: Record<string, { text: string; 
   }
 }
 
-const caFiles = (ca: CertAndKey, cross: { forward: string; back: string }) => ({
+const caFiles = (run: CaRun, ca: CertAndKey, cross: { forward: string; back: string }) => ({
   'ca.crt': { text: ca.certPem, mode: 0o644 },
-  'ca.key': { text: sealCaKey(ca.keyPem), mode: 0o600 },
+  'ca.key': { text: sealCaKey(ca.keyPem, run.passphraseFile), mode: 0o600 },
   'cross.crt': { text: cross.forward, mode: 0o644 },
   'cross-back.crt': { text: cross.back, mode: 0o644 },
 });
@@ -159,12 +156,11 @@ const caFiles = (ca: CertAndKey, cross: { forward: string; back: string }) => ({
  * progress (then that one continues: re-running `ca` after a failure must not start another).
  * Returns what was done, or null when nothing was.
  */
-export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boolean; scope?: string }): { done: Promise<string | null>; mine: boolean } {
-  const scope = o.scope ?? '';
+export function beginRotation(run: CaRun, caDir: string, o: NewCaOptions & { simulate: boolean }): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`begin\0${dir}\0${o.simulate}\0${scope}`, async () => {
-    if (await viewRotation(dir, scope)) return null;
-    const current = await readCaPair(dir);
+  return once(run, `begin\0${dir}\0${o.simulate}`, async () => {
+    if (await viewRotation(run, dir)) return null;
+    const current = await readCaPair(run, dir);
     if (!current) {
       if (o.simulate) return `would create a CA in ${dir}, then rotate it`; // install not run yet: nothing to plan further
       throw new TaskError(`no CA in ${dir} to rotate: run install.yaml first`);
@@ -172,11 +168,11 @@ export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boole
     const made = await makeRotationFiles(current, o);
     const what = `new CA "${inspectCert(made.next.certPem).subjectCN}" in ${join(dir, 'next')}, cross-signed both ways with "${inspectCert(current.certPem).subjectCN}"`;
     if (o.simulate) {
-      simulated.set(simKey(scope, dir), { oldCaPem: current.certPem, ...made, published: false });
+      run.simulated.set(dir, { oldCaPem: current.certPem, ...made, published: false });
       return `would create a ${what}`;
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (!(await publishDir(join(dir, 'next'), caFiles(made.next, made)))) return null;
+    if (!(await publishDir(join(dir, 'next'), caFiles(run, made.next, made)))) return null;
     return `created a ${what}`;
   });
 }
@@ -185,10 +181,10 @@ export function beginRotation(caDir: string, o: NewCaOptions & { simulate: boole
  * The end of step `ca`: the new CA becomes ca.crt/ca.key (what clients are given from now on),
  * the old one moves to previous/. Resumes a publish that stopped half-way.
  */
-export function publishRotation(caDir: string, simulate: boolean, scope = ''): { done: Promise<string | null>; mine: boolean } {
+export function publishRotation(run: CaRun, caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`publish\0${dir}\0${simulate}\0${scope}`, async () => {
-    const r = await viewRotation(dir, scope);
+  return once(run, `publish\0${dir}\0${simulate}`, async () => {
+    const r = await viewRotation(run, dir);
     if (!r) {
       if (simulate) return null; // begin reported what it would do
       throw new TaskError(`no CA rotation in progress in ${dir}: nothing to publish`);
@@ -196,20 +192,20 @@ export function publishRotation(caDir: string, simulate: boolean, scope = ''): {
     if (r.published) return null;
     const what = `the new CA "${inspectCert(r.next.certPem).subjectCN}" as ${join(dir, 'ca.crt')} (the old one kept in ${join(dir, 'previous')} until ca-finish)`;
     if (simulate) {
-      simulated.set(simKey(scope, dir), { ...r, published: true });
+      run.simulated.set(dir, { ...r, published: true });
       return `would publish ${what}`;
     }
     const next = join(dir, 'next');
     const previous = join(dir, 'previous');
     if (!(await exists(previous))) {
-      const old = await readPair(dir, 'old CA');
-      await publishDir(previous, caFiles(old, r));
+      const old = await readPair(run, dir, 'old CA');
+      await publishDir(previous, caFiles(run, old, r));
     }
     // key first: a reader that finds next/ gone sees a consistent pair (readers use next/ while it exists)
-    writeFileAtomic(join(dir, 'ca.key'), sealCaKey(r.next.keyPem), 0o600);
+    writeFileAtomic(join(dir, 'ca.key'), sealCaKey(r.next.keyPem, run.passphraseFile), 0o600);
     writeFileAtomic(join(dir, 'ca.crt'), r.next.certPem, 0o644);
     await rm(next, { recursive: true, force: true });
-    forgetCa(dir);
+    forgetCa(run, dir);
     return `published ${what}`;
   });
 }
@@ -218,16 +214,16 @@ export function publishRotation(caDir: string, simulate: boolean, scope = ''): {
  * ca-finish: the old CA is retired: previous/ moves to retired/<time>-<serial>/ and its KEY is
  * deleted (a retired CA must never sign again; its certificate stays for the record).
  */
-export function finishRotation(caDir: string, simulate: boolean, scope = ''): { done: Promise<string | null>; mine: boolean } {
+export function finishRotation(run: CaRun, caDir: string, simulate: boolean): { done: Promise<string | null>; mine: boolean } {
   const dir = resolve(caDir);
-  return once(`finish\0${dir}\0${simulate}\0${scope}`, async () => {
-    const r = await viewRotation(dir, scope);
+  return once(run, `finish\0${dir}\0${simulate}`, async () => {
+    const r = await viewRotation(run, dir);
     if (!r) return null;
     if (!r.published) throw new TaskError(`the CA rotation in ${dir} was not completed (the new CA is not published yet): run reissue=ca again before ca-finish`);
     const info = inspectCert(r.oldCaPem);
     const target = join(dir, 'retired', `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.serialHex.slice(0, 8)}`);
     if (simulate) {
-      simulated.set(simKey(scope, dir), null);
+      run.simulated.set(dir, null);
       return `would retire the old CA "${info.subjectCN}" to ${target} (certificate only)`;
     }
     await mkdir(join(dir, 'retired'), { recursive: true, mode: 0o700 });
@@ -240,9 +236,4 @@ export function finishRotation(caDir: string, simulate: boolean, scope = ''): { 
     await unlink(join(target, 'ca.key'));
     return `retired the old CA "${info.subjectCN}" to ${target} (its key deleted)`;
   });
-}
-
-/** For tests: the simulated (--check) state of a directory. */
-export function forgetSimulated(caDir: string, scope = ''): void {
-  simulated.delete(simKey(scope, resolve(caDir)));
 }

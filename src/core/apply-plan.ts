@@ -8,6 +8,8 @@
  *    that outcome, so it applies the rest of the first plan and shows it as conditional.
  *  - A change whose local action reports that nothing was done (another host did it) is not counted.
  *  - A `verifyOnly` change (a login that must work) changes nothing: the task stays ok when it passes.
+ *  - A change planned again after its command ran (a CSR signed once the host printed it) is the same change:
+ *    its summary and diff are reported once.
  */
 import { createHash } from 'node:crypto';
 import { TaskError } from '../lib/errors.js';
@@ -46,8 +48,9 @@ export async function applyPlan(
       if (c.replan) afterReplan = true;
       if (c.verifyOnly) continue;
       out.changed = true;
-      out.summaries.push(outcome !== undefined ? outcome : check ? checkPhrase(c.summary, conditional) : c.summary);
-      if (c.diff) out.diffs.push(c.diff);
+      const summary = outcome !== undefined ? outcome : check ? checkPhrase(c.summary, conditional) : c.summary;
+      if (!out.summaries.includes(summary)) out.summaries.push(summary);
+      if (c.diff && !out.diffs.some((d) => JSON.stringify(d) === JSON.stringify(c.diff))) out.diffs.push(c.diff);
     }
     if (last) return out;
     changes = await plan();
@@ -82,7 +85,8 @@ export function plannedAction(a: Action, change: string, conditional: boolean): 
     case 'exec':
       return { ...base, kind: a.kind, description: a.description, ...(a.user ? { user: a.user } : {}), ...(a.touches?.length ? { touches: a.touches } : {}) };
     case 'verify':
+      return { ...base, kind: a.kind, description: a.description, name: a.verifier };
     case 'local':
-      return { ...base, kind: a.kind, description: a.description };
+      return { ...base, kind: a.kind, description: a.description, name: a.op };
   }
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from '../lib/errors.js';
-import type { Action, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, VerifyAction } from '../lib/plan-types.js';
+import type { Action, ControllerTarget, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
+import { JournaledController } from './controller-target.js';
+import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
@@ -55,6 +57,14 @@ export class HostSession {
   private shell: HostShell;
   /** Where a run-level step (LocalAction.shared) goes instead of running here; set by the runner. */
   shareStep?: (key: string, action: LocalAction) => boolean;
+  /** The verifiers and controller operations that plans name; set by the runner (from the modules). */
+  registry: ActionRegistry = EMPTY_REGISTRY;
+  /** The run's state (shared by every host of the run); set by the runner. */
+  runState: RunState = new MapRunState();
+  /** Controller files written by this host's local actions since its last proven state. */
+  private controllerTarget?: JournaledController;
+  /** What the commands of the current task printed (ExecAction.output), for its next planning round. */
+  private readonly outputs = new Map<string, Buffer>();
 
   constructor(
     readonly name: string,
@@ -76,13 +86,17 @@ export class HostSession {
       this.shell = new HostShell(this.transport, this.loginUser, become, settings);
   }
 
+  /** The context one task plans in (a new task: the outputs of the previous task's commands are forgotten). */
   context(vars: Record<string, unknown>, warn: (m: string) => void): PlanContext {
+    this.outputs.clear();
     return {
       host: this.name,
       vars,
       facts: this.facts,
       effectiveUser: this.shell.effectiveUser,
       runId: this.runId,
+      runState: this.runState,
+      output: (name) => this.outputs.get(name),
       readFile: (path, opts) => this.readFile(path, opts?.user),
       query: (cmd, opts) => this.query(cmd, opts),
       stat: (paths, opts) => statWithOverlay(this.overlay, paths, (rest) => statOnHost((c, o) => this.query(c, o), rest, opts)),
@@ -262,7 +276,7 @@ export class HostSession {
   async begin(vars: Readonly<Record<string, unknown>>, warn: (m: string) => void): Promise<void> {
     if (this.check || this.lock) return;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
-    const store = { ...stateStore(vars, this.name, true), signer: signerFor(vars, this.name, false) };
+    const store = { ...stateStore(vars, this.name, true, this.runState), signer: signerFor(vars, this.name, false, stateKeys(this.runState)) };
     const taken = await this.lockAndRead(store.dir);
     this.lock = { shell: this.shell, dir: store.dir };
     await signLeftovers(this.shell, store, taken.stdout);
@@ -357,8 +371,8 @@ export class HostSession {
         case 'verify':
           if (this.check) break;
           await this.settle();
-          if (action.readOnly) await action.check(ctx);
-          else await this.verify(action.description, action.check, action.recover, ctx, action.keepRollback);
+          if (action.readOnly) await this.verifierOf(action)(ctx);
+          else await this.verify(action.description, this.verifierOf(action), action.recover, ctx, action.keepRollback);
           break;
         case 'local': {
           await this.settle();
@@ -371,13 +385,21 @@ export class HostSession {
     return result;
   }
 
+  /** The check a verify action names, with its data. */
+  private verifierOf(action: VerifyAction): (ctx: PlanContext) => Promise<void> {
+    const v = this.registry.verifiers.get(action.verifier);
+    if (!v) throw new TaskError(`bug: no verifier named ${action.verifier} (${action.description})`);
+    return (ctx) => v.run(ctx, action.params);
+  }
+
   /** A controller-side step: run in a real run, simulated (in memory, when it can be) in --check. */
   private async runLocal(action: LocalAction): Promise<string | null | undefined> {
     if (action.shared && this.shareStep) {
       // the first host to ask reports the change; the others join the same step
       return this.shareStep(action.shared, action) ? undefined : null;
     }
-    const said = this.check ? (action.simulate ? await action.simulate() : undefined) : await action.run();
+    this.controllerTarget ??= new JournaledController(this.runState);
+    const said = await runLocalOp(this.registry, this.controllerTarget, action, this.check);
     return said ?? (said === null ? null : undefined);
   }
 
@@ -465,7 +487,7 @@ export class HostSession {
       throw new TaskError(`${action.description}: ${errorMessage(e)}`);
     }
     await recordPaths(this.shell, store, touches);
-    if (action.then) await this.apply(await action.then(res.stdout), ctx);
+    if (action.output) this.outputs.set(action.output, res.stdout);
   }
 
   private async verify(
@@ -481,6 +503,7 @@ export class HostSession {
       // The new state is proven good: it becomes the state a later failure rolls back to.
       await dropRollback(this.shell, this.journal, this.runId);
       this.journal.length = 0;
+      this.controllerTarget?.proven();
       return;
     } catch (e) {
       const why = errorMessage(e);
@@ -505,7 +528,7 @@ export class HostSession {
   /** Where this change keeps its records, with the run lock held (the runner takes it before the first task). */
   private async lockedStore(ctx: PlanContext): Promise<StateStore> {
     if (!this.lock) await this.begin(ctx.vars, ctx.warn);
-    return stateStore(ctx.vars, this.name, false);
+    return stateStore(ctx.vars, this.name, false, this.runState);
   }
 
   /** What was planned and not yet written is dropped; the new keys it would have installed are removed. */
@@ -519,6 +542,7 @@ export class HostSession {
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
     await this.dropPending();
+    await this.controllerTarget?.rollback();
     await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
     this.journal.length = 0;
     this.memos.clear();
@@ -534,7 +558,7 @@ export class HostSession {
   async abandon(): Promise<string> {
     if (this.check) return 'nothing was changed (check mode)';
     const dropped = await this.dropPending().catch(() => 0);
-    const put = [...this.journal];
+    const put = [...this.journal, ...(this.controllerTarget?.changed.map((p) => `${p} (on the controller)`) ?? [])];
     if (put.length === 0)
       return `nothing was written since its last proven state${dropped ? ` (${dropped} planned change(s) dropped)` : ''}: it is as it was`;
     try {
@@ -555,6 +579,16 @@ export class HostSession {
     }
     await this.shell.close();
   }
+}
+
+/** The run's record-signing keys, by key file (loaded or created once per run, read again by the next run). */
+const stateKeys = (run: RunState) => run.get('state-keys', () => new Map<string, Buffer>());
+
+/** Runs the controller operation a local action names (simulating it in --check). */
+export function runLocalOp(registry: ActionRegistry, target: ControllerTarget, action: LocalAction, simulate: boolean): Promise<string | null | void> {
+  const op = registry.localOps.get(action.op);
+  if (!op) throw new TaskError(`bug: no controller operation named ${action.op} (${action.description})`);
+  return op.run(target, action.params, simulate);
 }
 
 /** What --check's overlay holds for a file whose new content is known only when applied. */
@@ -645,11 +679,11 @@ function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: 
  * pgtls's directory on a host (pgtls_state_dir: the lock, journals, and, unless pgtls_track_originals
  * is false, the originals an uninstall restores, signed with the controller's key).
  */
-export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean): StateStore {
+export function stateStore(vars: Readonly<Record<string, unknown>>, host: string, check: boolean, run: RunState): StateStore {
   const t = vars.pgtls_track_originals;
   const track = !(t === false || t === 'false' || t === 'no');
   const dir = stateDirOf(vars);
-  return { dir, track, signer: check ? null : signerFor(vars, host, track) };
+  return { dir, track, signer: check ? null : signerFor(vars, host, track, stateKeys(run)) };
 }
 
 export { DEFAULT_STATE_DIR };

@@ -12,17 +12,19 @@ import { factProviders } from '../facts/index.js';
 import { SecretOnCommandLineError, sh, type ShellCommand } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
-import { HostSession, newRunId } from './host-session.js';
+import { HostSession, newRunId, runLocalOp } from './host-session.js';
 import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
 import { applyPlan } from './apply-plan.js';
 import { SharedSteps } from './shared-steps.js';
+import { actionRegistry, MapRunState, type ActionRegistry } from './run-state.js';
+import { JournaledController } from './controller-target.js';
 import { checkLocalFiles } from './local-files.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
-import type { HostFacts, ModuleDef, TaskResult } from '../lib/plan-types.js';
+import type { HostFacts, LocalAction, ModuleDef, TaskResult } from '../lib/plan-types.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {
@@ -114,6 +116,9 @@ class Runner {
   private readonly runId = newRunId();
   private readonly warnings: string[] = [];
   private readonly shared = new SharedSteps();
+  /** The run's state (the CA cache, a --check run's simulated rotation): shared by its hosts, never by another run. */
+  private readonly runState = new MapRunState();
+  private readonly registry: ActionRegistry;
   private stoppedBeforeChanges: string | undefined;
   private refused: string[] = [];
   /** The Pgpool-II nodes and their backends, when the run changes authentication (read in factsFirst). */
@@ -125,7 +130,9 @@ class Runner {
     private readonly book: Playbook,
     private readonly extra: Record<string, unknown>,
     private readonly modules: ReadonlyMap<string, ModuleDef>,
-  ) {}
+  ) {
+    this.registry = actionRegistry(modules.values());
+  }
 
   private get interrupted(): boolean {
     return this.opts.signal?.aborted ?? false;
@@ -379,7 +386,10 @@ class Runner {
       // A rolling batch that failed stops the rollout: the next batch would only spread the failure.
       if (play.serial !== undefined && batch.some((h) => this.report(h).status !== 'ok')) break;
     }
-    for (const m of await this.shared.runAll((h) => this.report(h).status, this.opts.check)) this.warn(m);
+    // run-level steps change the controller for the whole fleet: not journaled per host (nothing to roll back to)
+    const target = new JournaledController(this.runState);
+    const run = (a: LocalAction) => runLocalOp(this.registry, target, a, this.opts.check);
+    for (const m of await this.shared.runAll((h) => this.report(h).status, run)) this.warn(m);
   }
 
   private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
@@ -542,6 +552,8 @@ class Runner {
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
     session.shareStep = (key, action) => this.shared.add(key, host, action);
     session.keepAnswers(answers, first.effectiveUser);
+    session.registry = this.registry;
+    session.runState = this.runState;
     this.sessions.set(host, session);
     return session;
   }

@@ -19,8 +19,8 @@ export class SharedSteps {
     return !s;
   }
 
-  /** Runs (in --check: simulates) every step whose hosts all ended ok; returns what each step did or why it was kept. */
-  async runAll(statusOf: (host: string) => string, check: boolean): Promise<string[]> {
+  /** Runs (`run`: in --check it simulates) every step whose hosts all ended ok; returns what each step did or why it was kept. */
+  async runAll(statusOf: (host: string) => string, run: (action: LocalAction) => Promise<unknown>): Promise<string[]> {
     const said: string[] = [];
     for (const [key, { action, hosts }] of this.steps) {
       this.steps.delete(key);
@@ -29,12 +29,8 @@ export class SharedSteps {
         said.push(`${action.description}: not done, ${failed.join(', ')} did not finish`);
         continue;
       }
-      if (check) {
-        if (action.simulate) await action.simulate();
-        continue;
-      }
       try {
-        await action.run();
+        await run(action);
       } catch (e) {
         said.push(`${action.description} failed: ${errorMessage(e)}`);
       }

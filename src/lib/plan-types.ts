@@ -52,6 +52,13 @@ export interface PlanContext {
   readonly effectiveUser: string;
   /** This run's id (names its temp files and rollback copies on hosts); absent in test fakes. */
   readonly runId?: string;
+  /**
+   * What a command of this task printed (ExecAction.output), in the planning rounds after it ran;
+   * undefined before, and always in --check (which runs no command).
+   */
+  output(name: string): Buffer | undefined;
+  /** The run's state of controller-side code (read-only use while planning: the CA cache, a simulated rotation). */
+  readonly runState: RunState;
 }
 
 export interface QueryOptions extends ExecOptions {
@@ -110,8 +117,12 @@ export interface ExecAction {
    * executor keeps their previous content for a rollback and their original for an uninstall.
    */
   touches?: string[];
-  /** Follow-up actions computed from the command's output (e.g. sign the CSR a host printed). */
-  then?: (stdout: Buffer) => Promise<Action[]> | Action[];
+  /**
+   * The command's stdout is kept under this name for the task's next planning round (ctx.output): a step
+   * that needs it (sign the CSR a host printed) is planned again after the command ran, so a plan holds
+   * no code. The change holding such a command is `replan`.
+   */
+  output?: string;
   /**
    * Paths the command or its follow-up actions write, with content known only when applied (a certificate
    * signed from the CSR the command prints): --check, which runs neither, marks them changed in its overlay
@@ -128,7 +139,10 @@ export interface ExecAction {
 export interface VerifyAction {
   kind: 'verify';
   description: string;
-  check: (ctx: PlanContext) => Promise<void>;
+  /** The check, by name: a Verifier its module declares (ModuleDef.verifiers). A plan holds no code. */
+  verifier: string;
+  /** The verifier's data (facts and arguments the module planned from; secrets as Secret). */
+  params: unknown;
   recover?: ExecAction;
   /**
    * When it passes, the run's files stay unproven: their rollback copies are kept for a later verify
@@ -142,22 +156,73 @@ export interface VerifyAction {
   readOnly?: boolean;
 }
 
+/** A check a module declares once, by name; verify actions name it and give it their data. */
+export interface Verifier<P = unknown> {
+  readonly name: string;
+  run(ctx: PlanContext, params: P): Promise<void>;
+}
+
+export function defineVerifier<P>(name: string, run: (ctx: PlanContext, params: P) => Promise<void>): Verifier<P> {
+  return { name, run };
+}
+
+/** A verify action of `v` with its data, type-checked against what the verifier takes. */
+export function verifyWith<P>(v: Verifier<P>, params: P, step: Omit<VerifyAction, 'kind' | 'verifier' | 'params'>): VerifyAction {
+  return { kind: 'verify', ...step, verifier: v.name, params };
+}
+
 /**
  * A change on the controller (its CA directory, fetched certificates), run by the executor after the
- * host actions before it: never during planning, never in --check (there `simulate`, when given, records
- * in memory what later tasks of the --check run should see). Returns what was done (that text replaces the
- * change's summary), null when nothing was (another host did it first), or nothing (the summary stands).
+ * host actions before it: never during planning. Plain data: the operation by name (a LocalOp its module
+ * declares in ModuleDef.localOps) and its data. In --check the operation is asked to simulate: it records in
+ * the run's state what later tasks of the --check run should see, and changes nothing.
  */
 export interface LocalAction {
   kind: 'local';
   description: string;
-  run: () => Promise<string | null | void>;
-  simulate?: () => Promise<string | null | void>;
+  op: string;
+  /** The operation's data (secrets as Secret). */
+  params: unknown;
   /**
    * A run-level step several hosts may ask for (its key, e.g. the CA directory): run once at the end of the
    * play, only when every host that asked for it ended the play ok (core/shared-steps.ts).
    */
   shared?: string;
+}
+
+/**
+ * The controller as the executor gives it to a local operation: the run's state (one per run, never
+ * module-level) and a file writer whose writes are journaled with the host's changes: put back when the
+ * host rolls back, kept when a verify proves the host's new state.
+ */
+export interface ControllerTarget {
+  readonly runState: RunState;
+  /** Writes `path` atomically with exactly `mode` (never through a symlink), its previous content journaled. */
+  writeFile(path: string, content: Buffer, mode: number): Promise<void>;
+}
+
+/** Per-run state of controller-side code (the CA cache, a --check run's simulated CA rotation), by key. */
+export interface RunState {
+  get<T>(key: string, init: () => T): T;
+}
+
+/**
+ * A controller-side operation, by name. Returns what was done (that text replaces the change's summary), null
+ * when nothing was (another host did it first), or nothing (the summary stands). With `simulate` it changes
+ * nothing and says what it would do.
+ */
+export interface LocalOp<P = unknown> {
+  readonly name: string;
+  run(target: ControllerTarget, params: P, simulate: boolean): Promise<string | null | void>;
+}
+
+export function defineLocalOp<P>(name: string, run: (target: ControllerTarget, params: P, simulate: boolean) => Promise<string | null | void>): LocalOp<P> {
+  return { name, run };
+}
+
+/** A local action of `op` with its data, type-checked against what the operation takes. */
+export function localWith<P>(op: LocalOp<P>, params: P, step: Omit<LocalAction, 'kind' | 'op' | 'params'>): LocalAction {
+  return { kind: 'local', ...step, op: op.name, params };
 }
 
 export type Action = WriteAction | RemoveAction | RenameAction | ExecAction | VerifyAction | LocalAction;
@@ -210,6 +275,10 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * may change the host (as cached reads are) and given to the first identical query. Only a hint.
    */
   probes?(args: z.infer<S>): ShellCommand[];
+  /** The checks its verify actions name (by Verifier.name, unique over all modules). */
+  verifiers?: readonly Verifier[];
+  /** The controller-side operations its local actions name (by LocalOp.name, unique over all modules). */
+  localOps?: readonly LocalOp[];
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */
@@ -231,6 +300,8 @@ export interface PlannedAction {
   group?: string;
   user?: string;
   touches?: string[];
+  /** the verifier (verify) or controller operation (local) the action names */
+  name?: string;
   conditional?: boolean;
 }
 

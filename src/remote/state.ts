@@ -104,13 +104,13 @@ export function loadStateKey(file: string, create: boolean): Buffer | null {
   }
 }
 
-const keys = new Map<string, Buffer>();
 /**
- * One key per file for the whole process (hosts run concurrently). Created only by a run that
+ * One key per file for the whole run (hosts run concurrently; `keys` is the run's, never the
+ * process's: a later run in the same process reads the file again). Created only by a run that
  * records originals (`create`): a run that only restores them (the uninstall) must find the key
  * that signed them, never a new one (null then).
  */
-export function signerFor(vars: Readonly<Record<string, unknown>>, host: string, create = true): RecordSigner | null {
+export function signerFor(vars: Readonly<Record<string, unknown>>, host: string, create: boolean, keys: Map<string, Buffer>): RecordSigner | null {
   const file = stateKeyFile(vars);
   let key = keys.get(file);
   if (!key) {

@@ -157,6 +157,17 @@ export function labAvailable(): boolean {
   return reason === undefined;
 }
 
+/**
+ * For a test that needs the lab its file's first test brought up: false (the caller returns: skipped)
+ * when there is none. Under CI=true there must always be one, so its absence fails every test that
+ * needs it, not only the one that tried to bring it up.
+ */
+export function haveLab<T>(lab: T | undefined | null): lab is NonNullable<T> {
+  if (lab) return true;
+  if (process.env['CI'] === 'true') throw new Error('no lab: the test that brings it up failed (under CI=true a missing lab fails every test that needs it)');
+  return false;
+}
+
 /** Run a program; never rejects on a non-zero exit (only on spawn errors and timeouts). */
 export function run(
   cmd: string,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { inspectCert, splitPemBundle } from '../../src/crypto/x509.js';
 import { pgtls, totalChanged, type CliRun } from './cli.js';
-import { labAvailable, labUnavailableReason, labUp, run, type ExecResult, type Lab } from './lab.js';
+import { labAvailable, labUnavailableReason, labUp, run, type ExecResult, type Lab, haveLab } from './lab.js';
 
 // playbooks/reissue.yaml on a real lab: pg1 primary, pg2 streaming standby, pg3 Pgpool-II in front of both.
 // After install: (a) pgbench over verify-full TLS against the primary DURING reissue=server, with zero failed
@@ -81,7 +81,7 @@ test('lab: pg1 primary, pg2 standby, pg3 Pgpool-II; install', async () => {
 });
 
 test('reissue=server --check: says what would be re-issued and changes no byte (hosts and CA directory)', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const before = await snapshot();
   const r = await reissue(['-e', 'reissue=server', '--check']);
   assert.is(r.code, 0, out(r));
@@ -117,7 +117,7 @@ function parseBench(r: ExecResult): Bench {
 }
 
 test('(a) pgbench over verify-full TLS DURING reissue=server: zero failed transactions; new certificates served', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const init = await pgbench(['-i', '-q', '-s', '1'], 120_000);
   assert.is(init.code, 0, init.stdout + init.stderr);
   const before = await Promise.all([served('pg1'), served('pg2'), served('pg3', 9999)]);
@@ -160,7 +160,7 @@ test('(a) pgbench over verify-full TLS DURING reissue=server: zero failed transa
 });
 
 test('reissue=client --limit pg2: only pg2\'s client certificate changes, nothing reloads', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const pg1 = await lab.sha256Tree('pg1', [KEYS]);
   const pg2server = await lab.sha256Tree('pg2', [`${KEYS}/server`]);
   const pg2client = await lab.sha256Tree('pg2', [`${KEYS}/client/client.crt`, `${KEYS}/client/client.key`]);
@@ -177,7 +177,7 @@ test('reissue=client --limit pg2: only pg2\'s client certificate changes, nothin
 });
 
 test('a reload that fails during reissue=server: the host fails, its old key and certificate are put back and still served', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const before = await lab.sha256Tree('pg1', [KEYS]);
   const fp = await served('pg1');
   // pg_reload_cmd replaces the reload: `false` makes it fail after the new key and certificate are in place
@@ -191,14 +191,14 @@ test('a reload that fails during reissue=server: the host fails, its old key and
 });
 
 test('-e reissue=bogus is refused before any host is contacted (exit 2)', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const r = await reissue(['-e', 'reissue=bogus']);
   assert.is(r.code, 2, out(r));
   assert.match(r.stderr + r.stdout, /reissue\.yaml:\d+:.*force: must be server, client, all or none/);
 });
 
 test('reissue=ca --check: says what the rotation would do and changes no byte (hosts and CA directory)', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const before = await snapshot();
   const r = await reissue(['-e', 'reissue=ca', '--check']);
   assert.is(r.code, 0, out(r));
@@ -261,7 +261,7 @@ async function newCaWhenPublished(oldCa: string, deadline: number): Promise<stri
 const countBefore = (s: LoopStats, t: number) => ({ attempts: s.starts.filter((x) => x < t).length, failures: s.failures.filter((f) => f.at < t).length });
 
 test('(b) CA rotation: old-CA and new-CA verify-full clients every 100 ms, not one failure until ca-finish; then only the new CA', async () => {
-  if (!lab) return;
+  if (!haveLab(lab)) return;
   const oldCaFile = join(work, 'old-ca.crt');
   copyFileSync(join(caDir, 'ca.crt'), oldCaFile);
   const oldCa = readFileSync(oldCaFile, 'utf8');
@@ -344,7 +344,8 @@ test('(b) CA rotation: old-CA and new-CA verify-full clients every 100 ms, not o
   assert.match(await lab.sql('pg1', `select r.application_name || ':' || r.state from pg_stat_replication r`), /^pg2:streaming$/);
 });
 
-test('lab down', async () => {
+// teardown, not a test: it is not counted (a test must be able to fail)
+test.after(async () => {
   if (lab && process.env['LAB_KEEP'] !== '1') await lab.down();
 });
 

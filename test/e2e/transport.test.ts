@@ -76,9 +76,9 @@ test('over sshd: root and postgres shells via sudo once each; framing, binary st
   assert.not.ok(lines.some((l) => /^pg1\tsudo -n -H -- sh -c 'id -u'/.test(l)), 'no command got its own sudo');
 });
 
-test('lab down', async () => {
+// teardown, not a test: it is not counted (a test must be able to fail)
+test.after(async () => {
   if (lab) await lab.down();
-  assert.ok(true);
 });
 
 test.run();

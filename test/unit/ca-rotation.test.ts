@@ -13,13 +13,17 @@ import { caView, certFile, forced, type Force, type Rotation, type RotationMode 
 import {
   beginRotation,
   finishRotation,
-  forgetSimulated,
   nextCommonName,
   publishRotation,
   readRotation,
   viewRotation,
 } from '../../src/ca/rotation-store.js';
 import { loadOrCreateCa } from '../../src/ca/ca.js';
+import { CaRun, caRunOf } from '../../src/ca/ca-run.js';
+import { MapRunState } from '../../src/core/run-state.js';
+
+/** This file's run: its CA cache and simulated rotations (one per run, never module-level in the product). */
+const caRun = new CaRun();
 
 const tmp = mkdtempSync(join(tmpdir(), 'pgtls-ca-rotation-test-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -190,7 +194,7 @@ for (const s of served) {
 
 async function steadyDir(): Promise<string> {
   const dir = join(tmpDir(), `ca-${n++}`);
-  await loadOrCreateCa({ dir, commonName: 'pgtls CA', days: 3650, keyBits: 2048, create: true });
+  await loadOrCreateCa(caRun, { dir, commonName: 'pgtls CA', days: 3650, keyBits: 2048, create: true });
   return dir;
 }
 const opts = { days: 3650, keyBits: 2048 };
@@ -198,51 +202,51 @@ const opts = { days: 3650, keyBits: 2048 };
 test('store: begin once for many concurrent hosts; publish; finish retires the old CA without its key', async () => {
   const dir = await steadyDir();
   const oldCa = readFileSync(join(dir, 'ca.crt'), 'utf8');
-  assert.is(await readRotation(dir), null);
+  assert.is(await readRotation(caRun, dir), null);
 
-  const begins = Array.from({ length: 6 }, () => beginRotation(dir, { ...opts, simulate: false }));
+  const begins = Array.from({ length: 6 }, () => beginRotation(caRun, dir, { ...opts, simulate: false }));
   const results = await Promise.all(begins.map((b) => b.done));
   assert.is(begins.filter((b) => b.mine).length, 1, 'one host reports the change');
   assert.match(results[0]!, /created a new CA "pgtls CA \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"/);
-  const staged = (await readRotation(dir))!;
+  const staged = (await readRotation(caRun, dir))!;
   assert.is(staged.published, false);
   assert.is(staged.oldCaPem, oldCa);
   assert.is(readFileSync(join(dir, 'ca.crt'), 'utf8'), oldCa, 'ca.crt unchanged until publish');
   assert.is(statSync(join(dir, 'next', 'ca.key')).mode & 0o777, 0o600);
   assert.is(statSync(join(dir, 'next')).mode & 0o777, 0o700);
-  assert.is(await beginRotation(dir, { ...opts, simulate: false }).done, null, 'a second begin continues the same rotation');
+  assert.is(await beginRotation(caRun, dir, { ...opts, simulate: false }).done, null, 'a second begin continues the same rotation');
 
-  assert.match((await publishRotation(dir, false).done)!, /published the new CA/);
-  const published = (await readRotation(dir))!;
+  assert.match((await publishRotation(caRun, dir, false).done)!, /published the new CA/);
+  const published = (await readRotation(caRun, dir))!;
   assert.ok(published.published);
   assert.is(readFileSync(join(dir, 'ca.crt'), 'utf8'), staged.next.certPem);
   assert.is(readFileSync(join(dir, 'previous', 'ca.crt'), 'utf8'), oldCa);
   assert.not.ok(existsSync(join(dir, 'next')));
   assert.is(published.forward, staged.forward, 'the cross certificates are kept byte for byte (server.crt stays stable)');
-  assert.is(await publishRotation(dir, false).done, null, 'publishing twice is a no-op');
+  assert.is(await publishRotation(caRun, dir, false).done, null, 'publishing twice is a no-op');
   // gencert's cached CA was dropped: it now reads the new CA
-  assert.is((await loadOrCreateCa({ dir, commonName: 'x', days: 1, keyBits: 2048, create: false }))?.certPem, staged.next.certPem);
+  assert.is((await loadOrCreateCa(caRun, { dir, commonName: 'x', days: 1, keyBits: 2048, create: false }))?.certPem, staged.next.certPem);
 
-  assert.match((await finishRotation(dir, false).done)!, /retired the old CA "pgtls CA"/);
-  assert.is(await readRotation(dir), null);
+  assert.match((await finishRotation(caRun, dir, false).done)!, /retired the old CA "pgtls CA"/);
+  assert.is(await readRotation(caRun, dir), null);
   const retired = readdirSync(join(dir, 'retired'));
   assert.is(retired.length, 1);
   assert.equal(readdirSync(join(dir, 'retired', retired[0]!)).sort(), ['ca.crt', 'cross-back.crt', 'cross.crt'], 'no key');
   assert.equal(readdirSync(dir).sort(), ['ca.crt', 'ca.key', 'retired'], 'no temp files left');
-  assert.is(await finishRotation(dir, false).done, null, 'finishing twice is a no-op');
+  assert.is(await finishRotation(caRun, dir, false).done, null, 'finishing twice is a no-op');
 });
 
 test('store: ca-finish refuses a rotation that was never published; begin refuses a missing CA', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, simulate: false }).done;
+  await beginRotation(caRun, dir, { ...opts, simulate: false }).done;
   try {
-    await finishRotation(dir, false).done;
+    await finishRotation(caRun, dir, false).done;
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /not published yet/);
   }
   try {
-    await beginRotation(tmpDir(), { ...opts, simulate: false }).done;
+    await beginRotation(caRun, tmpDir(), { ...opts, simulate: false }).done;
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /no CA in .* to rotate: run install\.yaml first/);
@@ -251,20 +255,20 @@ test('store: ca-finish refuses a rotation that was never published; begin refuse
 
 test('store: a publish that stopped half-way (previous/ written, next/ still there) is read consistently and resumed', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, simulate: false }).done;
-  const staged = (await readRotation(dir))!;
+  await beginRotation(caRun, dir, { ...opts, simulate: false }).done;
+  const staged = (await readRotation(caRun, dir))!;
   // simulate the crash: previous/ made, ca.key already swapped, ca.crt not
   execFileSync('cp', ['-a', dir, `${dir}.copy`]);
   execFileSync('mkdir', [join(dir, 'previous')]);
   for (const f of ['ca.crt', 'ca.key', 'cross.crt', 'cross-back.crt'])
     writeFileSync(join(dir, 'previous', f), f.startsWith('ca.') ? readFileSync(join(`${dir}.copy`, f)) : readFileSync(join(dir, 'next', f)), { mode: f === 'ca.key' ? 0o600 : 0o644 });
   writeFileSync(join(dir, 'ca.key'), staged.next.keyPem);
-  const mid = (await readRotation(dir))!;
+  const mid = (await readRotation(caRun, dir))!;
   assert.is(mid.oldCaPem, staged.oldCaPem, 'old CA taken from previous/, not the half-swapped top level');
   assert.is(mid.next.certPem, staged.next.certPem);
   assert.is(mid.published, false);
-  await publishRotation(dir, false).done;
-  const done = (await readRotation(dir))!;
+  await publishRotation(caRun, dir, false).done;
+  const done = (await readRotation(caRun, dir))!;
   assert.ok(done.published);
   assert.is(done.next.certPem, staged.next.certPem);
 });
@@ -272,26 +276,26 @@ test('store: a publish that stopped half-way (previous/ written, next/ still the
 test('store: --check changes nothing on disk and lets later steps plan against the simulated state', async () => {
   const dir = await steadyDir();
   const before = readdirSync(dir).sort();
-  assert.match((await beginRotation(dir, { ...opts, simulate: true }).done)!, /^would create a new CA/);
+  assert.match((await beginRotation(caRun, dir, { ...opts, simulate: true }).done)!, /^would create a new CA/);
   assert.equal(readdirSync(dir).sort(), before);
-  assert.is(await readRotation(dir), null, 'nothing on disk');
-  const sim = (await viewRotation(dir))!;
+  assert.is(await readRotation(caRun, dir), null, 'nothing on disk');
+  const sim = (await viewRotation(caRun, dir))!;
   assert.is(sim.published, false);
-  assert.match((await publishRotation(dir, true).done)!, /^would publish/);
-  assert.ok((await viewRotation(dir))!.published);
-  assert.match((await finishRotation(dir, true).done)!, /^would retire the old CA/);
-  assert.is(await viewRotation(dir), null);
+  assert.match((await publishRotation(caRun, dir, true).done)!, /^would publish/);
+  assert.ok((await viewRotation(caRun, dir))!.published);
+  assert.match((await finishRotation(caRun, dir, true).done)!, /^would retire the old CA/);
+  assert.is(await viewRotation(caRun, dir), null);
   assert.equal(readdirSync(dir).sort(), before);
-  forgetSimulated(dir);
+  caRun.simulated.clear();
 });
 
 test('store: cross certificates that do not link the two CAs are refused', async () => {
   const dir = await steadyDir();
-  await beginRotation(dir, { ...opts, simulate: false }).done;
+  await beginRotation(caRun, dir, { ...opts, simulate: false }).done;
   const stranger = await createCA({ commonName: 'stranger', keyBits: 2048 });
   writeFileSync(join(dir, 'next', 'cross.crt'), crossSign({ certPem: stranger.certPem, by: W.old }));
   try {
-    await readRotation(dir);
+    await readRotation(caRun, dir);
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /do not link the old and the new CA/);

@@ -9,6 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { HostSession } from '../../src/core/host-session.js';
+import { actionRegistry } from '../../src/core/run-state.js';
+import { modules } from '../../src/modules/index.js';
 import type { Change, FileState, PlanContext } from '../../src/lib/plan-types.js';
 import type { ExecResult, Transport } from '../../src/lib/transport.js';
 import type { ShellCommand } from '../../src/lib/sh.js';
@@ -183,6 +185,8 @@ export interface FakeSession {
   warnings: string[];
 }
 
+const REGISTRY = actionRegistry(modules.values());
+
 /** The real executor (check or not) on a fake host; `memos` answer ctx.memo/memoStable keys without probing. */
 export function fakeSession(
   spec: FakeHostSpec,
@@ -191,6 +195,7 @@ export function fakeSession(
   const transport = o.transport ?? new FakeTransport(spec);
   const host = o.host ?? 'pg1';
   const session = new HostSession(host, transport, 'root', { hostname: host, fqdn: `${host}.example`, addresses: ['10.0.0.11'], loginUser: 'root' }, o.check ?? false, o.runId ?? 'testrun-1');
+  session.registry = REGISTRY;
   const warnings: string[] = [];
   const vars = { inventory_hostname: host, ansible_check_mode: o.check ?? false, ...(o.vars ?? {}) };
   const base = session.context(vars, (m) => warnings.push(m));
@@ -205,13 +210,14 @@ export function fakeSession(
 }
 
 /**
- * A plan as data, for comparing: closures become their descriptions, contents their hash and length,
- * secrets stay masked (Secret serialises masked).
+ * A plan as data, for comparing: contents become their hash and length, secrets stay masked (Secret
+ * serialises masked). A plan holds no code (verifiers and controller operations are named): a function
+ * anywhere in it fails the test.
  */
 export function planData(changes: Change[]): unknown {
   return JSON.parse(
     JSON.stringify(changes, (_k, v: unknown) => {
-      if (typeof v === 'function') return '[function]';
+      if (typeof v === 'function') throw new Error(`a plan holds a function (${_k}): plans are data`);
       if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
         const b = Buffer.from((v as { data: number[] }).data);
         return `sha256:${createHash('sha256').update(b).digest('hex')} (${b.length} bytes)`;

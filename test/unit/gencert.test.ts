@@ -7,6 +7,11 @@ import { createCA, createCsr, generateKeyPair, inspectCert, signCsr, type CertAn
 import { loadOrCreateCa } from '../../src/ca/ca.js';
 import { decideCert, type ExistingCert, type WantedCert } from '../../src/modules/gencert/decide.js';
 import { parseCsrs, parseProbe } from '../../src/modules/gencert/host.js';
+import { CaRun, caRunOf } from '../../src/ca/ca-run.js';
+import { MapRunState } from '../../src/core/run-state.js';
+
+/** This file's run: its CA cache and simulated rotations (one per run, never module-level in the product). */
+const caRun = new CaRun();
 
 // gencert's "may the existing certificate stay?" decision, on real certificates made with src/crypto/x509.ts.
 
@@ -136,9 +141,9 @@ for (const r of rows) {
 test('CA store: concurrent callers get one CA; files 0600/0644; --check never creates', async () => {
   const dir = join(tmpDir(), 'ca');
   const opts = { dir, commonName: 'pgtls CA', days: 3650, keyBits: 2048 };
-  assert.is(await loadOrCreateCa({ ...opts, create: false }), null, 'check mode: absent CA is not created');
+  assert.is(await loadOrCreateCa(caRun, { ...opts, create: false }), null, 'check mode: absent CA is not created');
   assert.not.ok(readdirSafe(dir).length);
-  const all = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateCa({ ...opts, create: true })));
+  const all = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateCa(caRun, { ...opts, create: true })));
   assert.ok(all.every((c) => c && c.certPem === all[0]!.certPem), 'one CA for everybody');
   assert.equal(readdirSync(dir).sort(), ['ca.crt', 'ca.key'], 'no temp files left');
   assert.is(statSync(join(dir, 'ca.key')).mode & 0o777, 0o600);
@@ -152,7 +157,7 @@ test('CA store: a second process losing the link() race uses the winner\'s CA', 
   const theirs = await createCA({ commonName: 'theirs', keyBits: 2048 });
   writeFileSync(join(dir, 'ca.key'), theirs.keyPem, { mode: 0o600 });
   writeFileSync(join(dir, 'ca.crt'), theirs.certPem);
-  const got = await loadOrCreateCa({ dir, commonName: 'ours', days: 10, keyBits: 2048, create: true });
+  const got = await loadOrCreateCa(caRun, { dir, commonName: 'ours', days: 10, keyBits: 2048, create: true });
   assert.is(got?.certPem, theirs.certPem);
 });
 
@@ -161,7 +166,7 @@ test('CA store: a key that does not match the certificate is refused', async () 
   writeFileSync(join(dir, 'ca.key'), otherCa.keyPem, { mode: 0o600 });
   writeFileSync(join(dir, 'ca.crt'), ca.certPem);
   try {
-    await loadOrCreateCa({ dir, commonName: 'x', days: 10, keyBits: 2048, create: true });
+    await loadOrCreateCa(caRun, { dir, commonName: 'x', days: 10, keyBits: 2048, create: true });
     assert.unreachable('should have thrown');
   } catch (e) {
     assert.match((e as Error).message, /ca\.key does not match ca\.crt/);

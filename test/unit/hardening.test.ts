@@ -14,12 +14,17 @@ import { loadYamlFile } from '../../src/config/yaml.js';
 import { hostVars } from '../../src/core/vars.js';
 import { buildScramVerifier } from '../../src/crypto/scram.js';
 import { forgetCa, loadOrCreateCa } from '../../src/ca/ca.js';
-import { PASSPHRASE_ENV, isEncryptedKey, resolveFromInventory, useCaPassphraseFile } from '../../src/ca/ca-key.js';
+import { PASSPHRASE_ENV, isEncryptedKey, resolveFromInventory } from '../../src/ca/ca-key.js';
 import { compilePythonRegex } from '../../src/modules/lineinfile/edit.js';
 import { passwordSessionSql } from '../../src/modules/reset-password/module.js';
 import { safeText } from '../../src/report/sanitize.js';
 import { PG_BINDIR, psql, start, stop, type PgCluster } from './pg-throwaway.js';
 import { tempFiles } from './helpers.js';
+import { CaRun, caRunOf } from '../../src/ca/ca-run.js';
+import { MapRunState } from '../../src/core/run-state.js';
+
+/** This file's run: its CA cache and simulated rotations (one per run, never module-level in the product). */
+const caRun = new CaRun();
 
 const caOpts = (dir: string) => ({ dir, commonName: 'hardening CA', days: 30, keyBits: 2048, create: true });
 
@@ -35,7 +40,7 @@ const permCases: [string, number, number, RegExp | null][] = [
 
 test('CA: a first CA to break', async () => {
   const { dir } = tempFiles({});
-  await loadOrCreateCa(caOpts(join(dir, 'ca')));
+  await loadOrCreateCa(caRun, caOpts(join(dir, 'ca')));
   assert.is((await import('node:fs')).statSync(join(dir, 'ca', 'ca.key')).mode & 0o777, 0o600);
 });
 
@@ -43,16 +48,16 @@ for (const [name, dirMode, keyMode, refused] of permCases) {
   test(`CA permissions: ${name} is ${refused ? 'refused' : 'used'}`, async () => {
     const { dir } = tempFiles({});
     const ca = join(dir, 'ca');
-    await loadOrCreateCa(caOpts(ca));
-    forgetCa(ca);
+    await loadOrCreateCa(caRun, caOpts(ca));
+    forgetCa(caRun, ca);
     chmodSync(join(ca, 'ca.key'), keyMode);
     chmodSync(ca, dirMode);
     if (!refused) {
-      assert.ok(await loadOrCreateCa(caOpts(ca)));
+      assert.ok(await loadOrCreateCa(caRun, caOpts(ca)));
       return;
     }
     try {
-      await loadOrCreateCa(caOpts(ca));
+      await loadOrCreateCa(caRun, caOpts(ca));
       assert.unreachable('should refuse');
     } catch (e) {
       assert.match((e as Error).message, refused);
@@ -65,29 +70,29 @@ test('CA passphrase: new keys are encrypted PKCS#8; reading needs the passphrase
   const ca = join(dir, 'ca');
   process.env[PASSPHRASE_ENV] = 'correct horse';
   try {
-    const made = await loadOrCreateCa(caOpts(ca));
+    const made = await loadOrCreateCa(caRun, caOpts(ca));
     const stored = readFileSync(join(ca, 'ca.key'), 'utf8');
     assert.ok(isEncryptedKey(stored), 'stored encrypted');
     assert.ok(stored.includes('BEGIN ENCRYPTED PRIVATE KEY'));
-    forgetCa(ca);
-    assert.is((await loadOrCreateCa(caOpts(ca)))!.keyPem, made!.keyPem, 'decrypted in memory');
+    forgetCa(caRun, ca);
+    assert.is((await loadOrCreateCa(caRun, caOpts(ca)))!.keyPem, made!.keyPem, 'decrypted in memory');
     process.env[PASSPHRASE_ENV] = 'wrong';
-    forgetCa(ca);
-    await loadOrCreateCa(caOpts(ca)).then(() => assert.unreachable('wrong passphrase'), (e: Error) => assert.match(e.message, /cannot decrypt.*wrong passphrase/));
+    forgetCa(caRun, ca);
+    await loadOrCreateCa(caRun, caOpts(ca)).then(() => assert.unreachable('wrong passphrase'), (e: Error) => assert.match(e.message, /cannot decrypt.*wrong passphrase/));
     delete process.env[PASSPHRASE_ENV];
-    forgetCa(ca);
-    await loadOrCreateCa(caOpts(ca)).then(() => assert.unreachable('no passphrase'), (e: Error) => assert.match(e.message, /encrypted: give its passphrase in PGTLS_CA_PASSPHRASE/));
+    forgetCa(caRun, ca);
+    await loadOrCreateCa(caRun, caOpts(ca)).then(() => assert.unreachable('no passphrase'), (e: Error) => assert.match(e.message, /encrypted: give its passphrase in PGTLS_CA_PASSPHRASE/));
     // from a file (pgtls_ca_passphrase_file, relative to the inventory), which must be 0600
     writeFileSync(join(dir, 'pass'), 'correct horse\n', { mode: 0o600 });
-    useCaPassphraseFile({ inventory_dir: dir, pgtls_ca_passphrase_file: 'pass' });
-    forgetCa(ca);
-    assert.is((await loadOrCreateCa(caOpts(ca)))!.keyPem, made!.keyPem, 'passphrase from the file');
+    caRunOf(new MapRunState(), { inventory_dir: dir, pgtls_ca_passphrase_file: 'pass' }); caRun.passphraseFile = join(dir, 'pass');
+    forgetCa(caRun, ca);
+    assert.is((await loadOrCreateCa(caRun, caOpts(ca)))!.keyPem, made!.keyPem, 'passphrase from the file');
     chmodSync(join(dir, 'pass'), 0o644);
-    forgetCa(ca);
-    await loadOrCreateCa(caOpts(ca)).then(() => assert.unreachable('readable file'), (e: Error) => assert.match(e.message, /pgtls_ca_passphrase_file .* readable by group or others/));
+    forgetCa(caRun, ca);
+    await loadOrCreateCa(caRun, caOpts(ca)).then(() => assert.unreachable('readable file'), (e: Error) => assert.match(e.message, /pgtls_ca_passphrase_file .* readable by group or others/));
   } finally {
     delete process.env[PASSPHRASE_ENV];
-    useCaPassphraseFile({});
+    caRun.passphraseFile = undefined;
   }
 });
 

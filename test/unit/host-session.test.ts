@@ -5,9 +5,11 @@ import * as assert from 'uvu/assert';
 import { applyPlan } from '../../src/core/apply-plan.js';
 import { statWithOverlay } from '../../src/core/path-stat.js';
 import { SharedSteps } from '../../src/core/shared-steps.js';
-import type { Action, Change, LocalAction } from '../../src/lib/plan-types.js';
+import { defineLocalOp, defineVerifier, type Action, type Change, type LocalAction } from '../../src/lib/plan-types.js';
+import { actionRegistry, type ActionRegistry } from '../../src/core/run-state.js';
+import { runLocalOp } from '../../src/core/host-session.js';
 import { sh } from '../../src/lib/sh.js';
-import { FakeTransport, fakeSession, shellWords } from './fake-host.js';
+import { FakeTransport, fakeSession as fakeModuleSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
 const WRITE_PATH = { match: /pgtls-(lock|unlock|commit|write|remove|rollback|prepare|record)\b/, stdout: '' };
@@ -18,6 +20,27 @@ const scriptsRun = (t: FakeTransport) =>
   t.log.map((l) => shellWords(l.cmd)).filter((w) => w[0] === 'sh' && w[1] === '-c').map((w) => ({ name: w[3]!, args: w.slice(4) }));
 
 const write = (path: string, text: string): Action => ({ kind: 'write', path, content: Buffer.from(text) });
+
+// Plans name their checks and controller steps; these are the test's own, recording what ran.
+const ran: string[] = [];
+const REGISTRY: ActionRegistry = actionRegistry([
+  {
+    name: 'test',
+    verifiers: [
+      defineVerifier('test.record', async (_ctx, p: { name: string }) => void ran.push(p.name)),
+      defineVerifier('test.fail', async (_ctx, p: { why: string }) => Promise.reject(new Error(p.why))),
+    ],
+    localOps: [defineLocalOp('test.step', async (_t, p: { name: string; says: string | null }, simulate) => (ran.push(simulate ? `sim ${p.name}` : p.name), simulate && p.says ? `would ${p.says}` : p.says))],
+  },
+]);
+const passes = (name: string) => ({ verifier: 'test.record', params: { name } });
+const fails = (why: string) => ({ verifier: 'test.fail', params: { why } });
+/** The fake host's executor, with the test's verifiers and controller steps. */
+function fakeSession(...args: Parameters<typeof fakeModuleSession>): ReturnType<typeof fakeModuleSession> {
+  const f = fakeModuleSession(...args);
+  f.session.registry = REGISTRY;
+  return f;
+}
 
 test('--check: a write goes to the overlay; readFile and stat answer from it; the host sees no write', async () => {
   const f = fakeSession({ files: { '/etc/a.conf': { content: 'old\n', mtime: 100 } }, answers: [WRITE_PATH] }, { check: true, vars: VARS });
@@ -33,16 +56,16 @@ test('--check: a write goes to the overlay; readFile and stat answer from it; th
 });
 
 test('--check: exec and verify do not run; an exec writing when applied marks its paths changed', async () => {
-  const f = fakeSession({ files: { '/k/server.crt': 'cert' } }, { check: true, vars: VARS });
-  let verified = false;
+  const f = (fakeSession({ files: { '/k/server.crt': 'cert' } }, { check: true, vars: VARS }));
+  ran.length = 0;
   await f.session.apply(
     [
       { kind: 'exec', description: 'keygen', cmd: sh`false`, writesWhenApplied: ['/k/server.crt', '/k/server.key'] },
-      { kind: 'verify', description: 'v', check: async () => void (verified = true) },
+      { kind: 'verify', description: 'v', ...passes('v') },
     ],
     f.ctx,
   );
-  assert.not.ok(verified);
+  assert.equal(ran, [], 'no verify in --check');
   assert.not.ok(f.transport.log.some((l) => l.cmd === 'false'), 'the command did not run');
   const st = await f.ctx.stat(['/k/server.crt', '/k/server.key']);
   assert.ok(st.get('/k/server.crt')?.pending && st.get('/k/server.key')?.pending);
@@ -80,7 +103,7 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
         write('/etc/a', '1'),
         write('/etc/b', '2'),
         { kind: 'exec', description: 'reload', cmd: sh`reload` },
-        { kind: 'verify', description: 'login check', check: async () => Promise.reject(new Error('refused')), recover: { kind: 'exec', description: 'reload again', cmd: sh`reload` } },
+        { kind: 'verify', description: 'login check', ...fails('refused'), recover: { kind: 'exec', description: 'reload again', cmd: sh`reload` } },
       ],
       f.ctx,
     );
@@ -97,9 +120,9 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
 
 test('real run: a passing verify drops the rollback copies; keepRollback keeps them for a later verify', async () => {
   const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
-  await f.session.apply([write('/etc/a', '1'), { kind: 'verify', description: 'pre', keepRollback: true, check: async () => undefined }], f.ctx);
+  await f.session.apply([write('/etc/a', '1'), { kind: 'verify', description: 'pre', keepRollback: true, ...passes('pre') }], f.ctx);
   assert.not.ok(scriptsRun(f.transport).some((s) => s.name === 'pgtls-rollback'), 'nothing dropped yet');
-  await f.session.apply([{ kind: 'verify', description: 'after', check: async () => undefined }], f.ctx);
+  await f.session.apply([{ kind: 'verify', description: 'after', ...passes('after') }], f.ctx);
   const drop = scriptsRun(f.transport).find((s) => s.name === 'pgtls-rollback')!;
   assert.equal(drop.args.slice(1), ['drop', 'testrun-1', '/etc/a']);
 });
@@ -108,7 +131,7 @@ test('real run: a readOnly verify that fails puts nothing back', async () => {
   const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
   await f.session.apply([write('/etc/a', '1')], f.ctx);
   try {
-    await f.session.apply([{ kind: 'verify', readOnly: true, description: 'walsenders', check: async () => Promise.reject(new Error('plaintext')) }], f.ctx);
+    await f.session.apply([{ kind: 'verify', readOnly: true, description: 'walsenders', ...fails('plaintext') }], f.ctx);
     assert.unreachable();
   } catch (e) {
     assert.is((e as Error).message, 'plaintext');
@@ -128,26 +151,28 @@ test('real run: `touches` are prepared (kept for rollback) before the command, a
 });
 
 test('local actions: run in a real run, simulated in --check; a shared step goes to the run and counts once', async () => {
-  const calls: string[] = [];
-  const action: LocalAction = { kind: 'local', description: 'make CA', run: async () => (calls.push('run'), 'made'), simulate: async () => (calls.push('sim'), 'would make') };
-  const real = fakeSession({});
-  assert.equal(await real.session.apply([action], real.ctx), { outcome: 'made' });
-  const dry = fakeSession({}, { check: true });
+  ran.length = 0;
+  const calls = ran;
+  const action: LocalAction = { kind: 'local', description: 'make CA', op: 'test.step', params: { name: 'run', says: 'make' } };
+  const real = (fakeSession({}));
+  assert.equal(await real.session.apply([action], real.ctx), { outcome: 'make' });
+  const dry = (fakeSession({}, { check: true }));
   assert.equal(await dry.session.apply([action], dry.ctx), { outcome: 'would make' });
-  assert.equal(calls, ['run', 'sim']);
+  assert.equal(calls, ['run', 'sim run']);
 
   const steps = new SharedSteps();
-  const shared: LocalAction = { kind: 'local', description: 'remove the CA', shared: '/ca', run: async () => (calls.push('shared'), null) };
-  const a = fakeSession({}, { host: 'pg1' });
-  const b = fakeSession({}, { host: 'pg2' });
+  const shared: LocalAction = { kind: 'local', description: 'remove the CA', shared: '/ca', op: 'test.step', params: { name: 'shared', says: null } };
+  const a = (fakeSession({}, { host: 'pg1' }));
+  const b = (fakeSession({}, { host: 'pg2' }));
+  const runShared = (x: LocalAction) => runLocalOp(REGISTRY, { runState: a.ctx.runState, writeFile: async () => undefined }, x, false);
   a.session.shareStep = (k, x) => steps.add(k, 'pg1', x);
   b.session.shareStep = (k, x) => steps.add(k, 'pg2', x);
   assert.equal(await a.session.apply([shared], a.ctx), {}, 'the first host reports the change');
   assert.equal(await b.session.apply([shared], b.ctx), { outcome: null }, 'the second joins it');
-  assert.equal(await steps.runAll((h) => (h === 'pg2' ? 'failed' : 'ok'), false), ['remove the CA: not done, pg2 did not finish']);
+  assert.equal(await steps.runAll((h) => (h === 'pg2' ? 'failed' : 'ok'), runShared), ['remove the CA: not done, pg2 did not finish']);
   assert.not.ok(calls.includes('shared'), 'one failed host keeps the shared CA');
   steps.add('/ca', 'pg1', shared);
-  assert.equal(await steps.runAll(() => 'ok', false), []);
+  assert.equal(await steps.runAll(() => 'ok', runShared), []);
   assert.ok(calls.includes('shared'));
 });
 
@@ -169,7 +194,7 @@ test('applyPlan: a real run applies up to a replan change and plans again; --che
   round = 0;
   const dry = await applyPlan(plan, apply, ctx, true);
   assert.equal(dry.summaries, ['would create the CA', 'conditional change: would issue with a stand-in']);
-  const verifyOnly = await applyPlan(async () => [{ summary: 'check the login', verifyOnly: true, conditional: true, actions: [{ kind: 'verify', description: 'login', check: async () => undefined }] }], apply, ctx, false);
+  const verifyOnly = await applyPlan(async () => [{ summary: 'check the login', verifyOnly: true, conditional: true, actions: [{ kind: 'verify', description: 'login', ...passes('login') }] }], apply, ctx, false);
   assert.is(verifyOnly.changed, false, 'a verify-only change leaves the task ok');
   assert.equal(verifyOnly.planned.map((p) => [p.kind, p.description, p.conditional]), [['verify', 'login', true]]);
 });
@@ -194,6 +219,39 @@ test('stat: a planned file stays "changed by this run" when asking the host comm
   });
   assert.ok(got.get('/etc/pg/postgresql.conf')?.pending, 'still newer than the last reload (a restart plans its reload)');
   assert.is(got.get('/etc/pg/pg_hba.conf')?.mtime, 1);
+});
+
+test("a command's output is read by the task's next planning round (replan); --check runs no command and has none", async () => {
+  for (const check of [false, true]) {
+    const f = fakeSession({ answers: [WRITE_PATH, { match: /^print-csr$/, stdout: 'CSR-1' }] }, { check, vars: VARS });
+    const seen: (string | undefined)[] = [];
+    const plan = async (): Promise<Change[]> => {
+      const out = f.ctx.output('test.csr');
+      seen.push(out?.toString());
+      if (out) return [{ summary: 'issue', actions: [write('/k/server.crt', `signed ${out.toString()}`)] }];
+      return [{ summary: 'issue', replan: true, actions: [{ kind: 'exec', description: 'keygen', cmd: sh`print-csr`, output: 'test.csr', writesWhenApplied: ['/k/server.crt'] }] }];
+    };
+    const applied = await applyPlan(plan, (a, c) => f.session.apply(a, c), f.ctx, check);
+    assert.equal(seen, check ? [undefined] : [undefined, 'CSR-1'], check ? 'one round in --check' : 'planned again with the output');
+    assert.equal(applied.summaries, [check ? 'would issue' : 'issue'], 'the same change, reported once');
+    // a new task's context forgets the previous task's outputs
+    assert.is(f.session.context({}, () => undefined).output('test.csr'), undefined);
+  }
+});
+
+test('a verify or local action naming nothing the registry knows is a clear bug, not a silent pass', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
+  for (const action of [
+    { kind: 'verify', description: 'v', verifier: 'no.such', params: {} },
+    { kind: 'local', description: 'l', op: 'no.such', params: {} },
+  ] as Action[]) {
+    try {
+      await f.session.apply([action], f.ctx);
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, /^bug: no (verifier|controller operation) named no\.such/);
+    }
+  }
 });
 
 test.run();

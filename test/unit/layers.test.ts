@@ -93,4 +93,35 @@ test('no import cycle between files', () => {
   assert.equal(cycles, []);
 });
 
+/**
+ * Module-level mutable state (issue 11: "no module-level state"): a run's state lives in the run
+ * (PlanContext.runState, the executor, the runner). What is left at module level is listed with why it
+ * is not a run's state: pure memos of a pure function, or process-wide by nature.
+ */
+const MODULE_LEVEL_ALLOWED: Record<string, string> = {
+  'remote/scripts.ts:cache': "the shipped host scripts' text, read once (files of the package)",
+  'remote/ssh.ts:commandLog': 'PGTLS_COMMAND_LOG: the process writes one log',
+  'lib/secret.ts:known': 'every secret value ever loaded, masked in every output of the process',
+  'lib/secret.ts:sortedKnown': 'the same, sorted for masking',
+  'template/expr.ts:reveals': 'a counter for tests of masking',
+  'template/expr.ts:exprCache': 'parsed expressions: a pure function of their text',
+  'template/expr.ts:templateCache': 'parsed templates: a pure function of their text',
+  'core/vars.ts:hostvarsCache': 'keyed by the inventory object itself (WeakMap): dies with it',
+};
+
+test('no module-level mutable state beyond the listed pure caches and process-wide registries', () => {
+  const found: string[] = [];
+  for (const f of files) {
+    const text = readFileSync(join(SRC, f), 'utf8');
+    for (const m of text.matchAll(/^(?:export )?(?:let (\w+)|const (\w+)(?::[^=\n]+)? = new (?:Map|WeakMap)\b|const (\w+)(?::[^=\n]+)? = new Set<)/gm)) {
+      const name = m[1] ?? m[2] ?? m[3];
+      // a Map built once from constants and never written (the module registry) is data, not state
+      if (f === 'modules/index.ts' && name === 'modules') continue;
+      found.push(`${f}:${name}`);
+    }
+  }
+  assert.equal(found.filter((k) => !(k in MODULE_LEVEL_ALLOWED)), [], 'module-level state: move it into the run (PlanContext.runState) or list it with its reason');
+  assert.equal(Object.keys(MODULE_LEVEL_ALLOWED).filter((k) => !found.includes(k)), [], 'listed but gone: remove it from the list');
+});
+
 test.run();

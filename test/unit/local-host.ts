@@ -4,6 +4,7 @@
 // connection or a killed controller does. `localContext()` is a read-only PlanContext on this machine
 // through the product's HostShell (so `user` switches with runuser exactly as on a host logged in as
 // root), for unit tests that need real programs (psql against a throwaway cluster) without a lab.
+import { MapRunState } from '../../src/core/run-state.js';
 import { statOnHost } from '../../src/core/path-stat.js';
 import { spawn } from 'node:child_process';
 import type { PlanContext } from '../../src/lib/plan-types.js';
@@ -92,6 +93,8 @@ export function localContext(vars: Record<string, unknown> = {}): { ctx: PlanCon
     facts: { hostname: 'local', fqdn: 'local', addresses: [], loginUser: 'root' },
 
     effectiveUser: 'root',
+    output: () => undefined,
+    runState: new MapRunState(),
     readFile: async () => null,
     query: (cmd, opts) => shell.exec(cmd, opts),
     stat: (paths, opts) => statOnHost((c, o) => shell.exec(c, o), paths, opts),

@@ -1,6 +1,7 @@
 // Module-level tests of `pg_enc` (and the small pure helpers of the Pgpool-II facts and restart).
 // The byte-for-byte table against the real pg_enc lives in pool-passwd.test.ts (the crypto helper);
 // here: what the MODULE decides and writes, with a fake read-only host.
+import { MapRunState } from '../../src/core/run-state.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -27,6 +28,8 @@ function fakeHost(files: Record<string, string | FileState>): { ctx: PlanContext
     facts: { hostname: 'fake', fqdn: 'fake', addresses: [], loginUser: 'root' },
 
     effectiveUser: 'root',
+    output: () => undefined,
+    runState: new MapRunState(),
     async readFile(path) {
       const f = files[path];
       if (f === undefined) return null;

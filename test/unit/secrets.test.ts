@@ -1,6 +1,7 @@
 // Issue 9 point 4: secrets are tainted where they enter (inventory, -e, !secret, pgtls_secret_vars,
 // lookup('env')), stay secret through templates, and never show in diffs, warnings, errors, JSON or logs.
 // Every table row failed on the code before the change (plain strings until a module schema said so).
+import { MapRunState } from '../../src/core/run-state.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -102,6 +103,8 @@ function fakeHost(files: Record<string, string>): { ctx: PlanContext; warnings: 
     facts: { hostname: 'pg1', fqdn: 'pg1', addresses: [], loginUser: 'root' },
 
     effectiveUser: 'root',
+    output: () => undefined,
+    runState: new MapRunState(),
     async readFile(path): Promise<FileState | null> {
       const f = files[path];
       return f === undefined ? null : { content: Buffer.from(f), mode: '640', owner: 'root', group: 'root' };

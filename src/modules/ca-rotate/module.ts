@@ -11,14 +11,15 @@
  *   finish   the old CA is retired (its key deleted) — run it after every host dropped it.
  *
  * Several hosts run the task at once; the step happens once and only the host that did it reports
- * a change. The step is a controller-side action the executor runs; in --check it is simulated and the
- * next tasks plan against an in-memory copy.
+ * a change. The step is a controller-side operation (ca_rotate.step) the executor runs; in --check it is
+ * simulated and the next tasks plan against the run's in-memory copy (CaRun.simulated).
  */
 import { z } from 'zod';
 import { caDirProblem, finishProblem } from '../../ca/ca-dir-check.js';
-import { defineModule, type Change } from '../../lib/plan-types.js';
+import { defineLocalOp, defineModule, localWith, type Change } from '../../lib/plan-types.js';
 import { caDirFor } from '../../ca/ca.js';
-import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
+import { resolveFromInventory } from '../../ca/ca-key.js';
+import { caRunOf } from '../../ca/ca-run.js';
 import { beginRotation, finishRotation, publishRotation, viewRotation } from '../../ca/rotation-store.js';
 
 const int = z.coerce.number().int();
@@ -34,6 +35,30 @@ const args = z
   })
   .strict();
 
+interface Step {
+  step: 'begin' | 'publish' | 'finish';
+  dir: string;
+  commonName?: string;
+  days: number;
+  keyBits: number;
+}
+
+/**
+ * One rotation step on the controller (in --check: simulated in the run's memory, for the tasks after it).
+ * Several hosts ask at once; the step happens once, and a host that joined another host's step did nothing itself.
+ */
+const rotationStep = defineLocalOp('ca_rotate.step', async (target, p: Step, simulate) => {
+  const run = caRunOf(target.runState);
+  const s =
+    p.step === 'begin'
+      ? beginRotation(run, p.dir, { commonName: p.commonName, days: p.days, keyBits: p.keyBits, simulate })
+      : p.step === 'publish'
+        ? publishRotation(run, p.dir, simulate)
+        : finishRotation(run, p.dir, simulate);
+  const done = await s.done;
+  return s.mine ? done : null;
+});
+
 export const caRotate = defineModule({
   name: 'ca_rotate',
   description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
@@ -42,30 +67,13 @@ export const caRotate = defineModule({
     const why = caDirProblem(a.ca_dir) ?? (a.step === 'finish' && a.ca === 'shared' ? finishProblem(a.ca_dir) : undefined);
     return why ? [{ field: a.step === 'finish' && !caDirProblem(a.ca_dir) ? 'step' : 'ca_dir', message: why }] : [];
   },
+  localOps: [rotationStep],
   async plan(ctx, a): Promise<Change[]> {
-    useCaPassphraseFile(ctx.vars);
+    const run = caRunOf(ctx.runState, ctx.vars);
     const dir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    if (a.step === 'begin' && (await viewRotation(dir, ctx.runId))?.published)
+    if (a.step === 'begin' && (await viewRotation(run, dir))?.published)
       ctx.warn(`a CA rotation is already in progress in ${dir} (new CA published): it continues; run reissue=ca-finish before starting another`);
-    const step = (simulate: boolean) =>
-      a.step === 'begin'
-        ? beginRotation(dir, { commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits, simulate, scope: ctx.runId })
-        : a.step === 'publish'
-          ? publishRotation(dir, simulate, ctx.runId)
-          : finishRotation(dir, simulate, ctx.runId);
-    // The executor runs the step on the controller (in --check: simulates it in memory, for the tasks after it).
-    // Several hosts ask at once; the step happens once, and a host that joined another host's step did nothing itself.
-    const once = (simulate: boolean) => async () => {
-      const s = step(simulate);
-      const done = await s.done;
-      return s.mine ? done : null;
-    };
-    return [
-      {
-        summary: `${a.step} the CA rotation in ${dir}`,
-        conditional: true,
-        actions: [{ kind: 'local', description: `CA rotation step ${a.step} in ${dir}`, run: once(false), simulate: once(true) }],
-      },
-    ];
+    const step: Step = { step: a.step, dir, commonName: a.ca_common_name, days: a.ca_days, keyBits: a.ca_key_bits };
+    return [{ summary: `${a.step} the CA rotation in ${dir}`, conditional: true, actions: [localWith(rotationStep, step, { description: `CA rotation step ${a.step} in ${dir}` })] }];
   },
 });

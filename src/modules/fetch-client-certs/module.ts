@@ -15,11 +15,11 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
-import { writeFileAtomic } from '../../lib/private-file.js';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
-import { defineModule, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
+import { defineLocalOp, defineModule, localWith, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
+import { Secret } from '../../lib/secret.js';
 import { inspectCert } from '../../crypto/x509.js';
 import { sh } from '../../lib/sh.js';
 import { absolutePath } from '../common.js';
@@ -83,11 +83,17 @@ async function localState(dir: string): Promise<{ sums: string[]; modesOk: boole
   return { sums, modesOk };
 }
 
-async function writeLocal(dir: string, contents: Buffer[]): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-  for (const [i, f] of FILES.entries()) writeFileAtomic(join(dir, f.name), contents[i]!, f.mode);
-}
+/** The three files on the controller, journaled (put back if the host rolls back); the key travels as a Secret. */
+const writeClientCerts = defineLocalOp('fetch_client_certs.write', async (target, p: { dir: string; files: Secret[] }, simulate) => {
+  if (simulate) return;
+  await mkdir(p.dir, { recursive: true, mode: 0o700 });
+  await chmod(p.dir, 0o700);
+  for (const [i, f] of FILES.entries()) await target.writeFile(join(p.dir, f.name), Buffer.from(p.files[i]!.reveal(), 'utf8'), f.mode);
+  return null;
+});
+
+/** Names what the read of the three files printed (ExecAction.output), for the planning round after it. */
+const READ_OUTPUT = 'fetch_client_certs.files';
 
 function checkCn(ctx: PlanContext, certPem: string, users: string[]): string {
   let cn = '?';
@@ -108,60 +114,50 @@ export const fetchClientCerts = defineModule({
   name: 'fetch_client_certs',
   description: "copy each node's client certificate, key and CA certificate to the controller",
   args,
+  localOps: [writeClientCerts],
   async plan(ctx, a): Promise<Change[]> {
     if (ctx.host.includes('/') || ctx.host.startsWith('.')) throw new TaskError(`host name '${ctx.host}' cannot be a directory name`);
     const dir = join(a.dest, ctx.host);
     const remote = FILES.map((f) => posix.join(a.keys_dir, 'client', f.name));
+    const diff = { kind: 'redacted', path: dir, note: 'client certificate, key (0600) and CA certificate (not shown)' } as const;
     // sums as the files' owner reads them; the executor answers for files this run planned and did not write yet
     const st = await ctx.stat(remote, { user: a.owner, sha256: true });
     const sums = remote.map((p) => st.get(p)?.sha256);
-    const missing = remote.filter((_, i) => !sums[i]);
-    if (missing.length || remote.some((p) => st.get(p)?.pending)) {
+    const read = ctx.output(READ_OUTPUT);
+    if (read) {
+      // planned again after the read: the files as their owner read them go to the controller
+      const files = splitFramed(read, FILES.length);
+      // read twice (sums, then content): make sure the files did not change in between
+      if (files.some((f, i) => sha256(f) !== sums[i])) throw new TaskError('the client certificate files changed while they were read; run again');
+      const cn = checkCn(ctx, files[0]!.toString('utf8'), a.cert_auth_users ?? []);
+      const contents = files.map((f) => new Secret(f.toString('utf8')));
+      return [{ summary: fetchSummary(dir, cn), diff, actions: [localWith(writeClientCerts, { dir, files: contents }, { description: `write the client certificate files to ${dir}/` })] }];
+    }
+    if (sums.some((x) => !x) || remote.some((p) => st.get(p)?.pending)) {
       // Not (all) on the host yet: an earlier task of this run writes them (--check), or they were never
       // issued. What is there is known when the files are read, at apply time.
-      return [
-        {
-          summary: `fetch client.crt, client.key, root.crt to ${dir}/`,
-          conditional: true,
-          diff: { kind: 'redacted', path: dir, note: 'client certificate, key (0600) and CA certificate (not shown)' },
-          actions: [fetchAction(ctx, a, dir, null)],
-        },
-      ];
+      return [{ summary: fetchSummary(dir, null), conditional: true, replan: true, diff, actions: [readAction(a)] }];
     }
     const cert = await ctx.readFile(remote[0]!, { user: a.owner }); // a certificate is public; its CN is checked
     const cn = checkCn(ctx, cert?.content.toString('utf8') ?? '', a.cert_auth_users ?? []);
 
     const local = await localState(dir);
     if (local.modesOk && local.sums.every((s, i) => s === sums[i])) return [];
-    return [
-      {
-        summary: `fetch client.crt (CN=${cn}), client.key, root.crt to ${dir}/`,
-        diff: { kind: 'redacted', path: dir, note: 'client certificate, key (0600) and CA certificate (not shown)' },
-        actions: [fetchAction(ctx, a, dir, sums as string[])],
-      },
-    ];
+    return [{ summary: fetchSummary(dir, cn), replan: true, diff, actions: [readAction(a)] }];
   },
 });
 
+const fetchSummary = (dir: string, cn: string | null) => `fetch client.crt${cn ? ` (CN=${cn})` : ''}, client.key, root.crt to ${dir}/`;
+
 type Args = z.infer<typeof args>;
 
-/**
- * Reads the three files as their owner (fails naming what it cannot read), then hands the controller-side
- * write to the executor. `sums`: what planning saw (the files must not change in between); null when the
- * files were not there to plan from (then the certificate's CN is checked now).
- */
-function fetchAction(ctx: PlanContext, a: Args, dir: string, sums: string[] | null): Action {
+/** Reads the three files as their owner (fails naming what it cannot read); the task is planned again with what it printed. */
+function readAction(a: Args): Action {
   return {
     kind: 'exec',
     description: `read the client certificate files as ${a.owner}`,
     cmd: sh`sh -c ${CAT} pgtls-cat ${FILES.map((f) => posix.join(a.keys_dir, 'client', f.name))}`,
     user: a.owner,
-    then: (stdout) => {
-      const files = splitFramed(stdout, FILES.length);
-      // read twice (sums, then content): make sure the files did not change in between
-      if (sums && files.some((f, i) => sha256(f) !== sums[i])) throw new TaskError('the client certificate files changed while they were read; run again');
-      if (!sums) checkCn(ctx, files[0]!.toString('utf8'), a.cert_auth_users ?? []);
-      return [{ kind: 'local', description: `write the client certificate files to ${dir}/`, run: async () => (await writeLocal(dir, files), null) }];
-    },
+    output: READ_OUTPUT,
   };
 }

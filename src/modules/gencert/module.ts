@@ -24,13 +24,14 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { caDirProblem } from '../../ca/ca-dir-check.js';
-import { defineModule, type Action, type Change, type PlanContext, type WriteAction } from '../../lib/plan-types.js';
+import { defineLocalOp, defineModule, localWith, type Action, type Change, type PlanContext, type WriteAction } from '../../lib/plan-types.js';
 import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, splitSans } from '../../crypto/x509.js';
 import { pgServer, userVar } from '../../facts/postgres.js';
 import { sh, type ShellCommand } from '../../lib/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
-import { caDirFor, loadOrCreateCa } from '../../ca/ca.js';
-import { resolveFromInventory, useCaPassphraseFile } from '../../ca/ca-key.js';
+import { caDirFor, loadOrCreateCa, type CaOptions } from '../../ca/ca.js';
+import { resolveFromInventory } from '../../ca/ca-key.js';
+import { caRunOf } from '../../ca/ca-run.js';
 import { decideCert, type Decision } from './decide.js';
 import { ROTATION_MODES, caView, certFile, forced, type CaView } from '../../ca/rotation.js';
 import { viewRotation } from '../../ca/rotation-store.js';
@@ -103,10 +104,19 @@ function certNote(pem: string): string {
   return `CN=${i.subjectCN} SANs [${[...i.sans.dns, ...i.sans.ip].join(', ')}] serial ${i.serialHex} until ${i.notAfter.toISOString().slice(0, 10)}`;
 }
 
+/** The CA, created on the controller (hosts asking at once get the same one: CaRun.cache); --check creates nothing. */
+const createCa = defineLocalOp('gencert.create_ca', async (target, o: Omit<CaOptions, 'create'>, simulate) => {
+  if (!simulate) await loadOrCreateCa(caRunOf(target.runState), { ...o, create: true });
+});
+
+/** Names the CSRs the host's keygen printed (ExecAction.output), for the planning round after it. */
+const CSR_OUTPUT = 'gencert.csrs';
+
 export const gencert = defineModule({
   name: 'gencert',
   description: 'issue CA-signed server and client TLS certificates for PostgreSQL',
   args,
+  localOps: [createCa],
   // the CA directory lives on the controller: a path that can never be a directory is bad input
   preflight: (a) => {
     const why = caDirProblem(a.ca_dir);
@@ -122,16 +132,16 @@ export const gencert = defineModule({
 
     // --- the CA (controller side); during a rotation, both CAs and what links them ---
     const perNode = a.ca === 'per_node';
-    useCaPassphraseFile(ctx.vars);
+    const caRun = caRunOf(ctx.runState, ctx.vars);
     const caDir = caDirFor(a.ca, resolveFromInventory(ctx.vars, a.ca_dir), ctx.host);
-    const rotation = await viewRotation(caDir, ctx.runId);
+    const rotation = await viewRotation(caRun, caDir);
     const caOpts = {
       dir: caDir,
       commonName: a.ca_common_name ?? (perNode ? `pgtls CA ${ctx.facts.hostname}` : 'pgtls CA'),
       days: a.ca_days,
       keyBits: a.ca_key_bits,
     };
-    const current = rotation ? rotation.next : await loadOrCreateCa({ ...caOpts, create: false });
+    const current = rotation ? rotation.next : await loadOrCreateCa(caRun, { ...caOpts, create: false });
     const changes: Change[] = [];
     if (!current) {
       // The CA is created by the executor (on the controller), then this task is planned again with it;
@@ -139,7 +149,7 @@ export const gencert = defineModule({
       changes.push({
         summary: `create the CA in ${caDir} (${caOpts.commonName}) on the controller`,
         replan: true,
-        actions: [{ kind: 'local', description: `create the CA in ${caDir}`, run: async () => void (await loadOrCreateCa({ ...caOpts, create: true })) }],
+        actions: [localWith(createCa, caOpts, { description: `create the CA in ${caDir}` })],
       });
     }
     let view: CaView | null = null;
@@ -297,10 +307,30 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
     return [{ summary, diff, actions }];
   }
 
+  // Keys made on the host: its keygen prints a CSR per key and this task is planned again with them
+  // (a plan holds no code); the round after signs them and installs each key with its certificate.
+  const printed = ctx.output(CSR_OUTPUT);
+  if (printed) {
+    const csrs = parseCsrs(printed.toString('utf8'));
+    const actions = leaves.flatMap((l): Action[] => {
+      const made = csrs.get(l.name);
+      if (!made) throw new TaskError(`no certificate request for the ${l.name} key`);
+      return [
+        writeCert(l, v, made.csrPem, meta),
+        // The key generated on the host replaces the old one by a rename in the same directory
+        // (atomic; keeps the 0600 mode and owner the keygen script set), and its bytes never
+        // leave the host. Committed together with the certificate, so a key and a certificate
+        // that do not belong together are never on disk; the old key is kept for a rollback.
+        { kind: 'rename', from: made.tempPath, path: l.key },
+      ];
+    });
+    return [{ summary, diff, actions }];
+  }
   return [
     {
       summary,
       diff,
+      replan: true,
       actions: [
         {
           kind: 'exec',
@@ -308,21 +338,7 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
           cmd: keygenCommand(a.key_bits, meta.owner, meta.group, ctx.runId ?? 'norun', stateDirOf(ctx.vars), leaves.map((l) => ({ name: l.name, keyPath: l.key }))),
           timeoutMs: 300_000,
           writesWhenApplied: leaves.flatMap((l) => [l.crt, l.key]),
-          then: (stdout) => {
-            const csrs = parseCsrs(stdout.toString('utf8'));
-            return leaves.flatMap((l): Action[] => {
-              const made = csrs.get(l.name);
-              if (!made) throw new TaskError(`no certificate request for the ${l.name} key`);
-              return [
-                writeCert(l, v, made.csrPem, meta),
-                // The key generated on the host replaces the old one by a rename in the same directory
-                // (atomic; keeps the 0600 mode and owner the keygen script set), and its bytes never
-                // leave the host. Committed together with the certificate, so a key and a certificate
-                // that do not belong together are never on disk; the old key is kept for a rollback.
-                { kind: 'rename', from: made.tempPath, path: l.key },
-              ];
-            });
-          },
+          output: CSR_OUTPUT,
         },
       ],
     },

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { redact, type Secret } from '../../lib/secret.js';
-import { defineModule, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { absolutePath, pgpoolServiceArg as service, secretString } from '../common.js';
 import { restartCommand } from '../../pgpool/restart.js';
@@ -66,10 +66,24 @@ async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
   return failure ?? null;
 }
 
+const describeLogin = (a: Args) => `login as ${a.user} to ${a.host}:${a.port} with sslmode=${a.sslmode}`;
+
+const loginWorks = defineVerifier('login_check.login', async (ctx, a: Args) => {
+  const failure = await tryLogin(ctx, a);
+  if (failure === null) return;
+  // not being able to ask is no reason to undo a change that may well be fine
+  if (failure === 'no psql') {
+    ctx.warn(`${a.psql} cannot be run on ${ctx.host}: the login was not checked (install postgresql-client)`);
+    return;
+  }
+  throw new TaskError(`${describeLogin(a)} failed: ${failure}`);
+});
+
 export const loginCheck = defineModule({
   name: 'login_check',
   description: 'prove a password login works (e.g. without TLS after an uninstall); on failure put the files back',
   args,
+  verifiers: [loginWorks],
   async plan(ctx, a): Promise<Change[]> {
     // Tried when applied (a verify), so --check, where the host still has the files the run would
     // replace, tries nothing and shows it as a conditional check; a real run tries it at this point.
@@ -79,29 +93,13 @@ export const loginCheck = defineModule({
       const cmd = restartCommand(r.service, r.restart_cmd, { pidFile: r.pid_file, port: r.port, waitSeconds: a.wait_seconds });
       if (typeof cmd !== 'string') recover = { kind: 'exec', description: 'restart Pgpool-II with the previous files', cmd, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
     }
-    const what = `login as ${a.user} to ${a.host}:${a.port} with sslmode=${a.sslmode}`;
     return [
       {
-        summary: `check the ${what}`,
+        summary: `check the ${describeLogin(a)}`,
         verifyOnly: true,
         conditional: true,
         actions: [
-          {
-            kind: 'verify',
-            description: 'password login',
-            keepRollback: true,
-            check: async (vctx) => {
-              const failure = await tryLogin(vctx, a);
-              if (failure === null) return;
-              // not being able to ask is no reason to undo a change that may well be fine
-              if (failure === 'no psql') {
-                vctx.warn(`${a.psql} cannot be run on ${vctx.host}: the login was not checked (install postgresql-client)`);
-                return;
-              }
-              throw new TaskError(`${what} failed: ${failure}`);
-            },
-            recover,
-          },
+          verifyWith(loginWorks, a, { description: 'password login', keepRollback: true, recover }),
         ],
       },
     ];

@@ -16,7 +16,7 @@
  * and needs no downtime; `restarted` is there for restart-only settings.
  */
 import { z } from 'zod';
-import { defineModule, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
@@ -74,10 +74,18 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
   return out;
 }
 
+/** After the reload/restart: the server loaded the new files, serves them, and lets the login role in. */
+const serverVerified = defineVerifier(
+  'restart.server',
+  (ctx, p: { server: PgServer; state: ServerState; action: 'reload' | 'restart'; waitSeconds: number; login: Parameters<typeof verifyServer>[5] }) =>
+    verifyServer(ctx, p.server, p.state, p.action, p.waitSeconds, p.login),
+);
+
 export const restart = defineModule({
   name: 'restart',
   description: 'reload/restart PostgreSQL when needed, then verify TLS and a SCRAM login',
   args,
+  verifiers: [serverVerified],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     const st = await serverState(ctx, s);
@@ -98,21 +106,20 @@ export const restart = defineModule({
         summary: `${action} PostgreSQL (${svc.text}): ${why.join('; ')}`,
         actions: [
           exec,
-          {
-            kind: 'verify',
-            description: `PostgreSQL ${action} check`,
-            check: async (vctx) => {
-              await verifyServer(vctx, s, st, action, a.wait_seconds, {
-                user: a.login_user,
-                password: a.login_password,
-                db: a.login_db,
-                requireScram: a.require_scram,
-                caFile: a.ca_file,
-                verifyHost: a.verify_host,
-              });
+          verifyWith(
+            serverVerified,
+            {
+              server: s,
+              state: st,
+              action,
+              waitSeconds: a.wait_seconds,
+              login: { user: a.login_user, password: a.login_password, db: a.login_db, requireScram: a.require_scram, caFile: a.ca_file, verifyHost: a.verify_host },
             },
-            recover: { kind: 'exec', description: `${svc.text} (with the previous files)`, cmd: svc.cmd, user: svc.user, timeoutMs },
-          },
+            {
+              description: `PostgreSQL ${action} check`,
+              recover: { kind: 'exec', description: `${svc.text} (with the previous files)`, cmd: svc.cmd, user: svc.user, timeoutMs },
+            },
+          ),
         ],
       },
     ];

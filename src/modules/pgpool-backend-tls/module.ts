@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
-import { defineModule, type Change } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { describeSessions, inventoryHostAddresses, tcpSessions } from '../../facts/sessions.js';
 
@@ -20,10 +20,24 @@ const args = z
   })
   .strict();
 
+/** The backend's own pg_stat_ssl: every session from an address of a Pgpool-II host is TLS. */
+const sessionsFromPgpoolTls = defineVerifier('pgpool_backend_tls.sessions', async (ctx, p: { pgpoolHosts: string[] }) => {
+  const addresses = new Set(await inventoryHostAddresses(ctx, p.pgpoolHosts));
+  const s = await pgServer(ctx);
+  const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
+  const plain = fromPgpool.filter((x) => !x.ssl);
+  if (plain.length === 0) return;
+  const what =
+    `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
+    `to this server run without TLS: ${describeSessions(plain)}`;
+  throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
+});
+
 export const pgpoolBackendTls = defineModule({
   name: 'pgpool_backend_tls',
   description: "prove that every session from a Pgpool-II host to this PostgreSQL server is TLS (read-only)",
   args,
+  verifiers: [sessionsFromPgpoolTls],
   async plan(_ctx, a): Promise<Change[]> {
     const names = a.pgpool_hosts ?? [];
     if (names.length === 0) return [];
@@ -35,22 +49,7 @@ export const pgpoolBackendTls = defineModule({
         verifyOnly: true,
         conditional: true,
         actions: [
-          {
-            kind: 'verify',
-            readOnly: true,
-            description: 'every session from Pgpool-II is TLS',
-            check: async (ctx) => {
-              const addresses = new Set(await inventoryHostAddresses(ctx, names));
-              const s = await pgServer(ctx);
-              const fromPgpool = (await tcpSessions(ctx, s)).filter((x) => addresses.has(x.client_addr));
-              const plain = fromPgpool.filter((x) => !x.ssl);
-              if (plain.length === 0) return;
-              const what =
-                `${plain.length} of ${fromPgpool.length} session${fromPgpool.length === 1 ? '' : 's'} from Pgpool-II (${[...addresses].join(', ')}) ` +
-                `to this server run without TLS: ${describeSessions(plain)}`;
-              throw new TaskError(`${what}. Pgpool-II keeps connections it opened before this server served TLS (or has ssl = off): restart Pgpool-II, then run the install again`);
-            },
-          },
+          verifyWith(sessionsFromPgpoolTls, { pgpoolHosts: names }, { readOnly: true, description: 'every session from Pgpool-II is TLS' }),
         ],
       },
     ];

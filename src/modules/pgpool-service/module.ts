@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import type { Secret } from '../../lib/secret.js';
-import { defineModule, type Action, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Action, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, pgpoolServiceArg as service, secretString, yamlBool } from '../common.js';
 import { describeService, parseState, restartCommand, stateCommand } from '../../pgpool/restart.js';
@@ -62,10 +62,31 @@ type Args = z.infer<typeof args>;
  * previous, working state and the host is failed. Use `serial: 1` in the play
  * so that only one Pgpool-II node is ever down.
  */
+/** Before the restart: the files Pgpool-II will read at start are there and belong together. */
+const startable = defineVerifier('pgpool_restart.startable', async (ctx, p: { osUser: string; files: Parameters<typeof preRestartProblem>[2] }) => {
+  const problem = await preRestartProblem(ctx, p.osUser, p.files);
+  if (problem) throw new TaskError(problem);
+});
+
+/** After the restart: it serves the certificate on disk, and the verify role logs in over verify-full TLS through it. */
+const servesTlsAndLogin = defineVerifier(
+  'pgpool_restart.serves',
+  async (ctx, p: { confFile: string; port: number; ssl: { cert?: string; ca?: string }; verify: Args['verify']; waitMs: number }) => {
+    const v = p.verify;
+    if (!v) return;
+    if (!p.ssl.cert) throw new TaskError(`${p.confFile} has no ssl_cert: nothing to verify against`);
+    await checkServedCert(ctx, v.host, p.port, p.ssl.cert, p.waitMs);
+    const caFile = v.ca_file ?? p.ssl.ca;
+    if (!caFile) throw new TaskError(`no CA file to verify against: set ssl_ca_cert or verify.ca_file`);
+    await checkLogin(ctx, { host: v.host, port: p.port, user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql }, Math.min(p.waitMs, 10_000));
+  },
+);
+
 export const pgpoolRestart = defineModule({
   name: 'pgpool_restart',
   description: 'restart Pgpool-II when its start-time files changed, then verify TLS and a SCRAM login through it',
   args,
+  verifiers: [startable, servesTlsAndLogin],
   async plan(ctx, a): Promise<Change[]> {
     const conf = await ctx.readFile(a.conf_file);
     if (!conf) throw new TaskError(`${a.conf_file} does not exist`);
@@ -85,15 +106,7 @@ export const pgpoolRestart = defineModule({
     const pre: Action[] = [];
     if (a.verify && ssl.cert && ssl.key) {
       const files = { sslKey: ssl.key, sslCert: ssl.cert, sslCa: ssl.ca, poolKey: a.key_file };
-      pre.push({
-        kind: 'verify',
-        keepRollback: true,
-        description: 'Pgpool-II pre-restart check',
-        check: async (c) => {
-          const problem = await preRestartProblem(c, a.os_user, files);
-          if (problem) throw new TaskError(problem);
-        },
-      });
+      pre.push(verifyWith(startable, { osUser: a.os_user, files }, { keepRollback: true, description: 'Pgpool-II pre-restart check' }));
     }
     const exec: ExecAction = { kind: 'exec', description: `restart Pgpool-II (${how})`, cmd: restart, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
     const v = a.verify;
@@ -104,19 +117,14 @@ export const pgpoolRestart = defineModule({
         actions: [
           ...pre,
           exec,
-          {
-            kind: 'verify',
-            description: `Pgpool-II on port ${a.port} serves ${ssl.cert ?? 'TLS'} and lets ${v?.user ?? 'nobody'} in`,
-            check: async (c) => {
-              if (!v) return;
-              if (!ssl.cert) throw new TaskError(`${a.conf_file} has no ssl_cert: nothing to verify against`);
-              await checkServedCert(c, v.host, a.port, ssl.cert, waitMs);
-              const caFile = v.ca_file ?? ssl.ca;
-              if (!caFile) throw new TaskError(`no CA file to verify against: set ssl_ca_cert or verify.ca_file`);
-              await checkLogin(c, { host: v.host, port: a.port, user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql }, Math.min(waitMs, 10_000));
+          verifyWith(
+            servesTlsAndLogin,
+            { confFile: a.conf_file, port: a.port, ssl, verify: v, waitMs },
+            {
+              description: `Pgpool-II on port ${a.port} serves ${ssl.cert ?? 'TLS'} and lets ${v?.user ?? 'nobody'} in`,
+              recover: { ...exec, description: 'restart Pgpool-II with the previous files' },
             },
-            recover: { ...exec, description: 'restart Pgpool-II with the previous files' },
-          },
+          ),
         ],
       },
     ];

@@ -13,7 +13,7 @@ import { rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { stateDirOf } from '../../lib/state-dir.js';
-import { defineModule, type Change } from '../../lib/plan-types.js';
+import { defineLocalOp, defineModule, localWith, type Change } from '../../lib/plan-types.js';
 import { sh } from '../../lib/sh.js';
 import { absolutePath } from '../common.js';
 import { resolveFromInventory } from '../../ca/ca-key.js';
@@ -31,10 +31,21 @@ const ROTATION_DIRS = ['next', 'previous', 'retired'];
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
+/** Deletes the CA's key and certificate, and a rotation's other generations; --check deletes nothing. */
+const removeCaFiles = defineLocalOp('remove_ca.remove', async (_target, p: { dir: string }, simulate) => {
+  if (simulate) return;
+  await Promise.all(['ca.key', 'ca.crt'].map((f) => rm(join(p.dir, f), { force: true })));
+  // a CA rotation's other generations (src/ca/rotation-store.ts) go with it
+  await Promise.all(ROTATION_DIRS.map((d) => rm(join(p.dir, d), { recursive: true, force: true })));
+  await rmdir(p.dir).catch(() => undefined); // only when empty
+  return `removed the CA ${p.dir}`;
+});
+
 export const removeCa = defineModule({
   name: 'remove_ca',
   description: 'delete the CA (key and certificate) on the controller',
   args,
+  localOps: [removeCaFiles],
   async plan(ctx, a): Promise<Change[]> {
     const base = resolveFromInventory(ctx.vars, a.ca_dir);
     const dir = resolve(a.ca === 'per_node' ? join(base, 'nodes', ctx.host) : base);
@@ -48,18 +59,7 @@ export const removeCa = defineModule({
         diff: { kind: 'redacted', path: dir, note: 'CA key and certificate removed' },
         actions: [
           // first: the step is asked for (it runs at the end of the play), so a failing check below keeps it from running
-          {
-            kind: 'local',
-            description: `remove the CA ${dir}`,
-            shared: dir,
-            run: async () => {
-              await Promise.all(files.map((f) => rm(f, { force: true })));
-              // a CA rotation's other generations (src/ca/rotation-store.ts) go with it
-              await Promise.all(ROTATION_DIRS.map((d) => rm(join(dir, d), { recursive: true, force: true })));
-              await rmdir(dir).catch(() => undefined); // only when empty
-              return `removed the CA ${dir}`;
-            },
-          },
+          localWith(removeCaFiles, { dir }, { description: `remove the CA ${dir}`, shared: dir }),
           {
             kind: 'exec',
             description: `check that pgtls has nothing left on ${ctx.host} before removing its CA`,

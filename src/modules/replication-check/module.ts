@@ -15,7 +15,7 @@
  */
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
-import { defineModule, type Change } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
 import { walSenders, type WalSender } from '../../facts/replication.js';
 import { retryUntil } from '../../lib/retry.js';
@@ -28,10 +28,22 @@ const args = z
 
 const describe = (w: WalSender) => `${w.applicationName || '(no application_name)'} from ${w.clientAddr} (walsender pid ${w.pid}, ${w.state})`;
 
+/** Waits a bounded time for every walsender over TCP to be TLS; fails naming those that are not. */
+const walSendersTls = defineVerifier('replication_check.walsenders', async (ctx, p: { waitSeconds: number }) => {
+  const s = await pgServer(ctx);
+  const plain = await retryUntil(p.waitSeconds * 1000, async () => {
+    const found = (await walSenders(ctx, s)).filter((w) => !w.ssl);
+    return found.length === 0 ? { done: true } : { done: false, value: found };
+  });
+  if (plain)
+    throw new TaskError(`replication without TLS after ${p.waitSeconds}s: ${plain.map(describe).join('; ')}; a standby outside this inventory must set sslmode=verify-full itself`);
+});
+
 export const replicationCheck = defineModule({
   name: 'replication_check',
   description: 'every walsender over TCP is TLS (pg_stat_replication + pg_stat_ssl)',
   args,
+  verifiers: [walSendersTls],
   async plan(_ctx, a): Promise<Change[]> {
     // Observed when applied: --check has switched no standby yet, so it shows this as a conditional check.
     return [
@@ -40,20 +52,7 @@ export const replicationCheck = defineModule({
         verifyOnly: true,
         conditional: true,
         actions: [
-          {
-            kind: 'verify',
-            readOnly: true,
-            description: 'every walsender over TCP is TLS',
-            check: async (ctx) => {
-              const s = await pgServer(ctx);
-              const plain = await retryUntil(a.wait_seconds * 1000, async () => {
-                const p = (await walSenders(ctx, s)).filter((w) => !w.ssl);
-                return p.length === 0 ? { done: true } : { done: false, value: p };
-              });
-              if (plain)
-                throw new TaskError(`replication without TLS after ${a.wait_seconds}s: ${plain.map(describe).join('; ')}; a standby outside this inventory must set sslmode=verify-full itself`);
-            },
-          },
+          verifyWith(walSendersTls, { waitSeconds: a.wait_seconds }, { readOnly: true, description: 'every walsender over TCP is TLS' }),
         ],
       },
     ];

@@ -25,7 +25,7 @@
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { stateDirOf } from '../../lib/state-dir.js';
-import { defineModule, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, type PgServer } from '../../facts/postgres.js';
 import { conninfoPolicy, standbyFacts } from '../../facts/replication.js';
 import { ConninfoError, conninfoValue, maskConninfoPassword, parseConninfo, setConninfoParams } from '../../pgconf/conninfo.js';
@@ -36,7 +36,7 @@ import { renderValue } from '../../template/render.js';
 import { absolutePath } from '../common.js';
 import { serviceCommand } from '../../postgres/service.js';
 import { decideUpstream, targets, type FleetHost } from './upstream.js';
-import { standbyStreams, upstreamServesFleetTls } from './verify.js';
+import { standbyStreams, upstreamServesFleetTls, type StreamExpectation } from './verify.js';
 
 const args = z
   .object({
@@ -102,10 +102,21 @@ function fileDiff(path: string, before: string, after: string): Diff {
   return { kind: 'file', path, before: mask(before), after: mask(after) };
 }
 
+/** Before the change: each upstream passes the TLS check the new conninfo will demand, seen from this standby. */
+const upstreamPasses = defineVerifier(
+  'replication_tls.upstream',
+  (ctx, p: { server: PgServer; targets: Parameters<typeof upstreamServesFleetTls>[2]; mode: 'verify-full' | 'verify-ca'; rootCert: string }) =>
+    upstreamServesFleetTls(ctx, p.server, p.targets, p.mode, p.rootCert),
+);
+
+/** After the change: a new walreceiver streams with the conninfo just written. */
+const streamsWith = defineVerifier('replication_tls.streams', (ctx, p: StreamExpectation & { server: PgServer }) => standbyStreams(ctx, p.server, p));
+
 export const replicationTls = defineModule({
   name: 'replication_tls',
   description: "a standby's primary_conninfo verifies its upstream (sslmode=verify-full, the fleet CA), proven streaming",
   args,
+  verifiers: [upstreamPasses, streamsWith],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     if (!s.inRecovery) return [];
@@ -167,19 +178,11 @@ async function planVerified(
   const before = conninfoValue(parsed, 'sslmode') ?? 'unset (prefer)';
   const ap = applyAction(ctx, s);
   const actions: Action[] = [
-    {
-      kind: 'verify',
-      description: `upstream ${decision.upstreams.join(', ')} serves TLS that passes ${mode}`,
-      check: (vctx) => upstreamServesFleetTls(vctx, s, ts, mode, rootCert),
-    },
+    // before the write: proves nothing about this run's files, so their rollback copies stay
+    verifyWith(upstreamPasses, { server: s, targets: ts, mode, rootCert }, { description: `upstream ${decision.upstreams.join(', ')} serves TLS that passes ${mode}`, keepRollback: true }),
     { kind: 'write', path, content: Buffer.from(after, 'utf8') },
     ap.exec,
-    {
-      kind: 'verify',
-      description: `standby streams with sslmode=${mode}`,
-      check: (vctx) => standbyStreams(vctx, s, { oldPid, want: { sslmode: mode, sslrootcert: rootCert }, waitSeconds: a.wait_seconds }),
-      recover: ap.recover,
-    },
+    verifyWith(streamsWith, { server: s, oldPid, want: { sslmode: mode, sslrootcert: rootCert }, waitSeconds: a.wait_seconds }, { description: `standby streams with sslmode=${mode}`, recover: ap.recover }),
   ];
   return [
     {
@@ -225,12 +228,7 @@ async function planOriginal(
       actions: [
         { kind: 'write', path, content: Buffer.from(after, 'utf8') },
         ap.exec,
-        {
-          kind: 'verify',
-          description: 'standby streams with its original primary_conninfo',
-          check: (vctx) => standbyStreams(vctx, s, { oldPid, want: sslmode ? { sslmode } : {}, waitSeconds: a.wait_seconds }),
-          recover: ap.recover,
-        },
+        verifyWith(streamsWith, { server: s, oldPid, want: sslmode ? { sslmode } : {}, waitSeconds: a.wait_seconds }, { description: 'standby streams with its original primary_conninfo', recover: ap.recover }),
       ],
     },
   ];

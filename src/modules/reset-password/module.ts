@@ -22,7 +22,7 @@
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { Secret } from '../../lib/secret.js';
-import { defineModule, type Change, type PlanContext } from '../../lib/plan-types.js';
+import { defineModule, defineVerifier, verifyWith, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { buildScramVerifier, scramVerifierMatches, verifierType } from '../../crypto/scram.js';
 import { pgServer, psqlAction, psqlQuery, userVar, type PgServer } from '../../facts/postgres.js';
 import { secretString, yamlBool } from '../common.js';
@@ -75,49 +75,52 @@ async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
   return JSON.parse(out.trim() || '[]') as string[];
 }
 
+/** The roles whose stored verifier does not match the wanted password. */
+function stale(wanted: Iterable<[string, Secret]>, roles: ReadonlyMap<string, string | null>): string[] {
+  return [...wanted].filter(([n, pw]) => !scramVerifierMatches(roles.get(n) ?? '', pw.reveal())).map(([n]) => n);
+}
+
+/** On a standby: waits a bounded time for the primary's new verifiers to arrive by replication (a warning if not). */
+const replayed = defineVerifier('reset_password.replayed', async (ctx, p: { server: PgServer; wanted: [string, Secret][]; waitSeconds: number }) => {
+  const names = p.wanted.map(([n]) => n);
+  const still = await retryUntil(p.waitSeconds * 1000, async () => {
+    const now = stale(p.wanted, await readRoles(ctx, p.server, names));
+    return now.length === 0 ? { done: true } : { done: false, value: now };
+  });
+  if (still) ctx.warn(`${ctx.host} is a standby: ${still.join(', ')} did not (yet) get the new password from the primary`);
+});
+
 export const resetPassword = defineModule({
   name: 'reset_password',
   changesAuthentication: true,
   description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
   args,
+  verifiers: [replayed],
   async plan(ctx, a): Promise<Change[]> {
     const wanted = new Map<string, Secret>();
     if (a.name && a.password) wanted.set(a.name, a.password);
     for (const u of a.users ?? []) wanted.set(u.name, u.password);
     const s = await pgServer(ctx);
-    let roles = await readRoles(ctx, s, [...wanted.keys()]);
+    const roles = await readRoles(ctx, s, [...wanted.keys()]);
     const missing = [...wanted.keys()].filter((n) => !roles.has(n));
     if (missing.length) throw new TaskError(`role${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist on ${ctx.host}`);
-    const stale = () => [...wanted].filter(([n, pw]) => !scramVerifierMatches(roles.get(n) ?? '', pw.reveal())).map(([n]) => n);
 
     const changes: Change[] = [];
     if (s.inRecovery) {
       // A standby cannot ALTER ROLE: the primary's change arrives by replication. Waited for when applied
       // (a read-only verify: --check changed no primary, so there is nothing to wait for there).
-      const left = stale();
+      const left = stale(wanted, roles);
       if (left.length)
         changes.push({
           summary: `wait for ${left.join(', ')} to get the new password from the primary (standby)`,
           verifyOnly: true,
           conditional: true,
           actions: [
-            {
-              kind: 'verify',
-              readOnly: true,
-              description: 'the new passwords arrive by replication',
-              check: async (vctx) => {
-                const still = await retryUntil(a.replay_wait_seconds * 1000, async () => {
-                  roles = await readRoles(vctx, s, [...wanted.keys()]);
-                  const now = stale();
-                  return now.length === 0 ? { done: true } : { done: false, value: now };
-                });
-                if (still) vctx.warn(`${vctx.host} is a standby: ${still.join(', ')} did not (yet) get the new password from the primary`);
-              },
-            },
+            verifyWith(replayed, { server: s, wanted: [...wanted], waitSeconds: a.replay_wait_seconds }, { readOnly: true, description: 'the new passwords arrive by replication' }),
           ],
         });
     } else {
-      for (const name of stale()) {
+      for (const name of stale(wanted, roles)) {
         const before = verifierType(roles.get(name));
         const verifier = buildScramVerifier(wanted.get(name)!.reveal());
         const sql = new Secret(passwordSessionSql(name, verifier));

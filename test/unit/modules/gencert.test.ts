@@ -7,6 +7,11 @@ import type { ExecAction, LocalAction, WriteAction } from '../../../src/lib/plan
 import { loadOrCreateCa } from '../../../src/ca/ca.js';
 import { controllerDir } from '../module-cases.js';
 import { actions, planCase, planModule } from './plan.js';
+import { CaRun, caRunOf } from '../../../src/ca/ca-run.js';
+import { MapRunState } from '../../../src/core/run-state.js';
+
+/** This file's run: its CA cache and simulated rotations (one per run, never module-level in the product). */
+const caRun = new CaRun();
 
 const PROBE = 'openssl=1\nabsent /keys/server/server.key\nabsent /keys/client/client.key\nabsent /keys\nabsent /keys/server\nabsent /keys/client\n';
 
@@ -23,21 +28,22 @@ test('no CA yet: the first change creates it on the controller (replan); plannin
 
 test('with a CA: key directories, root.crt, and a host keygen whose outputs are written when applied', async () => {
   const dir = controllerDir();
-  await loadOrCreateCa({ dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
+  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
   const { changes } = await planModule(
     'gencert',
     { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
     { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
     { vars: { ansible_host: '10.0.0.11' } },
   );
-  assert.not.ok(changes.some((c) => c.replan));
+  // the CA exists: the only change that waits is the keygen (planned again with the CSRs it prints)
+  assert.equal(changes.filter((c) => c.replan).map((c) => c.summary.split(' ')[0]), ['issue']);
   const all = actions(changes);
   assert.ok(all.some((a) => a.kind === 'exec' && a.description === 'create key directories'));
   const roots = all.filter((a): a is WriteAction => a.kind === 'write' && a.path.endsWith('root.crt'));
   assert.equal(roots.map((r) => r.path), ['/keys/server/root.crt', '/keys/client/root.crt']);
   const keygen = all.find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
   assert.equal(keygen.writesWhenApplied, ['/keys/server/server.crt', '/keys/server/server.key', '/keys/client/client.crt', '/keys/client/client.key']);
-  assert.ok(keygen.then, 'the CSR is signed from what the host prints');
+  assert.is(keygen.output, 'gencert.csrs', 'the CSRs the host prints are signed in the next planning round');
 });
 
 test('no openssl on the host with keygen: host: the task fails, naming the fix', async () => {

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { VerifyAction } from '../../../src/lib/plan-types.js';
-import { planCase, planModule } from './plan.js';
+import { planCase, planModule, runVerify } from './plan.js';
 
 const ARGS = { host: '127.0.0.1', port: 9999, user: 'webadmin', password: 'hunter2-long', wait_seconds: 1 };
 
@@ -18,7 +18,7 @@ test('one verify-only change that keeps the rollback copies; planning asks nothi
 test('the check: a refused password fails at once (no retry), the password never in the message', async () => {
   const p = await planModule('login_check', ARGS, { answers: [{ match: /psql/, exitCode: 2, stderr: 'FATAL:  password authentication failed for user "webadmin" hunter2-long' }] });
   try {
-    await (p.changes[0]!.actions[0] as VerifyAction).check(p.ctx);
+    await runVerify(p.changes[0]!.actions[0], p.ctx);
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /^login as webadmin to 127\.0\.0\.1:9999 with sslmode=disable failed: .*password authentication failed/);
@@ -30,7 +30,7 @@ test('the check: a refused password fails at once (no retry), the password never
 test('the check: no psql on the host warns and passes; a recover restart is planned with recover_pgpool', async () => {
   const p = await planModule('login_check', { ...ARGS, recover_pgpool: { service: { kind: 'systemd', unit: 'pgpool2' }, pid_file: '/run/pgpool.pid', port: 9999 } }, { answers: [{ match: /psql/, exitCode: 127 }] });
   const v = p.changes[0]!.actions[0] as VerifyAction;
-  await v.check(p.ctx);
+  await runVerify(v, p.ctx);
   assert.match(p.warnings.join(), /cannot be run on pg1/);
   assert.is(v.recover?.description, 'restart Pgpool-II with the previous files');
 });

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { VerifyAction } from '../../../src/lib/plan-types.js';
 import { PG_MEMO } from '../module-cases.js';
-import { planCase, planModule } from './plan.js';
+import { planCase, planModule, runVerify } from './plan.js';
 
 test('no Pgpool-II hosts: nothing; with hosts: one verify-only, read-only change, no question at plan time', async () => {
   assert.equal((await planCase('pgpool_backend_tls: no Pgpool-II')).changes, []);
@@ -21,7 +21,7 @@ test('the verify fails naming the plaintext sessions from the Pgpool-II host', a
     { memos: PG_MEMO, vars: { hostvars: { pg3: { ansible_host: '10.0.0.13' } } } },
   );
   try {
-    await (p.changes[0]!.actions[0] as VerifyAction).check(p.ctx);
+    await runVerify(p.changes[0]!.actions[0], p.ctx);
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /1 of 1 session from Pgpool-II \(10\.0\.0\.13\) to this server run without TLS/);

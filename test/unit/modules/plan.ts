@@ -1,6 +1,7 @@
 // Plans one module against a fake host with the real executor (HostSession): facts in, changes out.
 import { modules } from '../../../src/modules/index.js';
-import type { Action, Change } from '../../../src/lib/plan-types.js';
+import type { Action, Change, PlanContext } from '../../../src/lib/plan-types.js';
+import { actionRegistry } from '../../../src/core/run-state.js';
 import { fakeSession, type FakeHostSpec, type FakeSession, type FakeTransport } from '../fake-host.js';
 import { moduleCases } from '../module-cases.js';
 
@@ -35,3 +36,13 @@ export async function planCase(prefix: string, o: { check?: boolean } = {}): Pro
 
 export const kinds = (changes: Change[]) => changes.map((c) => c.actions.map((a) => a.kind));
 export const actions = (changes: Change[]): Action[] => changes.flatMap((c) => c.actions);
+
+const registry = actionRegistry(modules.values());
+
+/** Runs the check a verify action names, as the executor would (by name, with the action's data). */
+export function runVerify(action: Action | undefined, ctx: PlanContext): Promise<void> {
+  if (action?.kind !== 'verify') throw new Error(`not a verify action: ${action?.kind}`);
+  const v = registry.verifiers.get(action.verifier);
+  if (!v) throw new Error(`no verifier ${action.verifier}`);
+  return v.run(ctx, action.params);
+}

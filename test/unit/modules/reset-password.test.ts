@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import type { ExecAction, VerifyAction } from '../../../src/lib/plan-types.js';
 import { Secret } from '../../../src/lib/secret.js';
 import { PG_MEMO } from '../module-cases.js';
-import { actions, planCase, planModule } from './plan.js';
+import { actions, planCase, planModule, runVerify } from './plan.js';
 
 test('an md5 role: one psql exec, SQL as a Secret on stdin, nothing of it in the plan text', async () => {
   const { changes } = await planCase('reset_password: an md5 role');
@@ -29,7 +29,7 @@ test('a standby: a verify-only, read-only wait for replication that warns when t
   assert.ok(p.changes[0]!.verifyOnly && p.changes[0]!.conditional);
   const v = p.changes[0]!.actions[0] as VerifyAction;
   assert.ok(v.readOnly);
-  await v.check(p.ctx);
+  await runVerify(v, p.ctx);
   assert.match(p.warnings.join('\n'), /pg1 is a standby: webadmin did not \(yet\) get the new password from the primary/);
 });
 
