@@ -19,6 +19,7 @@ export interface BatchCommand {
 export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: 'stop' | 'all', user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const started = Date.now();
   const res = await shell.exec(sh`sh -c ${standaloneScript('batch')} pgtls-batch ${mode} ${cmds.map((c) => c.cmd.text)}`, user === undefined ? {} : { user });
+  if (res.stdout.toString('latin1') === 'pgtls-batch-unavailable\n') return oneByOne(shell, cmds, mode, user);
   const parts = parseBatch(res.stdout, cmds.length);
   return cmds.map((c, i) => {
     const p = parts[i];
@@ -26,6 +27,22 @@ export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[],
     const r: ExecResult = { command: c.cmd.text, exitCode: p.exitCode, signal: null, stdout: p.stdout, stderr: p.stderr, timedOut: false, durationMs: Date.now() - started };
     return (c.okCodes ?? [0]).includes(p.exitCode) ? r : new RemoteCommandError(r);
   });
+}
+
+/** The batch's commands one round trip each (the host could not make batch.sh's temp files), with the same results. */
+async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: 'stop' | 'all', user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+  const out: (ExecResult | RemoteCommandError | undefined)[] = [];
+  for (const c of cmds) {
+    const r = await shell.exec(c.cmd, { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }) }).catch((e: unknown) => {
+      if (e instanceof RemoteCommandError) return e;
+      throw e;
+    });
+    out.push(r);
+    // as batch.sh: `stop` ends at the first exit code other than 0 (okCodes only decide what is an error)
+    if (mode === 'stop' && (r instanceof RemoteCommandError ? r.result.exitCode : r.exitCode) !== 0) break;
+  }
+  while (out.length < cmds.length) out.push(undefined);
+  return out;
 }
 
 /** batch.sh's frames; a frame that is cut or malformed ends the parse (nothing after it is trusted). */

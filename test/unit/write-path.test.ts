@@ -496,6 +496,20 @@ test('batch.sh: several commands in one round trip, framed by lengths; stop mode
   assert.is(parseBatch(Buffer.from('pgtls-cmd 0 10 0\nshort'), 1).length, 0, 'a cut frame is not trusted');
 });
 
+test('without a usable temp directory on the host, batches and batched reads fall back to one command each, same answers', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.root, 'a.conf');
+  writeFileSync(file, 'a = 1\n');
+  const { t, shell } = host({ ...process.env, TMPDIR: join(b.root, 'no-such-dir') });
+  const [a, c] = await execBatch(shell, [{ cmd: shCommand`echo one` }, { cmd: shCommand`exit 4`, okCodes: [] }, { cmd: shCommand`echo never` }], 'stop');
+  assert.ok(a && !(a instanceof Error) && a.stdout.toString() === 'one\n');
+  assert.ok(c instanceof RemoteCommandError && c.result.exitCode === 4);
+  assert.not.ok(t.commands.some((x) => x.includes('echo never') && !x.includes('pgtls-batch')), 'stop mode still stops');
+  await rejects(readRemoteFiles(shell, [file, file]));
+  assert.equal(await readRemoteFile(shell, file), { content: Buffer.from('a = 1\n'), mode: '644', owner: 'root', group: 'root' });
+});
+
 test('a commit signs the originals of files the run had read in its own round trip; the uninstall accepts them', async () => {
   if (!isRoot) return;
   const { b, conf, hba } = twoConfigs();

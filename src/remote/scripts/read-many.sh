@@ -10,7 +10,8 @@
 set -u
 DIROP=$1 cap=$2
 shift 2
-out=$(mktemp) err=$(mktemp)
+# no temp file (a full or read-only /tmp): exit 97, the controller reads each file on its own
+out=$(mktemp 2>/dev/null) && err=$(mktemp 2>/dev/null) || { rm -f -- "${out:-}"; exit 97; }
 trap 'rm -f -- "$out" "$err"' EXIT
 for p; do
   rc=0
