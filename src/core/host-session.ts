@@ -29,7 +29,7 @@ export class HostSession {
    * reads them all again in one round trip (read-many.sh), so a task after a command or a commit
    * costs one round trip for all its files, not one per file.
    */
-  private readonly readSet = new Map<string, { path: string; user?: string }>();
+  private readonly readSet = new Map<string, { path: string; user?: string; size?: number }>();
   /** Read-only probes the run's tasks will run (ModuleDef.probes), by command text: sent with the lock. */
   private readonly probes = new Map<string, ShellCommand>();
   /** Their answers, each given once to the first identical query while nothing may have changed the host. */
@@ -130,8 +130,12 @@ export class HostSession {
    */
   private readHost(path: string, user?: string): Promise<FileState | null> {
     const key = readKey(path, user);
-    this.readSet.set(key, user === undefined ? { path } : { path, user });
-    return this.reads.memo(key, () => this.queueRead(path, user));
+    const entry: { path: string; user?: string; size?: number } = user === undefined ? { path } : { path, user };
+    this.readSet.set(key, entry);
+    const read = this.reads.memo(key, () => this.queueRead(path, user));
+    // its size decides whether it comes along with later misses (a big file is read only when asked)
+    read.then((f) => (entry.size = f?.content.length ?? 0), () => undefined);
+    return read;
   }
 
   /**
@@ -173,7 +177,7 @@ export class HostSession {
     for (const [u, q] of t.reads) {
       const asked = [...q.waiting.keys()];
       const more = [...this.readSet.entries()]
-        .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key))
+        .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
         .map(([, f]) => f.path)
         .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
       const settleReads = (got: Map<string, FileState | null>) => {
@@ -290,7 +294,10 @@ export class HostSession {
    * leftovers cleaned first), and their answers count only until something may change the host.
    */
   private async lockAndRead(dir: string): Promise<LockTaken> {
-    const paths = [...this.readSet.entries()].filter(([key, f]) => f.user === undefined && !this.reads.has(key)).map(([, f]) => f.path).slice(0, MAX_BATCH_READ);
+    const paths = [...this.readSet.entries()]
+      .filter(([key, f]) => f.user === undefined && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
+      .map(([, f]) => f.path)
+      .slice(0, MAX_BATCH_READ);
     const probes = [...this.probes.values()];
     if (paths.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
     const generation = this.reads.generation;
@@ -619,6 +626,8 @@ interface Trip {
 
 /** At most this many files in one batched read (what was asked, then the read set). */
 const MAX_BATCH_READ = 64;
+/** A file of the read set larger than this (when last read) is not read again along with others: only when asked. */
+const MAX_PREFETCH_SIZE = 256 * 1024;
 
 function readKey(path: string, user?: string): string {
   return `${user ?? ''}\0${path}`;
