@@ -549,8 +549,12 @@ export class HostSession {
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
     await this.dropPending();
-    await this.controllerTarget?.rollback();
-    await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
+    try {
+      await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
+    } finally {
+      // the controller's files too, whatever became of the host's (one does not wait for the other)
+      await this.controllerTarget?.rollback();
+    }
     this.journal.length = 0;
     this.memos.clear();
     this.reads.clear();
