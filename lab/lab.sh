@@ -250,12 +250,16 @@ teardown() {
   [ -n "$nss" ] || return 0
   # Be polite first: fast shutdown (SIGINT) for PostgreSQL postmasters and pgpool main processes
   # (their children are left to them), so clusters stop cleanly; wait up to 5 s.
+  # (builtins only: a busy lab host has hundreds of processes, and a fork per process made this take minutes)
+  local stat ppid pcomm
   for ns in $nss; do
     for p in $(ip netns pids "$ns" 2>/dev/null || true); do
-      comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+      read -r comm 2>/dev/null < "/proc/$p/comm" || continue
       case $comm in
         postgres|pgpool)
-          pcomm=$(cat "/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/comm" 2>/dev/null || true)
+          read -r stat 2>/dev/null < "/proc/$p/stat" || continue
+          stat=${stat##*) }; stat=${stat#* }; ppid=${stat%% *}
+          pcomm=; read -r pcomm 2>/dev/null < "/proc/$ppid/comm" || true
           if [ "$pcomm" != "$comm" ]; then kill -INT "$p" 2>/dev/null && polite="$polite $p"; fi ;;
       esac
     done

@@ -136,19 +136,22 @@ export const replicationTls = defineModule({
       if (e instanceof GucFileError) throw new TaskError(`${path} ${e.message}`);
       throw e;
     }
-    return a.state === 'original' ? planOriginal(ctx, a, s, path, text, assign, f.walReceiver?.pid ?? null) : planVerified(ctx, a, s, path, text, assign, f.walReceiver?.pid ?? null);
+    const where: Where = { s, path, text, assign, oldPid: f.walReceiver?.pid ?? null };
+    return a.state === 'original' ? planOriginal(ctx, a, where) : planVerified(ctx, a, where);
   },
 });
 
-async function planVerified(
-  ctx: PlanContext,
-  a: Args,
-  s: PgServer,
-  path: string,
-  text: string,
-  assign: ReturnType<typeof findGucAssignment>,
-  oldPid: number | null,
-): Promise<Change[]> {
+/** Where the standby's primary_conninfo is: the file, its text, the line, and the walreceiver streaming now. */
+interface Where {
+  s: PgServer;
+  path: string;
+  text: string;
+  assign: ReturnType<typeof findGucAssignment>;
+  /** the walreceiver before the change (a new one must take over); null: none was running */
+  oldPid: number | null;
+}
+
+async function planVerified(ctx: PlanContext, a: Args, { s, path, text, assign, oldPid }: Where): Promise<Change[]> {
   if (!assign) throw new TaskError(`the server reads primary_conninfo from ${path}, but no such line is there`);
   if (a.ca === 'per_node') {
     ctx.warn(`primary_conninfo (${path}) left as it is: with pgtls_ca=per_node this standby's root.crt is its own CA, not its upstream's, so it cannot verify it`);
@@ -193,15 +196,7 @@ async function planVerified(
   ];
 }
 
-async function planOriginal(
-  ctx: PlanContext,
-  a: Args,
-  s: PgServer,
-  path: string,
-  text: string,
-  assign: ReturnType<typeof findGucAssignment>,
-  oldPid: number | null,
-): Promise<Change[]> {
+async function planOriginal(ctx: PlanContext, a: Args, { s, path, text, assign, oldPid }: Where): Promise<Change[]> {
   const dir = stateDirOf(ctx.vars, a.state_dir);
   const orig = await ctx.readFile(`${recordBase(dir, path)}.orig`);
   if (!orig) return []; // pgtls never changed this file
