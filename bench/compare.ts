@@ -24,6 +24,15 @@ const USAGE = `usage: bench/compare.sh N [options]
   --keep                keep the last lab up (for inspection; lab.sh down --dir DIR removes it)
 bench/compare.sh --render FILE.json   print (and save as FILE.txt) the table of an earlier run`;
 
+/**
+ * A lab of this many hosts runs every host's sshd on the controller's own cores: under that load a
+ * 10 s connect timeout (pgtls's and Ansible's default) is too short, and one host too slow to answer
+ * stops a pgtls run before its first change. Both tools get the same longer timeout there.
+ */
+const LOADED_LAB_HOSTS = 100;
+const LOADED_CONNECT_TIMEOUT_S = 60;
+const connectTimeout = (n: number) => (n >= LOADED_LAB_HOSTS ? ['-e', `ansible_connect_timeout=${LOADED_CONNECT_TIMEOUT_S}`] : []);
+
 interface Options {
   n: number;
   quick: boolean;
@@ -190,7 +199,7 @@ async function main(): Promise<number> {
       for (const job of ['install', 'rerun'] as const) {
         const base = path.join(logDir, `pgtls-${job}`);
         say(`pgtls: ${job}`);
-        const m = await measure('node', [path.join(REPO, 'bin', 'pgtls.js'), 'run', playbook, '-i', lab.inventory, '-f', String(o.n), '--json', `${base}.json`], {
+        const m = await measure('node', [path.join(REPO, 'bin', 'pgtls.js'), 'run', playbook, '-i', lab.inventory, '-f', String(o.n), ...connectTimeout(o.n), '--json', `${base}.json`], {
           env: { ...process.env, CI: '1', PGTLS_COMMAND_LOG: `${base}.commands` },
           cwd: REPO,
           timeoutMs,
@@ -216,6 +225,7 @@ async function main(): Promise<number> {
         ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(lab.dir, 'cp'),
         ANSIBLE_LOCAL_TEMP: path.join(lab.dir, 'ansible-tmp'),
         ANSIBLE_NOCOLOR: '1',
+        ...(o.n >= LOADED_LAB_HOSTS ? { ANSIBLE_TIMEOUT: String(LOADED_CONNECT_TIMEOUT_S) } : {}),
       };
       for (const job of ['install', 'rerun'] as const) {
         const log = path.join(logDir, `ansible-${job}.log`);
