@@ -76,7 +76,11 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
         const r = await p.done;
         const exit: Problems = [];
         if (signal === 'SIGKILL' && r.signal !== 'SIGKILL') exit.push(`SIGKILL did not kill it: ${show(r)}`);
-        if (signal !== 'SIGKILL' && r.code !== 4 && r.code !== 0) exit.push(`an interrupted run exits 4: ${show(r)}`);
+        // The second SIGINT can land when the run has already ended and written its report, while the
+        // process exits (Node has put the default handlers back): the kernel then ends it by the signal.
+        // Nothing was left to quit; that is not a run that failed to exit 4.
+        const signalledWhileExiting = signal === 'SIGINT×2' && r.signal === 'SIGINT' && r.report !== undefined && /^PLAY RECAP$/m.test(r.stdout);
+        if (signal !== 'SIGKILL' && r.code !== 4 && r.code !== 0 && !signalledWhileExiting) exit.push(`an interrupted run exits 4: ${show(r)}`);
         if ((signal === 'SIGINT' || signal === 'SIGTERM') && r.code === 4)
           for (const [h, rep] of Object.entries(r.report?.hosts ?? {}))
             if (rep.status === 'interrupted' && !/rolled back to its last proven state|nothing was written since its last proven state/.test(rep.message ?? ''))
