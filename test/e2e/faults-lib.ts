@@ -306,7 +306,11 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean; abrupt?: 
       // generating for it (they wait, 0600, for their certificate): the next run removes them (converge
       // checks that nothing of any run is left). Anything else, and any temp file after a graceful stop, is a bug.
       const waitingKey = opts.abrupt && p.startsWith(`${KEYS}/`) && name.startsWith('.pgtls-tmp.');
-      if (isTemp(p, name) && !waitingKey) problems.push(`${h}:${p}: a temp file was left behind`);
+      // Likewise a commit's half-received content (.in.RUNID.*, root's state directory, nothing installed
+      // from it): the shell receiving it can be killed with the controller's connection before its own
+      // cleanup runs; the next run's lock removes it (converge checks that too).
+      const halfReceived = opts.abrupt && p === `${STATE}/${name}` && name.startsWith('.in.');
+      if (isTemp(p, name) && !waitingKey && !halfReceived) problems.push(`${h}:${p}: a temp file was left behind`);
       if (opts.afterRerun && ROLLBACK_RE.test(name)) problems.push(`${h}:${p}: a rollback copy survived a completed run`);
       if (opts.afterRerun && RUN_HELD_RE.test(p)) problems.push(`${h}:${p}: a lock or journal survived a completed run`);
       if (/\.(crt|pem)$/.test(name) && !isTemp(p, name) && !ROLLBACK_RE.test(name)) {
