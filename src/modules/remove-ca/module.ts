@@ -28,13 +28,15 @@ const args = z
 
 /** Where a CA rotation keeps the next, the previous and the retired CAs. */
 const ROTATION_DIRS = ['next', 'previous', 'retired'];
+/** The CA itself: what planning looks for and the operation deletes. */
+const CA_FILES = ['ca.key', 'ca.crt'];
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 /** Deletes the CA's key and certificate, and a rotation's other generations; --check deletes nothing. */
 const removeCaFiles = defineLocalOp('remove_ca.remove', async (_target, p: { dir: string }, simulate) => {
   if (simulate) return;
-  await Promise.all(['ca.key', 'ca.crt'].map((f) => rm(join(p.dir, f), { force: true })));
+  await Promise.all(CA_FILES.map((f) => rm(join(p.dir, f), { force: true })));
   // a CA rotation's other generations (src/ca/rotation-store.ts) go with it
   await Promise.all(ROTATION_DIRS.map((d) => rm(join(p.dir, d), { recursive: true, force: true })));
   await rmdir(p.dir).catch(() => undefined); // only when empty
@@ -49,8 +51,7 @@ export const removeCa = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     const base = resolveFromInventory(ctx.vars, a.ca_dir);
     const dir = resolve(a.ca === 'per_node' ? join(base, 'nodes', ctx.host) : base);
-    const files = [join(dir, 'ca.key'), join(dir, 'ca.crt')];
-    const present = (await Promise.all(files.map(exists))).some(Boolean);
+    const present = (await Promise.all(CA_FILES.map((f) => exists(join(dir, f))))).some(Boolean);
     if (!present) return [];
     const state = stateDirOf(ctx.vars, a.state_dir);
     return [
