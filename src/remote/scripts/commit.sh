@@ -51,7 +51,8 @@ receive() {
       [ "$(sha256sum < "$all.$i" | cut -c1-64)" = "$5" ] || pgtls_die "$2: the content arrived altered (sha256 differs): nothing installed, every file is unchanged"
     fi
     if [ "$1" != remove ]; then
-      pgtls_resolve_dir "$(dirname -- "$2")" || pgtls_die "cannot write $2: $pmissing does not exist; nothing installed"
+      pgtls_split "$2"
+      pgtls_resolve_dir "$pparent" || pgtls_die "cannot write $2: $pmissing does not exist; nothing installed"
     fi
     shift 12
   done
@@ -66,7 +67,8 @@ commit() {
     op=$1 p=$2 from=$3 len=$4 sha=$5 mode=$6 owner=$7 group=$8 backup=$9
     rec=${10} imac=${11} validate=${12}
     shift 12
-    dir=$(dirname -- "$p") base=$(basename -- "$p")
+    pgtls_split "$p"
+    dir=$pparent base=$pbase
     case "$op" in
     write)
       pgtls_resolve_dir "$dir" || pgtls_die "cannot write $p: $pmissing does not exist"
@@ -86,12 +88,14 @@ commit() {
       pgtls_record_installed "$p" "$rec" absent "$imac"
       ;;
     rename)
-      [ "$(dirname -- "$from")" = "$dir" ] || pgtls_die "$from and $p are not in one directory"
+      pgtls_split "$from"
+      [ "$pparent" = "$dir" ] || pgtls_die "$from and $p are not in one directory"
+      fbase=$pbase
       pgtls_resolve_dir "$dir" || pgtls_die "cannot install $p: $pmissing does not exist"
       pgtls_journal "$pdir/$base"
       pgtls_record_original "$p" "$rec"
       pgtls_in "$dir" keep "$base" "$runid"
-      pgtls_in "$dir" rename "$(basename -- "$from")" "$base"
+      pgtls_in "$dir" rename "$fbase" "$base"
       content=''
       pgtls_record_installed "$p" "$rec" "$(pgtls_file_sha "$p")" "$imac"
       ;;

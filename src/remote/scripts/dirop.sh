@@ -70,6 +70,57 @@ read)
   stat -L -c '%a %U %G' -- "$1"
   exec head -c "$(($2 + 1))" -- "$1"
   ;;
+read-many)
+  # read-many CAP NAME...: each NAME as `read` reads it, in one go. For each NAME, in order:
+  # "pgtls-file RC OUTLEN ERRLEN\n", OUTLEN bytes of what `read` prints (RC 0), ERRLEN bytes of why
+  # not (RC 3: absent, 65: a refusal, 1: unreadable). A file that changes while it is read (its
+  # length is not the one announced) breaks the frame: the caller (read-many.sh) checks every
+  # length, and has such a directory's files read again one by one.
+  cap=$1
+  shift
+  LC_ALL=C   # ${#...} counts bytes
+  export LC_ALL
+  refuse() {
+    msg="pgtls: $2
+"
+    printf 'pgtls-file %s 0 %s\n%s' "$1" "${#msg}" "$msg"
+  }
+  for n; do
+    case "$n" in '' | . | .. | */*) refuse 65 "bad file name '$n' in $here"; continue ;; esac
+    if ! exists "$n"; then echo 'pgtls-file 3 0 0'; continue; fi
+    if [ -L "$n" ]; then
+      lu=$(stat -c %u -- "$n")
+      if [ "$lu" != "$me" ] && [ "$lu" != 0 ]; then refuse 65 "refusing $here/$n: a symbolic link owned by uid $lu"; continue; fi
+      [ -e "$n" ] || { echo 'pgtls-file 3 0 0'; continue; }
+    fi
+    [ -f "$n" ] || { refuse 65 "$here/$n is not a regular file: refusing to read it"; continue; }
+    [ -r "$n" ] || { refuse 1 "$here/$n: Permission denied"; continue; }
+    st=$(stat -L -c '%s %a %U %G' -- "$n") || { refuse 1 "cannot stat $here/$n"; continue; }
+    size=${st%% *} meta="${st#* }
+"
+    [ "$size" -le "$cap" ] || { refuse 65 "$here/$n is $size bytes, above the $cap-byte limit for files pgtls reads"; continue; }
+    printf 'pgtls-file 0 %s 0\n%s' "$((${#meta} + size))" "$meta"
+    # one byte more than announced when it grew meanwhile: the frame breaks, nothing half-read is taken
+    head -c "$((size + 1))" -- "$n" || true
+  done
+  ;;
+probe)
+  # probe PUB NAME...: for each NAME, never through a link, "MODE OWNER GROUP TYPE" or "absent";
+  # with PUB 1, after a regular file, its public half (a private key's; the key itself never leaves
+  # this directory) then "pgtls-pub-end".
+  pub=$1
+  shift
+  for n; do
+    pgtls_name "$n"
+    if [ -L "$n" ]; then t='link'; elif [ -d "$n" ]; then t='dir'; elif [ -e "$n" ]; then t='file'; else t=''; fi
+    if [ -z "$t" ]; then echo absent; continue; fi
+    printf '%s %s\n' "$(stat -c '%a %U %G' -- "$n")" "$t"
+    if [ "$pub" = 1 ] && [ "$t" = file ]; then
+      [ ! -f "$n" ] || openssl pkey -in "$n" -pubout -passin pass: 2>/dev/null || true
+      echo pgtls-pub-end
+    fi
+  done
+  ;;
 sha)
   pgtls_name "$1"
   [ -e "$1" ] || exit 3

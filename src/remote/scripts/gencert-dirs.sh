@@ -5,13 +5,14 @@ set -eu
 DIROP=$1 group=$2 mode=$3
 shift 3
 for d in "$@"; do
-  parent=$(dirname -- "$d") name=$(basename -- "$d")
+  pgtls_split "$d"
+  parent=$pparent name=$pbase
   n=0
   while ! pgtls_resolve_dir "$parent"; do
     n=$((n + 1))
     [ "$n" -le 32 ] || pgtls_die "cannot create $parent"
-    miss=$pmissing
-    pgtls_in "$(dirname -- "$miss")" mkdir "$(basename -- "$miss")" '' '' 755
+    pgtls_split "$pmissing"
+    pgtls_in "$pparent" mkdir "$pbase" '' '' 755
   done
   owner=$puser
   pgtls_in "$parent" mkdir "$name" "$owner" "$group" "$mode"

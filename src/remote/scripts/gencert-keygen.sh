@@ -15,7 +15,8 @@ while [ $# -ge 2 ]; do
   name=$1 k=$2
   shift 2
   i=$((i + 1))
-  dir=$(dirname -- "$k")
+  pgtls_split "$k"
+  dir=$pparent
   pgtls_resolve_dir "$dir" || pgtls_die "cannot generate $k: $pmissing does not exist"
   pgtls_journal "$k"
   pgtls_in "$dir" keygen "$bits" "$owner" "$group" "$runid" "$name" > "$out/$i.out" 2> "$out/$i.err" &

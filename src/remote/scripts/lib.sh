@@ -31,58 +31,110 @@ pgtls_user_of() { getent passwd "$1" 2>/dev/null | cut -d: -f1 | grep . || print
 pgtls_writable_by_others() { [ $((0$1 & 022)) -ne 0 ]; }
 pgtls_sticky() { [ $((0$1 & 01000)) -ne 0 ]; }
 
-# pgtls_resolve_dir DIR: sets pdir (its physical path) and puser (who acts inside it: root only
+# pgtls_split PATH: sets pparent and pbase as dirname and basename would (no process spawned)
+pgtls_split() {
+  pbase=$1
+  while :; do case "$pbase" in ?*/) pbase=${pbase%/} ;; *) break ;; esac; done
+  case "$pbase" in
+  */*)
+    pparent=${pbase%/*} pbase=${pbase##*/}
+    while :; do case "$pparent" in ?*/) pparent=${pparent%/} ;; *) break ;; esac; done
+    [ -n "$pparent" ] || pparent=/
+    ;;
+  *) pparent=. ;;
+  esac
+}
+
+# pgtls_resolve_dir DIR: sets pdir (its physical path), puser (who acts inside it: root only
 # when root alone controls the directory and every parent, else the owner of the first directory
-# that is not root's). Returns 1 (pmissing = the first missing component) when DIR does not exist.
+# that is not root's) and pstat ("MODE OWNER GROUP" of pdir itself; empty for /). Returns 1
+# (pmissing = the first missing component) when DIR does not exist.
+# One `stat` for all the components of a path (and one more per root-owned link followed), and
+# each directory resolved once per script: a script asks for the same few directories again and
+# again (pgtls_resolved caches them; pgtls_in forgets them all after an operation that changes a
+# directory). What is cached was checked; a directory swapped since is caught where it is used
+# (dirop.sh enters it with `cd -P` and checks where it landed).
+pgtls_resolved=0
 pgtls_resolve_dir() {
-  # the same directory twice in one script (a write resolves it, then works in it): known
-  if [ -n "${presolved:-}" ] && [ "$presolved" = "$1" ]; then pdir=$presolved_dir puser=$presolved_user; return 0; fi
+  pr_i=0 pr_k=''
+  while [ "$pr_i" -lt "$pgtls_resolved" ]; do
+    pr_i=$((pr_i + 1))
+    eval "pr_k=\$pgtls_rk_$pr_i"
+    if [ "$pr_k" = "$1" ]; then
+      eval "pdir=\$pgtls_rd_$pr_i puser=\$pgtls_ru_$pr_i pstat=\$pgtls_rs_$pr_i"
+      return 0
+    fi
+  done
   case "$1" in /*) ;; *) pgtls_die "$1: not an absolute path" ;; esac
   case "$1" in *'
 '*) pgtls_die "a path with a newline is refused" ;; esac
-  rest=${1#/} pdir='' puser='' pmissing='' hops=0
+  pr_arg=$1 pr_path=$1 pdir='' puser='' pstat='' pmissing='' pr_hops=0
   if [ "$pgtls_me" != 0 ]; then puser=$pgtls_me_name; fi   # not root: nothing to cross, the kernel decides
-  while [ -n "$rest" ]; do
-    c=${rest%%/*}
-    case "$rest" in */*) rest=${rest#*/} ;; *) rest='' ;; esac
-    case "$c" in '' | .) continue ;; ..) pgtls_die "$1: '..' in a path is refused" ;; esac
-    next="$pdir/$c"
-    if [ -L "$next" ]; then
-      lu=$(stat -c %u -- "$next")
-      # only root's links are followed, and only where root alone could have made them
-      if [ "$lu" != 0 ] && [ "$lu" != "$pgtls_me" ]; then
-        pgtls_die "refusing $next: a symbolic link owned by $(pgtls_user_of "$lu") (pgtls follows no link another user controls)"
-      fi
-      hops=$((hops + 1))
-      [ "$hops" -le 20 ] || pgtls_die "$1: too many levels of symbolic links"
-      t=$(readlink -- "$next")
-      case "$t" in /*) ;; *) t="$pdir/$t" ;; esac
-      rest="${t#/}${rest:+/$rest}" pdir=''
-      continue
-    fi
-    if [ ! -e "$next" ]; then pmissing=$next; return 1; fi
-    [ -d "$next" ] || pgtls_die "$next is not a directory"
-    # shellcheck disable=SC2046
-    set -- "$1" $(stat -c '%u %a %U' -- "$next")
-    o=$2 m=$3 on=$4
-    if [ -z "$puser" ]; then
-      if [ "$o" = 0 ]; then
-        if pgtls_writable_by_others "$m" && ! pgtls_sticky "$m"; then
-          pgtls_die "refusing $next: root's directory but writable by group or others (mode $m): anyone there could swap what pgtls writes"
+  while :; do
+    # the components of pr_path as paths from /, up to a '..' (refused once reached: pr_tail)
+    set --
+    pr_rest=${pr_path#/} pr_pre='' pr_tail=''
+    while [ -n "$pr_rest" ]; do
+      pr_c=${pr_rest%%/*}
+      case "$pr_c" in '' | .) ;; ..) pr_tail=$pr_rest; break ;; *) pr_pre="$pr_pre/$pr_c"; set -- "$@" "$pr_pre" ;; esac
+      case "$pr_rest" in */*) pr_rest=${pr_rest#*/} ;; *) pr_rest='' ;; esac
+    done
+    # one line per component that exists, in order (lstat: a link is itself): "TYPE UID MODE USER GROUP PATH"
+    pr_lines=''
+    if [ $# -gt 0 ]; then pr_lines=$(stat -c '%A %u %a %U %G %n' -- "$@" 2>/dev/null) || true; fi
+    pr_last=$pr_pre pdir='' pr_restart=''
+    for pr_p; do
+      pr_line=${pr_lines%%'
+'*}
+      case "$pr_lines" in *'
+'*) pr_lines=${pr_lines#*'
+'} ;; *) pr_lines='' ;; esac
+      # no line for it (or the line of a later one): it does not exist (or cannot be reached)
+      if [ "${pr_line#* * * * * }" != "$pr_p" ]; then pmissing=$pr_p; return 1; fi
+      pr_t=${pr_line%% *} pr_r=${pr_line#* }
+      pr_o=${pr_r%% *} pr_r=${pr_r#* }
+      pr_m=${pr_r%% *} pr_r=${pr_r#* }
+      pr_on=${pr_r%% *} pr_r=${pr_r#* }
+      pr_g=${pr_r%% *}
+      case "$pr_t" in
+      l*)
+        # only root's links are followed, and only where root alone could have made them
+        if [ "$pr_o" != 0 ] && [ "$pr_o" != "$pgtls_me" ]; then
+          pgtls_die "refusing $pr_p: a symbolic link owned by $(pgtls_user_of "$pr_o") (pgtls follows no link another user controls)"
         fi
-      else
-        # the boundary: from here on everything is done as this user
-        puser=$on
-        pboundary=$next
+        pr_hops=$((pr_hops + 1))
+        [ "$pr_hops" -le 20 ] || pgtls_die "$pr_arg: too many levels of symbolic links"
+        pr_tgt=$(readlink -- "$pr_p")
+        case "$pr_tgt" in /*) ;; *) pr_tgt="$pdir/$pr_tgt" ;; esac
+        pr_path="$pr_tgt${pr_last#"$pr_p"}${pr_tail:+/$pr_tail}" pr_restart=1
+        break
+        ;;
+      d*) ;;
+      *) pgtls_die "$pr_p is not a directory" ;;
+      esac
+      if [ -z "$puser" ]; then
+        if [ "$pr_o" = 0 ]; then
+          if pgtls_writable_by_others "$pr_m" && ! pgtls_sticky "$pr_m"; then
+            pgtls_die "refusing $pr_p: root's directory but writable by group or others (mode $pr_m): anyone there could swap what pgtls writes"
+          fi
+        else
+          # the boundary: from here on everything is done as this user
+          puser=$pr_on
+          pboundary=$pr_p
+        fi
+      elif [ "$pgtls_me" = 0 ] && [ "$pr_o" != 0 ] && [ "$pr_on" != "$puser" ]; then
+        pgtls_die "refusing $pr_p: owned by $pr_on inside $pboundary, which $puser owns"
       fi
-    elif [ "$pgtls_me" = 0 ] && [ "$o" != 0 ] && [ "$on" != "$puser" ]; then
-      pgtls_die "refusing $next: owned by $on inside $pboundary, which $puser owns"
-    fi
-    pdir=$next
+      # shellcheck disable=SC2034 # pstat: for the caller (gencert-probe.sh)
+      pdir=$pr_p pstat="$pr_m $pr_on $pr_g"
+    done
+    [ -n "$pr_restart" ] || break
   done
+  [ -z "$pr_tail" ] || pgtls_die "$pr_arg: '..' in a path is refused"
   [ -n "$pdir" ] || pdir=/
   [ -n "$puser" ] || puser=root
-  presolved=$1 presolved_dir=$pdir presolved_user=$puser
+  pgtls_resolved=$((pgtls_resolved + 1))
+  eval "pgtls_rk_$pgtls_resolved=\$pr_arg pgtls_rd_$pgtls_resolved=\$pdir pgtls_ru_$pgtls_resolved=\$puser pgtls_rs_$pgtls_resolved=\$pstat"
   return 0
 }
 
@@ -105,6 +157,8 @@ pgtls_in() {
   pgtls_resolve_dir "$1" || pgtls_die "$1 does not exist (${pmissing} is missing)"
   d=$pdir
   shift
+  # a directory made or given away: what was resolved may no longer hold
+  case "$1" in mkdir) pgtls_resolved=0 ;; esac
   pgtls_as "$puser" sh -c "$DIROP" pgtls-dirop "$d" "$@"
 }
 
@@ -156,7 +210,8 @@ pgtls_record_original() {
     [ -e "$n.orig.mac" ] || pgtls_print_original "$n"
     return 0
   fi
-  dir=$(dirname -- "$1") base=$(basename -- "$1")
+  pgtls_split "$1"
+  dir=$pparent base=$pbase
   printf '%s' "$1" > "$n.path.tmp" && mv -f -- "$n.path.tmp" "$n.path"
   if ! pgtls_resolve_dir "$dir"; then
     : > "$n.absent"
@@ -204,7 +259,8 @@ pgtls_record_installed() {
   elif [ -e "$n.orig" ]; then
     if [ -n "${content:-}" ]; then mv -f -- "$content" "$n.installed"; content=''
     else
-      dir=$(dirname -- "$1") base=$(basename -- "$1")
+      pgtls_split "$1"
+      dir=$pparent base=$pbase
       pgtls_resolve_dir "$dir" || pgtls_die "$dir vanished"
       t=$(mktemp "$n.installed.XXXXXX")
       pgtls_as "$puser" sh -c "$DIROP" pgtls-dirop "$pdir" read "$base" "$cap" | tail -n +2 > "$t"
@@ -217,7 +273,8 @@ pgtls_record_installed() {
 
 # pgtls_file_sha PATH: sha256 of a file as the directory's user sees it ('absent' when there is none)
 pgtls_file_sha() {
-  dir=$(dirname -- "$1") base=$(basename -- "$1")
+  pgtls_split "$1"
+  dir=$pparent base=$pbase
   if ! pgtls_resolve_dir "$dir"; then echo absent; return 0; fi
   rc=0
   s=$(pgtls_as "$puser" sh -c "$DIROP" pgtls-dirop "$pdir" sha "$base") || rc=$?

@@ -67,7 +67,8 @@ for j in "$state"/runs/*.journal; do
   [ -e "$j" ] || continue
   case "$j" in "$state/runs/$runid.journal") continue ;; esac
   while IFS= read -r f; do
-    d=$(dirname -- "$f") b=$(basename -- "$f")
+    pgtls_split "$f"
+    d=$pparent b=$pbase
     if pgtls_resolve_dir "$d"; then pgtls_in "$d" clean "$b" "$runid" || true; fi
   done < "$j"
   echo "cleaned $(basename -- "$j" .journal)"

@@ -7,7 +7,8 @@ pgtls_state_ready
 while [ $# -ge 2 ]; do
   p=$1 r=$2
   shift 2
-  dir=$(dirname -- "$p") base=$(basename -- "$p")
+  pgtls_split "$p"
+  dir=$pparent base=$pbase
   pgtls_resolve_dir "$dir" || continue
   pgtls_journal "$pdir/$base"
   pgtls_record_original "$p" "$r"

@@ -2,6 +2,7 @@
 # exit 3 when the file does not exist. Read as the user who controls its directory.
 set -eu
 DIROP=$1 p=$2 cap=$3
-dir=$(dirname -- "$p") base=$(basename -- "$p")
+pgtls_split "$p"
+dir=$pparent base=$pbase
 pgtls_resolve_dir "$dir" || exit 3
 pgtls_in "$dir" read "$base" "$cap"

@@ -5,7 +5,8 @@ set -eu
 DIROP=$1 op=$2 runid=$3
 shift 3
 for p in "$@"; do
-  dir=$(dirname -- "$p") base=$(basename -- "$p")
+  pgtls_split "$p"
+  dir=$pparent base=$pbase
   pgtls_resolve_dir "$dir" || continue
   pgtls_in "$dir" "$op" "$base" "$runid"
 done
