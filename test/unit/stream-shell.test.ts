@@ -11,7 +11,9 @@ import type { ExecResult, Transport } from '../../src/lib/transport.js';
 import { sh, type ShellCommand } from '../../src/lib/sh.js';
 import { ShellPool, StreamShell, type ShellChannel, type ShellSpec } from '../../src/remote/stream-shell.js';
 import { STANDALONE_SCRIPTS, standaloneScriptFile } from '../../src/remote/standalone-scripts.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A local `sh -c CMD` as a channel, as sshd would run the exec request. */
 const launched: string[] = [];
@@ -241,6 +243,59 @@ test('HostShell over a streaming transport: exit codes become RemoteCommandError
   assert.is((await shell.exec(sh`exit 3`, { okCodes: [3] })).exitCode, 3);
   assert.not.ok(launched.some((l) => l.includes('s3cret')));
   await pool.close();
+});
+
+/** Polls `cond` until it holds or `ms` pass (a loaded machine is slow; no fixed sleep). */
+async function eventually(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+test('the connection gone mid-command (stdin at its end): the command gets TERM, so its own traps clean up; one that ignores TERM runs on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgtls-agent-term-'));
+  const agentText = readFileSync(standaloneScriptFile('agent'), 'utf8');
+  const start = async (): Promise<ReturnType<typeof spawn>> => {
+    const child = spawn('sh', ['-c', agentText, 'pgtls-agent', 'tok'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin!.on('error', () => undefined);
+    await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+    return child;
+  };
+  const header = (cmd: string, ilen: number) => Buffer.concat([Buffer.from(`${'a'.repeat(32)} ${Buffer.byteLength(cmd)} ${ilen}\n`), Buffer.from(cmd)]);
+  const exists = (n: string) => existsSync(join(dir, n));
+  try {
+    // receiving its stdin (like commit.sh): half of it arrives, then the connection goes
+    const receiving = `f=$(mktemp ${dir}/.in.XXXXXX); trap 'rm -f "$f"; echo cleaned > ${dir}/a' EXIT; trap 'exit 1' TERM; cat > "$f"; sleep 30`;
+    let a = await start();
+    a.stdin!.write(Buffer.concat([header(receiving, 1 << 20), Buffer.alloc(4096, 120)]));
+    assert.ok(await eventually(() => readdirSync(dir).some((n) => n.startsWith('.in.')), 20_000), 'the command started receiving');
+    a.stdin!.end();
+    assert.ok(await eventually(() => exists('a'), 20_000), 'its EXIT trap ran');
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('.in.')), [], 'nothing half-received is left');
+    // no stdin at all, running on (a restart waiting for a server): TERM reaches it, not only its shell
+    const running = `trap 'echo term > ${dir}/b; exit 1' TERM; touch ${dir}/b-started; while :; do sleep 0.2; done`;
+    a = await start();
+    a.stdin!.write(header(running, 0));
+    assert.ok(await eventually(() => exists('b-started'), 20_000));
+    a.stdin!.end();
+    assert.ok(await eventually(() => exists('b'), 20_000), 'the running command got TERM');
+    assert.is(readFileSync(join(dir, 'b'), 'utf8'), 'term\n');
+    // a script that ignores TERM once it needs nothing more from the controller (commit.sh's commit) finishes its work
+    const committing = `sh -c 'trap "" TERM HUP PIPE; touch ${dir}/c-started; sleep 1; echo done > ${dir}/c'`;
+    a = await start();
+    const closed = new Promise((r) => a.on('close', r));
+    a.stdin!.write(header(committing, 0));
+    assert.ok(await eventually(() => exists('c-started'), 20_000));
+    a.stdin!.end();
+    assert.ok(await eventually(() => exists('c'), 20_000), 'it ran to its end');
+    // and the agent itself ends with its connection
+    assert.ok(await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]), 'the agent ended');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('standalone host scripts: shellcheck (sh, warnings and errors)', () => {

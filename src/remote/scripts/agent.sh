@@ -13,7 +13,12 @@
 #    so the next header is always where the controller put it (a command that reads no stdin is fine);
 #  - stdout/stderr go through `cat`, which ends only when every writer is gone: a daemon the command
 #    left holding them delays the marker (as an ssh channel would wait) instead of writing into the
-#    next command's output. The command never sees this shell's own descriptors (3, 4, 6, 7 closed).
+#    next command's output. The command never sees this shell's own descriptors (3-9 closed).
+# While a command runs, nothing may arrive on stdin (the controller sends the next header only once
+# it has this command's marker), so once the command has its stdin a watcher reads ours: end of
+# file there means the connection is gone (a killed controller, a cut network), and the command
+# gets TERM, so that its own traps clean up (commit.sh removes the content it was receiving) instead
+# of it running on with nobody to answer to. The watcher is ended before the marker is printed.
 # Anything unexpected (bad header, short read) ends this shell: the controller then opens a new one.
 set -u
 ready=$1
@@ -24,6 +29,60 @@ if [ "$(printf abc | { head -c 1 >/dev/null; cat; })" = bc ]; then
 else
   take() { dd bs=1 count="$1" 2>/dev/null; }
 fi
+# run_watched: the command (its text behind a line that reports its pid on fd 8), fed exactly ilen
+# bytes of our stdin and drained after, its code on fd 7; next to it, watch_command.
+run_watched() {
+  exec 5<&0 9>&1
+  wrapped="printf '%s\\n' \"\$\$\" >&8; exec 8>&-
+$cmd"
+  {
+    if [ "$ilen" -eq 0 ]; then
+      echo fed >&8
+      sh -c "$wrapped" </dev/null 1>&9 3>&- 4>&- 5<&- 6>&- 7>&- 9>&-
+      echo "$?" >&7
+    else
+      { take "$ilen" <&5; echo fed >&8; } | {
+        sh -c "$wrapped" 1>&9 3>&- 4>&- 5<&- 6>&- 7>&- 9>&-
+        echo "$?" >&7
+        cat >/dev/null
+      }
+    fi
+  } 8>&1 | watch_command >/dev/null 2>&1 7>&- 9>&-
+}
+# children PID: the processes PID started (Linux /proc; without the children file, by their parent)
+children() {
+  if [ -r "/proc/$1/task/$1/children" ]; then
+    cat -- "/proc/$1/task/$1/children"
+    return 0
+  fi
+  for st in /proc/[0-9]*/stat; do
+    IFS= read -r l 2>/dev/null <"$st" || continue
+    # shellcheck disable=SC2086
+    set -- "$1" ${l##*) }
+    [ "${3:-}" != "$1" ] || { st=${st%/stat} && printf '%s\n' "${st##*/}"; }
+  done
+}
+# watch_command (stdin: the command's pid, and "fed" once its stdin is complete; end of file once
+# it has ended): from then until it ends, end of file on fd 5 (our stdin) TERMs it.
+watch_command() {
+  pid='' fed=''
+  while [ -z "$pid" ] || [ -z "$fed" ]; do
+    IFS= read -r l || return 0
+    case $l in fed) fed=1 ;; '' | *[!0-9]*) ;; *) pid=$l ;; esac
+  done
+  (
+    IFS= read -r l <&5 || :
+    # the command's shell runs its commands as children (it does not pass TERM on): they get it
+    # first (a script's own traps: commit.sh's), then the shell (a command line's own traps)
+    # shellcheck disable=SC2046
+    kill -TERM $(children "$pid") "$pid" 2>/dev/null
+  ) &
+  w=$!
+  while IFS= read -r l; do :; done
+  kill -KILL "$w" 2>/dev/null
+  wait "$w" 2>/dev/null
+  return 0
+}
 exec 3>&1 4>&2
 printf 'pgtls-agent-ready %s\n' "$ready"
 while IFS=' ' read -r nonce clen ilen; do
@@ -38,16 +97,7 @@ while IFS=' ' read -r nonce clen ilen; do
     {
       {
         {
-          if [ "$ilen" -eq 0 ]; then
-            sh -c "$cmd" </dev/null 3>&- 4>&- 6>&- 7>&-
-            echo "$?" >&7
-          else
-            take "$ilen" | {
-              sh -c "$cmd" 3>&- 4>&- 6>&- 7>&-
-              echo "$?" >&7
-              cat >/dev/null
-            }
-          fi
+          run_watched
         } 2>&1 1>&6 | cat >&4
       } 6>&1 | cat >&3
     } 7>&1
