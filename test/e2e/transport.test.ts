@@ -76,6 +76,50 @@ test('over sshd: root and postgres shells via sudo once each; framing, binary st
   assert.not.ok(lines.some((l) => /^pg1\tsudo -n -H -- sh -c 'id -u'/.test(l)), 'no command got its own sudo');
 });
 
+/** Polls `cond` until it holds or `ms` pass (the machine is shared and loaded: no fixed sleeps). */
+async function eventually(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
+test('over sshd: the connection dropped mid-command: the command gets TERM (its traps run), a commit receiving content leaves nothing behind', async () => {
+  assert.ok(lab, 'the lab is up');
+  const connect = () => SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
+  const onHost = async (cmd: string) => (await lab!.exec('pg1', cmd)).stdout.toString();
+  await onHost('rm -rf /tmp/pgtls-term; mkdir -p /tmp/pgtls-term');
+  // 1. a command that reads no stdin and runs on (a server that does not come up): TERM, through sudo
+  let t = await connect();
+  const running = new HostShell(t, lab!.user, true)
+    .exec(sh`trap 'echo term > /tmp/pgtls-term/trapped; exit 1' TERM; touch /tmp/pgtls-term/started; while :; do sleep 0.2; done`, { timeoutMs: 120_000 })
+    .catch((e: unknown) => e);
+  assert.ok(await eventually(async () => (await onHost('ls /tmp/pgtls-term')).includes('started'), 30_000), 'the command started');
+  t.destroy(); // as a killed controller or a cut network: no signal, no end of file, the TCP connection just goes
+  await running;
+  assert.ok(await eventually(async () => (await onHost('cat /tmp/pgtls-term/trapped 2>/dev/null')) === 'term\n', 30_000), 'its TERM trap ran on the host');
+  assert.ok(await eventually(async () => !(await onHost("pgrep -f 'pgtls-term/[s]tarted' || true")).trim(), 30_000), 'and it is gone');
+  // 2. commit.sh while it receives its content (64 MiB in flight): the connection goes, nothing is installed, nothing is left
+  t = await connect();
+  const { commitChanges } = await import('../../src/remote/files.js');
+  const state = '/var/lib/pgtls/hostsh-term-state';
+  const target = '/tmp/pgtls-term/big.conf';
+  const total = 64 << 20;
+  const committing = commitChanges(new HostShell(t, lab!.user, true), [{ op: 'write', path: target, content: Buffer.alloc(total, 97) }], 'termrun', { dir: state, track: false, signer: null }).catch((e: unknown) => e);
+  const inFlight = async () => {
+    const sizes = (await onHost(`stat -c %s ${state}/.in.* 2>/dev/null || true`)).trim();
+    return sizes !== '' && Number(sizes) > 0 && Number(sizes) < total;
+  };
+  assert.ok(await eventually(inFlight, 60_000), 'commit.sh is receiving the content');
+  t.destroy();
+  await committing;
+  assert.ok(await eventually(async () => !(await onHost(`ls -A ${state} | grep '^\\.in\\.' || true; pgrep -f 'pgtls-[c]ommit' || true`)).trim(), 30_000), `no half-received content (.in.*) and no commit left: ${await onHost(`ls -lA ${state}; ps -eo pid,args | grep -c pgtls-commit`)}`);
+  assert.is(await onHost(`ls ${target} 2>/dev/null || true`), '', 'nothing was installed');
+  await onHost(`rm -rf /tmp/pgtls-term ${state}`);
+});
+
 // teardown, not a test: it is not counted (a test must be able to fail)
 test.after(async () => {
   if (lab) await lab.down();
