@@ -306,11 +306,10 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean; abrupt?: 
       // generating for it (they wait, 0600, for their certificate): the next run removes them (converge
       // checks that nothing of any run is left). Anything else, and any temp file after a graceful stop, is a bug.
       const waitingKey = opts.abrupt && p.startsWith(`${KEYS}/`) && name.startsWith('.pgtls-tmp.');
-      // Likewise a commit's half-received content (.in.RUNID.*, root's state directory, nothing installed
-      // from it): the shell receiving it can be killed with the controller's connection before its own
-      // cleanup runs; the next run's lock removes it (converge checks that too).
-      const halfReceived = opts.abrupt && p === `${STATE}/${name}` && name.startsWith('.in.');
-      if (isTemp(p, name) && !waitingKey && !halfReceived) problems.push(`${h}:${p}: a temp file was left behind`);
+      // (A commit's half-received content, .in.RUNID.* in root's state directory, is no exception: once
+      // the connection is gone its commit.sh gets TERM from the agent and removes it; checkAfterFault
+      // looks only once every agent of the killed run has ended.)
+      if (isTemp(p, name) && !waitingKey) problems.push(`${h}:${p}: a temp file was left behind`);
       if (opts.afterRerun && ROLLBACK_RE.test(name)) problems.push(`${h}:${p}: a rollback copy survived a completed run`);
       if (opts.afterRerun && RUN_HELD_RE.test(p)) problems.push(`${h}:${p}: a lock or journal survived a completed run`);
       if (/\.(crt|pem)$/.test(name) && !isTemp(p, name) && !ROLLBACK_RE.test(name)) {
@@ -445,7 +444,7 @@ export async function checkServerConfigs(fl: FaultLab): Promise<Problems> {
 /** All the invariants that must hold right after a fault. */
 export async function checkAfterFault(fl: FaultLab, opts: { abrupt?: boolean } = {}): Promise<Problems> {
   // (a run that lost its connection, or was killed, may have left its last commit still running on the host)
-  const busy = await commitsEnded(fl);
+  const busy = [...(await commitsEnded(fl)), ...(await agentsEnded(fl))];
   return [...busy, ...checkFiles(fl, opts), ...(await checkServerConfigs(fl)), ...(await checkServing(fl))];
 }
 
@@ -463,6 +462,33 @@ async function commitsEnded(fl: FaultLab): Promise<Problems> {
     });
     if (running.length === 0) return [];
     if (Date.now() > deadline) return running.map((h) => `${h}: a killed run's commit is still running after a minute`);
+    await sleep(200);
+  }
+}
+
+/**
+ * The killed run's long-lived shells (src/remote/scripts/agent.sh) end with their connection, once the
+ * command each was running has ended (it gets TERM: its own traps clean up). Until then what it
+ * leaves is not yet final. A shell that does not end within a minute is a problem.
+ */
+async function agentsEnded(fl: FaultLab): Promise<Problems> {
+  const deadline = Date.now() + 60_000;
+  const agents = (h: string): number => {
+    const proc = hostPath(fl.lab, h, '/proc');
+    let n = 0;
+    for (const pid of readdirSync(proc).filter((x) => /^\d+$/.test(x))) {
+      try {
+        if (readFileSync(join(proc, pid, 'cmdline')).includes('pgtls-agent')) n++;
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return n;
+  };
+  for (;;) {
+    const running = ALL_HOSTS.filter((h) => agents(h) > 0);
+    if (running.length === 0) return [];
+    if (Date.now() > deadline) return running.map((h) => `${h}: a killed run's remote shell is still running after a minute`);
     await sleep(200);
   }
 }
