@@ -15,11 +15,23 @@ pgtls_die() {
 }
 
 umask 077
-pgtls_me=$(id -u)
+# our effective uid, as `id -u` prints it (from /proc: one process less for every script)
+pgtls_me=''
+while IFS='	 ' read -r pgtls_k _ pgtls_e _; do
+  if [ "$pgtls_k" = Uid: ]; then pgtls_me=$pgtls_e; break; fi
+done 2>/dev/null </proc/self/status
+case "$pgtls_me" in '' | *[!0-9]*) pgtls_me=$(id -u) ;; esac
 
 # pgtls_started PID: when the process started (clock ticks since boot; empty when it is gone): with the
-# pid, it names one process for good (a pid can be reused, a pid and a start time cannot)
-pgtls_started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# pid, it names one process for good (a pid can be reused, a pid and a start time cannot). Read by
+# the shell itself (field 22 of /proc/PID/stat, the 20th after "PID (COMM) "): no process spawned.
+pgtls_started() {
+  pgtls_l=''
+  { IFS= read -r pgtls_l <"/proc/$1/stat"; } 2>/dev/null || return 0
+  # shellcheck disable=SC2086
+  set -- ${pgtls_l##*) }
+  [ $# -lt 20 ] || printf '%s\n' "${20}"
+}
 pgtls_me_name=$(id -un)
 # the largest file pgtls reads (the controller passes it; a link to /dev/zero must not hang a run)
 cap=${cap:-16777216}
@@ -168,6 +180,7 @@ pgtls_state_ready() {
   [ -n "$state" ] || return 0
   case "$state" in /*) ;; *) pgtls_die "pgtls_state_dir $state: not an absolute path" ;; esac
   if [ ! -e "$state" ] && [ ! -L "$state" ]; then (umask 077 && mkdir -p -- "$state"); fi
+  set --
   p='' rest=${state#/}
   while [ -n "$rest" ]; do
     c=${rest%%/*}
@@ -175,18 +188,26 @@ pgtls_state_ready() {
     [ -n "$c" ] || continue
     p="$p/$c"
     [ ! -L "$p" ] || pgtls_die "state directory $state refused: $p is a symbolic link"
-    # shellcheck disable=SC2046
-    set -- $(stat -c '%u %a' -- "$p")
-    if [ "$1" != 0 ] && [ "$1" != "$pgtls_me" ]; then
-      pgtls_die "state directory $state refused: $p is owned by $(pgtls_user_of "$1"), not root (its records could have been written by anyone with that user's rights; check them and move the directory aside)"
+    set -- "$@" "$p"
+  done
+  # one `stat` for the state directory and every parent: "UID MODE" each, in order
+  sr=$(stat -c '%u %a' -- "$@" 2>/dev/null) || pgtls_die "state directory $state: cannot examine it"
+  sr="$sr
+"
+  for p; do
+    l=${sr%%'
+'*} sr=${sr#*'
+'}
+    su=${l%% *} sm=${l#* }
+    if [ "$su" != 0 ] && [ "$su" != "$pgtls_me" ]; then
+      pgtls_die "state directory $state refused: $p is owned by $(pgtls_user_of "$su"), not root (its records could have been written by anyone with that user's rights; check them and move the directory aside)"
     fi
     # (a sticky directory like /tmp is fine: nobody else can rename or remove root's entries there)
-    if pgtls_writable_by_others "$2" && ! pgtls_sticky "$2"; then pgtls_die "state directory $state refused: $p is writable by group or others (mode $2)"; fi
+    if pgtls_writable_by_others "$sm" && ! pgtls_sticky "$sm"; then pgtls_die "state directory $state refused: $p is writable by group or others (mode $sm)"; fi
   done
-  # shellcheck disable=SC2046
-  set -- $(stat -c '%u %a' -- "$state")
-  [ "$1" = "$pgtls_me" ] || pgtls_die "state directory $state refused: owned by $(pgtls_user_of "$1"), not $(id -un)"
-  [ "$2" = 700 ] || pgtls_die "state directory $state refused: mode $2, expected 700"
+  # the last one is the state directory itself
+  [ "$su" = "$pgtls_me" ] || pgtls_die "state directory $state refused: owned by $(pgtls_user_of "$su"), not $(id -un)"
+  [ "$sm" = 700 ] || pgtls_die "state directory $state refused: mode $sm, expected 700"
   return 0
 }
 

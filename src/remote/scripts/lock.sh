@@ -8,13 +8,23 @@ DIROP=$1 state=$2 runid=$3 who=$4
 pgtls_state_ready
 # the process that lives exactly as long as this run's connection: the first ancestor that is not a
 # shell or a privilege wrapper (over SSH: sshd's process for the connection)
-holder=$PPID
-p=$PPID
-while [ "$p" -gt 1 ] 2>/dev/null; do
-  case "$(cat "/proc/$p/comm" 2>/dev/null)" in sh | dash | bash | sudo | runuser | su | setpriv | '') ;; *) holder=$p; break ;; esac
-  p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2) || break
-  [ -n "$p" ] || break
-done
+# (read by the shell itself from /proc: no process per ancestor)
+holder_of() {
+  h=$1 p=$1
+  while [ "$p" -gt 1 ] 2>/dev/null; do
+    comm=''
+    { IFS= read -r comm <"/proc/$p/comm"; } 2>/dev/null || comm=''
+    case "$comm" in sh | dash | bash | sudo | runuser | su | setpriv | '') ;; *) h=$p; break ;; esac
+    l=''
+    { IFS= read -r l <"/proc/$p/stat"; } 2>/dev/null || break
+    # shellcheck disable=SC2086
+    set -- ${l##*) }
+    p=${2:-}
+    [ -n "$p" ] || break
+  done
+  holder=$h
+}
+holder_of "$PPID"
 info="run=$runid pid=$holder start=$(pgtls_started "$holder") by=$who since=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 lock="$state/lock"
 tries=0
