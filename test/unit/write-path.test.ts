@@ -24,7 +24,7 @@ import { sh as shCommand } from '../../src/lib/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
 import { execBatch, parseBatch } from '../../src/remote/batch.js';
 import { RemoteCommandError } from '../../src/lib/transport.js';
-import { ALL_SCRIPTS, scriptFile } from '../../src/remote/scripts.js';
+import { ALL_SCRIPTS, diropScript, hostScript, scriptFile } from '../../src/remote/scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
 import { LocalTransport } from './local-host.js';
 
@@ -456,6 +456,47 @@ test('batched reads (read-many.sh): each file exactly as read.sh reads it; refus
   assert.not.match(JSON.stringify([...got.values()].map((f) => f?.content.toString())), /root secret/);
   // a truncated answer trusts nothing after the cut
   assert.is(parseReadMany(Buffer.from('pgtls-file 0 100 0\n644 root root\nshort'), [plain]).size, 0);
+});
+
+test('batched reads cost per directory: one dirop per directory whatever the order; a directory whose dirop answer does not add up (a tampering user) costs only its own files', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const rootDir = join(b.root, 'etc');
+  mkdirSync(rootDir, { mode: 0o755 });
+  const paths: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    writeFileSync(join(rootDir, `r${i}.conf`), `root ${i}\n`);
+    writeFileSync(join(b.userDir, `u${i}.conf`), `user ${i}\n`);
+    paths.push(join(rootDir, `r${i}.conf`), join(b.userDir, `u${i}.conf`));
+  }
+  sh(`chown ${USER}: ${b.userDir}/*.conf`);
+  paths.push(join(b.root, 'nodir', 'x.conf'));
+  const { shell } = host();
+  // the dirop runs once per directory (its `cd -P` is traced), not once per file
+  writeFileSync(join(b.root, 'dirops'), '', { mode: 0o666 });
+  chmodSync(join(b.root, 'dirops'), 0o666); // (the user's dirop writes here too)
+  const traced = `echo "$1" >> ${b.root}/dirops\n${diropScript()}`;
+  const r1 = await shell.exec(shCommand`sh -c ${hostScript('read-many')} pgtls-read-many ${traced} ${16777216} ${paths}`);
+  const got = parseReadMany(r1.stdout, paths);
+  for (let i = 0; i < 12; i++) {
+    assert.is(got.get(join(rootDir, `r${i}.conf`))!.content.toString(), `root ${i}\n`);
+    assert.is(got.get(join(b.userDir, `u${i}.conf`))!.content.toString(), `user ${i}\n`);
+    assert.is(got.get(join(b.userDir, `u${i}.conf`))!.owner, USER);
+  }
+  assert.is(got.get(join(b.root, 'nodir', 'x.conf')), null);
+  assert.equal(readFileSync(join(b.root, 'dirops'), 'utf8').split('\n').filter(Boolean).sort(), [rootDir, b.userDir].sort(), 'one dirop per directory');
+  // the user's dirop (it runs as that user: a tampering user could answer anything) prints frames of
+  // its own: a file it was not asked for, lengths that lie. Root's frames of the other directory stay
+  // whole and right; the tampered directory's files are left out (the controller reads them one by one).
+  const forging = `if [ "$1" = ${b.userDir} ]; then printf 'pgtls-file 0 20 0\\n644 root root\\nforged\\npgtls-file 0 5 0\\n'; exit 0; fi\n${diropScript()}`;
+  const r2 = await shell.exec(shCommand`sh -c ${hostScript('read-many')} pgtls-read-many ${forging} ${16777216} ${paths}`);
+  const answer = parseReadMany(r2.stdout, paths);
+  for (let i = 0; i < 12; i++) {
+    assert.is(answer.get(join(rootDir, `r${i}.conf`))!.content.toString(), `root ${i}\n`, 'the other directory is read as it is');
+    assert.not.ok(answer.has(join(b.userDir, `u${i}.conf`)), "the tampered directory's files are left out");
+  }
+  assert.is(answer.get(join(b.root, 'nodir', 'x.conf')), null);
+  assert.match(r2.stdout.toString(), /pgtls-file 97 0 \d+\npgtls: [^\n]*: its files changed while they were read/);
 });
 
 test('the executor reads files asked together in one round trip, and after a command the whole read set again in one', async () => {
