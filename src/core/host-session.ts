@@ -30,10 +30,18 @@ export class HostSession {
    * costs one round trip for all its files, not one per file.
    */
   private readonly readSet = new Map<string, { path: string; user?: string; size?: number }>();
-  /** Read-only probes the run's tasks will run (ModuleDef.probes), by command text: sent with the lock. */
-  private readonly probes = new Map<string, ShellCommand>();
-  /** Their answers, each given once to the first identical query while nothing may have changed the host. */
-  private readonly answers = new Map<string, { generation: number; as: string; result: ExecResult }>();
+  /**
+   * Read-only probes the run's tasks will run (ModuleDef.probes and .sql), by user and command text,
+   * with how many tasks declared each: sent with the lock.
+   */
+  private readonly probes = new Map<string, { probe: Probe; askers: number }>();
+  /**
+   * Their answers, each given to as many identical queries as declared it, while neither this host
+   * nor (for what another host's change can move: sessions, replication) any host of the run changed.
+   */
+  private readonly answers = new Map<string, KeptAnswer>();
+  /** Changes made on this host in this run (commits, commands, rollbacks): a kept answer from before does not count. */
+  private changes = 0;
   /**
    * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
    * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
@@ -251,23 +259,41 @@ export class HostSession {
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
   keepAnswers(answers: readonly { cmd: ShellCommand; result: ExecResult }[], as: string): void {
-    for (const a of answers) this.answers.set(a.cmd.text, { generation: this.reads.generation, as, result: a.result });
+    for (const a of answers) this.keep({ cmd: a.cmd }, as, a.result, 1);
   }
 
-  /** Probes the run's tasks will run (read-only, no stdin, as the default user): sent with the lock (begin). */
-  expectQueries(cmds: readonly ShellCommand[]): void {
-    for (const c of cmds) this.probes.set(c.text, c);
+  /** Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one): sent with the lock (begin). */
+  expectQueries(probes: readonly Probe[]): void {
+    for (const p of probes) {
+      const key = probeKey(p.cmd, p.user);
+      const known = this.probes.get(key);
+      if (known) known.askers++;
+      else this.probes.set(key, { probe: p, askers: 1 });
+    }
+  }
+
+  private keep(p: Probe, as: string, result: ExecResult, askers: number): void {
+    this.answers.set(probeKey(p.cmd, p.user), { changes: this.changes, runChanges: runChanges(this.runState).count, as, result, askers });
+  }
+
+  /** A change on this host: what was asked before it no longer answers a query, here or on any host of the run. */
+  private changed(): void {
+    this.changes++;
+    runChanges(this.runState).count++;
   }
 
   /**
-   * The answer a probe sent with the lock got, if nothing may have changed the host since (the read
-   * cache's generation) and it is what this query accepts; given once (a later identical query asks again).
+   * The answer a probe sent earlier got, if no host of the run changed anything since and it is what
+   * this query accepts (same user, no stdin, an exit code it takes); given to as many identical
+   * queries as declared it (a later one, such as a retry, asks again).
    */
   private keptAnswer(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): ExecResult | undefined {
-    const kept = this.answers.get(cmd.text);
+    const key = probeKey(cmd, exec.user);
+    const kept = this.answers.get(key);
     if (!kept) return undefined;
-    this.answers.delete(cmd.text);
-    if (exec.stdin !== undefined || exec.user !== undefined || kept.generation !== this.reads.generation || kept.as !== this.shell.effectiveUser) return undefined;
+    if (--kept.askers <= 0) this.answers.delete(key);
+    const fresh = kept.changes === this.changes && kept.runChanges === runChanges(this.runState).count;
+    if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? this.shell.effectiveUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 
@@ -298,10 +324,17 @@ export class HostSession {
       .filter(([key, f]) => f.user === undefined && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
       .map(([, f]) => f.path)
       .slice(0, MAX_BATCH_READ);
-    const probes = [...this.probes.values()];
+    // a probe as another user runs in the batch only where root can switch to it (runuser), as queueProbe does
+    const runAs = this.shell.effectiveUser;
+    const probes = [...this.probes.values()].filter(({ probe: p }) => (p.user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root'));
     if (paths.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
     const generation = this.reads.generation;
-    const batch = [{ cmd: lockCommand(dir, this.runId) }, ...(paths.length ? [{ cmd: readManyCommand(paths) }] : []), ...probes.map((cmd) => ({ cmd, okCodes: [] }))];
+    const batch = [
+      { cmd: lockCommand(dir, this.runId) },
+      ...(paths.length ? [{ cmd: readManyCommand(paths) }] : []),
+      // okCodes []: every answer comes back as an error object; the query's own okCodes decide
+      ...probes.map(({ probe: p }) => ({ cmd: (p.user ?? runAs) === runAs ? p.cmd : asUser(p.cmd, p.user!, false), okCodes: [] })),
+    ];
     const [locked, ...rest] = await execBatch(this.shell, batch, 'stop').catch((e: unknown) => {
       throw lockError(e);
     });
@@ -310,10 +343,9 @@ export class HostSession {
       const read = paths.length ? rest.shift() : undefined;
       if (read && !(read instanceof Error))
         for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p), () => Promise.resolve(f));
-      for (const [i, cmd] of probes.entries()) {
+      for (const [i, { probe, askers }] of probes.entries()) {
         const r = rest[i];
-        // okCodes [] above: every answer comes back as an error object; the query's own okCodes decide
-        if (r instanceof RemoteCommandError) this.answers.set(cmd.text, { generation, as: this.shell.effectiveUser, result: r.result });
+        if (r instanceof RemoteCommandError) this.keep(probe, probe.user ?? runAs, r.result, askers);
       }
     }
     return lockTaken(locked);
@@ -452,6 +484,7 @@ export class HostSession {
   private async commitHeld(): Promise<void> {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
+    this.changed();
     for (const { change } of held) this.remember(change.path);
     // the files as this run read them (unchanged since: nothing was committed or run after the read):
     // what the host will record as their originals, signed in the commit's own round trip
@@ -481,6 +514,7 @@ export class HostSession {
     let res: ExecResult;
     const touches = action.touches ?? [];
     const store = await this.lockedStore(ctx);
+    this.changed();
     for (const p of touches) this.remember(p);
     await preparePaths(this.shell, store, this.runId, touches);
     try {
@@ -548,6 +582,7 @@ export class HostSession {
 
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
+    this.changed();
     await this.dropPending();
     try {
       await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
@@ -620,6 +655,29 @@ interface TripUnit {
   okCodes: number[];
   done: (r: ExecResult | Error) => void;
 }
+
+/** A read-only command a task will run, as the shell's user unless it names another. */
+export interface Probe {
+  cmd: ShellCommand;
+  user?: string;
+}
+
+function probeKey(cmd: ShellCommand, user?: string): string {
+  return `${user ?? ''}\0${cmd.text}`;
+}
+
+interface KeptAnswer {
+  /** this host's and the run's change counts when it was asked */
+  changes: number;
+  runChanges: number;
+  as: string;
+  result: ExecResult;
+  /** the identical queries it still answers */
+  askers: number;
+}
+
+/** How many changes the run's hosts have made (one counter per run, in its state). */
+const runChanges = (run: RunState) => run.get('host-changes', () => ({ count: 0 }));
 
 /** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
 interface Trip {

@@ -23,7 +23,7 @@ import { RemoteCommandError } from '../lib/transport.js';
 import { sh, type ShellCommand } from '../lib/sh.js';
 import type { FactProvider } from './provider.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
-import { describeLogin, sqlInvocation, sqlLoginAndQuery, type SqlLogin } from './pg-login.js';
+import { describeLogin, sqlInvocation, sqlLoginAndQuery, sqlReadInvocation, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 import { standaloneScript } from '../remote/standalone-scripts.js';
 
@@ -146,14 +146,32 @@ const SETTINGS_SQL = `select json_build_object(
  * pg_file_settings and pg_hba_file_rules do), so the executor's pending writes need not be committed first.
  */
 export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string, opts: { independentOfFiles?: boolean } = {}): Promise<string> {
-  const inv = sqlInvocation(s, s.login, sql);
+  const inv = sqlReadInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: opts.independentOfFiles ?? false });
+    const res = await ctx.query(inv.cmd, { user: inv.user, ...(inv.stdin === undefined ? {} : { stdin: inv.stdin }), independentOfFiles: opts.independentOfFiles ?? false });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * The commands psqlQuery will send for SQL a task declared (ModuleDef.sql), as the host's server
+ * takes them: probes for the executor to run with the lock. None when there is no server here, or
+ * when SQL logs in with a password (its stdin holds the password: it goes when asked, on its own).
+ */
+export async function declaredSqlProbes(ctx: PlanContext, declare: (server: PgServer) => string[]): Promise<{ cmd: ShellCommand; user?: string }[]> {
+  let s: PgServer;
+  try {
+    s = await pgServer(ctx);
+  } catch {
+    return []; // planning will say why, with the task's name
+  }
+  return declare(s).flatMap((sql) => {
+    const inv = sqlReadInvocation(s, s.login, sql);
+    return inv.stdin === undefined ? [{ cmd: inv.cmd, ...(inv.user === undefined ? {} : { user: inv.user }) }] : [];
+  });
 }
 
 /** An exec action that runs SQL (possibly holding a secret) through the host's SQL login, SQL on stdin. */
