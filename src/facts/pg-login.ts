@@ -129,6 +129,11 @@ export function sqlLogin(ctx: PlanContext, s: LocalServer, password: Secret | un
 
 const loginKey = (s: LocalServer) => `pgtls:sql-login:${s.socketDir}:${s.port}`;
 
+/** The OS user was seen to log in (discovery asked as it): that is this host's SQL login for the run. */
+export function osUserLogsIn(ctx: PlanContext, s: LocalServer): Promise<SqlLogin> {
+  return ctx.memoStable(loginKey(s), () => Promise.resolve<SqlLogin>({ kind: 'os-user', osUser: s.osUser }));
+}
+
 /**
  * sqlLogin, and the answer of read-only `sql` through it, in ONE command when the OS user gets in
  * without a password (the usual case): `sql` itself is the trial login instead of `select 1`.
