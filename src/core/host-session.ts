@@ -42,6 +42,14 @@ export class HostSession {
   private readonly answers = new Map<string, KeptAnswer>();
   /** Changes made on this host in this run (commits, commands, rollbacks): a kept answer from before does not count. */
   private changes = 0;
+  /** The stdin-free queries this run asked that nothing declared, for the next run to ask with its lock (replayRecord). */
+  private readonly undeclared = new Map<string, Probe>();
+  /** The probes tasks declared (ModuleDef.probes, .sql): asked with the lock anyway, never recorded. */
+  private readonly declared = new Set<string>();
+  /** What the connection's first round trip asked (discovery): never asked again with the lock. */
+  private readonly firstTrip = new Set<string>();
+  /** Files read that only their owner may read (a key): never in the replay record. */
+  private readonly privateFiles = new Set<string>();
   /**
    * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
    * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
@@ -142,7 +150,10 @@ export class HostSession {
     this.readSet.set(key, entry);
     const read = this.reads.memo(key, () => this.queueRead(path, user));
     // its size decides whether it comes along with later misses (a big file is read only when asked)
-    read.then((f) => (entry.size = f?.content.length ?? 0), () => undefined);
+    read.then((f) => {
+      entry.size = f?.content.length ?? 0;
+      if (f && (parseInt(f.mode, 8) & 0o044) === 0) this.privateFiles.add(key); // neither group nor others may read it
+    }, () => undefined);
     return read;
   }
 
@@ -253,19 +264,44 @@ export class HostSession {
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
+    const key = probeKey(cmd, exec.user);
+    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.declared.has(key) && !this.firstTrip.has(key))
+      this.undeclared.set(key, { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) });
     if (!independentOfFiles) await this.commit();
     return this.keptAnswer(cmd, exec) ?? this.queueProbe(cmd, exec);
   }
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
   keepAnswers(answers: readonly { cmd: ShellCommand; result: ExecResult }[], as: string): void {
-    for (const a of answers) this.keep({ cmd: a.cmd }, as, a.result, 1);
+    for (const a of answers) {
+      this.keep({ cmd: a.cmd }, as, a.result, 1);
+      this.firstTrip.add(probeKey(a.cmd));
+    }
   }
 
-  /** Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one): sent with the lock (begin). */
-  expectQueries(probes: readonly Probe[]): void {
+  /**
+   * What the next run on this host may ask with its lock, before any task plans: the files this run
+   * read (not private ones: a key is read only when a task asks for it) and the read-only, stdin-free
+   * queries no task declared (those that depend on an earlier answer: the files a server's state names).
+   * Only a hint: an answer counts only for the identical query, under the same rules as a declared one.
+   */
+  replayRecord(): ReplayRecord {
+    const reads = [...this.readSet.values()]
+      .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE && !this.privateFiles.has(readKey(f.path, f.user)))
+      .map((f) => (f.user === undefined ? { path: f.path } : { path: f.path, user: f.user }));
+    const probes = [...this.undeclared.values()].map((p) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+    return { reads, probes };
+  }
+
+  /**
+   * Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one):
+   * sent with the lock (begin). `replayed`: from the last run's record, not declared by a task (so
+   * this run records them again if it asks them).
+   */
+  expectQueries(probes: readonly Probe[], replayed = false): void {
     for (const p of probes) {
       const key = probeKey(p.cmd, p.user);
+      if (!replayed) this.declared.add(key);
       const known = this.probes.get(key);
       if (known) known.askers++;
       else this.probes.set(key, { probe: p, askers: 1 });
@@ -320,29 +356,36 @@ export class HostSession {
    * leftovers cleaned first), and their answers count only until something may change the host.
    */
   private async lockAndRead(dir: string): Promise<LockTaken> {
-    const paths = [...this.readSet.entries()]
-      .filter(([key, f]) => f.user === undefined && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
-      .map(([, f]) => f.path)
-      .slice(0, MAX_BATCH_READ);
-    // a probe as another user runs in the batch only where root can switch to it (runuser), as queueProbe does
+    // reads and probes as another user run in the batch only where root can switch to it (runuser), as queueProbe does
     const runAs = this.shell.effectiveUser;
-    const probes = [...this.probes.values()].filter(({ probe: p }) => (p.user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root'));
-    if (paths.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
+    const reachable = (user?: string) => (user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root');
+    const as = (cmd: ShellCommand, user?: string) => ((user ?? runAs) === runAs ? cmd : asUser(cmd, user!, false));
+    const readsBy = new Map<string | undefined, string[]>();
+    for (const [key, f] of this.readSet) {
+      if (this.reads.has(key) || (f.size ?? 0) > MAX_PREFETCH_SIZE || !reachable(f.user)) continue;
+      const list = readsBy.get(f.user) ?? [];
+      if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
+    }
+    const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
+    const probes = [...this.probes.values()].filter(({ probe: p }) => reachable(p.user));
+    if (reads.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
     const generation = this.reads.generation;
     const batch = [
       { cmd: lockCommand(dir, this.runId) },
-      ...(paths.length ? [{ cmd: readManyCommand(paths) }] : []),
+      ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
       // okCodes []: every answer comes back as an error object; the query's own okCodes decide
-      ...probes.map(({ probe: p }) => ({ cmd: (p.user ?? runAs) === runAs ? p.cmd : asUser(p.cmd, p.user!, false), okCodes: [] })),
+      ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
     ];
     const [locked, ...rest] = await execBatch(this.shell, batch, 'stop').catch((e: unknown) => {
       throw lockError(e);
     });
     if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
     if (this.reads.generation === generation) {
-      const read = paths.length ? rest.shift() : undefined;
-      if (read && !(read instanceof Error))
-        for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p), () => Promise.resolve(f));
+      for (const { user, paths } of reads) {
+        const read = rest.shift();
+        if (read && !(read instanceof Error))
+          for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p, user), () => Promise.resolve(f));
+      }
       for (const [i, { probe, askers }] of probes.entries()) {
         const r = rest[i];
         if (r instanceof RemoteCommandError) this.keep(probe, probe.user ?? runAs, r.result, askers);
@@ -654,6 +697,12 @@ interface TripUnit {
   user?: string;
   okCodes: number[];
   done: (r: ExecResult | Error) => void;
+}
+
+/** What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command texts, never a secret. */
+export interface ReplayRecord {
+  reads: { path: string; user?: string }[];
+  probes: { cmd: string; user?: string }[];
 }
 
 /** A read-only command a task will run, as the shell's user unless it names another. */

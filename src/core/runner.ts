@@ -9,7 +9,7 @@ import { SshTransport } from '../remote/ssh.js';
 import { execBatch } from '../remote/batch.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { factProviders } from '../facts/index.js';
-import { SecretOnCommandLineError, sh, type ShellCommand } from '../lib/sh.js';
+import { SecretOnCommandLineError, ShellCommand, sh } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
 import { HostSession, newRunId, runLocalOp, type Probe } from './host-session.js';
@@ -23,6 +23,7 @@ import { SharedSteps } from './shared-steps.js';
 import { actionRegistry, MapRunState, type ActionRegistry } from './run-state.js';
 import { JournaledController } from './controller-target.js';
 import { checkLocalFiles } from './local-files.js';
+import { loadReplay, replayDir, replayFile, saveReplay } from './replay-cache.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
 import type { HostFacts, LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
@@ -111,6 +112,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
 
 class Runner {
   private readonly sessions = new Map<string, HostSession>();
+  /** Where each host's replay record is kept (src/core/replay-cache.ts). */
+  private readonly replayFiles = new Map<string, string>();
   private readonly reports = new Map<string, HostReport>();
   private readonly started = Date.now();
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
@@ -152,6 +155,10 @@ class Runner {
           await this.runPlay(play);
         }
     } finally {
+      for (const [host, file] of this.replayFiles) {
+        const s = this.sessions.get(host);
+        if (s) saveReplay(file, s.replayRecord());
+      }
       await Promise.all([...this.sessions.values()].map((s) => s.finish().catch(() => undefined)));
     }
     return {
@@ -558,6 +565,15 @@ class Runner {
     session.registry = this.registry;
     session.runState = this.runState;
     session.keepAnswers(answers, first.effectiveUser);
+    // what the last run here asked that no task declares: asked again with the lock (src/core/replay-cache.ts)
+    const dir = replayDir();
+    if (dir) {
+      const file = replayFile(dir, { host, address: c.ansible_host, port: c.ansible_port, user: c.ansible_user, becomeUser: c.ansible_become_user });
+      const last = loadReplay(file);
+      session.expectReads(last.reads);
+      session.expectQueries(last.probes.map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) })), true);
+      this.replayFiles.set(host, file);
+    }
     this.sessions.set(host, session);
     return session;
   }
