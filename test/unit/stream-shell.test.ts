@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { HostShell } from '../../src/remote/host-shell.js';
 import type { ExecResult, Transport } from '../../src/lib/transport.js';
-import { sh, type ShellCommand } from '../../src/lib/sh.js';
+import { ShellCommand, sh } from '../../src/lib/sh.js';
 import { ShellPool, StreamShell, type ShellChannel, type ShellSpec } from '../../src/remote/stream-shell.js';
 import { STANDALONE_SCRIPTS, standaloneScriptFile } from '../../src/remote/standalone-scripts.js';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -110,6 +110,17 @@ test('large output (16 MiB stdout, 2 MiB stderr) arrives whole', async () => {
   assert.is(r.exitCode, 3);
   const next = await shell.run(sh`echo ok`, undefined, 10_000);
   assert.is(next.stdout.toString(), 'ok\n');
+  await shell.close();
+});
+
+test('a command longer than an argument may be (128 KiB: a batch of scripts) runs the same, stdin and all', async () => {
+  const shell = await StreamShell.open(localChannel, (a) => ({ cmd: a }), 10_000);
+  const filler = `: ${'x'.repeat(300_000)}`;
+  const r = await shell.run(new ShellCommand(`${filler}\nprintf '%s|' "$(cat)"; echo err >&2; exit 5`), Buffer.from('in'), 30_000);
+  assert.is(r.stdout.toString(), 'in|');
+  assert.is(r.stderr.toString(), 'err\n');
+  assert.is(r.exitCode, 5);
+  assert.is((await shell.run(sh`echo small`, undefined, 10_000)).stdout.toString(), 'small\n');
   await shell.close();
 });
 

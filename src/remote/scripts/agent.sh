@@ -14,6 +14,8 @@
 #  - stdout/stderr go through `cat`, which ends only when every writer is gone: a daemon the command
 #    left holding them delays the marker (as an ssh channel would wait) instead of writing into the
 #    next command's output. The command never sees this shell's own descriptors (3-9 closed).
+#  - a command longer than an argument may be (128 KiB: a batch of scripts) reaches its `sh`
+#    through a pipe instead.
 # While a command runs, nothing may arrive on stdin (the controller sends the next header only once
 # it has this command's marker), so once the command has its stdin a watcher reads ours: end of
 # file there means the connection is gone (a killed controller, a cut network), and the command
@@ -29,25 +31,35 @@ if [ "$(printf abc | { head -c 1 >/dev/null; cat; })" = bc ]; then
 else
   take() { dd bs=1 count="$1" 2>/dev/null; }
 fi
+# run_text: the command (stdin: its stdin; fd 6: its stdout; fd 8: where it reports its pid). An
+# argument is limited to 128 KiB, so a long command (a batch of scripts) is read from a pipe.
+run_text() {
+  if [ "${#wrapped}" -le 32768 ]; then
+    sh -c "$wrapped" 1>&6 3>&- 4>&- 5<&- 6>&- 7>&-
+  else
+    exec 5<&0
+    printf '%s\n' "$wrapped" | sh -c '. /dev/fd/9' sh 9<&0 0<&5 5<&- 1>&6 3>&- 4>&- 6>&- 7>&-
+  fi
+}
 # run_watched: the command (its text behind a line that reports its pid on fd 8), fed exactly ilen
 # bytes of our stdin and drained after, its code on fd 7; next to it, watch_command.
 run_watched() {
-  exec 5<&0 9>&1
-  wrapped="printf '%s\\n' \"\$\$\" >&8; exec 8>&-
+  exec 5<&0
+  wrapped="printf '%s\\n' \"\$\$\" >&8; exec 8>&- 9<&-
 $cmd"
   {
     if [ "$ilen" -eq 0 ]; then
       echo fed >&8
-      sh -c "$wrapped" </dev/null 1>&9 3>&- 4>&- 5<&- 6>&- 7>&- 9>&-
+      run_text </dev/null
       echo "$?" >&7
     else
       { take "$ilen" <&5; echo fed >&8; } | {
-        sh -c "$wrapped" 1>&9 3>&- 4>&- 5<&- 6>&- 7>&- 9>&-
+        run_text
         echo "$?" >&7
         cat >/dev/null
       }
     fi
-  } 8>&1 | watch_command >/dev/null 2>&1 7>&- 9>&-
+  } 8>&1 | watch_command >/dev/null 2>&1 7>&-
 }
 # children PID: the processes PID started (Linux /proc; without the children file, by their parent)
 children() {
