@@ -22,14 +22,42 @@ export function scriptFile(name: string): string {
   throw new Error(`pgtls is installed without its host script ${name}.sh (looked in ${CANDIDATES.map((c) => fileURLToPath(c)).join(', ')})`);
 }
 
-/** A host script's text, read once. */
+/** A host script's text, read once, without its comment lines (see compactScript). */
 export function loadScript(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
-    text = readFileSync(scriptFile(name), 'utf8');
+    text = compactScript(readFileSync(scriptFile(name), 'utf8'));
     cache.set(name, text);
   }
   return text;
+}
+
+/**
+ * The script as sent: without its comment lines and blank lines (they are for the reader of the
+ * file; on the wire they are a third of every command, and a command line is limited to 128 KiB:
+ * a batch holds several scripts, each with lib.sh and dirop.sh). Only whole lines that begin with
+ * `#` outside any quotes go; a line inside a quoted string spanning lines is kept as it is.
+ */
+export function compactScript(text: string): string {
+  const out: string[] = [];
+  let quote: "'" | '"' | null = null;
+  for (const line of text.split('\n')) {
+    if (quote === null && (/^\s*#/.test(line) || /^\s*$/.test(line))) continue;
+    out.push(line);
+    // the quote state at the end of this line (a comment outside quotes ends the scan of the line)
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i]!;
+      if (quote === "'") {
+        if (c === "'") quote = null;
+      } else if (quote === '"') {
+        if (c === '\\') i++;
+        else if (c === '"') quote = null;
+      } else if (c === '\\') i++;
+      else if (c === "'" || c === '"') quote = c;
+      else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) break;
+    }
+  }
+  return out.join('\n') + '\n';
 }
 
 /** A script with lib.sh's functions in front (what `sh -c` gets). */

@@ -24,7 +24,8 @@ import { sh as shCommand } from '../../src/lib/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
 import { execBatch, parseBatch } from '../../src/remote/batch.js';
 import { RemoteCommandError } from '../../src/lib/transport.js';
-import { ALL_SCRIPTS, diropScript, hostScript, scriptFile } from '../../src/remote/scripts.js';
+import { ALL_SCRIPTS, compactScript, diropScript, hostScript, scriptFile } from '../../src/remote/scripts.js';
+import { STANDALONE_SCRIPTS } from '../../src/remote/standalone-scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
 import { LocalTransport } from './local-host.js';
 
@@ -585,6 +586,33 @@ test('host scripts: shellcheck (sh, warnings and errors)', () => {
     const text = name === 'lib' || name === 'dirop' ? readFileSync(scriptFile(name), 'utf8') : `${lib}\n${readFileSync(scriptFile(name), 'utf8')}`;
     const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'warning', '-'], { input: text });
     assert.is(r.status, 0, `${name}.sh:\n${r.stdout.toString()}`);
+  }
+});
+
+test('host scripts as sent (comment lines dropped: compactScript) are the same scripts: shellcheck and sh -n pass, only comment and blank lines went', () => {
+  const which = spawnSync('sh', ['-c', 'command -v shellcheck']);
+  if (which.status !== 0) {
+    if (process.env.CI === 'true') assert.unreachable('shellcheck is not installed');
+    return;
+  }
+  // a comment-looking line inside a string spanning lines stays (it is not a comment)
+  assert.is(compactScript("x='a\n# not a comment\n'\n# a comment\necho \"$x\"\n"), "x='a\n# not a comment\n'\necho \"$x\"\n");
+  const lib = readFileSync(scriptFile('lib'), 'utf8');
+  for (const name of [...ALL_SCRIPTS, ...STANDALONE_SCRIPTS]) {
+    const own = readFileSync(scriptFile(name), 'utf8');
+    const alone = name === 'lib' || name === 'dirop' || (STANDALONE_SCRIPTS as readonly string[]).includes(name);
+    // what is sent: the script after lib.sh (src/remote/scripts.ts hostScript), or alone
+    const full = alone ? own : `${lib}\n${own}`;
+    const sent = alone ? compactScript(own) : hostScript(name as Exclude<typeof name, 'lib' | 'dirop' | (typeof STANDALONE_SCRIPTS)[number]>);
+    assert.ok(sent.length < full.length, name);
+    const kept = sent.split('\n').filter(Boolean);
+    const dropped = full.split('\n').filter((l) => !kept.includes(l));
+    for (const l of dropped) assert.match(l, /^\s*(#.*)?$/, `${name}: only comments and blank lines go`);
+    assert.is(spawnSync('sh', ['-n'], { input: sent }).status, 0, `${name}: sh -n`);
+    // (the file's own `# shellcheck disable=` lines went with the comments: their codes are excluded here)
+    const disabled = [...full.matchAll(/# shellcheck disable=([\w,]+)/g)].flatMap((m) => m[1]!.split(','));
+    const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'warning', '-e', ['SC2148', ...disabled].join(','), '-'], { input: sent });
+    assert.is(r.status, 0, `${name} as sent:\n${r.stdout.toString()}`);
   }
 });
 
