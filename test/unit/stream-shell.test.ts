@@ -279,7 +279,7 @@ test('the connection gone mid-command (stdin at its end): the command gets TERM,
   const exists = (n: string) => existsSync(join(dir, n));
   try {
     // receiving its stdin (like commit.sh): half of it arrives, then the connection goes
-    const receiving = `f=$(mktemp ${dir}/.in.XXXXXX); trap 'rm -f "$f"; echo cleaned > ${dir}/a' EXIT; trap 'exit 1' TERM; cat > "$f"; sleep 30`;
+    const receiving = `f=$(mktemp ${dir}/.in.XXXXXX); trap 'rm -f "$f"; echo cleaned > ${dir}/a' EXIT; trap 'exit 1' TERM; cat > "$f"; while :; do sleep 0.2; done`;
     let a = await start();
     a.stdin!.write(Buffer.concat([header(receiving, 1 << 20), Buffer.alloc(4096, 120)]));
     assert.ok(await eventually(() => readdirSync(dir).some((n) => n.startsWith('.in.')), 20_000), 'the command started receiving');
