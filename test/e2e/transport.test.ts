@@ -86,19 +86,19 @@ async function eventually(cond: () => Promise<boolean>, ms: number): Promise<boo
   return cond();
 }
 
-test('over sshd: the connection dropped mid-command: the command gets TERM (its traps run), a commit receiving content leaves nothing behind', async () => {
+test('over sshd: the connection dropped while a command has its stdin: it gets TERM (its trap runs); a commit receiving content leaves nothing behind; a command without stdin runs to its end', async () => {
   assert.ok(lab, 'the lab is up');
   const connect = () => SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
   const onHost = async (cmd: string) => (await lab!.exec('pg1', cmd)).stdout.toString();
   await onHost('rm -rf /tmp/pgtls-term; mkdir -p /tmp/pgtls-term');
-  // 1. a command that reads no stdin and runs on (a server that does not come up): TERM, through sudo
+  // 1. a command reading its stdin (32 MiB in flight), then waiting: through sudo, TERM when the connection goes
   let t = await connect();
-  const running = new HostShell(t, lab!.user, true)
-    .exec(sh`trap 'echo term > /tmp/pgtls-term/trapped; exit 1' TERM; touch /tmp/pgtls-term/started; while :; do sleep 0.2; done`, { timeoutMs: 120_000 })
+  const reading = new HostShell(t, lab!.user, true)
+    .exec(sh`trap 'echo term > /tmp/pgtls-term/trapped; exit 1' TERM; head -c 10 >/dev/null; touch /tmp/pgtls-term/started; while :; do sleep 0.2; done`, { stdin: Buffer.alloc(32 << 20, 98), timeoutMs: 120_000 })
     .catch((e: unknown) => e);
   assert.ok(await eventually(async () => (await onHost('ls /tmp/pgtls-term')).includes('started'), 30_000), 'the command started');
   t.destroy(); // as a killed controller or a cut network: no signal, no end of file, the TCP connection just goes
-  await running;
+  await reading;
   assert.ok(await eventually(async () => (await onHost('cat /tmp/pgtls-term/trapped 2>/dev/null')) === 'term\n', 30_000), 'its TERM trap ran on the host');
   assert.ok(await eventually(async () => !(await onHost("pgrep -f 'pgtls-term/[s]tarted' || true")).trim(), 30_000), 'and it is gone');
   // 2. commit.sh while it receives its content (64 MiB in flight): the connection goes, nothing is installed, nothing is left
@@ -115,8 +115,18 @@ test('over sshd: the connection dropped mid-command: the command gets TERM (its 
   assert.ok(await eventually(inFlight, 60_000), 'commit.sh is receiving the content');
   t.destroy();
   await committing;
-  assert.ok(await eventually(async () => !(await onHost(`ls -A ${state} | grep '^\\.in\\.' || true; pgrep -f 'pgtls-[c]ommit' || true`)).trim(), 30_000), `no half-received content (.in.*) and no commit left: ${await onHost(`ls -lA ${state}; ps -eo pid,args | grep -c pgtls-commit`)}`);
+  assert.ok(await eventually(async () => !(await onHost(`ls -A ${state} | grep '^\\.in\\.' || true; pgrep -f 'pgtls-[c]ommit' || true`)).trim(), 30_000), `no half-received content (.in.*) and no commit left: ${await onHost(`ls -lA ${state}`)}`);
   assert.is(await onHost(`ls ${target} 2>/dev/null || true`), '', 'nothing was installed');
+  // 3. a command without stdin (a restart between its stop and its start) is not cut short
+  t = await connect();
+  const restarting = new HostShell(t, lab!.user, true)
+    .exec(sh`trap 'echo term > /tmp/pgtls-term/restart-trapped; exit 1' TERM; touch /tmp/pgtls-term/restart-started; sleep 2; touch /tmp/pgtls-term/restarted`, { timeoutMs: 120_000 })
+    .catch((e: unknown) => e);
+  assert.ok(await eventually(async () => (await onHost('ls /tmp/pgtls-term')).includes('restart-started'), 30_000));
+  t.destroy();
+  await restarting;
+  assert.ok(await eventually(async () => (await onHost('ls /tmp/pgtls-term')).includes('restarted'), 30_000), 'it ran to its end');
+  assert.not.match(await onHost('ls /tmp/pgtls-term'), /restart-trapped/);
   await onHost(`rm -rf /tmp/pgtls-term ${state}`);
 });
 

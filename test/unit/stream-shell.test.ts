@@ -266,7 +266,7 @@ async function eventually(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-test('the connection gone mid-command (stdin at its end): the command gets TERM, so its own traps clean up; one that ignores TERM runs on', async () => {
+test('the connection gone while a command has its stdin: TERM, so its own traps clean up; one that ignores TERM, and one without stdin, run to their end', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgtls-agent-term-'));
   const agentText = readFileSync(standaloneScriptFile('agent'), 'utf8');
   const start = async (): Promise<ReturnType<typeof spawn>> => {
@@ -278,31 +278,31 @@ test('the connection gone mid-command (stdin at its end): the command gets TERM,
   const header = (cmd: string, ilen: number) => Buffer.concat([Buffer.from(`${'a'.repeat(32)} ${Buffer.byteLength(cmd)} ${ilen}\n`), Buffer.from(cmd)]);
   const exists = (n: string) => existsSync(join(dir, n));
   try {
-    // receiving its stdin (like commit.sh): half of it arrives, then the connection goes
-    const receiving = `f=$(mktemp ${dir}/.in.XXXXXX); trap 'rm -f "$f"; echo cleaned > ${dir}/a' EXIT; trap 'exit 1' TERM; cat > "$f"; while :; do sleep 0.2; done`;
+    // receiving its stdin (like commit.sh): part of it arrives, then the connection goes
+    const receiving = `f=$(mktemp ${dir}/.in.XXXXXX); trap 'rm -f "$f"; echo cleaned > ${dir}/a' EXIT; trap 'exit 1' TERM; head -c 100 > "$f"; while :; do sleep 0.2; done`;
     let a = await start();
     a.stdin!.write(Buffer.concat([header(receiving, 1 << 20), Buffer.alloc(4096, 120)]));
     assert.ok(await eventually(() => readdirSync(dir).some((n) => n.startsWith('.in.')), 20_000), 'the command started receiving');
     a.stdin!.end();
     assert.ok(await eventually(() => exists('a'), 20_000), 'its EXIT trap ran');
     assert.equal(readdirSync(dir).filter((n) => n.startsWith('.in.')), [], 'nothing half-received is left');
-    // no stdin at all, running on (a restart waiting for a server): TERM reaches it, not only its shell
-    const running = `trap 'echo term > ${dir}/b; exit 1' TERM; touch ${dir}/b-started; while :; do sleep 0.2; done`;
+    // all its stdin arrived, then it ignores TERM (commit.sh's commit phase): it finishes its work
+    const committing = `sh -c 'cat > /dev/null; trap "" TERM HUP PIPE; touch ${dir}/c-started; sleep 1; echo done > ${dir}/c'`;
     a = await start();
-    a.stdin!.write(header(running, 0));
-    assert.ok(await eventually(() => exists('b-started'), 20_000));
-    a.stdin!.end();
-    assert.ok(await eventually(() => exists('b'), 20_000), 'the running command got TERM');
-    assert.is(readFileSync(join(dir, 'b'), 'utf8'), 'term\n');
-    // a script that ignores TERM once it needs nothing more from the controller (commit.sh's commit) finishes its work
-    const committing = `sh -c 'trap "" TERM HUP PIPE; touch ${dir}/c-started; sleep 1; echo done > ${dir}/c'`;
-    a = await start();
-    const closed = new Promise((r) => a.on('close', r));
-    a.stdin!.write(header(committing, 0));
+    a.stdin!.write(Buffer.concat([header(committing, 5), Buffer.from('12345')]));
     assert.ok(await eventually(() => exists('c-started'), 20_000));
     a.stdin!.end();
     assert.ok(await eventually(() => exists('c'), 20_000), 'it ran to its end');
-    // and the agent itself ends with its connection
+    // no stdin: it needs nothing from the controller (a restart must not stop between its stop and
+    // its start), so it runs to its end; and the agent ends with its connection
+    const restarting = `trap 'echo term > ${dir}/b; exit 1' TERM; touch ${dir}/b-started; sleep 1; echo done > ${dir}/b`;
+    a = await start();
+    const closed = new Promise((r) => a.on('close', r));
+    a.stdin!.write(header(restarting, 0));
+    assert.ok(await eventually(() => exists('b-started'), 20_000));
+    a.stdin!.end();
+    assert.ok(await eventually(() => exists('b') && readFileSync(join(dir, 'b'), 'utf8') !== '', 20_000));
+    assert.is(readFileSync(join(dir, 'b'), 'utf8'), 'done\n', 'not cut short');
     assert.ok(await Promise.race([closed.then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]), 'the agent ended');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -16,11 +16,15 @@
 #    next command's output. The command never sees this shell's own descriptors (3-9 closed).
 #  - a command longer than an argument may be (128 KiB: a batch of scripts) reaches its `sh`
 #    through a pipe instead.
-# While a command runs, nothing may arrive on stdin (the controller sends the next header only once
-# it has this command's marker), so once the command has its stdin a watcher reads ours: end of
-# file there means the connection is gone (a killed controller, a cut network), and the command
-# gets TERM, so that its own traps clean up (commit.sh removes the content it was receiving) instead
-# of it running on with nobody to answer to. The watcher is ended before the marker is printed.
+# A command that is given stdin (content from the controller: commit.sh, SQL for psql) is watched:
+# while it runs nothing may arrive on our stdin (the controller sends the next header only once it
+# has this command's marker), so once the command has its stdin a watcher reads ours, and end of
+# file there means the connection is gone (a killed controller, a cut network): the command gets
+# TERM, so that its own traps clean up (commit.sh removes the content it was receiving; in its commit
+# phase it ignores TERM and finishes) instead of it going on for a controller that is gone. The
+# watcher is ended before the marker is printed. A command without stdin needs nothing from the
+# controller and runs to its end whatever happens to the connection (a restart cut between its stop
+# and its start would leave the server down).
 # Anything unexpected (bad header, short read) ends this shell: the controller then opens a new one.
 set -u
 ready=$1
@@ -41,24 +45,25 @@ run_text() {
     printf '%s\n' "$wrapped" | sh -c '. /dev/fd/9' sh 9<&0 0<&5 5<&- 1>&6 3>&- 4>&- 6>&- 7>&-
   fi
 }
-# run_watched: the command (its text behind a line that reports its pid on fd 8), fed exactly ilen
-# bytes of our stdin and drained after, its code on fd 7; next to it, watch_command.
-run_watched() {
+# run_command: the command, its code on fd 7. Without stdin, as it is; with stdin, behind a line that
+# reports its pid on fd 8, fed exactly ilen bytes of our stdin and drained after, next to
+# watch_command.
+run_command() {
+  if [ "$ilen" -eq 0 ]; then
+    wrapped=$cmd
+    run_text </dev/null
+    echo "$?" >&7
+    return 0
+  fi
   exec 5<&0
   wrapped="printf '%s\\n' \"\$\$\" >&8; exec 8>&- 9<&-
 $cmd"
   {
-    if [ "$ilen" -eq 0 ]; then
-      echo fed >&8
-      run_text </dev/null
+    { take "$ilen" <&5; echo fed >&8; } | {
+      run_text
       echo "$?" >&7
-    else
-      { take "$ilen" <&5; echo fed >&8; } | {
-        run_text
-        echo "$?" >&7
-        cat >/dev/null
-      }
-    fi
+      cat >/dev/null
+    }
   } 8>&1 | watch_command >/dev/null 2>&1 7>&-
 }
 # children PID: the processes PID started (Linux /proc; without the children file, by their parent)
@@ -109,7 +114,7 @@ while IFS=' ' read -r nonce clen ilen; do
     {
       {
         {
-          run_watched
+          run_command
         } 2>&1 1>&6 | cat >&4
       } 6>&1 | cat >&3
     } 7>&1
