@@ -307,8 +307,8 @@ export function checkFiles(fl: FaultLab, opts: { afterRerun?: boolean; abrupt?: 
       // checks that nothing of any run is left). Anything else, and any temp file after a graceful stop, is a bug.
       const waitingKey = opts.abrupt && p.startsWith(`${KEYS}/`) && name.startsWith('.pgtls-tmp.');
       // (A commit's half-received content, .in.RUNID.* in root's state directory, is no exception: once
-      // the connection is gone its commit.sh gets TERM from the agent and removes it; checkAfterFault
-      // looks only once every agent of the killed run has ended.)
+      // the connection is gone its commit.sh ends (its stdin ends early, and the agent sends it TERM)
+      // and removes it; checkAfterFault looks only once every remote shell of the killed run has ended.)
       if (isTemp(p, name) && !waitingKey) problems.push(`${h}:${p}: a temp file was left behind`);
       if (opts.afterRerun && ROLLBACK_RE.test(name)) problems.push(`${h}:${p}: a rollback copy survived a completed run`);
       if (opts.afterRerun && RUN_HELD_RE.test(p)) problems.push(`${h}:${p}: a lock or journal survived a completed run`);
