@@ -91,10 +91,10 @@ test('over sshd: the connection dropped while a command has its stdin: it gets T
   const connect = () => SshTransport.connect({ name: 'pg1', host: lab!.ip('pg1'), port: 22, user: lab!.user, privateKeyFile: lab!.keyPath, knownHostsFile: lab!.knownHostsPath, connectTimeoutMs: 30_000 });
   const onHost = async (cmd: string) => (await lab!.exec('pg1', cmd)).stdout.toString();
   await onHost('rm -rf /tmp/pgtls-term; mkdir -p /tmp/pgtls-term');
-  // 1. a command reading its stdin (32 MiB in flight), then waiting: through sudo, TERM when the connection goes
+  // 1. a command reading its stdin (32 MiB in flight), then waiting on: through sudo, TERM when the connection goes
   let t = await connect();
   const reading = new HostShell(t, lab!.user, true)
-    .exec(sh`trap 'echo term > /tmp/pgtls-term/trapped; exit 1' TERM; head -c 10 >/dev/null; touch /tmp/pgtls-term/started; while :; do sleep 0.2; done`, { stdin: Buffer.alloc(32 << 20, 98), timeoutMs: 120_000 })
+    .exec(sh`trap 'echo term > /tmp/pgtls-term/trapped; exit 1' TERM; touch /tmp/pgtls-term/started; cat >/dev/null; while :; do sleep 0.2; done`, { stdin: Buffer.alloc(32 << 20, 98), timeoutMs: 120_000 })
     .catch((e: unknown) => e);
   assert.ok(await eventually(async () => (await onHost('ls /tmp/pgtls-term')).includes('started'), 30_000), 'the command started');
   t.destroy(); // as a killed controller or a cut network: no signal, no end of file, the TCP connection just goes
