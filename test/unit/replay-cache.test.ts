@@ -117,4 +117,13 @@ test('the first round trip: the lock first, then names, discovery, the replayed 
   assert.not.ok(busy.log.some((l) => /^hostname/.test(l.cmd)), 'nothing after a refused lock ran');
 });
 
+test('the first round trip stays one command line an argument can hold: replayed probes that would not fit are left to the tasks', async () => {
+  const transport = new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg1\n' }, { match: /^(small|big)/, stdout: 'x' }] });
+  const replay = { reads: [], probes: [{ cmd: `big ${'y'.repeat(80 * 1024)}` }, { cmd: `big ${'z'.repeat(80 * 1024)}` }, { cmd: 'small' }] };
+  const trip = await firstTrip(new HostShell(transport, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-3'), replay });
+  assert.equal(trip.replayed.map((r) => r.probe.cmd.text.slice(0, 5)), ['big y', 'small']);
+  const sent = transport.log.find((l) => /pgtls-batch/.test(l.cmd))!;
+  assert.ok(sent.cmd.length < 128 * 1024, `${sent.cmd.length} bytes`);
+});
+
 test.run();
