@@ -30,8 +30,11 @@ export class KeptAnswers {
   /** Declared probes, with how many tasks declared each. */
   private readonly declared = new Map<string, { probe: Probe; askers: number }>();
   private readonly answers = new Map<string, Kept>();
-  /** The stdin-free queries this run asked (but the first round trip's discovery): the replay record's. */
-  private readonly asked = new Map<string, Probe>();
+  /**
+   * The stdin-free queries this run asked (but the first round trip's discovery): the replay record's;
+   * `late`: first asked after a host of the run had changed something (a no-change run may not ask it).
+   */
+  private readonly asked = new Map<string, { probe: Probe; late: boolean }>();
   private readonly firstTrip = new Set<string>();
 
   constructor(private readonly now: () => ChangeStamp) {}
@@ -61,8 +64,10 @@ export class KeptAnswers {
   /** A query is being asked: noted for the replay record when it can be replayed (no stdin, no timeout of its own). */
   noteAsked(cmd: ShellCommand, exec: { user?: string; stdin?: unknown; timeoutMs?: number }): void {
     const key = probeKey(cmd, exec.user);
-    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key))
-      this.asked.set(key, { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) });
+    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key) && !this.asked.has(key)) {
+      const now = this.now();
+      this.asked.set(key, { probe: { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) }, late: now.host > 0 || now.run > 0 });
+    }
   }
 
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
@@ -78,8 +83,13 @@ export class KeptAnswers {
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 
-  /** What this run asked that the next may ask in its first round trip (command texts: never a secret). */
+  /**
+   * What this run asked that the next may ask in its first round trip (command texts: never a secret),
+   * what it asked before any change first: that is what a no-change run asks, and the first round trip
+   * takes the record in order as far as its size allows.
+   */
   recorded(): { cmd: string; user?: string }[] {
-    return [...this.asked.values()].map((p) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+    const all = [...this.asked.values()];
+    return [...all.filter((a) => !a.late), ...all.filter((a) => a.late)].map(({ probe: p }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
   }
 }

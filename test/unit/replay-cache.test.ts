@@ -70,7 +70,7 @@ test("a session records the files it read (not private ones) and the stdin-free 
   const f = fakeSession(
     {
       files: { '/etc/a.conf': { content: 'x', mode: '644' }, '/etc/key': { content: 'k', mode: '600' } },
-      answers: [{ match: /^(stat|declared|discover)/, stdout: '' }],
+      answers: [{ match: /^(stat|declared|discover|reload)/, stdout: '' }, { match: /pgtls-(lock|prepare|record)/, stdout: '' }],
     },
     { vars: { pgtls_track_originals: false } },
   );
@@ -85,6 +85,11 @@ test("a session records the files it read (not private ones) and the stdin-free 
   const r = f.session.replayRecord();
   assert.equal(r.reads, [{ path: '/etc/a.conf' }]);
   assert.equal(r.probes, [{ cmd: 'declared' }, { cmd: 'stat -- /etc/a.conf', user: 'postgres' }]);
+  // asked once something changed: last (a no-change run asks what came before; the first round trip takes the record in order)
+  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`reload` }], f.ctx);
+  await f.ctx.query(sh`stat -- /etc/late.conf`);
+  await f.ctx.query(sh`stat -- /etc/a.conf`, { user: 'postgres' });
+  assert.equal(f.session.replayRecord().probes.map((p) => p.cmd), ['declared', 'stat -- /etc/a.conf', 'stat -- /etc/late.conf']);
 });
 
 test('cleanup', () => rmSync(box, { recursive: true, force: true }));
