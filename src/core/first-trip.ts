@@ -6,9 +6,8 @@
  * one round trip answers every question the run's tasks will ask: a no-change re-run is this, then
  * the unlock.
  */
-import { execBatch, type BatchCommand } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
 import type { HostShell } from '../remote/host-shell.js';
-import { standaloneScript } from '../remote/standalone-scripts.js';
 import { parseReadMany, readManyCommand } from '../remote/files.js';
 import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
@@ -28,8 +27,6 @@ export interface FirstTrip {
 
 /** At most this many files per user in one read (as HostSession's batched reads). */
 const MAX_READS_PER_USER = 64;
-/** The first round trip's command line, quoted as it is sent, stays under this (one argument may be 128 KiB). */
-const MAX_TRIP_BYTES = 120 * 1024;
 
 export async function firstTrip(
   shell: HostShell,
@@ -49,17 +46,17 @@ export async function firstTrip(
     if (list.length < MAX_READS_PER_USER && !list.includes(r.path)) readsBy.set(r.user, [...list, r.path]);
   }
   const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
-  // the whole batch is one command line: the replayed probes come along only as far as it stays well
-  // under what one argument may be (128 KiB on Linux); the rest are asked with the tasks
-  const quoted = (text: string) => sh`${text}`.text.length + 1;
-  const fixed = [...(withLock ? [withLock.lock] : []), names, ...probes, ...reads.map((r) => readManyCommand(r.paths))];
-  let room = MAX_TRIP_BYTES - quoted(standaloneScript('batch')) - fixed.reduce((n, c) => n + quoted(c.text), 0);
+  // the whole batch is one command line: the replayed probes come along only as far as it stays
+  // under MAX_BATCH_BYTES; the rest are asked with the tasks
+  const fixed = [...(withLock ? [withLock.lock] : []), names, ...probes, ...reads.map((r) => as(readManyCommand(r.paths), r.user))];
+  let room = MAX_BATCH_BYTES - batchScriptBytes() - fixed.reduce((n, c) => n + batchBytes(c), 0);
   const replay: Probe[] = [];
   for (const p of withLock?.replay.probes ?? []) {
-    const size = quoted(p.user === undefined ? p.cmd : asUser(new ShellCommand(p.cmd), p.user, false).text);
+    const probe = { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) };
+    const size = batchBytes(as(probe.cmd, probe.user));
     if (size > room) continue;
     room -= size;
-    replay.push({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) });
+    replay.push(probe);
   }
   // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
   const batch: BatchCommand[] = [

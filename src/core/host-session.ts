@@ -7,7 +7,7 @@ import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
-import { execBatch } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -251,7 +251,12 @@ export class HostSession {
       if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
     }
     const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
-    const probes = this.kept.unanswered(reachable);
+    // (the batch is one command line: probes that would not fit it are asked when a task asks them)
+    let room = MAX_BATCH_BYTES - batchScriptBytes() - batchBytes(lockCommand(dir, this.runId)) - reads.reduce((n, r) => n + batchBytes(as(readManyCommand(r.paths), r.user)), 0);
+    const probes = this.kept.unanswered(reachable).filter(({ probe: p }) => {
+      const size = batchBytes(as(p.cmd, p.user));
+      return size <= room && (room -= size) >= 0;
+    });
     const taken: LockTaken = { stdout: Buffer.alloc(0), cleaned: [] };
     if (reads.length === 0 && probes.length === 0) return lock ? lockHost(this.shell, dir, this.runId) : taken;
     const generation = this.reads.generation;
