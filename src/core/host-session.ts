@@ -30,10 +30,26 @@ export class HostSession {
    * costs one round trip for all its files, not one per file.
    */
   private readonly readSet = new Map<string, { path: string; user?: string; size?: number }>();
-  /** Read-only probes the run's tasks will run (ModuleDef.probes), by command text: sent with the lock. */
-  private readonly probes = new Map<string, ShellCommand>();
-  /** Their answers, each given once to the first identical query while nothing may have changed the host. */
-  private readonly answers = new Map<string, { generation: number; as: string; result: ExecResult }>();
+  /**
+   * Read-only probes the run's tasks will run (ModuleDef.probes and .sql), by user and command text,
+   * with how many tasks declared each: sent with the lock.
+   */
+  private readonly probes = new Map<string, { probe: Probe; askers: number }>();
+  /**
+   * Their answers, each given to as many identical queries as declared it, while neither this host
+   * nor (for what another host's change can move: sessions, replication) any host of the run changed.
+   */
+  private readonly answers = new Map<string, KeptAnswer>();
+  /** Changes made on this host in this run (commits, commands, rollbacks): a kept answer from before does not count. */
+  private changes = 0;
+  /** The stdin-free queries this run asked that nothing declared, for the next run to ask with its lock (replayRecord). */
+  private readonly undeclared = new Map<string, Probe>();
+  /** The probes tasks declared (ModuleDef.probes, .sql): asked with the lock anyway, never recorded. */
+  private readonly declared = new Set<string>();
+  /** What the connection's first round trip asked (discovery): never asked again with the lock. */
+  private readonly firstTrip = new Set<string>();
+  /** Files read that only their owner may read (a key): never in the replay record. */
+  private readonly privateFiles = new Set<string>();
   /**
    * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
    * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
@@ -134,7 +150,10 @@ export class HostSession {
     this.readSet.set(key, entry);
     const read = this.reads.memo(key, () => this.queueRead(path, user));
     // its size decides whether it comes along with later misses (a big file is read only when asked)
-    read.then((f) => (entry.size = f?.content.length ?? 0), () => undefined);
+    read.then((f) => {
+      entry.size = f?.content.length ?? 0;
+      if (f && (parseInt(f.mode, 8) & 0o044) === 0) this.privateFiles.add(key); // neither group nor others may read it
+    }, () => undefined);
     return read;
   }
 
@@ -245,29 +264,72 @@ export class HostSession {
 
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
+    const key = probeKey(cmd, exec.user);
+    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.declared.has(key) && !this.firstTrip.has(key))
+      this.undeclared.set(key, { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) });
     if (!independentOfFiles) await this.commit();
     return this.keptAnswer(cmd, exec) ?? this.queueProbe(cmd, exec);
   }
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
   keepAnswers(answers: readonly { cmd: ShellCommand; result: ExecResult }[], as: string): void {
-    for (const a of answers) this.answers.set(a.cmd.text, { generation: this.reads.generation, as, result: a.result });
-  }
-
-  /** Probes the run's tasks will run (read-only, no stdin, as the default user): sent with the lock (begin). */
-  expectQueries(cmds: readonly ShellCommand[]): void {
-    for (const c of cmds) this.probes.set(c.text, c);
+    for (const a of answers) {
+      this.keep({ cmd: a.cmd }, as, a.result, 1);
+      this.firstTrip.add(probeKey(a.cmd));
+    }
   }
 
   /**
-   * The answer a probe sent with the lock got, if nothing may have changed the host since (the read
-   * cache's generation) and it is what this query accepts; given once (a later identical query asks again).
+   * What the next run on this host may ask with its lock, before any task plans: the files this run
+   * read (not private ones: a key is read only when a task asks for it) and the read-only, stdin-free
+   * queries no task declared (those that depend on an earlier answer: the files a server's state names).
+   * Only a hint: an answer counts only for the identical query, under the same rules as a declared one.
+   */
+  replayRecord(): ReplayRecord {
+    const reads = [...this.readSet.values()]
+      .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE && !this.privateFiles.has(readKey(f.path, f.user)))
+      .map((f) => (f.user === undefined ? { path: f.path } : { path: f.path, user: f.user }));
+    const probes = [...this.undeclared.values()].map((p) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+    return { reads, probes };
+  }
+
+  /**
+   * Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one):
+   * sent with the lock (begin). `replayed`: from the last run's record, not declared by a task (so
+   * this run records them again if it asks them).
+   */
+  expectQueries(probes: readonly Probe[], replayed = false): void {
+    for (const p of probes) {
+      const key = probeKey(p.cmd, p.user);
+      if (!replayed) this.declared.add(key);
+      const known = this.probes.get(key);
+      if (known) known.askers++;
+      else this.probes.set(key, { probe: p, askers: 1 });
+    }
+  }
+
+  private keep(p: Probe, as: string, result: ExecResult, askers: number): void {
+    this.answers.set(probeKey(p.cmd, p.user), { changes: this.changes, runChanges: runChanges(this.runState).count, as, result, askers });
+  }
+
+  /** A change on this host: what was asked before it no longer answers a query, here or on any host of the run. */
+  private changed(): void {
+    this.changes++;
+    runChanges(this.runState).count++;
+  }
+
+  /**
+   * The answer a probe sent earlier got, if no host of the run changed anything since and it is what
+   * this query accepts (same user, no stdin, an exit code it takes); given to as many identical
+   * queries as declared it (a later one, such as a retry, asks again).
    */
   private keptAnswer(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): ExecResult | undefined {
-    const kept = this.answers.get(cmd.text);
+    const key = probeKey(cmd, exec.user);
+    const kept = this.answers.get(key);
     if (!kept) return undefined;
-    this.answers.delete(cmd.text);
-    if (exec.stdin !== undefined || exec.user !== undefined || kept.generation !== this.reads.generation || kept.as !== this.shell.effectiveUser) return undefined;
+    if (--kept.askers <= 0) this.answers.delete(key);
+    const fresh = kept.changes === this.changes && kept.runChanges === runChanges(this.runState).count;
+    if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? this.shell.effectiveUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 
@@ -294,26 +356,39 @@ export class HostSession {
    * leftovers cleaned first), and their answers count only until something may change the host.
    */
   private async lockAndRead(dir: string): Promise<LockTaken> {
-    const paths = [...this.readSet.entries()]
-      .filter(([key, f]) => f.user === undefined && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
-      .map(([, f]) => f.path)
-      .slice(0, MAX_BATCH_READ);
-    const probes = [...this.probes.values()];
-    if (paths.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
+    // reads and probes as another user run in the batch only where root can switch to it (runuser), as queueProbe does
+    const runAs = this.shell.effectiveUser;
+    const reachable = (user?: string) => (user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root');
+    const as = (cmd: ShellCommand, user?: string) => ((user ?? runAs) === runAs ? cmd : asUser(cmd, user!, false));
+    const readsBy = new Map<string | undefined, string[]>();
+    for (const [key, f] of this.readSet) {
+      if (this.reads.has(key) || (f.size ?? 0) > MAX_PREFETCH_SIZE || !reachable(f.user)) continue;
+      const list = readsBy.get(f.user) ?? [];
+      if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
+    }
+    const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
+    const probes = [...this.probes.values()].filter(({ probe: p }) => reachable(p.user));
+    if (reads.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
     const generation = this.reads.generation;
-    const batch = [{ cmd: lockCommand(dir, this.runId) }, ...(paths.length ? [{ cmd: readManyCommand(paths) }] : []), ...probes.map((cmd) => ({ cmd, okCodes: [] }))];
+    const batch = [
+      { cmd: lockCommand(dir, this.runId) },
+      ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
+      // okCodes []: every answer comes back as an error object; the query's own okCodes decide
+      ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
+    ];
     const [locked, ...rest] = await execBatch(this.shell, batch, 'stop').catch((e: unknown) => {
       throw lockError(e);
     });
     if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
     if (this.reads.generation === generation) {
-      const read = paths.length ? rest.shift() : undefined;
-      if (read && !(read instanceof Error))
-        for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p), () => Promise.resolve(f));
-      for (const [i, cmd] of probes.entries()) {
+      for (const { user, paths } of reads) {
+        const read = rest.shift();
+        if (read && !(read instanceof Error))
+          for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p, user), () => Promise.resolve(f));
+      }
+      for (const [i, { probe, askers }] of probes.entries()) {
         const r = rest[i];
-        // okCodes [] above: every answer comes back as an error object; the query's own okCodes decide
-        if (r instanceof RemoteCommandError) this.answers.set(cmd.text, { generation, as: this.shell.effectiveUser, result: r.result });
+        if (r instanceof RemoteCommandError) this.keep(probe, probe.user ?? runAs, r.result, askers);
       }
     }
     return lockTaken(locked);
@@ -452,6 +527,7 @@ export class HostSession {
   private async commitHeld(): Promise<void> {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
+    this.changed();
     for (const { change } of held) this.remember(change.path);
     // the files as this run read them (unchanged since: nothing was committed or run after the read):
     // what the host will record as their originals, signed in the commit's own round trip
@@ -481,6 +557,7 @@ export class HostSession {
     let res: ExecResult;
     const touches = action.touches ?? [];
     const store = await this.lockedStore(ctx);
+    this.changed();
     for (const p of touches) this.remember(p);
     await preparePaths(this.shell, store, this.runId, touches);
     try {
@@ -548,6 +625,7 @@ export class HostSession {
 
   /** Restores every file changed in this run (since its last proven state), newest first. */
   async rollback(): Promise<void> {
+    this.changed();
     await this.dropPending();
     try {
       await restoreFromRollback(this.shell, [...this.journal].reverse(), this.runId);
@@ -620,6 +698,35 @@ interface TripUnit {
   okCodes: number[];
   done: (r: ExecResult | Error) => void;
 }
+
+/** What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command texts, never a secret. */
+export interface ReplayRecord {
+  reads: { path: string; user?: string }[];
+  probes: { cmd: string; user?: string }[];
+}
+
+/** A read-only command a task will run, as the shell's user unless it names another. */
+export interface Probe {
+  cmd: ShellCommand;
+  user?: string;
+}
+
+function probeKey(cmd: ShellCommand, user?: string): string {
+  return `${user ?? ''}\0${cmd.text}`;
+}
+
+interface KeptAnswer {
+  /** this host's and the run's change counts when it was asked */
+  changes: number;
+  runChanges: number;
+  as: string;
+  result: ExecResult;
+  /** the identical queries it still answers */
+  askers: number;
+}
+
+/** How many changes the run's hosts have made (one counter per run, in its state). */
+const runChanges = (run: RunState) => run.get('host-changes', () => ({ count: 0 }));
 
 /** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
 interface Trip {

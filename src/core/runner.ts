@@ -9,22 +9,24 @@ import { SshTransport } from '../remote/ssh.js';
 import { execBatch } from '../remote/batch.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { factProviders } from '../facts/index.js';
-import { SecretOnCommandLineError, sh, type ShellCommand } from '../lib/sh.js';
+import { SecretOnCommandLineError, ShellCommand, sh } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
-import { HostSession, newRunId, runLocalOp } from './host-session.js';
+import { HostSession, newRunId, runLocalOp, type Probe } from './host-session.js';
 import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
 import { pgpoolFacts, pgpoolServer } from '../facts/pgpool.js';
+import { declaredSqlProbes } from '../facts/postgres.js';
 import { applyPlan } from './apply-plan.js';
 import { SharedSteps } from './shared-steps.js';
 import { actionRegistry, MapRunState, type ActionRegistry } from './run-state.js';
 import { JournaledController } from './controller-target.js';
 import { checkLocalFiles } from './local-files.js';
+import { loadReplay, replayDir, replayFile, saveReplay } from './replay-cache.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
-import type { HostFacts, LocalAction, ModuleDef, TaskResult } from '../lib/plan-types.js';
+import type { HostFacts, LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {
@@ -110,6 +112,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunReport> {
 
 class Runner {
   private readonly sessions = new Map<string, HostSession>();
+  /** Where each host's replay record is kept (src/core/replay-cache.ts). */
+  private readonly replayFiles = new Map<string, string>();
   private readonly reports = new Map<string, HostReport>();
   private readonly started = Date.now();
   /** One id for the whole run: it names the run's lock and rollback copies on every host. */
@@ -151,6 +155,10 @@ class Runner {
           await this.runPlay(play);
         }
     } finally {
+      for (const [host, file] of this.replayFiles) {
+        const s = this.sessions.get(host);
+        if (s) saveReplay(file, s.replayRecord());
+      }
       await Promise.all([...this.sessions.values()].map((s) => s.finish().catch(() => undefined)));
     }
     return {
@@ -200,7 +208,7 @@ class Runner {
             session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
             const facts = await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
             // the files these facts name and the task declares are read with the lock, in one round trip
-            const declared = this.declared(task, { ...vars, ...facts });
+            const declared = await this.declared(task, { ...vars, ...facts }, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
             session.expectReads([...filesNamedBy(facts), ...declared.reads]);
             session.expectQueries(declared.probes);
           }
@@ -290,22 +298,25 @@ class Runner {
    * The files and probes a task's module says its plan reads and runs (ModuleDef.reads/probes), from
    * its arguments; none when they do not render yet (a later task's result) or the task is skipped.
    */
-  private declared(task: Task, vars: Record<string, unknown>): { reads: { path: string }[]; probes: ShellCommand[] } {
+  private async declared(task: Task, vars: Record<string, unknown>, ctx: PlanContext): Promise<{ reads: { path: string }[]; probes: Probe[] }> {
     const none = { reads: [], probes: [] };
     const mod = this.modules.get(task.module);
-    if (!mod?.reads && !mod?.probes) return none;
+    if (!mod?.reads && !mod?.probes && !mod?.sql) return none;
+    let args: unknown;
     try {
       const tctx = templateContext(vars);
       if (!task.when.every((w) => evaluateCondition(w, tctx))) return none;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) return none;
-      return {
-        reads: (mod.reads?.(parsed.data) ?? []).filter((p) => p.startsWith('/')).map((path) => ({ path })),
-        probes: mod.probes?.(parsed.data) ?? [],
-      };
+      args = parsed.data;
     } catch {
       return none;
     }
+    const sql = mod.sql ? await declaredSqlProbes(ctx, (server) => mod.sql!(args, server)).catch(() => []) : [];
+    return {
+      reads: (mod.reads?.(args) ?? []).filter((p) => p.startsWith('/')).map((path) => ({ path })),
+      probes: [...(mod.probes?.(args) ?? []).map((cmd) => ({ cmd })), ...sql],
+    };
   }
 
   /**
@@ -551,9 +562,18 @@ class Runner {
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
     session.shareStep = (key, action) => this.shared.add(key, host, action);
-    session.keepAnswers(answers, first.effectiveUser);
     session.registry = this.registry;
     session.runState = this.runState;
+    session.keepAnswers(answers, first.effectiveUser);
+    // what the last run here asked that no task declares: asked again with the lock (src/core/replay-cache.ts)
+    const dir = replayDir();
+    if (dir) {
+      const file = replayFile(dir, { host, address: c.ansible_host, port: c.ansible_port, user: c.ansible_user, becomeUser: c.ansible_become_user });
+      const last = loadReplay(file);
+      session.expectReads(last.reads);
+      session.expectQueries(last.probes.map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) })), true);
+      this.replayFiles.set(host, file);
+    }
     this.sessions.set(host, session);
     return session;
   }

@@ -69,6 +69,23 @@ export function sqlInvocation(
   return { cmd: psql(s, db, login), user: undefined, stdin: new Secret(`${login.password.reveal()}\n${text}`) };
 }
 
+/**
+ * Read-only SQL (never a secret) through `login`. As the OS user it needs no stdin: the SQL is psql's
+ * `-c` argument (visible in /proc like any query in pg_stat_activity, and nothing in it is secret),
+ * so the executor can send it in a round trip with other commands, or with the lock when a task
+ * declared it (ModuleDef.sql). One statement, or several whose last is the one answer (psql < 15
+ * prints only the last result of a -c string). A password login keeps the password and SQL on stdin.
+ */
+export function sqlReadInvocation(
+  s: Omit<LocalServer, 'osUser'>,
+  login: SqlLogin,
+  sql: string,
+  db = 'postgres',
+): { cmd: ShellCommand; user: string | undefined; stdin: string | Secret | undefined } {
+  if (login.kind !== 'os-user') return sqlInvocation(s, login, sql, db);
+  return { cmd: sh`${psql(s, db, login)} -c ${sql}`, user: login.osUser, stdin: undefined };
+}
+
 /** How the local rules want a client to authenticate, from psql's error (null: not an authentication problem). */
 export function authFailure(stderr: string): 'password-needed' | 'password-rejected' | 'peer-rejected' | 'no-rule' | null {
   if (/fe_sendauth: no password supplied|password is required/i.test(stderr)) return 'password-needed';
@@ -112,6 +129,11 @@ export function sqlLogin(ctx: PlanContext, s: LocalServer, password: Secret | un
 
 const loginKey = (s: LocalServer) => `pgtls:sql-login:${s.socketDir}:${s.port}`;
 
+/** The OS user was seen to log in (discovery asked as it): that is this host's SQL login for the run. */
+export function osUserLogsIn(ctx: PlanContext, s: LocalServer): Promise<SqlLogin> {
+  return ctx.memoStable(loginKey(s), () => Promise.resolve<SqlLogin>({ kind: 'os-user', osUser: s.osUser }));
+}
+
 /**
  * sqlLogin, and the answer of read-only `sql` through it, in ONE command when the OS user gets in
  * without a password (the usual case): `sql` itself is the trial login instead of `select 1`.
@@ -128,9 +150,9 @@ export async function sqlLoginAndQuery(
   let answer: string | undefined;
   const login = await ctx.memoStable(loginKey(s), async () => {
     const asOsUser: SqlLogin = { kind: 'os-user', osUser: s.osUser };
-    const inv = sqlInvocation(s, asOsUser, sql);
+    const inv = sqlReadInvocation(s, asOsUser, sql);
     try {
-      answer = (await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, timeoutMs: 30_000, independentOfFiles: true })).stdout.toString('utf8');
+      answer = (await ctx.query(inv.cmd, { user: inv.user, timeoutMs: 30_000, independentOfFiles: true })).stdout.toString('utf8');
       return asOsUser;
     } catch (e) {
       return decideLogin(ctx, s, password, e); // that failure is the OS user's trial login

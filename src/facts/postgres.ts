@@ -23,7 +23,7 @@ import { RemoteCommandError } from '../lib/transport.js';
 import { sh, type ShellCommand } from '../lib/sh.js';
 import type { FactProvider } from './provider.js';
 import { excludedReason, isPostmaster, procRowHead, type ProcRow } from './discovery.js';
-import { describeLogin, sqlInvocation, sqlLoginAndQuery, type SqlLogin } from './pg-login.js';
+import { describeLogin, osUserLogsIn, sqlInvocation, sqlLoginAndQuery, sqlReadInvocation, type SqlLogin } from './pg-login.js';
 import { renderValue } from '../template/render.js';
 import { standaloneScript } from '../remote/standalone-scripts.js';
 
@@ -71,19 +71,26 @@ interface Postmaster extends ProcRow {
   pidFile: string | null;
 }
 
-/** The discovery script (src/remote/scripts/discover-postgres.sh), with the data directory to try first. */
-function discoverCommand(dataDirHint: string | undefined) {
-  return dataDirHint ? sh`sh -c ${standaloneScript('discover-postgres')} pgtls-discover ${dataDirHint}` : sh`sh -c ${standaloneScript('discover-postgres')} pgtls-discover`;
+/**
+ * The discovery script (src/remote/scripts/discover-postgres.sh), with the data directory to try
+ * first; a full discovery also asks each postmaster the settings (SETTINGS_SQL), as its OS user.
+ */
+function discoverCommand(dataDirHint: string | undefined, withSettings = false) {
+  const script = standaloneScript('discover-postgres');
+  if (withSettings) return sh`sh -c ${script} pgtls-discover ${dataDirHint ?? ''} ${SETTINGS_SQL}`;
+  return dataDirHint ? sh`sh -c ${script} pgtls-discover ${dataDirHint}` : sh`sh -c ${script} pgtls-discover`;
 }
 
-export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[] } {
+export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: boolean; postmasters: Postmaster[]; settings: Map<number, { rc: number; answer: string }> } {
   const postmasters: Postmaster[] = [];
+  const settings = new Map<number, { rc: number; answer: string }>();
   let systemd = false;
   let pgCtlcluster = false;
   for (const line of out.split('\n')) {
     if (line === 'systemd=1') systemd = true;
     if (line === 'pg_ctlcluster=1') pgCtlcluster = true;
     const f = line.split('\t');
+    if (f[0] === 'sql') settings.set(Number(f[1]), { rc: Number(f[2]), answer: f.slice(3).join('\t') });
     if (f[0] !== 'pm') continue;
     const hasFile = f[14] === '1';
     postmasters.push({
@@ -99,7 +106,7 @@ export function parseDiscovery(out: string): { systemd: boolean; pgCtlcluster: b
       argv: [(f[15] ?? '').trim()],
     });
   }
-  return { systemd, pgCtlcluster, postmasters };
+  return { systemd, pgCtlcluster, postmasters, settings };
 }
 
 /**
@@ -146,14 +153,32 @@ const SETTINGS_SQL = `select json_build_object(
  * pg_file_settings and pg_hba_file_rules do), so the executor's pending writes need not be committed first.
  */
 export async function psqlQuery(ctx: PlanContext, s: Pick<PgServer, 'binDir' | 'socketDir' | 'port' | 'login'>, sql: string, opts: { independentOfFiles?: boolean } = {}): Promise<string> {
-  const inv = sqlInvocation(s, s.login, sql);
+  const inv = sqlReadInvocation(s, s.login, sql);
   try {
-    const res = await ctx.query(inv.cmd, { user: inv.user, stdin: inv.stdin, independentOfFiles: opts.independentOfFiles ?? false });
+    const res = await ctx.query(inv.cmd, { user: inv.user, ...(inv.stdin === undefined ? {} : { stdin: inv.stdin }), independentOfFiles: opts.independentOfFiles ?? false });
     return res.stdout.toString('utf8');
   } catch (e) {
     if (e instanceof RemoteCommandError) throw new TaskError(`psql on ${ctx.host} (as ${describeLogin(s.login)}) failed: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * The commands psqlQuery will send for SQL a task declared (ModuleDef.sql), as the host's server
+ * takes them: probes for the executor to run with the lock. None when there is no server here, or
+ * when SQL logs in with a password (its stdin holds the password: it goes when asked, on its own).
+ */
+export async function declaredSqlProbes(ctx: PlanContext, declare: (server: PgServer) => string[]): Promise<{ cmd: ShellCommand; user?: string }[]> {
+  let s: PgServer;
+  try {
+    s = await pgServer(ctx);
+  } catch {
+    return []; // planning will say why, with the task's name
+  }
+  return declare(s).flatMap((sql) => {
+    const inv = sqlReadInvocation(s, s.login, sql);
+    return inv.stdin === undefined ? [{ cmd: inv.cmd, ...(inv.user === undefined ? {} : { user: inv.user }) }] : [];
+  });
 }
 
 /** An exec action that runs SQL (possibly holding a secret) through the host's SQL login, SQL on stdin. */
@@ -212,11 +237,11 @@ function inventoryDataDir(ctx: Pick<PlanContext, 'vars'>): string | undefined {
 
 /** The first discovery's command, known from the inventory alone (FactProvider.probe: sent in the connection's first round trip). */
 function firstDiscovery(vars: Readonly<Record<string, unknown>>): ShellCommand {
-  return discoverCommand(inventoryDataDir({ vars }));
+  return discoverCommand(inventoryDataDir({ vars }), true);
 }
 
 async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined): Promise<{ server: PgServer; pm: Postmaster }> {
-  const d = parseDiscovery((await ctx.query(discoverCommand(dataDirHint), { independentOfFiles: true })).stdout.toString('utf8'));
+  const d = parseDiscovery((await ctx.query(discoverCommand(dataDirHint, true), { independentOfFiles: true })).stdout.toString('utf8'));
   const pm = choose(ctx, d.postmasters);
   const osUser = String(userVar(ctx, 'pg_os_user') ?? (pm.user || 'postgres'));
   const binDir = pm.exe.replace(/\/[^/]*$/, '');
@@ -225,10 +250,15 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
   if (!pm.socketDir) throw new TaskError(`the PostgreSQL server on ${ctx.host} (${pm.dataDir}) has no Unix socket; pgtls needs one`);
   const local = { binDir, socketDir: pm.socketDir, port: pm.port, osUser };
   const pw = userVar(ctx, 'webadmin_password');
-  // the login and the settings in one command when the OS user gets in (sqlLoginAndQuery)
-  const { login, stdout } = await sqlLoginAndQuery(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)), SETTINGS_SQL, (l) =>
-    psqlQuery(ctx, { ...local, login: l }, SETTINGS_SQL, { independentOfFiles: true }),
-  );
+  // the OS user got in during discovery (the settings came with it), else the login and the settings
+  // in one command when the OS user gets in (sqlLoginAndQuery), else through the login found
+  const asked = d.settings.get(pm.pid);
+  const { login, stdout } =
+    asked?.rc === 0 && pm.user === osUser
+      ? { login: await osUserLogsIn(ctx, local), stdout: asked.answer }
+      : await sqlLoginAndQuery(ctx, local, pw === undefined ? undefined : pw instanceof Secret ? pw : new Secret(String(pw)), SETTINGS_SQL, (l) =>
+          psqlQuery(ctx, { ...local, login: l }, SETTINGS_SQL, { independentOfFiles: true }),
+        );
   const raw = stdout.trim();
   let j: Record<string, unknown>;
   try {

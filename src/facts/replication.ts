@@ -66,10 +66,12 @@ const STANDBY_SQL = (recoveryConf: boolean) => `select json_build_object(
   'replay', case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end);
 `;
 
+/** What standbyFacts asks a server of this version (ModuleDef.sql declares it). */
+export const standbySql = (versionNum: number) => STANDBY_SQL(conninfoPolicy(versionNum).location === 'recovery.conf');
+
 export async function standbyFacts(ctx: PlanContext, s?: PgServer): Promise<StandbyFacts> {
   const server = s ?? (await pgServer(ctx));
-  const policy = conninfoPolicy(server.versionNum);
-  const raw = (await psqlQuery(ctx, server, STANDBY_SQL(policy.location === 'recovery.conf'))).trim();
+  const raw = (await psqlQuery(ctx, server, standbySql(server.versionNum))).trim();
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(raw) as Record<string, unknown>;
@@ -96,7 +98,7 @@ export async function standbyFacts(ctx: PlanContext, s?: PgServer): Promise<Stan
     // flushed_lsn since PostgreSQL 13, received_lsn before (the row is taken whole: columns differ by version)
     flushedLsn: String(wr?.flushed_lsn ?? wr?.received_lsn ?? ''),
   };
-  if (policy.location === 'recovery.conf' && facts.inRecovery) {
+  if (conninfoPolicy(server.versionNum).location === 'recovery.conf' && facts.inRecovery) {
     facts.conninfoSource = { file: `${server.dataDirectory}/recovery.conf`, line: 0 };
   }
   return facts;
@@ -110,17 +112,13 @@ export interface WalSender {
   ssl: boolean;
 }
 
+export const WALSENDERS_SQL = `select coalesce(json_agg(json_build_object('pid', r.pid, 'app', r.application_name, 'addr', host(r.client_addr),
+         'state', r.state, 'ssl', coalesce(l.ssl, false)) order by r.pid), '[]')
+       from pg_stat_replication r left join pg_stat_ssl l on l.pid = r.pid where r.client_addr is not null;\n`;
+
 /** Every walsender connected over TCP (a Unix-socket stream is not in transit). */
 export async function walSenders(ctx: PlanContext, s: PgServer): Promise<WalSender[]> {
-  const raw = (
-    await psqlQuery(
-      ctx,
-      s,
-      `select coalesce(json_agg(json_build_object('pid', r.pid, 'app', r.application_name, 'addr', host(r.client_addr),
-         'state', r.state, 'ssl', coalesce(l.ssl, false)) order by r.pid), '[]')
-       from pg_stat_replication r left join pg_stat_ssl l on l.pid = r.pid where r.client_addr is not null;\n`,
-    )
-  ).trim();
+  const raw = (await psqlQuery(ctx, s, WALSENDERS_SQL)).trim();
   return (JSON.parse(raw) as Record<string, unknown>[]).map((w) => ({
     pid: Number(w.pid),
     applicationName: String(w.app ?? ''),

@@ -21,7 +21,8 @@ export interface TcpSession {
   ssl: boolean;
 }
 
-const SQL = `select coalesce(json_agg(json_build_object('pid', a.pid, 'client_addr', host(a.client_addr), 'usename', a.usename,
+/** Every TCP session but this one (ModuleDef.sql declares it as tcpSessions asks it). */
+export const SESSIONS_SQL = `select coalesce(json_agg(json_build_object('pid', a.pid, 'client_addr', host(a.client_addr), 'usename', a.usename,
     'application_name', a.application_name, 'backend_type', a.backend_type, 'backend_start', a.backend_start,
     'ssl', coalesce(l.ssl, false)) order by a.pid), '[]')
   from pg_stat_activity a left join pg_stat_ssl l on l.pid = a.pid
@@ -29,7 +30,7 @@ const SQL = `select coalesce(json_agg(json_build_object('pid', a.pid, 'client_ad
 `;
 
 export async function tcpSessions(ctx: PlanContext, s: PgServer): Promise<TcpSession[]> {
-  return JSON.parse((await psqlQuery(ctx, s, SQL, { independentOfFiles: true })).trim()) as TcpSession[];
+  return JSON.parse((await psqlQuery(ctx, s, SESSIONS_SQL, { independentOfFiles: true })).trim()) as TcpSession[];
 }
 
 /** One line per (address, user, application) with a count: a pool of 200 connections is one entry. */

@@ -293,10 +293,24 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * may change the host (as cached reads are) and given to the first identical query. Only a hint.
    */
   probes?(args: z.infer<S>): ShellCommand[];
+  /**
+   * Read-only SQL plan() (or a read-only verify it names) asks the host's own PostgreSQL server,
+   * known from the arguments and the server's facts, each exactly as it is asked: sent with the lock
+   * like probes, and given to that query while no host of the run has changed anything (a Pgpool-II
+   * restart elsewhere changes the sessions seen here). Only a hint: SQL left out is asked when asked.
+   */
+  sql?(args: z.infer<S>, server: ServerFacts): string[];
   /** The checks its verify actions name (by Verifier.name, unique over all modules). */
   verifiers?: readonly Verifier[];
   /** The controller-side operations its local actions name (by LocalOp.name, unique over all modules). */
   localOps?: readonly LocalOp[];
+}
+
+/** What a module's declared SQL may depend on: the host's running server, as discovery found it. */
+export interface ServerFacts {
+  readonly version: number;
+  readonly versionNum: number;
+  readonly inRecovery: boolean;
 }
 
 /** Identity helper so TypeScript infers the args type from the schema (citty's defineCommand). */

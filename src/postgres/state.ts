@@ -29,7 +29,7 @@ export interface ServerState {
 
 // pg_file_settings marks a restart-only parameter changed on disk as "setting could not be applied":
 // that is not a broken file, it is pending_restart (reported separately).
-const stateSql = (major: number) => {
+export const stateSql = (major: number) => {
   const HBA_FILE = hbaRuleFileExpr(major);
   return `select json_build_object(
   'load', extract(epoch from pg_conf_load_time()),

@@ -77,6 +77,21 @@ test('no process per /proc entry: external commands depend on the candidates onl
   assert.ok(after.d.postmasters.some((p) => p.pid === pm.pid));
 });
 
+test("with SQL: the postmaster is asked it by the psql next to its binary, as its OS user, over the socket its pid file names", () => {
+  // a stand-in psql: says what it was asked and where (exit 2 when told to fail, as psql does on a refused login)
+  writeFileSync(join(box, 'bin', 'psql'), `#!/bin/sh\nfor a; do last=$a; done\n[ "$last" = fail ] && { echo 'password required' >&2; exit 2; }\nprintf '{"asked": "%s",\\n "args": "%s"}\\n' "$last" "$*"\n`, { mode: 0o755 });
+  const { d } = discover(data, 'select 42');
+  const got = d.settings.get(pm.pid!);
+  assert.ok(got, 'a sql row for the postmaster');
+  assert.is(got!.rc, 0);
+  const j = JSON.parse(got!.answer) as { asked: string; args: string };
+  assert.is(j.asked, 'select 42');
+  assert.match(j.args, `-h ${box}/sock -p 5999 -d postgres`);
+  const failed = discover(data, 'fail').d.settings.get(pm.pid!);
+  assert.is(failed?.rc, 2, 'a failure is an exit code, not an answer');
+  assert.is(discover(data).d.settings.size, 0, 'no SQL, no sql rows (the checks after a change)');
+});
+
 test('pgpool: no process per /proc entry either', () => {
   writeFileSync(calls, '');
   const r = spawnSync('sh', ['-c', standaloneScript('discover-pgpool'), 'pgtls-discover', join(box, 'none.conf'), '--', 'pgpool-none.service'], {

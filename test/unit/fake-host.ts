@@ -125,6 +125,21 @@ export class FakeTransport implements Transport {
     const w = shellWords(text);
     // runuser -u USER -- sh -c CMD: the command as that user
     if (w[0] === 'runuser' && w[1] === '-u' && w[3] === '--' && w[4] === 'sh' && w[5] === '-c' && w.length === 7) return this.answer(w[6]!, w[2]!, stdin);
+    // (before the test's answers: a batch is its commands, each answered as the test says)
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-batch') {
+      // batch.sh: each command answered as if sent alone, length-framed; `stop` ends at a failure
+      const frames: Buffer[] = [];
+      for (const c of w.slice(5)) {
+        const r = this.answer(c, user, '');
+        frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
+        if (r.exitCode !== 0 && w[4] === 'stop') break;
+      }
+      return result(text, Buffer.concat(frames));
+    }
+    // read-only SQL as the OS user comes as psql's -c argument (sqlReadInvocation): matched as its stdin would be
+    const bin = w.findIndex((x) => x === 'psql' || x.endsWith('/psql'));
+    const c = bin >= 0 ? w.indexOf('-c', bin) : -1;
+    if (c > 0 && stdin === '' && w[c + 1] !== undefined) stdin = w[c + 1]!;
     this.log.push({ cmd: text, user, stdin });
     for (const a of this.answers) {
       if (a.user && a.user !== user) continue;
@@ -139,16 +154,6 @@ export class FakeTransport implements Transport {
         const out = f ? Buffer.concat([Buffer.from(`${f.mode} ${f.owner} ${f.group}\n`), f.content]) : Buffer.alloc(0);
         return Buffer.concat([Buffer.from(`pgtls-file ${f ? 0 : 3} ${out.length} 0\n`), out]);
       });
-      return result(text, Buffer.concat(frames));
-    }
-    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-batch') {
-      // batch.sh: each command answered as if sent alone, length-framed; `stop` ends at a failure
-      const frames: Buffer[] = [];
-      for (const c of w.slice(5)) {
-        const r = this.answer(c, user, '');
-        frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
-        if (r.exitCode !== 0 && w[4] === 'stop') break;
-      }
       return result(text, Buffer.concat(frames));
     }
     if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-read') {

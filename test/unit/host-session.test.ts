@@ -254,4 +254,36 @@ test('a verify or local action naming nothing the registry knows is a clear bug,
   }
 });
 
+
+test('declared probes: asked with the lock (as their user), answer as many queries as declared them, then ask again', async () => {
+  let asked = 0;
+  const sql = sh`psql -c ${'select 1'}`;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /psql -c/, user: 'postgres', stdout: () => `answer ${++asked}\n` }] }, { vars: VARS });
+  f.session.expectQueries([{ cmd: sql, user: 'postgres' }, { cmd: sql, user: 'postgres' }]);
+  await f.session.begin(VARS, () => undefined);
+  const commands = f.transport.log.length;
+  const first = await f.ctx.query(sql, { user: 'postgres' });
+  const second = await f.ctx.query(sql, { user: 'postgres' });
+  assert.is(f.transport.log.length, commands, 'both answered by what the lock round trip asked');
+  assert.is(first.stdout.toString(), 'answer 1\n');
+  assert.is(second.stdout.toString(), 'answer 1\n');
+  const third = await f.ctx.query(sql, { user: 'postgres' });
+  assert.is(third.stdout.toString(), 'answer 2\n', 'a third identical query (a retry) asks the host');
+  assert.is(f.transport.log.length, commands + 1);
+});
+
+test("declared probes: a change on ANOTHER host of the run (a Pgpool-II restart) makes the kept answer stale", async () => {
+  const sql = sh`psql -c ${'select sessions'}`;
+  let asked = 0;
+  const a = fakeSession({ answers: [WRITE_PATH, { match: /psql -c/, stdout: () => `sessions ${++asked}\n` }] }, { vars: VARS });
+  const b = fakeSession({ answers: [WRITE_PATH, { match: /restart/, stdout: '' }] }, { vars: VARS, host: 'pg3' });
+  b.session.runState = a.session.runState; // one run
+  a.session.expectQueries([{ cmd: sql }]);
+  await a.session.begin(VARS, () => undefined);
+  await b.session.apply([{ kind: 'exec', description: 'restart', cmd: sh`restart` }], b.ctx);
+  const got = await a.ctx.query(sql);
+  assert.is(got.stdout.toString(), 'sessions 2\n', 'asked again after the other host changed');
+  assert.is(asked, 2);
+});
+
 test.run();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import type { Secret } from '../../lib/secret.js';
-import { defineModule, type Action, type Change } from '../../lib/plan-types.js';
+import { defineModule, type Action, type Change, type FileState, type PlanContext } from '../../lib/plan-types.js';
 import { MAX_POOL_PASSWORD_BYTES, poolKeyFromFile } from '../../crypto/pool-passwd.js';
 import { poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, secretString } from '../common.js';
@@ -61,6 +61,17 @@ const args = z
   .strict()
   .refine((a) => a.path !== undefined || a.conf_file !== undefined, { message: 'give path or conf_file' });
 
+/** pool_passwd: `path`, else where pgpool.conf says it is. */
+async function poolPasswdFile(ctx: PlanContext, a: z.infer<typeof args>): Promise<{ path: string; file: FileState | null }> {
+  let path = a.path;
+  if (path === undefined) {
+    const conf = await ctx.readFile(a.conf_file!);
+    if (!conf) throw new TaskError(`${a.conf_file} does not exist`);
+    path = poolPasswdPath(a.conf_file!, conf.content.toString('utf8'));
+  }
+  return { path, file: await ctx.readFile(path) };
+}
+
 /**
  * `pg_enc -m` without the binary: pool_passwd AES entries computed here
  * (src/crypto/pool-passwd.ts, byte-identical to pg_enc), so no password ever
@@ -76,7 +87,8 @@ export const pgEnc = defineModule({
   args,
   async plan(ctx, a): Promise<Change[]> {
     const changes: Change[] = [];
-    const keyState = await ctx.readFile(a.key_file);
+    // the key and pool_passwd asked together: one round trip for both
+    const [keyState, { path, file }] = await Promise.all([ctx.readFile(a.key_file), poolPasswdFile(ctx, a)]);
     let key: string;
     if (keyState) {
       try {
@@ -99,13 +111,6 @@ export const pgEnc = defineModule({
       });
     }
 
-    let path = a.path;
-    if (path === undefined) {
-      const conf = await ctx.readFile(a.conf_file!);
-      if (!conf) throw new TaskError(`${a.conf_file} does not exist`);
-      path = poolPasswdPath(a.conf_file!, conf.content.toString('utf8'));
-    }
-    const file = await ctx.readFile(path);
     const skipped = a.users.filter((u) => u.password === null).map((u) => u.name);
     if (skipped.length > 0) ctx.warn(`no password given for ${skipped.join(', ')}: ${skipped.length > 1 ? 'their entries are' : 'its entry is'} left as it is`);
     const wanted = a.users.flatMap((u) => (u.password === null ? [] : [{ name: u.name, password: (u.password as Secret).reveal() }]));

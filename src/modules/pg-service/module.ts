@@ -21,7 +21,7 @@ import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
 import { serviceCommand } from '../../postgres/service.js';
-import { serverState, type ServerState } from '../../postgres/state.js';
+import { serverState, stateSql, type ServerState } from '../../postgres/state.js';
 import { connectTarget, verifyServer } from '../../postgres/verify.js';
 
 const args = z
@@ -86,6 +86,7 @@ export const restart = defineModule({
   description: 'reload/restart PostgreSQL when needed, then verify TLS and a SCRAM login',
   args,
   verifiers: [serverVerified],
+  sql: (_a, server) => [stateSql(server.version)],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     const st = await serverState(ctx, s);

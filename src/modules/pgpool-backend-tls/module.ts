@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
-import { describeSessions, inventoryHostAddresses, tcpSessions } from '../../facts/sessions.js';
+import { SESSIONS_SQL, describeSessions, inventoryHostAddresses, tcpSessions } from '../../facts/sessions.js';
 
 const args = z
   .object({
@@ -38,6 +38,7 @@ export const pgpoolBackendTls = defineModule({
   description: "prove that every session from a Pgpool-II host to this PostgreSQL server is TLS (read-only)",
   args,
   verifiers: [sessionsFromPgpoolTls],
+  sql: (a) => (a.pgpool_hosts?.length ? [SESSIONS_SQL] : []),
   async plan(_ctx, a): Promise<Change[]> {
     const names = a.pgpool_hosts ?? [];
     if (names.length === 0) return [];

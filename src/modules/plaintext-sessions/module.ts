@@ -16,7 +16,7 @@
 import { z } from 'zod';
 import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer, psqlAction, psqlQuery } from '../../facts/postgres.js';
-import { describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';
+import { SESSIONS_SQL, describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';
 import { isLoopbackAddress } from '../../hba/address.js';
 import { plainRows, type HbaRuleRow } from '../../hba/plain-rules.js';
 import { yamlBool } from '../common.js';
@@ -50,6 +50,8 @@ export const plaintextSessions = defineModule({
   name: 'plaintext_sessions',
   description: 'report TCP client sessions without TLS; with terminate: true end them once TLS is required',
   args,
+  // STATE_SQL is asked only when a session without TLS is found: not declared
+  sql: () => [SESSIONS_SQL],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     const plain = (await tcpSessions(ctx, s)).filter((x) => !x.ssl && x.backend_type === 'client backend');

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';
-import { walSenders, type WalSender } from '../../facts/replication.js';
+import { WALSENDERS_SQL, walSenders, type WalSender } from '../../facts/replication.js';
 import { retryUntil } from '../../lib/retry.js';
 
 const args = z
@@ -44,6 +44,7 @@ export const replicationCheck = defineModule({
   description: 'every walsender over TCP is TLS (pg_stat_replication + pg_stat_ssl)',
   args,
   verifiers: [walSendersTls],
+  sql: () => [WALSENDERS_SQL],
   async plan(_ctx, a): Promise<Change[]> {
     // Observed when applied: --check has switched no standby yet, so it shows this as a conditional check.
     return [

@@ -27,7 +27,7 @@ import { TaskError } from '../../lib/errors.js';
 import { stateDirOf } from '../../lib/state-dir.js';
 import { defineModule, defineVerifier, verifyWith, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, type PgServer } from '../../facts/postgres.js';
-import { conninfoPolicy, standbyFacts } from '../../facts/replication.js';
+import { conninfoPolicy, standbyFacts, standbySql } from '../../facts/replication.js';
 import { ConninfoError, conninfoValue, maskConninfoPassword, parseConninfo, setConninfoParams } from '../../pgconf/conninfo.js';
 import { editGucValue, findGucAssignment, GucFileError, maskConninfoPasswords, replaceGucLine } from '../../pgconf/guc-file.js';
 import { recordBase } from '../../remote/state.js';
@@ -117,6 +117,7 @@ export const replicationTls = defineModule({
   description: "a standby's primary_conninfo verifies its upstream (sslmode=verify-full, the fleet CA), proven streaming",
   args,
   verifiers: [upstreamPasses, streamsWith],
+  sql: (_a, server) => (server.inRecovery ? [standbySql(server.versionNum)] : []),
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     if (!s.inRecovery) return [];

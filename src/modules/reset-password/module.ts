@@ -58,21 +58,29 @@ interface RoleRow {
   p: string | null;
 }
 
+const rolesSql = (names: readonly string[]) =>
+  `SET standard_conforming_strings = on;\n` +
+  `select coalesce(json_agg(json_build_object('n', rolname, 'p', rolpassword)), '[]') from pg_authid where rolname in (${names.length ? names.map(sqlLiteral).join(', ') : 'NULL'});\n`;
+
 async function readRoles(ctx: PlanContext, s: PgServer, names: string[]): Promise<Map<string, string | null>> {
-  const list = names.length ? names.map(sqlLiteral).join(', ') : 'NULL';
-  const out = await psqlQuery(
-    ctx,
-    s,
-    `SET standard_conforming_strings = on;\n` +
-      `select coalesce(json_agg(json_build_object('n', rolname, 'p', rolpassword)), '[]') from pg_authid where rolname in (${list});\n`,
-  );
+  const out = await psqlQuery(ctx, s, rolesSql(names));
   return new Map((JSON.parse(out.trim() || '[]') as RoleRow[]).map((r) => [r.n, r.p]));
 }
 
+const MD5_ROLES_SQL = `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`;
+
 /** Login roles whose stored password is still md5 (they cannot pass a scram-sha-256 pg_hba rule). */
 async function md5Roles(ctx: PlanContext, s: PgServer): Promise<string[]> {
-  const out = await psqlQuery(ctx, s, `select coalesce(json_agg(rolname order by rolname), '[]') from pg_authid where rolcanlogin and rolpassword like 'md5%';\n`, { independentOfFiles: true });
+  const out = await psqlQuery(ctx, s, MD5_ROLES_SQL, { independentOfFiles: true });
   return JSON.parse(out.trim() || '[]') as string[];
+}
+
+/** The roles the task sets, with the password each must have. */
+function wantedPasswords(a: z.infer<typeof args>): Map<string, Secret> {
+  const wanted = new Map<string, Secret>();
+  if (a.name && a.password) wanted.set(a.name, a.password);
+  for (const u of a.users ?? []) wanted.set(u.name, u.password);
+  return wanted;
 }
 
 /** The roles whose stored verifier does not match the wanted password. */
@@ -96,10 +104,9 @@ export const resetPassword = defineModule({
   description: 'set roles to SCRAM-SHA-256 passwords (verifier computed on the controller, sent on stdin)',
   args,
   verifiers: [replayed],
+  sql: (a) => [rolesSql([...wantedPasswords(a).keys()]), ...(a.warn_md5 ? [MD5_ROLES_SQL] : [])],
   async plan(ctx, a): Promise<Change[]> {
-    const wanted = new Map<string, Secret>();
-    if (a.name && a.password) wanted.set(a.name, a.password);
-    for (const u of a.users ?? []) wanted.set(u.name, u.password);
+    const wanted = wantedPasswords(a);
     const s = await pgServer(ctx);
     const roles = await readRoles(ctx, s, [...wanted.keys()]);
     const missing = [...wanted.keys()].filter((n) => !roles.has(n));

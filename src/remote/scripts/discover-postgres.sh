@@ -1,7 +1,13 @@
 # shellcheck shell=sh
-# discover-postgres.sh [DATADIR]: the host's PostgreSQL postmasters, for src/facts/postgres.ts.
+# discover-postgres.sh [DATADIR [SQL]]: the host's PostgreSQL postmasters, for src/facts/postgres.ts.
 # Output: "systemd=0|1", "pg_ctlcluster=0|1", then one tab-separated "pm" row per candidate:
 #   pm PID PPID STATE NET PARENT_COMM EXE CWD USER GROUP PIDFILE_L1 PORT SOCKETDIR UNIT HASFILE CMDLINE
+# and, with SQL (read-only, one statement), after the row of each postmaster its postmaster.pid names:
+#   sql PID RC ANSWER   (ANSWER: psql's output on one line, as the server's OS user over its socket)
+# so the server's settings come in discovery's round trip when the OS user logs in without a password
+# (peer, the usual case). It runs as that user, never as root: psql is the binary next to the
+# server's own, which its owner may have put there. Any failure (a password needed, no runuser) only
+# means the controller asks as before.
 # The truth is the data directory's postmaster.pid (its first line must be the process's own pid:
 # src/facts/discovery.ts decides); the process table is only how a data directory is found.
 #  - DATADIR given (pg_data_directory, or the server found earlier in this run): its postmaster.pid
@@ -51,8 +57,23 @@ describe() {
   printf 'pm\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$me" "$ppid" "$state" "$netrel" "$pcomm" \
     "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \
     "$l1" "$l4" "$l5" "$unit" "$hasfile" "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\0\t\n' '   ')"
+  if [ -n "$sql" ] && [ "$l1" = "$me" ] && [ -n "$l4" ] && [ -n "$l5" ]; then ask "$me" "$(stat -c %U "$d")" "$(readlink "$d/exe")" "$l4" "$l5"; fi
+  return 0
 }
 
+# ask PID USER EXE PORT SOCKETDIR: the "sql" row of that postmaster (nothing when it cannot be asked as USER)
+ask() {
+  if [ "$(id -un)" = "$2" ]; then as=''
+  elif [ "$(id -u)" = 0 ] && command -v runuser >/dev/null 2>&1; then as="runuser -u $2 --"
+  else return 0; fi
+  if command -v timeout >/dev/null 2>&1; then t="timeout 30"; else t=''; fi
+  rc=0
+  # shellcheck disable=SC2086
+  answer=$(cd / && PGCONNECT_TIMEOUT=10 $t $as "${3%/*}/psql" -X -A -t -q -w -v ON_ERROR_STOP=1 -h "$5" -p "$4" -d postgres -c "$sql" </dev/null 2>/dev/null) || rc=$?
+  printf 'sql\t%s\t%s\t%s\n' "$1" "$rc" "$(printf '%s' "$answer" | tr '\t\n' '  ')"
+}
+
+sql=${2:-}
 found=0
 if [ -n "${1:-}" ]; then
   pid=''

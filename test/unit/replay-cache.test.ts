@@ -1,0 +1,89 @@
+// The replay record kept on the controller between runs (src/core/replay-cache.ts): its commands run on
+// hosts as root, so a file anyone but this user could have written is ignored; and what a session
+// records (HostSession.replayRecord): no private file, no declared probe, no first-trip discovery.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadReplay, replayDir, replayFile, saveReplay } from '../../src/core/replay-cache.js';
+import { Secret } from '../../src/lib/secret.js';
+import { sh } from '../../src/lib/sh.js';
+import { fakeSession } from './fake-host.js';
+
+const box = mkdtempSync(join(tmpdir(), 'pgtls-replay-'));
+chmodSync(box, 0o700);
+const who = { host: 'pg1', address: '10.0.0.11', port: 22, user: 'root' };
+const record = { reads: [{ path: '/etc/postgresql/15/main/postgresql.conf' }], probes: [{ cmd: "stat -L -- /etc/x", user: 'postgres' }] };
+
+test('saved 0600 and read back; one file per host and way of reaching it', () => {
+  const dir = join(box, 'a');
+  const file = replayFile(dir, who);
+  saveReplay(file, record);
+  assert.equal(loadReplay(file), record);
+  assert.is.not(replayFile(dir, { ...who, becomeUser: 'postgres' }), file);
+  assert.is.not(replayFile(dir, { ...who, address: '10.0.0.12' }), file);
+});
+
+test('a file others could have written, a symlink, or a file in a directory others can write is ignored', () => {
+  const dir = join(box, 'b');
+  const file = replayFile(dir, who);
+  saveReplay(file, record);
+  chmodSync(file, 0o620);
+  assert.equal(loadReplay(file), { reads: [], probes: [] }, 'group-writable file');
+  chmodSync(file, 0o600);
+  chmodSync(dir, 0o777);
+  assert.equal(loadReplay(file), { reads: [], probes: [] }, 'world-writable directory');
+  chmodSync(dir, 0o700);
+  const link = join(dir, 'link.json');
+  symlinkSync(file, link);
+  assert.equal(loadReplay(link), { reads: [], probes: [] }, 'symlink');
+  const open = join(box, 'open');
+  mkdirSync(open, { mode: 0o777 });
+  chmodSync(open, 0o777);
+  const inside = replayFile(join(open, 'replay'), who);
+  saveReplay(inside, record);
+  assert.equal(loadReplay(inside), { reads: [], probes: [] }, 'a parent anyone can write (not sticky)');
+});
+
+test('malformed records and commands naming a known secret are not kept', () => {
+  const dir = join(box, 'c');
+  const file = replayFile(dir, who);
+  saveReplay(file, record);
+  writeFileSync(file, '{"reads": [{"path": "relative"}], "probes": []}\n', { mode: 0o600 });
+  assert.equal(loadReplay(file), { reads: [], probes: [] });
+  const pw = new Secret('s3cr3t-replay-test-password');
+  saveReplay(file, { reads: [], probes: [{ cmd: `echo ${pw.reveal()}` }, { cmd: 'echo fine' }] });
+  assert.equal(loadReplay(file).probes, [{ cmd: 'echo fine' }]);
+});
+
+test('PGTLS_CACHE_DIR chooses the directory; off keeps none', () => {
+  assert.is(replayDir({ PGTLS_CACHE_DIR: '/x' }), '/x/replay');
+  assert.is(replayDir({ PGTLS_CACHE_DIR: 'off' }), null);
+  assert.is(replayDir({ XDG_CACHE_HOME: '/c' }), '/c/pgtls/replay');
+});
+
+test('a session records the files it read (not private ones) and the stdin-free queries nothing declared', async () => {
+  const f = fakeSession(
+    {
+      files: { '/etc/a.conf': { content: 'x', mode: '644' }, '/etc/key': { content: 'k', mode: '600' } },
+      answers: [{ match: /^(stat|declared|discover)/, stdout: '' }],
+    },
+    { vars: { pgtls_track_originals: false } },
+  );
+  f.session.keepAnswers([{ cmd: sh`discover`, result: { command: 'discover', exitCode: 0, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), timedOut: false, durationMs: 1 } }], 'root');
+  f.session.expectQueries([{ cmd: sh`declared` }]);
+  await f.ctx.readFile('/etc/a.conf');
+  await f.ctx.readFile('/etc/key');
+  await f.ctx.query(sh`discover`);
+  await f.ctx.query(sh`declared`);
+  await f.ctx.query(sh`stat -- /etc/a.conf`, { user: 'postgres' });
+  await f.ctx.query(sh`stat -- /etc/b.conf`, { stdin: 'x' });
+  const r = f.session.replayRecord();
+  assert.equal(r.reads, [{ path: '/etc/a.conf' }]);
+  assert.equal(r.probes, [{ cmd: "stat -- /etc/a.conf", user: 'postgres' }]);
+});
+
+test('cleanup', () => rmSync(box, { recursive: true, force: true }));
+
+test.run();
