@@ -12,6 +12,8 @@ import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../lib/transport.js';
+import type { FirstTrip } from './first-trip.js';
+import { probeKey, type Probe, type ReplayRecord } from './probe.js';
 import { asUser, type ShellCommand } from '../lib/sh.js';
 
 /**
@@ -42,10 +44,8 @@ export class HostSession {
   private readonly answers = new Map<string, KeptAnswer>();
   /** Changes made on this host in this run (commits, commands, rollbacks): a kept answer from before does not count. */
   private changes = 0;
-  /** The stdin-free queries this run asked that nothing declared, for the next run to ask with its lock (replayRecord). */
+  /** The stdin-free queries this run asked (but discovery's), for the next run to ask with its lock (replayRecord). */
   private readonly undeclared = new Map<string, Probe>();
-  /** The probes tasks declared (ModuleDef.probes, .sql): asked with the lock anyway, never recorded. */
-  private readonly declared = new Set<string>();
   /** What the connection's first round trip asked (discovery): never asked again with the lock. */
   private readonly firstTrip = new Set<string>();
   /** Files read that only their owner may read (a key): never in the replay record. */
@@ -265,10 +265,27 @@ export class HostSession {
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
     const key = probeKey(cmd, exec.user);
-    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.declared.has(key) && !this.firstTrip.has(key))
+    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key))
       this.undeclared.set(key, { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) });
     if (!independentOfFiles) await this.commit();
     return this.keptAnswer(cmd, exec) ?? this.queueProbe(cmd, exec);
+  }
+
+  /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt. */
+  private earlyLock?: { shell: HostShell; dir: string; taken: LockTaken };
+
+  /**
+   * What the connection's first round trip brought besides discovery: the lock (when it was taken
+   * there) and the replayed reads and probes (as `shell` ran them), kept like the lock batch's.
+   */
+  keepFirstTrip(trip: Pick<FirstTrip, 'locked' | 'reads' | 'replayed'>, shell: HostShell, lockDir: string): void {
+    if (trip.locked) this.earlyLock = { shell, dir: lockDir, taken: trip.locked };
+    for (const { user, files } of trip.reads)
+      for (const [path, f] of files) {
+        this.readSet.set(readKey(path, user), user === undefined ? { path, size: f?.content.length ?? 0 } : { path, user, size: f?.content.length ?? 0 });
+        this.reads.memo(readKey(path, user), () => Promise.resolve(f));
+      }
+    for (const { probe, result } of trip.replayed) this.keep(probe, probe.user ?? shell.effectiveUser, result, 1);
   }
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
@@ -282,8 +299,9 @@ export class HostSession {
   /**
    * What the next run on this host may ask with its lock, before any task plans: the files this run
    * read (not private ones: a key is read only when a task asks for it) and the read-only, stdin-free
-   * queries no task declared (those that depend on an earlier answer: the files a server's state names).
-   * Only a hint: an answer counts only for the identical query, under the same rules as a declared one.
+   * queries it asked, declared or not (those no task can declare depend on an earlier answer: the
+   * files a server's state names). Only a hint: an answer counts only for the identical query, under
+   * the same rules as a declared one.
    */
   replayRecord(): ReplayRecord {
     const reads = [...this.readSet.values()]
@@ -293,15 +311,10 @@ export class HostSession {
     return { reads, probes };
   }
 
-  /**
-   * Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one):
-   * sent with the lock (begin). `replayed`: from the last run's record, not declared by a task (so
-   * this run records them again if it asks them).
-   */
-  expectQueries(probes: readonly Probe[], replayed = false): void {
+  /** Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one): sent with the lock (begin). */
+  expectQueries(probes: readonly Probe[]): void {
     for (const p of probes) {
       const key = probeKey(p.cmd, p.user);
-      if (!replayed) this.declared.add(key);
       const known = this.probes.get(key);
       if (known) known.askers++;
       else this.probes.set(key, { probe: p, askers: 1 });
@@ -309,7 +322,7 @@ export class HostSession {
   }
 
   private keep(p: Probe, as: string, result: ExecResult, askers: number): void {
-    this.answers.set(probeKey(p.cmd, p.user), { changes: this.changes, runChanges: runChanges(this.runState).count, as, result, askers });
+    this.answers.set(probeKey(p.cmd, p.user), { changes: this.changes, runChanges: runChanges(this.runState).count, as, result, askers, used: 0 });
   }
 
   /** A change on this host: what was asked before it no longer answers a query, here or on any host of the run. */
@@ -327,7 +340,8 @@ export class HostSession {
     const key = probeKey(cmd, exec.user);
     const kept = this.answers.get(key);
     if (!kept) return undefined;
-    if (--kept.askers <= 0) this.answers.delete(key);
+    // as many as declared it (a replayed answer: also the tasks that declare it this run)
+    if (++kept.used >= Math.max(kept.askers, this.probes.get(key)?.askers ?? 0)) this.answers.delete(key);
     const fresh = kept.changes === this.changes && kept.runChanges === runChanges(this.runState).count;
     if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? this.shell.effectiveUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
@@ -343,8 +357,11 @@ export class HostSession {
     if (this.check || this.lock) return;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
     const store = { ...stateStore(vars, this.name, true, this.runState), signer: signerFor(vars, this.name, false, stateKeys(this.runState)) };
-    const taken = await this.lockAndRead(store.dir);
-    this.lock = { shell: this.shell, dir: store.dir };
+    const early = this.earlyLock?.dir === store.dir ? this.earlyLock : undefined;
+    const taken = early ? early.taken : await this.lockAndRead(store.dir);
+    this.lock = { shell: early ? early.shell : this.shell, dir: store.dir };
+    // taken in the first round trip: what the tasks declared and the replay did not bring is read now
+    if (early) await this.lockAndRead(store.dir, false);
     await signLeftovers(this.shell, store, taken.stdout);
     if (taken.stale) warn(`took over the lock of a run that is gone (${taken.stale}); its rollback copies and temp files were removed, not restored`);
   }
@@ -355,7 +372,7 @@ export class HostSession {
    * so the first task finds them answered. They run only once the lock is taken (a dead run's
    * leftovers cleaned first), and their answers count only until something may change the host.
    */
-  private async lockAndRead(dir: string): Promise<LockTaken> {
+  private async lockAndRead(dir: string, lock = true): Promise<LockTaken> {
     // reads and probes as another user run in the batch only where root can switch to it (runuser), as queueProbe does
     const runAs = this.shell.effectiveUser;
     const reachable = (user?: string) => (user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root');
@@ -367,19 +384,25 @@ export class HostSession {
       if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
     }
     const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
-    const probes = [...this.probes.values()].filter(({ probe: p }) => reachable(p.user));
-    if (reads.length === 0 && probes.length === 0) return lockHost(this.shell, dir, this.runId);
+    const probes = [...this.probes.entries()].filter(([key, { probe: p }]) => reachable(p.user) && !this.answers.has(key)).map(([, v]) => v);
+    const taken: LockTaken = { stdout: Buffer.alloc(0), cleaned: [] };
+    if (reads.length === 0 && probes.length === 0) return lock ? lockHost(this.shell, dir, this.runId) : taken;
     const generation = this.reads.generation;
     const batch = [
-      { cmd: lockCommand(dir, this.runId) },
+      ...(lock ? [{ cmd: lockCommand(dir, this.runId) }] : []),
       ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
       // okCodes []: every answer comes back as an error object; the query's own okCodes decide
       ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
     ];
-    const [locked, ...rest] = await execBatch(this.shell, batch, 'stop').catch((e: unknown) => {
+    // only the lock's failure ends the batch (what it guards does not run); a read or probe that fails is asked again when a task asks it
+    const rest = await execBatch(this.shell, batch, lock ? 'first' : 'all').catch((e: unknown) => {
       throw lockError(e);
     });
-    if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
+    if (lock) {
+      const locked = rest.shift();
+      if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
+      Object.assign(taken, lockTaken(locked));
+    }
     if (this.reads.generation === generation) {
       for (const { user, paths } of reads) {
         const read = rest.shift();
@@ -391,7 +414,7 @@ export class HostSession {
         if (r instanceof RemoteCommandError) this.keep(probe, probe.user ?? runAs, r.result, askers);
       }
     }
-    return lockTaken(locked);
+    return taken;
   }
 
   /**
@@ -660,8 +683,10 @@ export class HostSession {
 
   /** At the end of a run the rollback copies are no longer needed, and the host is free for another run. */
   async finish(): Promise<void> {
-    if (!this.check && this.lock) {
-      const { shell, dir } = this.lock;
+    // (a lock taken in the first round trip of a host that planned nothing: its facts failed, or the run stopped first)
+    const lock = this.lock ?? this.earlyLock;
+    if (!this.check && lock) {
+      const { shell, dir } = lock;
       // one round trip: the rollback copies go, then (whatever became of them) the lock
       const cmds = [...(this.journal.length ? [{ cmd: dropRollbackCommand(this.journal, this.runId) }] : []), { cmd: unlockCommand(dir, this.runId) }];
       await execBatch(shell, cmds, 'all').catch(() => undefined);
@@ -699,30 +724,15 @@ interface TripUnit {
   done: (r: ExecResult | Error) => void;
 }
 
-/** What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command texts, never a secret. */
-export interface ReplayRecord {
-  reads: { path: string; user?: string }[];
-  probes: { cmd: string; user?: string }[];
-}
-
-/** A read-only command a task will run, as the shell's user unless it names another. */
-export interface Probe {
-  cmd: ShellCommand;
-  user?: string;
-}
-
-function probeKey(cmd: ShellCommand, user?: string): string {
-  return `${user ?? ''}\0${cmd.text}`;
-}
-
 interface KeptAnswer {
   /** this host's and the run's change counts when it was asked */
   changes: number;
   runChanges: number;
   as: string;
   result: ExecResult;
-  /** the identical queries it still answers */
+  /** how many identical queries it answers, and how many it has */
   askers: number;
+  used: number;
 }
 
 /** How many changes the run's hosts have made (one counter per run, in its state). */

@@ -21,12 +21,13 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/private-file.js';
 import { redactKnown } from '../lib/secret.js';
-import type { ReplayRecord } from './host-session.js';
+import type { ReplayRecord } from './probe.js';
 
 /** At most this much of a record is kept (a host's usual record is a few kilobytes). */
 const MAX_PROBES = 64;
 const MAX_READS = 64;
-const MAX_COMMAND_BYTES = 16 * 1024;
+// (a host script with the library it starts with is ~70 KB: gencert's key probe)
+const MAX_COMMAND_BYTES = 128 * 1024;
 
 const recordSchema = z.object({
   reads: z.array(z.object({ path: z.string().startsWith('/'), user: z.string().min(1).optional() }).strict()).max(MAX_READS),

@@ -6,13 +6,12 @@ import { parseExtraVars } from '../config/extra-vars.js';
 import type { VaultKeyring } from '../config/vault.js';
 import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
-import { execBatch } from '../remote/batch.js';
-import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { factProviders } from '../facts/index.js';
-import { SecretOnCommandLineError, ShellCommand, sh } from '../lib/sh.js';
+import { SecretOnCommandLineError, ShellCommand } from '../lib/sh.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
-import { HostSession, newRunId, runLocalOp, type Probe } from './host-session.js';
+import { HostSession, newRunId, runLocalOp } from './host-session.js';
+import type { Probe } from './probe.js';
 import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
@@ -23,10 +22,13 @@ import { SharedSteps } from './shared-steps.js';
 import { actionRegistry, MapRunState, type ActionRegistry } from './run-state.js';
 import { JournaledController } from './controller-target.js';
 import { checkLocalFiles } from './local-files.js';
+import { firstTrip } from './first-trip.js';
+import { lockCommand } from '../remote/lock.js';
+import { stateDirOf } from '../lib/state-dir.js';
 import { loadReplay, replayDir, replayFile, saveReplay } from './replay-cache.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
-import type { HostFacts, LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
+import type { LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {
@@ -557,22 +559,27 @@ class Runner {
       connectTimeoutMs: (c.ansible_connect_timeout ?? 10) * 1000,
       jumps: c.jumps,
     });
+    // what the last run here read and asked (src/core/replay-cache.ts): asked again with the lock
+    const dir = replayDir();
+    const file = dir ? replayFile(dir, { host, address: c.ansible_host, port: c.ansible_port, user: c.ansible_user, becomeUser: c.ansible_become_user }) : undefined;
+    const last = file ? loadReplay(file) : { reads: [], probes: [] };
+    if (file) this.replayFiles.set(host, file);
     const first = new HostShell(transport, c.ansible_user, false);
-    const { facts, answers } = await gatherFacts(first, c.ansible_user, probes);
+    // Logged in as root, a real run takes its lock in the connection's first round trip, and the
+    // replay comes with it; else the lock comes after the facts (begin), through the become shell.
+    const stateDir = stateDirOf(vars);
+    const lockFirst = !this.opts.check && c.ansible_user === 'root' && (c.ansible_become_user ?? 'root') === 'root' && !String(vars.pgtls_state_dir ?? '').includes('{{');
+    const trip = await firstTrip(first, c.ansible_user, probes, lockFirst ? { lock: lockCommand(stateDir, this.runId), replay: last } : undefined);
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
-    const session = new HostSession(host, transport, c.ansible_user, facts, this.opts.check, this.runId, become);
+    const session = new HostSession(host, transport, c.ansible_user, trip.facts, this.opts.check, this.runId, become);
     session.shareStep = (key, action) => this.shared.add(key, host, action);
     session.registry = this.registry;
     session.runState = this.runState;
-    session.keepAnswers(answers, first.effectiveUser);
-    // what the last run here asked that no task declares: asked again with the lock (src/core/replay-cache.ts)
-    const dir = replayDir();
-    if (dir) {
-      const file = replayFile(dir, { host, address: c.ansible_host, port: c.ansible_port, user: c.ansible_user, becomeUser: c.ansible_become_user });
-      const last = loadReplay(file);
+    session.keepAnswers(trip.answers, first.effectiveUser);
+    session.keepFirstTrip(trip, first, stateDir);
+    if (!lockFirst) {
       session.expectReads(last.reads);
-      session.expectQueries(last.probes.map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) })), true);
-      this.replayFiles.set(host, file);
+      session.expectQueries(last.probes.map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) })));
     }
     this.sessions.set(host, session);
     return session;
@@ -588,31 +595,6 @@ function connectionVarsOf(vars: Record<string, unknown>, host: string) {
   const c = connectionVars(vars, host);
   if (!c.success) throw new TaskError(`invalid connection variables: ${c.error.message}`); // preflight makes this unreachable
   return c.data;
-}
-
-/** One round trip: the facts every module may use. */
-/**
- * The host's names and addresses, and in the same round trip (batch.sh) the read-only discovery
- * commands its facts start with (their answers go to the session, for the identical query).
- */
-async function gatherFacts(shell: HostShell, loginUser: string, probes: readonly ShellCommand[]): Promise<{ facts: HostFacts; answers: { cmd: ShellCommand; result: ExecResult }[] }> {
-  const names = sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`;
-  let res: ExecResult;
-  const answers: { cmd: ShellCommand; result: ExecResult }[] = [];
-  if (probes.length === 0) res = await shell.exec(names);
-  else {
-    // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
-    const [got, ...rest] = await execBatch(shell, [{ cmd: names }, ...probes.map((cmd) => ({ cmd, okCodes: [] }))], 'all');
-    if (!got) throw new Error('the host did not answer its first command');
-    if (got instanceof Error) throw got;
-    res = got;
-    for (const [i, cmd] of probes.entries()) {
-      const r = rest[i];
-      if (r instanceof RemoteCommandError) answers.push({ cmd, result: r.result });
-    }
-  }
-  const [hostname = '', fqdn = '', ...addrs] = res.stdout.toString('utf8').split('\n').map((l) => l.trim());
-  return { facts: { hostname, fqdn: fqdn || hostname, addresses: addrs.filter(Boolean), loginUser }, answers };
 }
 
 export function splitBatches(hosts: string[], serial: number | string | undefined): string[][] {

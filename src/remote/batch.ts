@@ -3,6 +3,8 @@ import { sh, type ShellCommand } from '../lib/sh.js';
 import type { HostShell } from './host-shell.js';
 import { standaloneScript } from './standalone-scripts.js';
 
+export type BatchMode = 'stop' | 'all' | 'first';
+
 /** One command of a batch: no stdin; `okCodes` as for HostShell.exec (default [0]). */
 export interface BatchCommand {
   cmd: ShellCommand;
@@ -14,9 +16,10 @@ export interface BatchCommand {
  * lock with the first reads, the rollback copies' cleanup with the unlock. Each result is checked
  * as HostShell.exec checks one (a RemoteCommandError for an exit code not in okCodes). In `stop`
  * mode the first failure ends the batch: the commands after it did not run (undefined here, and
- * the caller throws the failure's error before using them).
+ * the caller throws the failure's error before using them); in `first` mode only the first
+ * command's failure does (the run lock, then what it guards).
  */
-export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: 'stop' | 'all', user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const started = Date.now();
   const res = await shell.exec(sh`sh -c ${standaloneScript('batch')} pgtls-batch ${mode} ${cmds.map((c) => c.cmd.text)}`, user === undefined ? {} : { user });
   if (res.stdout.toString('latin1') === 'pgtls-batch-unavailable\n') return oneByOne(shell, cmds, mode, user);
@@ -30,7 +33,7 @@ export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[],
 }
 
 /** The batch's commands one round trip each (the host could not make batch.sh's temp files), with the same results. */
-async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: 'stop' | 'all', user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const out: (ExecResult | RemoteCommandError | undefined)[] = [];
   for (const c of cmds) {
     const r = await shell.exec(c.cmd, { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }) }).catch((e: unknown) => {
@@ -39,7 +42,8 @@ async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: '
     });
     out.push(r);
     // as batch.sh: `stop` ends at the first exit code other than 0 (okCodes only decide what is an error)
-    if (mode === 'stop' && (r instanceof RemoteCommandError ? r.result.exitCode : r.exitCode) !== 0) break;
+    const failed = (r instanceof RemoteCommandError ? r.result.exitCode : r.exitCode) !== 0;
+    if (failed && (mode === 'stop' || (mode === 'first' && out.length === 1))) break;
   }
   while (out.length < cmds.length) out.push(undefined);
   return out;

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import { modules } from '../../src/modules/index.js';
 import type { Change } from '../../src/lib/plan-types.js';
 import { fakeSession, planData, shellWords } from './fake-host.js';
-import { moduleCases, type ModuleCase } from './module-cases.js';
+import { moduleCases, PG, type ModuleCase } from './module-cases.js';
+import type { PgServer } from '../../src/facts/postgres.js';
 
 async function planCase(c: ModuleCase, check: boolean): Promise<{ changes: Change[]; log: string[]; warnings: string[] }> {
   const mod = modules.get(c.module);
@@ -44,6 +45,31 @@ for (const c of cases) {
     for (const name of scripts) assert.not.match(name, /^pgtls-(write|remove|lock|unlock|prepare|record|rollback|sign|keygen)$/, `planning ran ${name}`);
   });
 }
+
+// ModuleDef.sql is only a hint, but a stale one costs a round trip per task on every re-run: the SQL a
+// module's plan asks its server (psql's -c) is what it declares, but where the module says otherwise.
+const ASKED_ONLY_WHEN_NEEDED = [/pg_hba_file_rules where error is null/]; // plaintext_sessions: only once sessions without TLS are found
+test('declared SQL (ModuleDef.sql): every SQL a plan asks its server is declared, with the same text', async () => {
+  let checked = 0;
+  for (const c of cases) {
+    const mod = modules.get(c.module)!;
+    if (!mod.sql) continue;
+    const server = ((c.memos?.['pgtls:pg-server'] as PgServer | undefined) ?? PG);
+    const declared = mod.sql(mod.args.parse(c.args), server);
+    const { log } = await planCase(c, false);
+    const asked = log.map((cmd) => shellWords(cmd)).flatMap((w) => {
+      const inner = w[0] === 'runuser' ? shellWords(w[6] ?? '') : w;
+      const at = inner.indexOf('-c');
+      return inner.some((x) => x.endsWith('/psql')) && at > 0 ? [inner[at + 1]!] : [];
+    });
+    for (const sql of asked) {
+      if (ASKED_ONLY_WHEN_NEEDED.some((re) => re.test(sql))) continue;
+      assert.ok(declared.includes(sql), `${c.name}: the plan asks SQL its module does not declare: ${sql.slice(0, 120)}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 4, `${checked} asked SQL statements checked`);
+});
 
 test('drift case of issue 11: restart with postgresql.conf modified after the last reload plans a reload in both modes', async () => {
   const c = cases.find((x) => x.module === 'restart' && /issue 11/.test(x.name))!;

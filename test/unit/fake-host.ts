@@ -128,11 +128,12 @@ export class FakeTransport implements Transport {
     // (before the test's answers: a batch is its commands, each answered as the test says)
     if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-batch') {
       // batch.sh: each command answered as if sent alone, length-framed; `stop` ends at a failure
+      this.log.push({ cmd: text, user, stdin });
       const frames: Buffer[] = [];
-      for (const c of w.slice(5)) {
+      for (const [i, c] of w.slice(5).entries()) {
         const r = this.answer(c, user, '');
         frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
-        if (r.exitCode !== 0 && w[4] === 'stop') break;
+        if (r.exitCode !== 0 && (w[4] === 'stop' || (w[4] === 'first' && i === 0))) break;
       }
       return result(text, Buffer.concat(frames));
     }

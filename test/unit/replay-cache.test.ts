@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { loadReplay, replayDir, replayFile, saveReplay } from '../../src/core/replay-cache.js';
 import { Secret } from '../../src/lib/secret.js';
 import { sh } from '../../src/lib/sh.js';
-import { fakeSession } from './fake-host.js';
+import { FakeTransport, fakeSession } from './fake-host.js';
+import { HostShell } from '../../src/remote/host-shell.js';
+import { firstTrip } from '../../src/core/first-trip.js';
+import { lockCommand } from '../../src/remote/lock.js';
 
 const box = mkdtempSync(join(tmpdir(), 'pgtls-replay-'));
 chmodSync(box, 0o700);
@@ -63,7 +66,7 @@ test('PGTLS_CACHE_DIR chooses the directory; off keeps none', () => {
   assert.is(replayDir({ XDG_CACHE_HOME: '/c' }), '/c/pgtls/replay');
 });
 
-test('a session records the files it read (not private ones) and the stdin-free queries nothing declared', async () => {
+test("a session records the files it read (not private ones) and the stdin-free queries but discovery's", async () => {
   const f = fakeSession(
     {
       files: { '/etc/a.conf': { content: 'x', mode: '644' }, '/etc/key': { content: 'k', mode: '600' } },
@@ -81,9 +84,37 @@ test('a session records the files it read (not private ones) and the stdin-free 
   await f.ctx.query(sh`stat -- /etc/b.conf`, { stdin: 'x' });
   const r = f.session.replayRecord();
   assert.equal(r.reads, [{ path: '/etc/a.conf' }]);
-  assert.equal(r.probes, [{ cmd: "stat -- /etc/a.conf", user: 'postgres' }]);
+  assert.equal(r.probes, [{ cmd: 'declared' }, { cmd: 'stat -- /etc/a.conf', user: 'postgres' }]);
 });
 
 test('cleanup', () => rmSync(box, { recursive: true, force: true }));
+
+
+test('the first round trip: the lock first, then names, discovery, the replayed reads and probes; a lock refused stops it', async () => {
+  const transport = new FakeTransport({
+    files: { '/etc/a.conf': { content: 'a', mode: '644' } },
+    answers: [
+      { match: /pgtls-lock/, stdout: 'lock taken\n' },
+      { match: /^hostname/, stdout: 'pg1\npg1.lab\n10.0.0.11\n' },
+      { match: /^discover/, stdout: 'found\n' },
+      { match: /^stat/, user: 'postgres', stdout: 'stat as postgres\n' },
+    ],
+  });
+  const shell = new HostShell(transport, 'root', false);
+  const replay = { reads: [{ path: '/etc/a.conf' }], probes: [{ cmd: 'stat -- /etc/a.conf', user: 'postgres' }] };
+  const trip = await firstTrip(shell, 'root', [sh`discover`], { lock: lockCommand('/var/lib/pgtls/state', 'run-1'), replay });
+  assert.is(transport.log.filter((l) => /pgtls-batch/.test(l.cmd)).length, 1, 'one round trip');
+  assert.is(trip.locked?.stdout.toString(), 'lock taken\n');
+  assert.is(trip.facts.fqdn, 'pg1.lab');
+  assert.is(trip.answers[0]?.result.stdout.toString(), 'found\n');
+  assert.is(trip.reads[0]?.files.get('/etc/a.conf')?.content.toString(), 'a');
+  assert.equal(trip.replayed.map((r) => [r.probe.user, r.result.stdout.toString()]), [['postgres', 'stat as postgres\n']]);
+
+  const busy = new FakeTransport({ answers: [{ match: /pgtls-lock/, stderr: 'pgtls: another pgtls run is in progress on this host (run=x)\n', exitCode: 65 }, { match: /^hostname/, stdout: 'pg1\n' }] });
+  const refused = await firstTrip(new HostShell(busy, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-2'), replay }).catch((e: Error) => e);
+  assert.instance(refused, Error);
+  assert.match((refused as Error).message, /another pgtls run is in progress/);
+  assert.not.ok(busy.log.some((l) => /^hostname/.test(l.cmd)), 'nothing after a refused lock ran');
+});
 
 test.run();

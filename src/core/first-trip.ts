@@ -1,0 +1,86 @@
+/**
+ * The connection's first round trip (batch.sh): the host's names and addresses, the discovery
+ * commands its facts start with (FactProvider.probe), and, when the run can take its lock right
+ * away (a real run logged in as root), the lock followed by everything the last run here read and
+ * asked (the replay record, src/core/replay-cache.ts). On a host that has not changed since, that
+ * one round trip answers every question the run's tasks will ask: a no-change re-run is this, then
+ * the unlock.
+ */
+import { execBatch, type BatchCommand } from '../remote/batch.js';
+import type { HostShell } from '../remote/host-shell.js';
+import { parseReadMany, readManyCommand } from '../remote/files.js';
+import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
+import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { ShellCommand, asUser, sh } from '../lib/sh.js';
+import type { FileState, HostFacts } from '../lib/plan-types.js';
+import type { Probe, ReplayRecord } from './probe.js';
+
+export interface FirstTrip {
+  facts: HostFacts;
+  /** The discovery commands' answers (every exit code: the query's own okCodes decide). */
+  answers: { cmd: ShellCommand; result: ExecResult }[];
+  /** With the lock: what lock.sh said, and the replayed reads and probes as their users ran them. */
+  locked?: LockTaken;
+  reads: { user?: string; files: Map<string, FileState | null> }[];
+  replayed: { probe: Probe; result: ExecResult }[];
+}
+
+/** At most this many files per user in one read (as HostSession's batched reads). */
+const MAX_READS_PER_USER = 64;
+
+export async function firstTrip(
+  shell: HostShell,
+  loginUser: string,
+  probes: readonly ShellCommand[],
+  withLock?: { lock: ShellCommand; replay: ReplayRecord },
+): Promise<FirstTrip> {
+  const names = sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`;
+  const trip: FirstTrip = { facts: { hostname: '', fqdn: '', addresses: [], loginUser }, answers: [], reads: [], replayed: [] };
+  if (probes.length === 0 && !withLock) return { ...trip, facts: hostFacts((await shell.exec(names)).stdout, loginUser) };
+
+  // (root runs the batch: another user's read or probe goes through runuser, as in the executor's batches)
+  const as = (cmd: ShellCommand, user?: string) => (user === undefined || user === shell.effectiveUser ? cmd : asUser(cmd, user, false));
+  const readsBy = new Map<string | undefined, string[]>();
+  for (const r of withLock?.replay.reads ?? []) {
+    const list = readsBy.get(r.user) ?? [];
+    if (list.length < MAX_READS_PER_USER && !list.includes(r.path)) readsBy.set(r.user, [...list, r.path]);
+  }
+  const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
+  const replay: Probe[] = (withLock?.replay.probes ?? []).map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) }));
+  // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
+  const batch: BatchCommand[] = [
+    ...(withLock ? [{ cmd: withLock.lock }] : []),
+    { cmd: names },
+    ...probes.map((cmd) => ({ cmd, okCodes: [] })),
+    ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
+    ...replay.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
+  ];
+  const results = await execBatch(shell, batch, withLock ? 'first' : 'all');
+  if (withLock) {
+    const locked = results.shift();
+    if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
+    trip.locked = lockTaken(locked);
+  }
+  const got = results.shift();
+  if (!got) throw new Error('the host did not answer its first command');
+  if (got instanceof Error) throw got;
+  trip.facts = hostFacts(got.stdout, loginUser);
+  for (const cmd of probes) {
+    const r = results.shift();
+    if (r instanceof RemoteCommandError) trip.answers.push({ cmd, result: r.result });
+  }
+  for (const { user, paths } of reads) {
+    const r = results.shift();
+    if (r && !(r instanceof Error)) trip.reads.push({ ...(user === undefined ? {} : { user }), files: parseReadMany(r.stdout, paths) });
+  }
+  for (const probe of replay) {
+    const r = results.shift();
+    if (r instanceof RemoteCommandError) trip.replayed.push({ probe, result: r.result });
+  }
+  return trip;
+}
+
+function hostFacts(out: Buffer, loginUser: string): HostFacts {
+  const [hostname = '', fqdn = '', ...addrs] = out.toString('utf8').split('\n').map((l) => l.trim());
+  return { hostname, fqdn: fqdn || hostname, addresses: addrs.filter(Boolean), loginUser };
+}
