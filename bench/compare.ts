@@ -200,7 +200,8 @@ async function main(): Promise<number> {
         const base = path.join(logDir, `pgtls-${job}`);
         say(`pgtls: ${job}`);
         const m = await measure('node', [path.join(REPO, 'bin', 'pgtls.js'), 'run', playbook, '-i', lab.inventory, '-f', String(o.n), ...connectTimeout(o.n), '--json', `${base}.json`], {
-          env: { ...process.env, CI: '1', PGTLS_COMMAND_LOG: `${base}.commands` },
+          // its own replay record (src/core/replay-cache.ts): none for the first run on fresh hosts, the first run's for the re-run
+          env: { ...process.env, CI: '1', PGTLS_COMMAND_LOG: `${base}.commands`, PGTLS_CACHE_DIR: path.join(work, 'pgtls-cache') },
           cwd: REPO,
           timeoutMs,
           logFile: `${base}.log`,

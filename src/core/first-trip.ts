@@ -6,7 +6,7 @@
  * one round trip answers every question the run's tasks will ask: a no-change re-run is this, then
  * the unlock.
  */
-import { execBatch, type BatchCommand } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
 import type { HostShell } from '../remote/host-shell.js';
 import { parseReadMany, readManyCommand } from '../remote/files.js';
 import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
@@ -46,7 +46,18 @@ export async function firstTrip(
     if (list.length < MAX_READS_PER_USER && !list.includes(r.path)) readsBy.set(r.user, [...list, r.path]);
   }
   const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
-  const replay: Probe[] = (withLock?.replay.probes ?? []).map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) }));
+  // the whole batch is one command line: the replayed probes come along only as far as it stays
+  // under MAX_BATCH_BYTES; the rest are asked with the tasks
+  const fixed = [...(withLock ? [withLock.lock] : []), names, ...probes, ...reads.map((r) => as(readManyCommand(r.paths), r.user))];
+  let room = MAX_BATCH_BYTES - batchScriptBytes() - fixed.reduce((n, c) => n + batchBytes(c), 0);
+  const replay: Probe[] = [];
+  for (const p of withLock?.replay.probes ?? []) {
+    const probe = { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) };
+    const size = batchBytes(as(probe.cmd, probe.user));
+    if (size > room) continue;
+    room -= size;
+    replay.push(probe);
+  }
   // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
   const batch: BatchCommand[] = [
     ...(withLock ? [{ cmd: withLock.lock }] : []),

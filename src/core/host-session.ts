@@ -6,14 +6,16 @@ import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
-import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, readRemoteFile, restoreFromRollback, type FileChange } from '../remote/files.js';
-import { execBatch } from '../remote/batch.js';
+import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
-import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, type LockTaken } from '../remote/lock.js';
+import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../lib/transport.js';
 import type { FirstTrip } from './first-trip.js';
-import { probeKey, type Probe, type ReplayRecord } from './probe.js';
+import type { Probe, ReplayRecord } from './probe.js';
+import { KeptAnswers } from './kept-answers.js';
+import { MAX_BATCH_READ, MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, type ReadSetEntry } from './turn-trips.js';
 import { asUser, type ShellCommand } from '../lib/sh.js';
 
 /**
@@ -31,30 +33,18 @@ export class HostSession {
    * reads them all again in one round trip (read-many.sh), so a task after a command or a commit
    * costs one round trip for all its files, not one per file.
    */
-  private readonly readSet = new Map<string, { path: string; user?: string; size?: number }>();
-  /**
-   * Read-only probes the run's tasks will run (ModuleDef.probes and .sql), by user and command text,
-   * with how many tasks declared each: sent with the lock.
-   */
-  private readonly probes = new Map<string, { probe: Probe; askers: number }>();
-  /**
-   * Their answers, each given to as many identical queries as declared it, while neither this host
-   * nor (for what another host's change can move: sessions, replication) any host of the run changed.
-   */
-  private readonly answers = new Map<string, KeptAnswer>();
-  /** Changes made on this host in this run (commits, commands, rollbacks): a kept answer from before does not count. */
+  private readonly readSet = new Map<string, ReadSetEntry>();
+  /** The round trip of each turn of the event loop: a plan's reads and probes together. */
+  private readonly trips = new TurnTrips({ shell: () => this.shell, readSet: this.readSet, reads: this.reads });
+  /** Changes made on this host in this run (commits, commands, rollbacks): an answer fetched before does not count. */
   private changes = 0;
-  /** The stdin-free queries this run asked (but discovery's), for the next run to ask with its lock (replayRecord). */
-  private readonly undeclared = new Map<string, Probe>();
-  /** What the connection's first round trip asked (discovery): never asked again with the lock. */
-  private readonly firstTrip = new Set<string>();
+  /**
+   * Answers fetched ahead (the first round trip, the lock's) for the probes tasks declare and the
+   * replay record: given to the identical query while no host of the run has changed anything.
+   */
+  private readonly kept = new KeptAnswers(() => ({ host: this.changes, run: runChanges(this.runState).count }));
   /** Files read that only their owner may read (a key): never in the replay record. */
   private readonly privateFiles = new Set<string>();
-  /**
-   * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
-   * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
-   */
-  private trip: Trip | null = null;
   /** Commits run one at a time: a probe that waits for the held writes waits for a commit in flight too. */
   private committing: Promise<void> = Promise.resolve();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
@@ -148,7 +138,7 @@ export class HostSession {
     const key = readKey(path, user);
     const entry: { path: string; user?: string; size?: number } = user === undefined ? { path } : { path, user };
     this.readSet.set(key, entry);
-    const read = this.reads.memo(key, () => this.queueRead(path, user));
+    const read = this.reads.memo(key, () => this.trips.read(path, user));
     // its size decides whether it comes along with later misses (a big file is read only when asked)
     read.then((f) => {
       entry.size = f?.content.length ?? 0;
@@ -165,110 +155,11 @@ export class HostSession {
     for (const f of files) this.readSet.set(readKey(f.path, f.user), f.user === undefined ? { path: f.path } : { path: f.path, user: f.user });
   }
 
-  /** The round trip the current turn of the event loop fills (sent once the turn's requests are in, not after a delay). */
-  private currentTrip(): Trip {
-    if (!this.trip) {
-      const trip: Trip = { shell: this.shell, reads: new Map(), probes: [] };
-      this.trip = trip;
-      setImmediate(() => void this.sendTrip(trip));
-    }
-    return this.trip;
-  }
-
-  private queueRead(path: string, user?: string): Promise<FileState | null> {
-    const t = this.currentTrip();
-    const u = user ?? '';
-    let q = t.reads.get(u);
-    if (!q) t.reads.set(u, (q = { ...(user === undefined ? {} : { user }), waiting: new Map() }));
-    let d = q.waiting.get(path);
-    if (!d) q.waiting.set(path, (d = deferred()));
-    return d.promise;
-  }
-
-  /**
-   * One round trip for a turn's requests: per user, the files asked and every other file of the read
-   * set not in the cache (read-many.sh), and the probes; a single request goes alone, as before.
-   */
-  private async sendTrip(t: Trip): Promise<void> {
-    if (this.trip === t) this.trip = null;
-    const generation = this.reads.generation;
-    const units: TripUnit[] = [];
-    for (const [u, q] of t.reads) {
-      const asked = [...q.waiting.keys()];
-      const more = [...this.readSet.entries()]
-        .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
-        .map(([, f]) => f.path)
-        .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
-      const settleReads = (got: Map<string, FileState | null>) => {
-        // what was read for later tasks is kept only if nothing may have changed the files meanwhile
-        if (this.reads.generation === generation)
-          for (const p of more) if (got.has(p)) this.reads.memo(readKey(p, q.user), () => Promise.resolve(got.get(p)!));
-        for (const [p, d] of q.waiting) {
-          // not in the batch's answer (a refusal, too big): read on its own, for its own error
-          if (got.has(p)) d.resolve(got.get(p)!);
-          else readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
-        }
-      };
-      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1) {
-        // alone: read.sh, exactly as a read always went
-        const [p, d] = [...q.waiting][0]!;
-        readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
-        return;
-      }
-      const paths = [...asked, ...more];
-      units.push({
-        cmd: readManyCommand(paths),
-        ...(q.user === undefined ? {} : { user: q.user }),
-        okCodes: [0],
-        done: (r) => settleReads(r instanceof Error ? new Map() : parseReadMany(r.stdout, paths)),
-      });
-    }
-    for (const p of t.probes) units.push({ cmd: p.cmd, ...(p.user === undefined ? {} : { user: p.user }), okCodes: p.okCodes, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
-    if (units.length === 0) return;
-    if (units.length === 1) {
-      // one command: on its own, exactly as before
-      const u = units[0]!;
-      await t.shell.exec(u.cmd, { ...(u.user === undefined ? {} : { user: u.user }), okCodes: u.okCodes }).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
-      return;
-    }
-    const runAs = t.shell.effectiveUser;
-    let results: (ExecResult | RemoteCommandError | undefined)[];
-    try {
-      results = await execBatch(
-        t.shell,
-        units.map((u) => ({ cmd: (u.user ?? runAs) === runAs ? u.cmd : asUser(u.cmd, u.user!, false), okCodes: u.okCodes })),
-        'all',
-      );
-    } catch (e) {
-      for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));
-      return;
-    }
-    for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
-  }
-
-  /**
-   * A probe without stdin joins the turn's round trip when it can run inside it: as the shell's own
-   * user, or (root running the batch) as another user through runuser. Anything else goes alone.
-   */
-  private queueProbe(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): Promise<ExecResult> {
-    const runAs = this.shell.effectiveUser;
-    const user = exec.user ?? runAs;
-    const joins = exec.stdin === undefined && exec.timeoutMs === undefined && (user === runAs || (runAs === 'root' && this.shell.loginUser === 'root'));
-    if (!joins) return this.shell.exec(cmd, exec);
-    const t = this.currentTrip();
-    if (t.shell !== this.shell) return this.shell.exec(cmd, exec);
-    const d = deferred<ExecResult>();
-    t.probes.push({ cmd, ...(exec.user === undefined ? {} : { user: exec.user }), okCodes: exec.okCodes ?? [0], d });
-    return d.promise;
-  }
-
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
-    const key = probeKey(cmd, exec.user);
-    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key))
-      this.undeclared.set(key, { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) });
+    this.kept.noteAsked(cmd, exec);
     if (!independentOfFiles) await this.commit();
-    return this.keptAnswer(cmd, exec) ?? this.queueProbe(cmd, exec);
+    return this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
   }
 
   /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt. */
@@ -285,15 +176,12 @@ export class HostSession {
         this.readSet.set(readKey(path, user), user === undefined ? { path, size: f?.content.length ?? 0 } : { path, user, size: f?.content.length ?? 0 });
         this.reads.memo(readKey(path, user), () => Promise.resolve(f));
       }
-    for (const { probe, result } of trip.replayed) this.keep(probe, probe.user ?? shell.effectiveUser, result, 1);
+    for (const { probe, result } of trip.replayed) this.kept.keep(probe, probe.user ?? shell.effectiveUser, result);
   }
 
   /** Answers of probes run before the session existed (the connection's first round trip: discovery), as `as` ran them. */
   keepAnswers(answers: readonly { cmd: ShellCommand; result: ExecResult }[], as: string): void {
-    for (const a of answers) {
-      this.keep({ cmd: a.cmd }, as, a.result, 1);
-      this.firstTrip.add(probeKey(a.cmd));
-    }
+    for (const a of answers) this.kept.keep({ cmd: a.cmd }, as, a.result, 1, true);
   }
 
   /**
@@ -307,44 +195,18 @@ export class HostSession {
     const reads = [...this.readSet.values()]
       .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE && !this.privateFiles.has(readKey(f.path, f.user)))
       .map((f) => (f.user === undefined ? { path: f.path } : { path: f.path, user: f.user }));
-    const probes = [...this.undeclared.values()].map((p) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
-    return { reads, probes };
+    return { reads, probes: this.kept.recorded() };
   }
 
   /** Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one): sent with the lock (begin). */
   expectQueries(probes: readonly Probe[]): void {
-    for (const p of probes) {
-      const key = probeKey(p.cmd, p.user);
-      const known = this.probes.get(key);
-      if (known) known.askers++;
-      else this.probes.set(key, { probe: p, askers: 1 });
-    }
-  }
-
-  private keep(p: Probe, as: string, result: ExecResult, askers: number): void {
-    this.answers.set(probeKey(p.cmd, p.user), { changes: this.changes, runChanges: runChanges(this.runState).count, as, result, askers, used: 0 });
+    this.kept.expect(probes);
   }
 
   /** A change on this host: what was asked before it no longer answers a query, here or on any host of the run. */
   private changed(): void {
     this.changes++;
     runChanges(this.runState).count++;
-  }
-
-  /**
-   * The answer a probe sent earlier got, if no host of the run changed anything since and it is what
-   * this query accepts (same user, no stdin, an exit code it takes); given to as many identical
-   * queries as declared it (a later one, such as a retry, asks again).
-   */
-  private keptAnswer(cmd: ShellCommand, exec: Omit<QueryOptions, 'independentOfFiles'>): ExecResult | undefined {
-    const key = probeKey(cmd, exec.user);
-    const kept = this.answers.get(key);
-    if (!kept) return undefined;
-    // as many as declared it (a replayed answer: also the tasks that declare it this run)
-    if (++kept.used >= Math.max(kept.askers, this.probes.get(key)?.askers ?? 0)) this.answers.delete(key);
-    const fresh = kept.changes === this.changes && kept.runChanges === runChanges(this.runState).count;
-    if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? this.shell.effectiveUser)) return undefined;
-    return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 
   /**
@@ -358,6 +220,9 @@ export class HostSession {
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
     const store = { ...stateStore(vars, this.name, true, this.runState), signer: signerFor(vars, this.name, false, stateKeys(this.runState)) };
     const early = this.earlyLock?.dir === store.dir ? this.earlyLock : undefined;
+    // (the first round trip locked another directory: pgtls_state_dir differs once the facts are known)
+    if (this.earlyLock && !early) await unlockHost(this.earlyLock.shell, this.earlyLock.dir, this.runId);
+    this.earlyLock = undefined;
     const taken = early ? early.taken : await this.lockAndRead(store.dir);
     this.lock = { shell: early ? early.shell : this.shell, dir: store.dir };
     // taken in the first round trip: what the tasks declared and the replay did not bring is read now
@@ -371,6 +236,8 @@ export class HostSession {
    * the config files discovery named, the files its tasks declare) and the probes its tasks declare,
    * so the first task finds them answered. They run only once the lock is taken (a dead run's
    * leftovers cleaned first), and their answers count only until something may change the host.
+   * `lock` false: the lock is held already (the first round trip took it); only what that round
+   * trip did not answer is read, and nothing when it answered everything.
    */
   private async lockAndRead(dir: string, lock = true): Promise<LockTaken> {
     // reads and probes as another user run in the batch only where root can switch to it (runuser), as queueProbe does
@@ -384,7 +251,12 @@ export class HostSession {
       if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
     }
     const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
-    const probes = [...this.probes.entries()].filter(([key, { probe: p }]) => reachable(p.user) && !this.answers.has(key)).map(([, v]) => v);
+    // (the batch is one command line: probes that would not fit it are asked when a task asks them)
+    let room = MAX_BATCH_BYTES - batchScriptBytes() - batchBytes(lockCommand(dir, this.runId)) - reads.reduce((n, r) => n + batchBytes(as(readManyCommand(r.paths), r.user)), 0);
+    const probes = this.kept.unanswered(reachable).filter(({ probe: p }) => {
+      const size = batchBytes(as(p.cmd, p.user));
+      return size <= room && (room -= size) >= 0;
+    });
     const taken: LockTaken = { stdout: Buffer.alloc(0), cleaned: [] };
     if (reads.length === 0 && probes.length === 0) return lock ? lockHost(this.shell, dir, this.runId) : taken;
     const generation = this.reads.generation;
@@ -411,7 +283,7 @@ export class HostSession {
       }
       for (const [i, { probe, askers }] of probes.entries()) {
         const r = rest[i];
-        if (r instanceof RemoteCommandError) this.keep(probe, probe.user ?? runAs, r.result, askers);
+        if (r instanceof RemoteCommandError) this.kept.keep(probe, probe.user ?? runAs, r.result, askers);
       }
     }
     return taken;
@@ -683,7 +555,7 @@ export class HostSession {
 
   /** At the end of a run the rollback copies are no longer needed, and the host is free for another run. */
   async finish(): Promise<void> {
-    // (a lock taken in the first round trip of a host that planned nothing: its facts failed, or the run stopped first)
+    // (a lock taken in the first round trip of a host that never began: its facts failed, or the run stopped first)
     const lock = this.lock ?? this.earlyLock;
     if (!this.check && lock) {
       const { shell, dir } = lock;
@@ -717,93 +589,8 @@ function sameStore(a: StateStore, b: StateStore): boolean {
   return a.dir === b.dir && a.track === b.track && (a.signer === null) === (b.signer === null);
 }
 
-interface TripUnit {
-  cmd: ShellCommand;
-  user?: string;
-  okCodes: number[];
-  done: (r: ExecResult | Error) => void;
-}
-
-interface KeptAnswer {
-  /** this host's and the run's change counts when it was asked */
-  changes: number;
-  runChanges: number;
-  as: string;
-  result: ExecResult;
-  /** how many identical queries it answers, and how many it has */
-  askers: number;
-  used: number;
-}
-
 /** How many changes the run's hosts have made (one counter per run, in its state). */
 const runChanges = (run: RunState) => run.get('host-changes', () => ({ count: 0 }));
-
-/** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
-interface Trip {
-  shell: HostShell;
-  reads: Map<string, { user?: string; waiting: Map<string, Deferred<FileState | null>> }>;
-  probes: { cmd: ShellCommand; user?: string; okCodes: number[]; d: Deferred<ExecResult> }[];
-}
-
-/** At most this many files in one batched read (what was asked, then the read set). */
-const MAX_BATCH_READ = 64;
-/** A file of the read set larger than this (when last read) is not read again along with others: only when asked. */
-const MAX_PREFETCH_SIZE = 256 * 1024;
-
-function readKey(path: string, user?: string): string {
-  return `${user ?? ''}\0${path}`;
-}
-
-/**
- * The executor's read cache: files as the host has them. `generation` changes whenever it is cleared
- * (something may have changed the files), so a batched read still in flight does not fill it with
- * what it read before.
- */
-class ReadCache {
-  private readonly map = new Map<string, Promise<unknown>>();
-  generation = 0;
-  has(key: string): boolean {
-    return this.map.has(key);
-  }
-  /** The file as last read, by whichever user read it (the same file: lib.sh resolves the same path). */
-  peekPath(path: string): Promise<FileState | null> | undefined {
-    for (const [key, p] of this.map) if (key.slice(key.indexOf('\0') + 1) === path) return p as Promise<FileState | null>;
-    return undefined;
-  }
-  memo(key: string, compute: () => Promise<FileState | null>): Promise<FileState | null> {
-    return memoize(this.map, key, compute);
-  }
-  clear(): void {
-    this.map.clear();
-    this.generation++;
-  }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: unknown) => void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {
-  let p = cache.get(key) as Promise<T> | undefined;
-  if (!p) {
-    p = compute();
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
-  }
-  return p;
-}
 
 /**
  * pgtls's directory on a host (pgtls_state_dir: the lock, journals, and, unless pgtls_track_originals

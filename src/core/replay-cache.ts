@@ -28,6 +28,8 @@ const MAX_PROBES = 64;
 const MAX_READS = 64;
 // (a host script with the library it starts with is ~70 KB: gencert's key probe)
 const MAX_COMMAND_BYTES = 128 * 1024;
+/** All of a record's commands together (a first round trip carries at most MAX_BATCH_BYTES of them). */
+const MAX_RECORD_BYTES = 192 * 1024;
 
 const recordSchema = z.object({
   reads: z.array(z.object({ path: z.string().startsWith('/'), user: z.string().min(1).optional() }).strict()).max(MAX_READS),
@@ -71,10 +73,13 @@ export function loadReplay(file: string): ReplayRecord {
 
 /** Keeps the record for the next run (0600, atomically); a record that cannot be written is only a slower next run. */
 export function saveReplay(file: string, record: ReplayRecord): void {
-  const kept: ReplayRecord = {
-    reads: record.reads.slice(0, MAX_READS),
-    probes: record.probes.filter((p) => Buffer.byteLength(p.cmd) <= MAX_COMMAND_BYTES && redactKnown(p.cmd) === p.cmd).slice(0, MAX_PROBES),
-  };
+  // in order (what a no-change run asks comes first), as much as one first round trip could carry anyway
+  let room = MAX_RECORD_BYTES;
+  const probes = record.probes.filter((p) => {
+    const size = Buffer.byteLength(p.cmd);
+    return size <= MAX_COMMAND_BYTES && size <= room && redactKnown(p.cmd) === p.cmd && (room -= size) >= 0;
+  });
+  const kept: ReplayRecord = { reads: record.reads.slice(0, MAX_READS), probes: probes.slice(0, MAX_PROBES) };
   try {
     const dir = resolve(file, '..');
     mkdirSync(dir, { recursive: true, mode: 0o700 });

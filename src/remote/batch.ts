@@ -5,6 +5,23 @@ import { standaloneScript } from './standalone-scripts.js';
 
 export type BatchMode = 'stop' | 'all' | 'first';
 
+/**
+ * A batch is one command line: batch.sh and every command, each quoted. One argument may be 128 KiB
+ * on Linux (a long-lived shell pipes longer ones, a single channel cannot), so a batch that can
+ * leave commands for later keeps under this.
+ */
+export const MAX_BATCH_BYTES = 120 * 1024;
+
+/** What a command adds to a batch's command line (quoted, with its separator). */
+export function batchBytes(cmd: ShellCommand): number {
+  return sh`${cmd.text}`.text.length + 1;
+}
+
+/** What the batch script itself takes of the line. */
+export function batchScriptBytes(): number {
+  return sh`sh -c ${standaloneScript('batch')} pgtls-batch first`.text.length;
+}
+
 /** One command of a batch: no stdin; `okCodes` as for HostShell.exec (default [0]). */
 export interface BatchCommand {
   cmd: ShellCommand;

@@ -92,6 +92,21 @@ test("with SQL: the postmaster is asked it by the psql next to its binary, as it
   assert.is(discover(data).d.settings.size, 0, 'no SQL, no sql rows (the checks after a change)');
 });
 
+test('postmaster candidates that end while they are described do not end the discovery (busy hosts)', async () => {
+  // short-lived processes named postgres whose parent is not one: each is a candidate the walk describes,
+  // and many are gone half-way (a failed `exec 8<` on their /proc files used to end the script: exit 2)
+  const churn = spawn('sh', ['-c', `while :; do for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do '${join(box, 'bin', 'postgres')}' 0 & done; wait; done`], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 60; i++) {
+      const r = spawnSync('sh', ['-c', standaloneScript('discover-postgres'), 'pgtls-discover']);
+      assert.is(r.status, 0, `round ${i}: ${r.stderr.toString()}`);
+      assert.ok(parseDiscovery(r.stdout.toString()).postmasters.some((p) => p.pid === pm.pid), `round ${i}: the postmaster is still found`);
+    }
+  } finally {
+    churn.kill('SIGKILL');
+  }
+});
+
 test('pgpool: no process per /proc entry either', () => {
   writeFileSync(calls, '');
   const r = spawnSync('sh', ['-c', standaloneScript('discover-pgpool'), 'pgtls-discover', join(box, 'none.conf'), '--', 'pgpool-none.service'], {

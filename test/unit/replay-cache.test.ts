@@ -70,7 +70,7 @@ test("a session records the files it read (not private ones) and the stdin-free 
   const f = fakeSession(
     {
       files: { '/etc/a.conf': { content: 'x', mode: '644' }, '/etc/key': { content: 'k', mode: '600' } },
-      answers: [{ match: /^(stat|declared|discover)/, stdout: '' }],
+      answers: [{ match: /^(stat|declared|discover|reload)/, stdout: '' }, { match: /pgtls-(lock|prepare|record)/, stdout: '' }],
     },
     { vars: { pgtls_track_originals: false } },
   );
@@ -85,6 +85,11 @@ test("a session records the files it read (not private ones) and the stdin-free 
   const r = f.session.replayRecord();
   assert.equal(r.reads, [{ path: '/etc/a.conf' }]);
   assert.equal(r.probes, [{ cmd: 'declared' }, { cmd: 'stat -- /etc/a.conf', user: 'postgres' }]);
+  // asked once something changed: last (a no-change run asks what came before; the first round trip takes the record in order)
+  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`reload` }], f.ctx);
+  await f.ctx.query(sh`stat -- /etc/late.conf`);
+  await f.ctx.query(sh`stat -- /etc/a.conf`, { user: 'postgres' });
+  assert.equal(f.session.replayRecord().probes.map((p) => p.cmd), ['declared', 'stat -- /etc/a.conf', 'stat -- /etc/late.conf']);
 });
 
 test('cleanup', () => rmSync(box, { recursive: true, force: true }));
@@ -115,6 +120,15 @@ test('the first round trip: the lock first, then names, discovery, the replayed 
   assert.instance(refused, Error);
   assert.match((refused as Error).message, /another pgtls run is in progress/);
   assert.not.ok(busy.log.some((l) => /^hostname/.test(l.cmd)), 'nothing after a refused lock ran');
+});
+
+test('the first round trip stays one command line an argument can hold: replayed probes that would not fit are left to the tasks', async () => {
+  const transport = new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg1\n' }, { match: /^(small|big)/, stdout: 'x' }] });
+  const replay = { reads: [], probes: [{ cmd: `big ${'y'.repeat(80 * 1024)}` }, { cmd: `big ${'z'.repeat(80 * 1024)}` }, { cmd: 'small' }] };
+  const trip = await firstTrip(new HostShell(transport, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-3'), replay });
+  assert.equal(trip.replayed.map((r) => r.probe.cmd.text.slice(0, 5)), ['big y', 'small']);
+  const sent = transport.log.find((l) => /pgtls-batch/.test(l.cmd))!;
+  assert.ok(sent.cmd.length < 128 * 1024, `${sent.cmd.length} bytes`);
 });
 
 test.run();

@@ -38,22 +38,20 @@ describe() {
   case $pcomm in postgres | postmaster) return 1 ;; esac
   net=$(readlink "$d/ns/net" 2>/dev/null)
   if [ -z "$self_net" ] || [ -z "$net" ]; then netrel=unknown; elif [ "$net" = "$self_net" ]; then netrel=same; else netrel=other; fi
+  # (files are read by redirecting a loop, never with `exec N<`: a failed redirection of exec, a
+  # special builtin, ends the whole script, and a process may end while it is being described)
   l1='' l4='' l5='' hasfile=0 n=0
-  if [ -r "$d/cwd/postmaster.pid" ] && exec 9<"$d/cwd/postmaster.pid"; then
+  if [ -r "$d/cwd/postmaster.pid" ]; then
     hasfile=1
-    while [ "$n" -lt 5 ] && IFS= read -r line <&9; do
+    while [ "$n" -lt 5 ] && IFS= read -r line; do
       n=$((n + 1))
       case $n in 1) l1=$line ;; 4) l4=$line ;; 5) l5=$line ;; esac
-    done
-    exec 9<&-
+    done 2>/dev/null <"$d/cwd/postmaster.pid"
   fi
   unit=''
-  if exec 8<"$d/cgroup"; then
-    while IFS= read -r line <&8; do
-      case $line in */*.service) unit=${line##*/}; break ;; esac
-    done
-    exec 8<&-
-  fi 2>/dev/null
+  while IFS= read -r line; do
+    case $line in */*.service) unit=${line##*/}; break ;; esac
+  done 2>/dev/null <"$d/cgroup"
   printf 'pm\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$me" "$ppid" "$state" "$netrel" "$pcomm" \
     "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \
     "$l1" "$l4" "$l5" "$unit" "$hasfile" "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\0\t\n' '   ')"

@@ -1,0 +1,95 @@
+/**
+ * Answers fetched ahead of the query that wants them (one host's, owned by its HostSession): what
+ * the connection's first round trip asked (discovery, the last run's replay record) and what the
+ * lock's round trip asked for the probes tasks declare (ModuleDef.probes, .sql). An answer is given
+ * only to the identical query (same command text, same user, no stdin), only while no host of the
+ * run has changed anything since it was asked (`stamp`), and to as many queries as declared it; a
+ * later identical query (a retry) asks the host again. It also keeps what this run asked, for the
+ * next run's replay record.
+ */
+import type { ShellCommand } from '../lib/sh.js';
+import type { ExecResult } from '../lib/transport.js';
+import { probeKey, type Probe } from './probe.js';
+
+/** This host's and the whole run's change counts: an answer asked before either moved is stale. */
+export interface ChangeStamp {
+  host: number;
+  run: number;
+}
+
+interface Kept {
+  stamp: ChangeStamp;
+  /** the user it ran as */
+  as: string;
+  result: ExecResult;
+  askers: number;
+  used: number;
+}
+
+export class KeptAnswers {
+  /** Declared probes, with how many tasks declared each. */
+  private readonly declared = new Map<string, { probe: Probe; askers: number }>();
+  private readonly answers = new Map<string, Kept>();
+  /**
+   * The stdin-free queries this run asked (but the first round trip's discovery): the replay record's;
+   * `late`: first asked after a host of the run had changed something (a no-change run may not ask it).
+   */
+  private readonly asked = new Map<string, { probe: Probe; late: boolean }>();
+  private readonly firstTrip = new Set<string>();
+
+  constructor(private readonly now: () => ChangeStamp) {}
+
+  /** Probes tasks will run (read-only, no stdin; as the shell's user unless they name one). */
+  expect(probes: readonly Probe[]): void {
+    for (const p of probes) {
+      const key = probeKey(p.cmd, p.user);
+      const known = this.declared.get(key);
+      if (known) known.askers++;
+      else this.declared.set(key, { probe: p, askers: 1 });
+    }
+  }
+
+  /** The declared probes nobody has answered yet, that `reachable` says this shell can run. */
+  unanswered(reachable: (user?: string) => boolean): { probe: Probe; askers: number }[] {
+    return [...this.declared].filter(([key, { probe }]) => reachable(probe.user) && !this.answers.has(key)).map(([, v]) => v);
+  }
+
+  /** An answer asked now, as user `as`. `discovery`: the first round trip's facts commands (never recorded for replay). */
+  keep(probe: Probe, as: string, result: ExecResult, askers = 1, discovery = false): void {
+    const key = probeKey(probe.cmd, probe.user);
+    this.answers.set(key, { stamp: this.now(), as, result, askers, used: 0 });
+    if (discovery) this.firstTrip.add(key);
+  }
+
+  /** A query is being asked: noted for the replay record when it can be replayed (no stdin, no timeout of its own). */
+  noteAsked(cmd: ShellCommand, exec: { user?: string; stdin?: unknown; timeoutMs?: number }): void {
+    const key = probeKey(cmd, exec.user);
+    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key) && !this.asked.has(key)) {
+      const now = this.now();
+      this.asked.set(key, { probe: { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) }, late: now.host > 0 || now.run > 0 });
+    }
+  }
+
+  /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
+  take(cmd: ShellCommand, exec: { user?: string; stdin?: unknown; okCodes?: number[] }, shellUser: string): ExecResult | undefined {
+    const key = probeKey(cmd, exec.user);
+    const kept = this.answers.get(key);
+    if (!kept) return undefined;
+    // as many as declared it (a replayed answer: also the tasks that declare it in this run)
+    if (++kept.used >= Math.max(kept.askers, this.declared.get(key)?.askers ?? 0)) this.answers.delete(key);
+    const now = this.now();
+    const fresh = kept.stamp.host === now.host && kept.stamp.run === now.run;
+    if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? shellUser)) return undefined;
+    return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
+  }
+
+  /**
+   * What this run asked that the next may ask in its first round trip (command texts: never a secret),
+   * what it asked before any change first: that is what a no-change run asks, and the first round trip
+   * takes the record in order as far as its size allows.
+   */
+  recorded(): { cmd: string; user?: string }[] {
+    const all = [...this.asked.values()];
+    return [...all.filter((a) => !a.late), ...all.filter((a) => a.late)].map(({ probe: p }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The executor's reads and probes, a round trip per turn of the event loop (src/core/host-session.ts
+ * owns one per host): what a plan asks in one go (its Promise.all) goes to the host in ONE batch.sh,
+ * and a read that misses the cache brings the rest of the run's read set along (read-many.sh). Also
+ * the read cache itself, and the limits of both.
+ */
+import type { FileState } from '../lib/plan-types.js';
+import { asUser, type ShellCommand } from '../lib/sh.js';
+import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
+import { execBatch } from '../remote/batch.js';
+import { parseReadMany, readManyCommand, readRemoteFile } from '../remote/files.js';
+import type { HostShell } from '../remote/host-shell.js';
+
+/** At most this many files in one batched read (what was asked, then the read set). */
+export const MAX_BATCH_READ = 64;
+/** A file of the read set larger than this (when last read) is not read again along with others: only when asked. */
+export const MAX_PREFETCH_SIZE = 256 * 1024;
+
+/** The read cache's (and the read set's) key: a file as read by a user ('' = the shell's own). */
+export function readKey(path: string, user?: string): string {
+  return `${user ?? ''}\0${path}`;
+}
+
+/** A file the run has read or expects to read (its size when last read decides whether it comes along with others). */
+export interface ReadSetEntry {
+  path: string;
+  user?: string;
+  size?: number;
+}
+
+/** What the trips need of their host's session. */
+export interface TripHost {
+  shell(): HostShell;
+  readonly readSet: ReadonlyMap<string, ReadSetEntry>;
+  readonly reads: ReadCache;
+}
+
+export class TurnTrips {
+  /**
+   * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
+   * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
+   */
+  private trip: Trip | null = null;
+
+  constructor(private readonly host: TripHost) {}
+
+  /** The round trip the current turn of the event loop fills (sent once the turn's requests are in, not after a delay). */
+  private currentTrip(): Trip {
+    if (!this.trip) {
+      const trip: Trip = { shell: this.host.shell(), reads: new Map(), probes: [] };
+      this.trip = trip;
+      setImmediate(() => void this.sendTrip(trip));
+    }
+    return this.trip;
+  }
+
+  /** A read of the current turn's round trip. */
+  read(path: string, user?: string): Promise<FileState | null> {
+    const t = this.currentTrip();
+    const u = user ?? '';
+    let q = t.reads.get(u);
+    if (!q) t.reads.set(u, (q = { ...(user === undefined ? {} : { user }), waiting: new Map() }));
+    let d = q.waiting.get(path);
+    if (!d) q.waiting.set(path, (d = deferred()));
+    return d.promise;
+  }
+
+  /**
+   * One round trip for a turn's requests: per user, the files asked and every other file of the read
+   * set not in the cache (read-many.sh), and the probes; a single request goes alone, as before.
+   */
+  private async sendTrip(t: Trip): Promise<void> {
+    if (this.trip === t) this.trip = null;
+    const generation = this.host.reads.generation;
+    const units: TripUnit[] = [];
+    for (const [u, q] of t.reads) {
+      const asked = [...q.waiting.keys()];
+      const more = [...this.host.readSet.entries()]
+        .filter(([key, f]) => (f.user ?? '') === u && !q.waiting.has(f.path) && !this.host.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE)
+        .map(([, f]) => f.path)
+        .slice(0, Math.max(0, MAX_BATCH_READ - asked.length));
+      const settleReads = (got: Map<string, FileState | null>) => {
+        // what was read for later tasks is kept only if nothing may have changed the files meanwhile
+        if (this.host.reads.generation === generation)
+          for (const p of more) if (got.has(p)) this.host.reads.memo(readKey(p, q.user), () => Promise.resolve(got.get(p)!));
+        for (const [p, d] of q.waiting) {
+          // not in the batch's answer (a refusal, too big): read on its own, for its own error
+          if (got.has(p)) d.resolve(got.get(p)!);
+          else readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
+        }
+      };
+      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1) {
+        // alone: read.sh, exactly as a read always went
+        const [p, d] = [...q.waiting][0]!;
+        readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
+        return;
+      }
+      const paths = [...asked, ...more];
+      units.push({
+        cmd: readManyCommand(paths),
+        ...(q.user === undefined ? {} : { user: q.user }),
+        okCodes: [0],
+        done: (r) => settleReads(r instanceof Error ? new Map() : parseReadMany(r.stdout, paths)),
+      });
+    }
+    for (const p of t.probes) units.push({ cmd: p.cmd, ...(p.user === undefined ? {} : { user: p.user }), okCodes: p.okCodes, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
+    if (units.length === 0) return;
+    if (units.length === 1) {
+      // one command: on its own, exactly as before
+      const u = units[0]!;
+      await t.shell.exec(u.cmd, { ...(u.user === undefined ? {} : { user: u.user }), okCodes: u.okCodes }).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
+      return;
+    }
+    const runAs = t.shell.effectiveUser;
+    let results: (ExecResult | RemoteCommandError | undefined)[];
+    try {
+      results = await execBatch(
+        t.shell,
+        units.map((u) => ({ cmd: (u.user ?? runAs) === runAs ? u.cmd : asUser(u.cmd, u.user!, false), okCodes: u.okCodes })),
+        'all',
+      );
+    } catch (e) {
+      for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
+  }
+
+  /**
+   * A probe without stdin joins the turn's round trip when it can run inside it: as the shell's own
+   * user, or (root running the batch) as another user through runuser. Anything else goes alone.
+   */
+  probe(cmd: ShellCommand, exec: ExecOptions): Promise<ExecResult> {
+    const runAs = this.host.shell().effectiveUser;
+    const user = exec.user ?? runAs;
+    const joins = exec.stdin === undefined && exec.timeoutMs === undefined && (user === runAs || (runAs === 'root' && this.host.shell().loginUser === 'root'));
+    if (!joins) return this.host.shell().exec(cmd, exec);
+    const t = this.currentTrip();
+    if (t.shell !== this.host.shell()) return this.host.shell().exec(cmd, exec);
+    const d = deferred<ExecResult>();
+    t.probes.push({ cmd, ...(exec.user === undefined ? {} : { user: exec.user }), okCodes: exec.okCodes ?? [0], d });
+    return d.promise;
+  }
+}
+
+interface TripUnit {
+  cmd: ShellCommand;
+  user?: string;
+  okCodes: number[];
+  done: (r: ExecResult | Error) => void;
+}
+
+/** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
+interface Trip {
+  shell: HostShell;
+  reads: Map<string, { user?: string; waiting: Map<string, Deferred<FileState | null>> }>;
+  probes: { cmd: ShellCommand; user?: string; okCodes: number[]; d: Deferred<ExecResult> }[];
+}
+
+export /**
+ * The executor's read cache: files as the host has them. `generation` changes whenever it is cleared
+ * (something may have changed the files), so a batched read still in flight does not fill it with
+ * what it read before.
+ */
+class ReadCache {
+  private readonly map = new Map<string, Promise<unknown>>();
+  generation = 0;
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+  /** The file as last read, by whichever user read it (the same file: lib.sh resolves the same path). */
+  peekPath(path: string): Promise<FileState | null> | undefined {
+    for (const [key, p] of this.map) if (key.slice(key.indexOf('\0') + 1) === path) return p as Promise<FileState | null>;
+    return undefined;
+  }
+  memo(key: string, compute: () => Promise<FileState | null>): Promise<FileState | null> {
+    return memoize(this.map, key, compute);
+  }
+  clear(): void {
+    this.map.clear();
+    this.generation++;
+  }
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export function memoize<T>(cache: Map<string, Promise<unknown>>, key: string, compute: () => Promise<T>): Promise<T> {
+  let p = cache.get(key) as Promise<T> | undefined;
+  if (!p) {
+    p = compute();
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
