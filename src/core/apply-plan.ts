@@ -13,7 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import { TaskError } from '../lib/errors.js';
-import type { Action, Change, Diff, PlanContext, PlannedAction } from '../lib/plan-types.js';
+import type { Action, Change, Diff, PlanContext, PlannedAction, TaskDiff } from '../lib/plan-types.js';
+import { sameDiff, taskDiff } from '../lib/task-diff.js';
 
 /** How often a real run plans a task again after a `replan` change (a loop would be a bug in the module). */
 const MAX_ROUNDS = 3;
@@ -21,7 +22,8 @@ const MAX_ROUNDS = 3;
 export interface AppliedPlan {
   changed: boolean;
   summaries: string[];
-  diffs: Diff[];
+  /** Hunks and counts, not the file's text (a result lives until the run ends: lib/task-diff.ts). */
+  diffs: TaskDiff[];
   planned: PlannedAction[];
 }
 
@@ -32,6 +34,7 @@ export async function applyPlan(
   check: boolean,
 ): Promise<AppliedPlan> {
   const out: AppliedPlan = { changed: false, summaries: [], diffs: [], planned: [] };
+  const seen: Diff[] = []; // this task's diffs as planned, to report each once; dropped when the task ends
   let changes = await plan();
   for (let round = 1; ; round++) {
     const cut = changes.findIndex((c) => c.replan);
@@ -50,7 +53,11 @@ export async function applyPlan(
       out.changed = true;
       const summary = outcome !== undefined ? outcome : check ? checkPhrase(c.summary, conditional) : c.summary;
       if (!out.summaries.includes(summary)) out.summaries.push(summary);
-      if (c.diff && !out.diffs.some((d) => JSON.stringify(d) === JSON.stringify(c.diff))) out.diffs.push(c.diff);
+      const diff = c.diff;
+      if (diff && !seen.some((d) => sameDiff(d, diff))) {
+        seen.push(diff);
+        out.diffs.push(taskDiff(diff));
+      }
     }
     if (last) return out;
     changes = await plan();

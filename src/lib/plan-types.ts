@@ -231,6 +231,24 @@ export type Diff =
   | { kind: 'file'; path: string; before: string; after: string }
   | { kind: 'redacted'; path?: string; note: string };
 
+/** One hunk of a unified diff: its line ranges and its lines (' ', '-', '+' or '\', one per line). */
+export interface DiffHunk {
+  oldStart: number;
+  oldLines: number;
+  newStart: number;
+  newLines: number;
+  /** The hunk's lines joined by '\n' (one string: a copy, not slices of the file's text). */
+  text: string;
+}
+
+/**
+ * What a task's result keeps of a file change (lib/task-diff.ts makes it from a Diff): the hunks
+ * (3 lines of context, what --diff shows) and the counts the JSON report gives, never the whole text.
+ */
+export type TaskDiff =
+  | { kind: 'patch'; path: string; hunks: DiffHunk[]; added: number; removed: number }
+  | { kind: 'redacted'; path?: string; note: string };
+
 export interface Change {
   /** What is done, in the imperative ("reload PostgreSQL …"); --check output is phrased by the reporter. */
   summary: string;
@@ -327,7 +345,8 @@ export interface TaskResult {
   status: TaskStatus;
   changed: boolean;
   summaries: string[];
-  diffs: Diff[];
+  /** The file changes as hunks and counts (lib/task-diff.ts), not the files' text: results live until the run ends. */
+  diffs: TaskDiff[];
   warnings: string[];
   error?: string;
   durationMs: number;
