@@ -90,6 +90,9 @@ export class KeptAnswers {
    */
   recorded(): { cmd: string; user?: string }[] {
     const all = [...this.asked.values()];
-    return [...all.filter((a) => !a.late), ...all.filter((a) => a.late)].map(({ probe: p }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+    // (of what came after a change, the small ones first: more of them fit, and the big ones are host
+    // scripts a changed state needed, such as a key probe asked again after the keys were made)
+    const late = all.filter((a) => a.late).sort((a, b) => a.probe.cmd.text.length - b.probe.cmd.text.length);
+    return [...all.filter((a) => !a.late), ...late].map(({ probe: p }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
   }
 }
