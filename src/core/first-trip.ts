@@ -21,6 +21,8 @@ export interface FirstTrip {
   answers: { cmd: ShellCommand; result: ExecResult }[];
   /** With the lock: what lock.sh said, and the replayed reads and probes as their users ran them. */
   locked?: LockTaken;
+  /** The lock was refused (another run holds it): the error the host's first task reports, as before. */
+  lockRefused?: unknown;
   reads: { user?: string; files: Map<string, FileState | null> }[];
   replayed: { probe: Probe; result: ExecResult }[];
 }
@@ -69,7 +71,9 @@ export async function firstTrip(
   const results = await execBatch(shell, batch, withLock ? 'first' : 'all');
   if (withLock) {
     const locked = results.shift();
-    if (!locked || locked instanceof Error) throw lockError(locked ?? new Error('the lock script did not answer'));
+    // refused: nothing after the lock ran; the facts are asked again without it, and the refusal is
+    // the host's failure when its tasks would begin (what another run holds is not this run's to read)
+    if (!locked || locked instanceof Error) return { ...(await firstTrip(shell, loginUser, probes)), lockRefused: lockError(locked ?? new Error('the lock script did not answer')) };
     trip.locked = lockTaken(locked);
   }
   const got = results.shift();

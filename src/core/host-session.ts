@@ -162,15 +162,17 @@ export class HostSession {
     return this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
   }
 
-  /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt. */
+  /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt; or why it was refused there. */
   private earlyLock?: { shell: HostShell; dir: string; taken: LockTaken };
+  private lockRefused?: unknown;
 
   /**
    * What the connection's first round trip brought besides discovery: the lock (when it was taken
    * there) and the replayed reads and probes (as `shell` ran them), kept like the lock batch's.
    */
-  keepFirstTrip(trip: Pick<FirstTrip, 'locked' | 'reads' | 'replayed'>, shell: HostShell, lockDir: string): void {
+  keepFirstTrip(trip: Pick<FirstTrip, 'locked' | 'lockRefused' | 'reads' | 'replayed'>, shell: HostShell, lockDir: string): void {
     if (trip.locked) this.earlyLock = { shell, dir: lockDir, taken: trip.locked };
+    if (trip.lockRefused !== undefined) this.lockRefused = trip.lockRefused;
     for (const { user, files } of trip.reads)
       for (const [path, f] of files) {
         this.readSet.set(readKey(path, user), user === undefined ? { path, size: f?.content.length ?? 0 } : { path, user, size: f?.content.length ?? 0 });
@@ -217,6 +219,7 @@ export class HostSession {
    */
   async begin(vars: Readonly<Record<string, unknown>>, warn: (m: string) => void): Promise<void> {
     if (this.check || this.lock) return;
+    if (this.lockRefused !== undefined) throw this.lockRefused;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
     const store = { ...stateStore(vars, this.name, true, this.runState), signer: signerFor(vars, this.name, false, stateKeys(this.runState)) };
     const early = this.earlyLock?.dir === store.dir ? this.earlyLock : undefined;

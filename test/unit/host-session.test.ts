@@ -9,6 +9,8 @@ import { defineLocalOp, defineVerifier, type Action, type Change, type LocalActi
 import { actionRegistry, type ActionRegistry } from '../../src/core/run-state.js';
 import { runLocalOp } from '../../src/core/host-session.js';
 import { sh } from '../../src/lib/sh.js';
+import { HostShell } from '../../src/remote/host-shell.js';
+import { TaskError } from '../../src/lib/errors.js';
 import { FakeTransport, fakeSession as fakeModuleSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
@@ -284,6 +286,16 @@ test("declared probes: a change on ANOTHER host of the run (a Pgpool-II restart)
   const got = await a.ctx.query(sql);
   assert.is(got.stdout.toString(), 'sessions 2\n', 'asked again after the other host changed');
   assert.is(asked, 2);
+});
+
+test('a lock refused in the first round trip fails the host when it would begin, with the refusal', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH] }, { vars: VARS });
+  const shell = new HostShell(f.transport, 'root', false);
+  f.session.keepFirstTrip({ lockRefused: new TaskError('another pgtls run is in progress on this host (run=x)'), reads: [], replayed: [] }, shell, '/var/lib/pgtls/state');
+  const e = await f.session.begin(VARS, () => undefined).catch((x: Error) => x);
+  assert.instance(e, TaskError);
+  assert.match((e as Error).message, /another pgtls run is in progress/);
+  assert.not.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-lock'), 'no second try at the lock');
 });
 
 test.run();

@@ -95,7 +95,7 @@ test("a session records the files it read (not private ones) and the stdin-free 
 test('cleanup', () => rmSync(box, { recursive: true, force: true }));
 
 
-test('the first round trip: the lock first, then names, discovery, the replayed reads and probes; a lock refused stops it', async () => {
+test('the first round trip: the lock first, then names, discovery, the replayed reads and probes; a lock refused stops it and is kept for the host to report', async () => {
   const transport = new FakeTransport({
     files: { '/etc/a.conf': { content: 'a', mode: '644' } },
     answers: [
@@ -116,10 +116,14 @@ test('the first round trip: the lock first, then names, discovery, the replayed 
   assert.equal(trip.replayed.map((r) => [r.probe.user, r.result.stdout.toString()]), [['postgres', 'stat as postgres\n']]);
 
   const busy = new FakeTransport({ answers: [{ match: /pgtls-lock/, stderr: 'pgtls: another pgtls run is in progress on this host (run=x)\n', exitCode: 65 }, { match: /^hostname/, stdout: 'pg1\n' }] });
-  const refused = await firstTrip(new HostShell(busy, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-2'), replay }).catch((e: Error) => e);
-  assert.instance(refused, Error);
-  assert.match((refused as Error).message, /another pgtls run is in progress/);
-  assert.not.ok(busy.log.some((l) => /^hostname/.test(l.cmd)), 'nothing after a refused lock ran');
+  const refused = await firstTrip(new HostShell(busy, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-2'), replay });
+  assert.match(String((refused.lockRefused as Error).message), /another pgtls run is in progress/, 'the refusal is kept for the host to report');
+  assert.is(refused.locked, undefined);
+  assert.equal(refused.replayed, [], 'nothing the lock guards ran');
+  assert.is(refused.facts.hostname, 'pg1', 'the facts are asked again without the lock');
+  const batches = busy.log.filter((l) => /pgtls-batch/.test(l.cmd));
+  assert.is(batches.length, 1);
+  assert.not.ok(busy.log.slice(0, busy.log.indexOf(batches[0]!) + 2).some((l) => /^hostname/.test(l.cmd)), 'nothing after the refused lock ran in its batch');
 });
 
 test('the first round trip stays one command line an argument can hold: replayed probes that would not fit are left to the tasks', async () => {
