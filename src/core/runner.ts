@@ -569,7 +569,12 @@ class Runner {
     // replay comes with it; else the lock comes after the facts (begin), through the become shell.
     const stateDir = stateDirOf(vars);
     const lockFirst = !this.opts.check && c.ansible_user === 'root' && (c.ansible_become_user ?? 'root') === 'root' && !String(vars.pgtls_state_dir ?? '').includes('{{');
-    const trip = await firstTrip(first, c.ansible_user, probes, lockFirst ? { lock: lockCommand(stateDir, this.runId), replay: last } : undefined);
+    // (a first round trip that fails leaves no session to close at the end: its connection is closed
+    // here, or the process would not exit)
+    const trip = await firstTrip(first, c.ansible_user, probes, lockFirst ? { lock: lockCommand(stateDir, this.runId), replay: last } : undefined).catch(async (e: unknown) => {
+      await transport.close().catch(() => undefined);
+      throw e;
+    });
     const become = { user: c.ansible_become_user, ...(c.ansible_become_password ? { password: c.ansible_become_password } : {}) };
     const session = new HostSession(host, transport, c.ansible_user, trip.facts, this.opts.check, this.runId, become);
     session.shareStep = (key, action) => this.shared.add(key, host, action);

@@ -146,6 +146,8 @@ async function twoAtOnce(name: string, playbook: string): Promise<void> {
     const out: Problems = [];
     for (const [r] of runs) if (r.code !== 0 && r.code !== 1) out.push(`a run ended with exit ${r.code}, neither ok nor refused: ${show(r)}`);
     for (const h of ALL_HOSTS) {
+      // the other run's lock is a refusal naming it, never "unreachable" (the host answered)
+      for (const [r] of runs) if (r.report?.hosts[h]?.status === 'unreachable') out.push(`a run called ${h} unreachable while the other held its lock: ${hostMessages(r, h).trim()}`);
       const refused = runs.filter(([r]) => r.report?.hosts[h]?.status === 'failed');
       if (refused.length === 2) out.push(`${h}: both runs failed it, neither did the work:\n${show(ra)}\n${show(rb)}`);
       for (const [r] of refused)
