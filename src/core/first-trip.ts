@@ -6,12 +6,12 @@
  * one round trip answers every question the run's tasks will ask: a no-change re-run is this, then
  * the unlock.
  */
-import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
 import type { HostShell } from '../remote/host-shell.js';
 import { parseReadMany, readManyCommand } from '../remote/files.js';
 import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
-import { ShellCommand, asUser, sh } from '../lib/sh.js';
+import { ShellCommand, sh } from '../lib/sh.js';
 import type { FileState, HostFacts } from '../lib/plan-types.js';
 import type { Probe, ReplayRecord } from './probe.js';
 
@@ -40,8 +40,7 @@ export async function firstTrip(
   const trip: FirstTrip = { facts: { hostname: '', fqdn: '', addresses: [], loginUser }, answers: [], reads: [], replayed: [] };
   if (probes.length === 0 && !withLock) return { ...trip, facts: hostFacts((await shell.exec(names)).stdout, loginUser) };
 
-  // (root runs the batch: another user's read or probe goes through runuser, as in the executor's batches)
-  const as = (cmd: ShellCommand, user?: string) => (user === undefined || user === shell.effectiveUser ? cmd : asUser(cmd, user, false));
+  const as = (cmd: ShellCommand, user?: string) => asUserInBatch(shell, cmd, user);
   const readsBy = new Map<string | undefined, string[]>();
   for (const r of withLock?.replay.reads ?? []) {
     const list = readsBy.get(r.user) ?? [];

@@ -7,7 +7,7 @@ import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
-import { MAX_BATCH_BYTES, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -16,7 +16,7 @@ import type { FirstTrip } from './first-trip.js';
 import type { Probe, ReplayRecord } from './probe.js';
 import { KeptAnswers } from './kept-answers.js';
 import { MAX_BATCH_READ, MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, type ReadSetEntry } from './turn-trips.js';
-import { asUser, type ShellCommand } from '../lib/sh.js';
+import type { ShellCommand } from '../lib/sh.js';
 
 /**
  * Everything pgtls holds for one host during a run: its shell, its facts and
@@ -246,7 +246,7 @@ export class HostSession {
     // reads and probes as another user run in the batch only where root can switch to it (runuser), as queueProbe does
     const runAs = this.shell.effectiveUser;
     const reachable = (user?: string) => (user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root');
-    const as = (cmd: ShellCommand, user?: string) => ((user ?? runAs) === runAs ? cmd : asUser(cmd, user!, false));
+    const as = (cmd: ShellCommand, user?: string) => asUserInBatch(this.shell, cmd, user);
     const readsBy = new Map<string | undefined, string[]>();
     for (const [key, f] of this.readSet) {
       if (this.reads.has(key) || (f.size ?? 0) > MAX_PREFETCH_SIZE || !reachable(f.user)) continue;

@@ -208,9 +208,10 @@ class Runner {
             if (this.interrupted) return;
             const vars = hostVars(this.inv, host, play, task, this.extra, session.facts, this.opts.check);
             session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
-            const facts = await provideFacts(task, vars, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+            const ctx = session.context(vars, (m) => this.warn(`${host}: ${m}`));
+            const facts = await provideFacts(task, vars, ctx);
             // the files these facts name and the task declares are read with the lock, in one round trip
-            const declared = await this.declared(task, { ...vars, ...facts }, session.context(vars, (m) => this.warn(`${host}: ${m}`)));
+            const declared = await this.declared(task, { ...vars, ...facts }, ctx);
             session.expectReads([...filesNamedBy(facts), ...declared.reads]);
             session.expectQueries(declared.probes);
           }

@@ -5,9 +5,9 @@
  * the read cache itself, and the limits of both.
  */
 import type { FileState } from '../lib/plan-types.js';
-import { asUser, type ShellCommand } from '../lib/sh.js';
+import type { ShellCommand } from '../lib/sh.js';
 import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
-import { execBatch } from '../remote/batch.js';
+import { asUserInBatch, execBatch } from '../remote/batch.js';
 import { parseReadMany, readManyCommand, readRemoteFile } from '../remote/files.js';
 import type { HostShell } from '../remote/host-shell.js';
 
@@ -111,12 +111,11 @@ export class TurnTrips {
       await t.shell.exec(u.cmd, { ...(u.user === undefined ? {} : { user: u.user }), okCodes: u.okCodes }).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
       return;
     }
-    const runAs = t.shell.effectiveUser;
     let results: (ExecResult | RemoteCommandError | undefined)[];
     try {
       results = await execBatch(
         t.shell,
-        units.map((u) => ({ cmd: (u.user ?? runAs) === runAs ? u.cmd : asUser(u.cmd, u.user!, false), okCodes: u.okCodes })),
+        units.map((u) => ({ cmd: asUserInBatch(t.shell, u.cmd, u.user), okCodes: u.okCodes })),
         'all',
       );
     } catch (e) {

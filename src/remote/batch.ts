@@ -1,5 +1,5 @@
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
-import { sh, type ShellCommand } from '../lib/sh.js';
+import { asUser, sh, type ShellCommand } from '../lib/sh.js';
 import type { HostShell } from './host-shell.js';
 import { standaloneScript } from './standalone-scripts.js';
 
@@ -11,6 +11,11 @@ export type BatchMode = 'stop' | 'all' | 'first';
  * leave commands for later keeps under this.
  */
 export const MAX_BATCH_BYTES = 120 * 1024;
+
+/** A batch runs as its shell's user: another user's command in it goes through runuser (root runs the batch). */
+export function asUserInBatch(shell: HostShell, cmd: ShellCommand, user?: string): ShellCommand {
+  return user === undefined || user === shell.effectiveUser ? cmd : asUser(cmd, user, false);
+}
 
 /** What a command adds to a batch's command line (quoted, with its separator). */
 export function batchBytes(cmd: ShellCommand): number {
