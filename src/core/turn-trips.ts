@@ -38,7 +38,7 @@ export interface TripHost {
 export class TurnTrips {
   /**
    * What the current turn of the event loop asks of the host (a plan's Promise.all): its reads, by
-   * user, and its probes without stdin go in ONE round trip (batch.sh) when there is more than one.
+   * user, and its probes go in ONE round trip (batch.sh) when there is more than one.
    */
   private trip: Trip | null = null;
 
@@ -103,19 +103,21 @@ export class TurnTrips {
         done: (r) => settleReads(r instanceof Error ? new Map() : parseReadMany(r.stdout, paths)),
       });
     }
-    for (const p of t.probes) units.push({ cmd: p.cmd, ...(p.user === undefined ? {} : { user: p.user }), okCodes: p.okCodes, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
+    for (const p of t.probes) units.push({ ...p, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
     if (units.length === 0) return;
     if (units.length === 1) {
       // one command: on its own, exactly as before
       const u = units[0]!;
-      await t.shell.exec(u.cmd, { ...(u.user === undefined ? {} : { user: u.user }), okCodes: u.okCodes }).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
+      const { cmd, okCodes, user, stdin, timeoutMs } = u;
+      const opts = { okCodes, ...(user === undefined ? {} : { user }), ...(stdin === undefined ? {} : { stdin }), ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+      await t.shell.exec(cmd, opts).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
       return;
     }
     let results: (ExecResult | RemoteCommandError | undefined)[];
     try {
       results = await execBatch(
         t.shell,
-        units.map((u) => ({ cmd: asUserInBatch(t.shell, u.cmd, u.user), okCodes: u.okCodes })),
+        units.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) })),
         'all',
       );
     } catch (e) {
@@ -126,18 +128,20 @@ export class TurnTrips {
   }
 
   /**
-   * A probe without stdin joins the turn's round trip when it can run inside it: as the shell's own
-   * user, or (root running the batch) as another user through runuser. Anything else goes alone.
+   * A probe joins the turn's round trip when it can run inside it: as the shell's own user, or (root
+   * running the batch) as another user through runuser; its stdin (a password for psql) comes
+   * through the batch's stdin. Anything else goes alone.
    */
   probe(cmd: ShellCommand, exec: ExecOptions): Promise<ExecResult> {
     const runAs = this.host.shell().effectiveUser;
     const user = exec.user ?? runAs;
-    const joins = exec.stdin === undefined && exec.timeoutMs === undefined && (user === runAs || (runAs === 'root' && this.host.shell().loginUser === 'root'));
+    const joins = user === runAs || (runAs === 'root' && this.host.shell().loginUser === 'root');
     if (!joins) return this.host.shell().exec(cmd, exec);
     const t = this.currentTrip();
     if (t.shell !== this.host.shell()) return this.host.shell().exec(cmd, exec);
     const d = deferred<ExecResult>();
-    t.probes.push({ cmd, ...(exec.user === undefined ? {} : { user: exec.user }), okCodes: exec.okCodes ?? [0], d });
+    const { okCodes = [0], user: as, stdin, timeoutMs } = exec;
+    t.probes.push({ cmd, okCodes, ...(as === undefined ? {} : { user: as }), ...(stdin === undefined ? {} : { stdin }), ...(timeoutMs === undefined ? {} : { timeoutMs }), d });
     return d.promise;
   }
 }
@@ -146,14 +150,16 @@ interface TripUnit {
   cmd: ShellCommand;
   user?: string;
   okCodes: number[];
+  stdin?: ExecOptions['stdin'];
+  timeoutMs?: number;
   done: (r: ExecResult | Error) => void;
 }
 
-/** One turn's requests of the host: reads by user ('' = the shell's), probes without stdin. */
+/** One turn's requests of the host: reads by user ('' = the shell's), probes. */
 interface Trip {
   shell: HostShell;
   reads: Map<string, { user?: string; waiting: Map<string, Deferred<FileState | null>> }>;
-  probes: { cmd: ShellCommand; user?: string; okCodes: number[]; d: Deferred<ExecResult> }[];
+  probes: (Omit<TripUnit, 'done'> & { d: Deferred<ExecResult> })[];
 }
 
 export /**

@@ -1,4 +1,5 @@
-import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
+import { Secret, redact } from '../lib/secret.js';
 import { asUser, sh, type ShellCommand } from '../lib/sh.js';
 import type { HostShell } from './host-shell.js';
 import { standaloneScript } from './standalone-scripts.js';
@@ -24,13 +25,30 @@ export function batchBytes(cmd: ShellCommand): number {
 
 /** What the batch script itself takes of the line. */
 export function batchScriptBytes(): number {
-  return sh`sh -c ${standaloneScript('batch')} pgtls-batch first`.text.length;
+  return sh`sh -c ${standaloneScript('batch')} pgtls-batch first -`.text.length;
 }
 
-/** One command of a batch: no stdin; `okCodes` as for HostShell.exec (default [0]). */
+/** One command of a batch: `okCodes` as for HostShell.exec (default [0]); `stdin` reaches it through the batch's own stdin, never argv. */
 export interface BatchCommand {
   cmd: ShellCommand;
   okCodes?: number[];
+  stdin?: ExecOptions['stdin'];
+  /** How long it may take (the batch's limit is the sum; default as for HostShell.exec). */
+  timeoutMs?: number;
+}
+
+/** No single command's limit: as HostShell.exec's. */
+const COMMAND_TIMEOUT_MS = 120_000;
+
+const inputBytes = (stdin: NonNullable<ExecOptions['stdin']>): Buffer =>
+  Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin instanceof Secret ? stdin.reveal() : stdin, 'utf8');
+
+/** batch.sh's INPUTS argument and its stdin: one base64 line per command that has stdin. */
+function batchInput(cmds: readonly BatchCommand[]): { inputs: string; stdin?: Secret } {
+  if (!cmds.some((c) => c.stdin !== undefined)) return { inputs: '-' };
+  const lines = cmds.flatMap((c) => (c.stdin === undefined ? [] : [`${inputBytes(c.stdin).toString('base64')}\n`]));
+  // a Secret: what it carries is only ever the commands' stdin (passwords among it)
+  return { inputs: cmds.map((c) => (c.stdin === undefined ? '0' : '1')).join(''), stdin: new Secret(lines.join('')) };
 }
 
 /**
@@ -43,14 +61,23 @@ export interface BatchCommand {
  */
 export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const started = Date.now();
-  const res = await shell.exec(sh`sh -c ${standaloneScript('batch')} pgtls-batch ${mode} ${cmds.map((c) => c.cmd.text)}`, user === undefined ? {} : { user });
+  const { inputs, stdin } = batchInput(cmds);
+  const timeoutMs = cmds.some((c) => c.timeoutMs !== undefined) ? cmds.reduce((t, c) => t + (c.timeoutMs ?? COMMAND_TIMEOUT_MS), 0) : undefined;
+  const res = await shell.exec(sh`sh -c ${standaloneScript('batch')} pgtls-batch ${mode} ${inputs} ${cmds.map((c) => c.cmd.text)}`, {
+    ...(user === undefined ? {} : { user }),
+    ...(stdin === undefined ? {} : { stdin }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
   if (res.stdout.toString('latin1') === 'pgtls-batch-unavailable\n') return oneByOne(shell, cmds, mode, user);
   const parts = parseBatch(res.stdout, cmds.length);
   return cmds.map((c, i) => {
     const p = parts[i];
     if (!p) return undefined;
     const r: ExecResult = { command: c.cmd.text, exitCode: p.exitCode, signal: null, stdout: p.stdout, stderr: p.stderr, timedOut: false, durationMs: Date.now() - started };
-    return (c.okCodes ?? [0]).includes(p.exitCode) ? r : new RemoteCommandError(r);
+    if ((c.okCodes ?? [0]).includes(p.exitCode)) return r;
+    // as HostShell.exec: a failure's stderr never shows the stdin it was given
+    const secrets = c.stdin instanceof Secret ? [c.stdin] : [];
+    return new RemoteCommandError({ ...r, stderr: Buffer.from(redact(r.stderr.toString('utf8'), secrets)) });
   });
 }
 
@@ -58,7 +85,8 @@ export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[],
 async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const out: (ExecResult | RemoteCommandError | undefined)[] = [];
   for (const c of cmds) {
-    const r = await shell.exec(c.cmd, { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }) }).catch((e: unknown) => {
+    const opts = { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }), ...(c.stdin === undefined ? {} : { stdin: c.stdin }), ...(c.timeoutMs === undefined ? {} : { timeoutMs: c.timeoutMs }) };
+    const r = await shell.exec(c.cmd, opts).catch((e: unknown) => {
       if (e instanceof RemoteCommandError) return e;
       throw e;
     });

@@ -130,8 +130,12 @@ export class FakeTransport implements Transport {
       // batch.sh: each command answered as if sent alone, length-framed; `stop` ends at a failure
       this.log.push({ cmd: text, user, stdin });
       const frames: Buffer[] = [];
-      for (const [i, c] of w.slice(5).entries()) {
-        const r = this.answer(c, user, '');
+      // INPUTS: '-', or a 1 for each command that reads one base64 line of the batch's stdin
+      const inputs = w[5]!;
+      const lines = stdin.split('\n');
+      for (const [i, c] of w.slice(6).entries()) {
+        const own = inputs !== '-' && inputs[i] === '1' ? Buffer.from(lines.shift() ?? '', 'base64').toString('utf8') : '';
+        const r = this.answer(c, user, own);
         frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
         if (r.exitCode !== 0 && (w[4] === 'stop' || (w[4] === 'first' && i === 0))) break;
       }

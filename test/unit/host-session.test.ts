@@ -11,6 +11,7 @@ import { runLocalOp } from '../../src/core/host-session.js';
 import { sh } from '../../src/lib/sh.js';
 import { HostShell } from '../../src/remote/host-shell.js';
 import { TaskError } from '../../src/lib/errors.js';
+import { Secret } from '../../src/lib/secret.js';
 import { FakeTransport, fakeSession as fakeModuleSession, shellWords } from './fake-host.js';
 
 // the write path's host scripts answer "done" (their own behaviour has tests of its own: write-path.test.ts)
@@ -286,6 +287,23 @@ test("declared probes: a change on ANOTHER host of the run (a Pgpool-II restart)
   const got = await a.ctx.query(sql);
   assert.is(got.stdout.toString(), 'sessions 2\n', 'asked again after the other host changed');
   assert.is(asked, 2);
+});
+
+test('queries with stdin asked together (password logins to two backends) go in ONE round trip, each with its own stdin', async () => {
+  const login = (host: string) => sh`psql ${`host=${host}`} -f -`;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /psql host=/, stdout: (cmd, stdin) => `${cmd.includes('b1') ? 'b1' : 'b2'} got ${stdin}\n` }] }, { vars: VARS });
+  const before = f.transport.log.length;
+  const [one, two] = await Promise.all([
+    f.ctx.query(login('b1'), { stdin: new Secret('pw-one'), timeoutMs: 20_000 }),
+    f.ctx.query(login('b2'), { stdin: new Secret('pw-two'), timeoutMs: 20_000 }),
+  ]);
+  assert.is(one.stdout.toString(), 'b1 got pw-one\n');
+  assert.is(two.stdout.toString(), 'b2 got pw-two\n');
+  // (the fake host logs a batch, then each of its commands)
+  const sent = f.transport.log.slice(before);
+  assert.is(sent.filter((l) => /pgtls-batch/.test(l.cmd)).length, 1, 'one batch');
+  assert.is(sent.filter((l) => !/pgtls-batch/.test(l.cmd)).length, 2, 'nothing asked outside it');
+  assert.not.ok(sent.some((l) => l.cmd.includes('pw-one')), 'no password in a command line');
 });
 
 test('a lock refused in the first round trip fails the host when it would begin, with the refusal', async () => {

@@ -24,6 +24,7 @@ import { sh as shCommand } from '../../src/lib/sh.js';
 import { lockHost, unlockHost } from '../../src/remote/lock.js';
 import { execBatch, parseBatch } from '../../src/remote/batch.js';
 import { RemoteCommandError } from '../../src/lib/transport.js';
+import { Secret } from '../../src/lib/secret.js';
 import { ALL_SCRIPTS, compactScript, diropScript, hostScript, scriptFile } from '../../src/remote/scripts.js';
 import { STANDALONE_SCRIPTS } from '../../src/remote/standalone-scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
@@ -536,6 +537,24 @@ test('batch.sh: several commands in one round trip, framed by lengths; stop mode
   assert.ok(stopped[0] instanceof RemoteCommandError);
   assert.is(stopped[1], undefined, 'nothing after the failure ran');
   assert.is(parseBatch(Buffer.from('pgtls-cmd 0 10 0\nshort'), 1).length, 0, 'a cut frame is not trusted');
+});
+
+test('batch.sh: a command with stdin gets its own (a password for psql), never on the command line; the others get none', async () => {
+  if (!isRoot) return;
+  const { shell, t } = host();
+  const secret = new Secret('pw with spaces\nand a second line \u00e9');
+  const cat = shCommand`cat; echo .`;
+  const [a, b, c, d] = await execBatch(shell, [{ cmd: cat, stdin: secret }, { cmd: cat }, { cmd: cat, stdin: Buffer.from([0, 1, 255]) }, { cmd: shCommand`cat >&2; exit 9`, stdin: secret }], 'all');
+  assert.ok(a && !(a instanceof Error) && b && !(b instanceof Error) && c && !(c instanceof Error));
+  assert.is(a.stdout.toString(), `${secret.reveal()}.\n`);
+  assert.is(b.stdout.toString(), '.\n', 'no stdin: /dev/null');
+  assert.equal([...c.stdout.subarray(0, 3)], [0, 1, 255]);
+  assert.ok(d instanceof RemoteCommandError && !d.result.stderr.toString().includes('pw with spaces'), "a failure's stderr never shows its stdin");
+  assert.not.ok(t.commands.some((x) => x.includes('pw with spaces') || x.includes(Buffer.from(secret.reveal()).toString('base64'))), 'nothing of the stdin is in argv');
+  // without batch.sh's temp files: one by one, each with its own stdin
+  const { shell: noTmp } = host({ ...process.env, TMPDIR: '/nonexistent-pgtls' });
+  const [e] = await execBatch(noTmp, [{ cmd: cat, stdin: secret }, { cmd: cat }], 'all');
+  assert.ok(e && !(e instanceof Error) && e.stdout.toString() === `${secret.reveal()}.\n`);
 });
 
 test('without a usable temp directory on the host, batches and batched reads fall back to one command each, same answers', async () => {

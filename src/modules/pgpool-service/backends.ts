@@ -47,19 +47,18 @@ export interface BackendLogin {
   psql: string;
 }
 
-/** One line per backend that still has this host's sessions without TLS. */
+/** One line per backend that still has this host's sessions without TLS (the backends asked together: one round trip). */
 export async function plaintextToBackends(ctx: PlanContext, conf: string, login: BackendLogin): Promise<string[]> {
-  const out: string[] = [];
-  for (const b of pgpoolBackends(conf)) {
-    const conninfo = conninfoString({ host: b.host, port: b.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' });
-    let n = 0;
-    try {
-      const r = await ctx.query(passwordClientCommand(login.psql, conninfo, QUERY), { stdin: login.password, timeoutMs: 20_000 });
-      n = Number(r.stdout.toString('utf8').trim()) || 0;
-    } catch {
-      continue;
-    }
-    if (n > 0) out.push(`${n} of its sessions to backend ${b.host}:${b.port} run without TLS (opened before that backend served TLS)`);
-  }
-  return out;
+  const counts = await Promise.all(
+    pgpoolBackends(conf).map(async (b) => {
+      const conninfo = conninfoString({ host: b.host, port: b.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' });
+      try {
+        const r = await ctx.query(passwordClientCommand(login.psql, conninfo, QUERY), { stdin: login.password, timeoutMs: 20_000 });
+        return { b, n: Number(r.stdout.toString('utf8').trim()) || 0 };
+      } catch {
+        return { b, n: 0 };
+      }
+    }),
+  );
+  return counts.filter(({ n }) => n > 0).map(({ b, n }) => `${n} of its sessions to backend ${b.host}:${b.port} run without TLS (opened before that backend served TLS)`);
 }
