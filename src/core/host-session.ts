@@ -43,8 +43,6 @@ export class HostSession {
    * replay record: given to the identical query while no host of the run has changed anything.
    */
   private readonly kept = new KeptAnswers(() => ({ host: this.changes, run: runChanges(this.runState).count }));
-  /** Files read that only their owner may read (a key): never in the replay record. */
-  private readonly privateFiles = new Set<string>();
   /** Commits run one at a time: a probe that waits for the held writes waits for a commit in flight too. */
   private committing: Promise<void> = Promise.resolve();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
@@ -140,10 +138,7 @@ export class HostSession {
     this.readSet.set(key, entry);
     const read = this.reads.memo(key, () => this.trips.read(path, user));
     // its size decides whether it comes along with later misses (a big file is read only when asked)
-    read.then((f) => {
-      entry.size = f?.content.length ?? 0;
-      if (f && (parseInt(f.mode, 8) & 0o044) === 0) this.privateFiles.add(key); // neither group nor others may read it
-    }, () => undefined);
+    read.then((f) => void (entry.size = f?.content.length ?? 0), () => undefined);
     return read;
   }
 
@@ -188,14 +183,16 @@ export class HostSession {
 
   /**
    * What the next run on this host may ask with its lock, before any task plans: the files this run
-   * read (not private ones: a key is read only when a task asks for it) and the read-only, stdin-free
-   * queries it asked, declared or not (those no task can declare depend on an earlier answer: the
-   * files a server's state names). Only a hint: an answer counts only for the identical query, under
-   * the same rules as a declared one.
+   * read and the read-only, stdin-free queries it asked, declared or not (those no task can declare
+   * depend on an earlier answer: the files a server's state names). Only a hint: an answer counts
+   * only for the identical query, under the same rules as a declared one. A private file (a key,
+   * postgresql.auto.conf, pool_passwd) is in it too, by path: the record never holds content, and
+   * the next run reads it over the same connection, as the same user, that its task would, and only
+   * because the last run's task on this host read it.
    */
   replayRecord(): ReplayRecord {
     const reads = [...this.readSet.values()]
-      .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE && !this.privateFiles.has(readKey(f.path, f.user)))
+      .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE)
       .map((f) => (f.user === undefined ? { path: f.path } : { path: f.path, user: f.user }));
     return { reads, probes: this.kept.recorded() };
   }

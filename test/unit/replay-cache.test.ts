@@ -1,6 +1,6 @@
 // The replay record kept on the controller between runs (src/core/replay-cache.ts): its commands run on
 // hosts as root, so a file anyone but this user could have written is ignored; and what a session
-// records (HostSession.replayRecord): no private file, no declared probe, no first-trip discovery.
+// records (HostSession.replayRecord): paths and command texts, never content or stdin; no first-trip discovery.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -66,7 +66,7 @@ test('PGTLS_CACHE_DIR chooses the directory; off keeps none', () => {
   assert.is(replayDir({ XDG_CACHE_HOME: '/c' }), '/c/pgtls/replay');
 });
 
-test("a session records the files it read (not private ones) and the stdin-free queries but discovery's", async () => {
+test("a session records the files it read (a private one by its path alone) and the stdin-free queries but discovery's", async () => {
   const f = fakeSession(
     {
       files: { '/etc/a.conf': { content: 'x', mode: '644' }, '/etc/key': { content: 'k', mode: '600' } },
@@ -83,7 +83,8 @@ test("a session records the files it read (not private ones) and the stdin-free 
   await f.ctx.query(sh`stat -- /etc/a.conf`, { user: 'postgres' });
   await f.ctx.query(sh`stat -- /etc/b.conf`, { stdin: 'x' });
   const r = f.session.replayRecord();
-  assert.equal(r.reads, [{ path: '/etc/a.conf' }]);
+  assert.equal(r.reads, [{ path: '/etc/a.conf' }, { path: '/etc/key' }]);
+  assert.not.ok(JSON.stringify(r).includes('"k"'), 'no content');
   assert.equal(r.probes, [{ cmd: 'declared' }, { cmd: 'stat -- /etc/a.conf', user: 'postgres' }]);
   // asked once something changed: last (a no-change run asks what came before; the first round trip takes the record in order)
   await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`reload` }], f.ctx);
