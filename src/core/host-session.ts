@@ -142,6 +142,11 @@ export class HostSession {
     return read;
   }
 
+  /** A file as this run has read it already (by the shell's user), or undefined: never a round trip. */
+  cachedFile(path: string): Promise<FileState | null> | undefined {
+    return this.overlay.has(path) ? undefined : this.reads.get(readKey(path));
+  }
+
   /**
    * Files the run's tasks will read (the config files discovery names): the first read that misses
    * the cache reads them in the same round trip. Nothing is read now.
@@ -264,7 +269,7 @@ export class HostSession {
       ...(lock ? [{ cmd: lockCommand(dir, this.runId) }] : []),
       ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
       // okCodes []: every answer comes back as an error object; the query's own okCodes decide
-      ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
+      ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...(p.stdin ? { stdin: p.stdin } : {}), ...(p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) })),
     ];
     // only the lock's failure ends the batch (what it guards does not run); a read or probe that fails is asked again when a task asks it
     const rest = await execBatch(this.shell, batch, lock ? 'first' : 'all').catch((e: unknown) => {

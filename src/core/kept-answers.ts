@@ -1,14 +1,14 @@
 /**
  * Answers fetched ahead of the query that wants them (one host's, owned by its HostSession): what
  * the connection's first round trip asked (discovery, the last run's replay record) and what the
- * lock's round trip asked for the probes tasks declare (ModuleDef.probes, .sql). An answer is given
- * only to the identical query (same command text, same user, no stdin), only while no host of the
+ * lock's round trip asked for the probes tasks declare (ModuleDef.probes, .sql, .logins). An answer
+ * is given only to the identical query (same command text, same user, same stdin), only while no host of the
  * run has changed anything since it was asked (`stamp`), and to as many queries as declared it; a
  * later identical query (a retry) asks the host again. It also keeps what this run asked, for the
  * next run's replay record.
  */
 import type { ShellCommand } from '../lib/sh.js';
-import type { ExecResult } from '../lib/transport.js';
+import type { ExecOptions, ExecResult } from '../lib/transport.js';
 import { probeKey, type Probe } from './probe.js';
 
 /** This host's and the whole run's change counts: an answer asked before either moved is stale. */
@@ -39,10 +39,10 @@ export class KeptAnswers {
 
   constructor(private readonly now: () => ChangeStamp) {}
 
-  /** Probes tasks will run (read-only, no stdin; as the shell's user unless they name one). */
+  /** Probes tasks will run (read-only; as the shell's user unless they name one). */
   expect(probes: readonly Probe[]): void {
     for (const p of probes) {
-      const key = probeKey(p.cmd, p.user);
+      const key = probeKey(p.cmd, p.user, p.stdin);
       const known = this.declared.get(key);
       if (known) known.askers++;
       else this.declared.set(key, { probe: p, askers: 1 });
@@ -56,7 +56,7 @@ export class KeptAnswers {
 
   /** An answer asked now, as user `as`. `discovery`: the first round trip's facts commands (never recorded for replay). */
   keep(probe: Probe, as: string, result: ExecResult, askers = 1, discovery = false): void {
-    const key = probeKey(probe.cmd, probe.user);
+    const key = probeKey(probe.cmd, probe.user, probe.stdin);
     this.answers.set(key, { stamp: this.now(), as, result, askers, used: 0 });
     if (discovery) this.firstTrip.add(key);
   }
@@ -71,15 +71,15 @@ export class KeptAnswers {
   }
 
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
-  take(cmd: ShellCommand, exec: { user?: string; stdin?: unknown; okCodes?: number[] }, shellUser: string): ExecResult | undefined {
-    const key = probeKey(cmd, exec.user);
+  take(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin' | 'okCodes'>, shellUser: string): ExecResult | undefined {
+    const key = probeKey(cmd, exec.user, exec.stdin);
     const kept = this.answers.get(key);
     if (!kept) return undefined;
     // as many as declared it (a replayed answer: also the tasks that declare it in this run)
     if (++kept.used >= Math.max(kept.askers, this.declared.get(key)?.askers ?? 0)) this.answers.delete(key);
     const now = this.now();
     const fresh = kept.stamp.host === now.host && kept.stamp.run === now.run;
-    if (exec.stdin !== undefined || !fresh || kept.as !== (exec.user ?? shellUser)) return undefined;
+    if (!fresh || kept.as !== (exec.user ?? shellUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 

@@ -3,7 +3,10 @@
  * what one run leaves the next to ask with its lock. Shared by the executor (host-session.ts), the
  * connection's first round trip (first-trip.ts) and the record on the controller (replay-cache.ts).
  */
+import { createHash } from 'node:crypto';
+import { Secret } from '../lib/secret.js';
 import type { ShellCommand } from '../lib/sh.js';
+import type { ExecOptions } from '../lib/transport.js';
 
 /** What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command texts, never a secret. */
 export interface ReplayRecord {
@@ -11,13 +14,17 @@ export interface ReplayRecord {
   probes: { cmd: string; user?: string }[];
 }
 
-/** A read-only command a task will run, as the shell's user unless it names another. */
+/** A read-only command a task will run, as the shell's user unless it names another; a login's password on stdin. */
 export interface Probe {
   cmd: ShellCommand;
   user?: string;
+  stdin?: Secret;
+  timeoutMs?: number;
 }
 
-export function probeKey(cmd: ShellCommand, user?: string): string {
-  return `${user ?? ''}\0${cmd.text}`;
+/** Which queries are the same: command text, user, and stdin (by a digest: the key is kept in memory, never shown). */
+export function probeKey(cmd: ShellCommand, user?: string, stdin?: ExecOptions['stdin']): string {
+  const input = stdin === undefined ? '' : createHash('sha256').update(stdin instanceof Secret ? stdin.reveal() : stdin).digest('hex');
+  return `${user ?? ''}\0${cmd.text}\0${input}`;
 }
 

@@ -211,7 +211,7 @@ class Runner {
             const ctx = session.context(vars, (m) => this.warn(`${host}: ${m}`));
             const facts = await provideFacts(task, vars, ctx);
             // the files these facts name and the task declares are read with the lock, in one round trip
-            const declared = await this.declared(task, { ...vars, ...facts }, ctx);
+            const declared = await this.declared(task, { ...vars, ...facts }, ctx, session);
             session.expectReads([...filesNamedBy(facts), ...declared.reads]);
             session.expectQueries(declared.probes);
           }
@@ -301,10 +301,10 @@ class Runner {
    * The files and probes a task's module says its plan reads and runs (ModuleDef.reads/probes), from
    * its arguments; none when they do not render yet (a later task's result) or the task is skipped.
    */
-  private async declared(task: Task, vars: Record<string, unknown>, ctx: PlanContext): Promise<{ reads: { path: string }[]; probes: Probe[] }> {
+  private async declared(task: Task, vars: Record<string, unknown>, ctx: PlanContext, session: HostSession): Promise<{ reads: { path: string }[]; probes: Probe[] }> {
     const none = { reads: [], probes: [] };
     const mod = this.modules.get(task.module);
-    if (!mod?.reads && !mod?.probes && !mod?.sql) return none;
+    if (!mod?.reads && !mod?.probes && !mod?.sql && !mod?.logins) return none;
     let args: unknown;
     try {
       const tctx = templateContext(vars);
@@ -316,9 +316,14 @@ class Runner {
       return none;
     }
     const sql = mod.sql ? await declaredSqlProbes(ctx, (server) => mod.sql!(args, server)).catch(() => []) : [];
+    const logins = mod.logins ? await mod.logins(args, (path) => session.cachedFile(path)).catch(() => []) : [];
     return {
       reads: (mod.reads?.(args) ?? []).filter((p) => p.startsWith('/')).map((path) => ({ path })),
-      probes: [...(mod.probes?.(args) ?? []).map((cmd) => ({ cmd })), ...sql],
+      probes: [
+        ...(mod.probes?.(args) ?? []).map((cmd) => ({ cmd })),
+        ...sql,
+        ...logins.map((l) => ({ cmd: l.cmd, stdin: l.password, ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }) })),
+      ],
     };
   }
 

@@ -173,6 +173,10 @@ class ReadCache {
   has(key: string): boolean {
     return this.map.has(key);
   }
+  /** The file as read already, or undefined (never a round trip). */
+  get(key: string): Promise<FileState | null> | undefined {
+    return this.map.get(key) as Promise<FileState | null> | undefined;
+  }
   /** The file as last read, by whichever user read it (the same file: lib.sh resolves the same path). */
   peekPath(path: string): Promise<FileState | null> | undefined {
     for (const [key, p] of this.map) if (key.slice(key.indexOf('\0') + 1) === path) return p as Promise<FileState | null>;

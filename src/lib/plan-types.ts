@@ -300,10 +300,25 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * restart elsewhere changes the sessions seen here). Only a hint: SQL left out is asked when asked.
    */
   sql?(args: z.infer<S>, server: ServerFacts): string[];
+  /**
+   * Read-only password logins (psql, the password on stdin) plan() or a read-only verify it names
+   * will make, each exactly as made: from the arguments and the files the run has already read
+   * (`cached`: no round trip; undefined when not read yet). Sent with the lock like probes, the
+   * password only ever on the batch's stdin; an answer counts for the identical login (same command,
+   * same password) while no host of the run has changed anything. Only a hint.
+   */
+  logins?(args: z.infer<S>, cached: (path: string) => Promise<FileState | null> | undefined): Promise<DeclaredLogin[]>;
   /** The checks its verify actions name (by Verifier.name, unique over all modules). */
   verifiers?: readonly Verifier[];
   /** The controller-side operations its local actions name (by LocalOp.name, unique over all modules). */
   localOps?: readonly LocalOp[];
+}
+
+/** A login a task will make (ModuleDef.logins): its command, and the password its stdin carries. */
+export interface DeclaredLogin {
+  cmd: ShellCommand;
+  password: Secret;
+  timeoutMs?: number;
 }
 
 /** What a module's declared SQL may depend on: the host's running server, as discovery found it. */

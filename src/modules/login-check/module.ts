@@ -18,6 +18,7 @@ import { absolutePath, pgpoolServiceArg as service, secretString } from '../comm
 import { restartCommand } from '../../pgpool/restart.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
 import { retryUntil } from '../../lib/retry.js';
+import type { ShellCommand } from '../../lib/sh.js';
 
 
 const args = z
@@ -43,8 +44,8 @@ const args = z
 type Args = z.infer<typeof args>;
 
 
-/** null when the login works, 'no psql' when it cannot be tried, else why not (after retrying while the server is not up yet). */
-async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
+/** The login, exactly as tried (and as declared: ModuleDef.logins). */
+function loginCommand(a: Args): ShellCommand {
   const conninfo = conninfoString({
     host: a.host,
     port: a.port,
@@ -55,8 +56,15 @@ async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
     connect_timeout: 10,
     application_name: 'pgtls-verify',
   });
+  return passwordClientCommand(a.psql, conninfo, 'select 1');
+}
+
+const LOGIN_TIMEOUT_MS = 30_000;
+
+/** null when the login works, 'no psql' when it cannot be tried, else why not (after retrying while the server is not up yet). */
+async function tryLogin(ctx: PlanContext, a: Args): Promise<string | null> {
   const failure = await retryUntil(a.wait_seconds * 1000, async () => {
-    const res = await ctx.query(passwordClientCommand(a.psql, conninfo, 'select 1'), { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: 30_000 });
+    const res = await ctx.query(loginCommand(a), { stdin: a.password, okCodes: [0, 1, 2, 3, 126, 127], timeoutMs: LOGIN_TIMEOUT_MS });
     if (res.exitCode === 0 && res.stdout.toString('utf8').trim() === '1') return { done: true };
     if (res.exitCode === 126 || res.exitCode === 127) return { done: false, value: 'no psql', final: true };
     const why = redact(res.stderr.toString('utf8'), [a.password as Secret]).trim().split('\n').slice(-2).join(' | ') || `psql exited with ${res.exitCode}`;
@@ -84,6 +92,7 @@ export const loginCheck = defineModule({
   description: 'prove a password login works (e.g. without TLS after an uninstall); on failure put the files back',
   args,
   verifiers: [loginWorks],
+  logins: async (a) => [{ cmd: loginCommand(a), password: a.password as Secret, timeoutMs: LOGIN_TIMEOUT_MS }],
   async plan(ctx, a): Promise<Change[]> {
     // Tried when applied (a verify), so --check, where the host still has the files the run would
     // replace, tries nothing and shows it as a conditional check; a real run tries it at this point.

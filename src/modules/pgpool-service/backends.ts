@@ -14,6 +14,7 @@ import type { Secret } from '../../lib/secret.js';
 import type { PlanContext } from '../../lib/plan-types.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { conninfoString } from '../../pgconf/conninfo.js';
+import type { ShellCommand } from '../../lib/sh.js';
 
 export interface Backend {
   host: string;
@@ -47,13 +48,22 @@ export interface BackendLogin {
   psql: string;
 }
 
+/** The login asked of each backend (one psql each, the password on stdin): plaintextToBackends's, and what pgpool_restart declares. */
+export function backendLogins(conf: string, login: BackendLogin): { backend: Backend; cmd: ShellCommand }[] {
+  return pgpoolBackends(conf).map((backend) => {
+    const conninfo = conninfoString({ host: backend.host, port: backend.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' });
+    return { backend, cmd: passwordClientCommand(login.psql, conninfo, QUERY) };
+  });
+}
+
+export const BACKEND_LOGIN_TIMEOUT_MS = 20_000;
+
 /** One line per backend that still has this host's sessions without TLS (the backends asked together: one round trip). */
 export async function plaintextToBackends(ctx: PlanContext, conf: string, login: BackendLogin): Promise<string[]> {
   const counts = await Promise.all(
-    pgpoolBackends(conf).map(async (b) => {
-      const conninfo = conninfoString({ host: b.host, port: b.port, user: login.user, dbname: login.dbname, sslmode: 'verify-ca', sslrootcert: login.caFile, connect_timeout: 5, application_name: 'pgtls-backend-check' });
+    backendLogins(conf, login).map(async ({ backend: b, cmd }) => {
       try {
-        const r = await ctx.query(passwordClientCommand(login.psql, conninfo, QUERY), { stdin: login.password, timeoutMs: 20_000 });
+        const r = await ctx.query(cmd, { stdin: login.password, timeoutMs: BACKEND_LOGIN_TIMEOUT_MS });
         return { b, n: Number(r.stdout.toString('utf8').trim()) || 0 };
       } catch {
         return { b, n: 0 };

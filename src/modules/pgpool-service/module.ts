@@ -6,7 +6,7 @@ import { defineModule, defineVerifier, verifyWith, type Action, type Change, typ
 import { pgpoolSetting, poolPasswdPath } from '../../facts/pgpool.js';
 import { absolutePath, pgpoolServiceArg as service, secretString, yamlBool } from '../common.js';
 import { describeService, parseState, restartCommand, stateCommand } from '../../pgpool/restart.js';
-import { plaintextToBackends } from './backends.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, backendLogins, plaintextToBackends, type BackendLogin } from './backends.js';
 import { checkLogin, checkServedCert, preRestartProblem } from './verify.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 
@@ -87,6 +87,17 @@ export const pgpoolRestart = defineModule({
   description: 'restart Pgpool-II when its start-time files changed, then verify TLS and a SCRAM login through it',
   args,
   verifiers: [startable, servesTlsAndLogin],
+  // the backends' logins, from pgpool.conf as the run has read it (the first round trip's replay)
+  async logins(a, cached) {
+    const conf = a.verify ? await cached(a.conf_file) : null;
+    if (!conf || !a.verify) return [];
+    const text = conf.content.toString('utf8');
+    const ssl = readSsl(a.conf_file, text);
+    const caFile = a.verify.ca_file ?? ssl.ca;
+    if (!ssl.cert || !caFile) return [];
+    const login = backendLogin(a.verify, caFile);
+    return backendLogins(text, login).map(({ cmd }) => ({ cmd, password: login.password, timeoutMs: BACKEND_LOGIN_TIMEOUT_MS }));
+  },
   async plan(ctx, a): Promise<Change[]> {
     const conf = await ctx.readFile(a.conf_file);
     if (!conf) throw new TaskError(`${a.conf_file} does not exist`);
@@ -131,6 +142,10 @@ export const pgpoolRestart = defineModule({
   },
 });
 
+function backendLogin(v: NonNullable<Args['verify']>, caFile: string): BackendLogin {
+  return { user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql };
+}
+
 function readSsl(confFile: string, text: string): { key?: string; cert?: string; ca?: string } {
   const dir = posix.dirname(confFile);
   const abs = (v: string | undefined) => (v ? (v.startsWith('/') ? v : posix.join(dir, v)) : undefined);
@@ -163,7 +178,7 @@ async function restartReasons(ctx: PlanContext, a: Args, files: string[], ssl: {
   if (reasons.length === 0 && a.verify && ssl.cert && caFile) {
     // it serves TLS to its clients, but does it speak TLS to its backends? (started before they served TLS)
     const v = a.verify;
-    reasons.push(...(await plaintextToBackends(ctx, conf, { user: v.user, password: v.password as Secret, dbname: v.dbname, caFile, psql: v.psql })));
+    reasons.push(...(await plaintextToBackends(ctx, conf, backendLogin(v, caFile))));
   }
   return reasons;
 }
