@@ -64,9 +64,8 @@ export function sqlInvocation(
   db = 'postgres',
 ): { cmd: ShellCommand; user: string | undefined; stdin: string | Secret } {
   if (login.kind === 'os-user') return { cmd: psql(s, db, login), user: login.osUser, stdin: sql };
-  const text = sql instanceof Secret ? sql.reveal() : sql;
-  // the password line and the SQL travel together: the whole stdin is a secret
-  return { cmd: psql(s, db, login), user: undefined, stdin: new Secret(`${login.password.reveal()}\n${text}`) };
+  // the password line and the SQL travel together: the whole stdin is a secret (the SQL one where it is)
+  return { cmd: psql(s, db, login), user: undefined, stdin: Secret.of(login.password, '\n', sql) };
 }
 
 /**

@@ -13,9 +13,18 @@ import { inspect } from 'node:util';
  */
 export class Secret {
   readonly #value: string;
-  constructor(value: string) {
+  constructor(value: string, rememberIt = true) {
     this.#value = value;
-    remember(value);
+    if (rememberIt) remember(value);
+  }
+  /**
+   * Secret parts with text that is not secret around them (a password line then the SQL psql reads,
+   * an ALTER ROLE around a verifier): one Secret, of which only the secret parts are remembered for
+   * redactKnown. Remembering the whole would mask its ordinary lines wherever they appear on their
+   * own (the SQL a read-only query shares with it), and drop those queries from what may be replayed.
+   */
+  static of(...parts: (string | Secret)[]): Secret {
+    return new Secret(parts.map((p) => (p instanceof Secret ? p.reveal() : p)).join(''), false);
   }
   reveal(): string {
     return this.#value;

@@ -47,8 +47,8 @@ const inputBytes = (stdin: NonNullable<ExecOptions['stdin']>): Buffer =>
 function batchInput(cmds: readonly BatchCommand[]): { inputs: string; stdin?: Secret } {
   if (!cmds.some((c) => c.stdin !== undefined)) return { inputs: '-' };
   const lines = cmds.flatMap((c) => (c.stdin === undefined ? [] : [`${inputBytes(c.stdin).toString('base64')}\n`]));
-  // a Secret: what it carries is only ever the commands' stdin (passwords among it)
-  return { inputs: cmds.map((c) => (c.stdin === undefined ? '0' : '1')).join(''), stdin: new Secret(lines.join('')) };
+  // a Secret: what it carries is the commands' stdin (passwords among it); only their own Secrets are remembered
+  return { inputs: cmds.map((c) => (c.stdin === undefined ? '0' : '1')).join(''), stdin: Secret.of(lines.join('')) };
 }
 
 /**
@@ -59,7 +59,7 @@ function batchInput(cmds: readonly BatchCommand[]): { inputs: string; stdin?: Se
  * the caller throws the failure's error before using them); in `first` mode only the first
  * command's failure does (the run lock, then what it guards).
  */
-export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+export async function execBatch(shell: Pick<HostShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const started = Date.now();
   const { inputs, stdin } = batchInput(cmds);
   const timeoutMs = cmds.some((c) => c.timeoutMs !== undefined) ? cmds.reduce((t, c) => t + (c.timeoutMs ?? COMMAND_TIMEOUT_MS), 0) : undefined;
@@ -82,7 +82,7 @@ export async function execBatch(shell: HostShell, cmds: readonly BatchCommand[],
 }
 
 /** The batch's commands one round trip each (the host could not make batch.sh's temp files), with the same results. */
-async function oneByOne(shell: HostShell, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+async function oneByOne(shell: Pick<HostShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const out: (ExecResult | RemoteCommandError | undefined)[] = [];
   for (const c of cmds) {
     const opts = { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }), ...(c.stdin === undefined ? {} : { stdin: c.stdin }), ...(c.timeoutMs === undefined ? {} : { timeoutMs: c.timeoutMs }) };

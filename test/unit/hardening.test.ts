@@ -17,6 +17,7 @@ import { forgetCa, loadOrCreateCa } from '../../src/ca/ca.js';
 import { PASSPHRASE_ENV, isEncryptedKey, resolveFromInventory } from '../../src/ca/ca-key.js';
 import { compilePythonRegex } from '../../src/modules/lineinfile/edit.js';
 import { passwordSessionSql } from '../../src/modules/reset-password/module.js';
+import { Secret } from '../../src/lib/secret.js';
 import { safeText } from '../../src/report/sanitize.js';
 import { PG_BINDIR, psql, start, stop, type PgCluster } from './pg-throwaway.js';
 import { tempFiles } from './helpers.js';
@@ -223,7 +224,7 @@ pg('a failed ALTER ROLE leaves no verifier in the server log; works without pg_s
   ctx.plain = await start({ conf: LOGGY });
   const verifier = buildScramVerifier('never-in-a-log');
   // the role does not exist: ALTER ROLE fails, which used to log the statement (with the verifier)
-  const res = await psql(ctx.plain, passwordSessionSql('no_such_role', verifier), { check: false });
+  const res = await psql(ctx.plain, passwordSessionSql('no_such_role', new Secret(verifier)).reveal(), { check: false });
   assert.match(res.stderr, /does not exist/);
   const log = await readFile(ctx.plain.logFile, 'utf8');
   assert.match(log, /role "no_such_role" does not exist/, 'the error itself is logged');
@@ -231,7 +232,7 @@ pg('a failed ALTER ROLE leaves no verifier in the server log; works without pg_s
   assert.not.match(log, /SCRAM-SHA-256\$/);
   // and a successful one sets the password
   await psql(ctx.plain, 'CREATE ROLE r1 LOGIN;');
-  await psql(ctx.plain, passwordSessionSql('r1', verifier));
+  await psql(ctx.plain, passwordSessionSql('r1', new Secret(verifier)).reveal());
   assert.is((await psql(ctx.plain, "SELECT rolpassword FROM pg_authid WHERE rolname = 'r1';")).stdout.trim(), verifier);
   assert.not.ok((await readFile(ctx.plain.logFile, 'utf8')).includes(verifier.split('$')[2]!));
 });
@@ -242,7 +243,7 @@ pg('with pg_stat_statements loaded, the ALTER ROLE is not recorded', async (ctx)
   ctx.pss = await start({ conf: [...LOGGY, "shared_preload_libraries = 'pg_stat_statements'", 'pg_stat_statements.track_utility = on'] });
   await psql(ctx.pss, 'CREATE EXTENSION pg_stat_statements; CREATE ROLE r2 LOGIN;');
   const verifier = buildScramVerifier('never-in-stats');
-  await psql(ctx.pss, passwordSessionSql('r2', verifier));
+  await psql(ctx.pss, passwordSessionSql('r2', new Secret(verifier)).reveal());
   const stats = (await psql(ctx.pss, "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%ALTER ROLE%';")).stdout.trim();
   assert.is(stats, '0');
 });

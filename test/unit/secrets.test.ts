@@ -267,3 +267,18 @@ test('output files (--json, PGTLS_COMMAND_LOG) are 0600 and never written throug
 });
 
 test.run();
+
+test('Secret.of: one secret of secret parts and plain text; only the secret parts are masked wherever they appear', () => {
+  const pw = new Secret('of-test-password-1');
+  const sql = 'SET standard_conforming_strings = on;\nselect rolname from pg_authid where rolname in (\'of_test_role\');\n';
+  const stdin = Secret.of(pw, '\n', sql);
+  assert.is(stdin.reveal(), `of-test-password-1\n${sql}`);
+  assert.is(String(stdin), Secret.MASK);
+  // the same SQL asked on its own (psql -c, as the server's OS user) is not a secret: logged and replayable as it is
+  const alone = `psql -c '${sql}'`;
+  assert.is(redactKnown(alone), alone);
+  assert.is(redactKnown('echo of-test-password-1'), `echo ${Secret.MASK}`);
+  // (a whole new Secret of the same text would have masked its lines)
+  new Secret(`x\n${sql}`);
+  assert.is.not(redactKnown(alone), alone);
+});

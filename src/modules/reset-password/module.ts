@@ -130,7 +130,7 @@ export const resetPassword = defineModule({
       for (const name of stale(wanted, roles)) {
         const before = verifierType(roles.get(name));
         const verifier = buildScramVerifier(wanted.get(name)!.reveal());
-        const sql = new Secret(passwordSessionSql(name, verifier));
+        const sql = passwordSessionSql(name, new Secret(verifier));
         changes.push({
           summary: `role ${name}: ${before === 'none' ? 'no password' : `${before} password`} -> SCRAM-SHA-256`,
           diff: { kind: 'redacted', note: `password of role ${name} (SCRAM-SHA-256 verifier, not shown)` },
@@ -164,12 +164,14 @@ function pgtlsUserNames(ctx: PlanContext): string[] {
  * (track_utility off, only when the extension is loaded: elsewhere the DO block's error is swallowed
  * and the session goes on). psql runs as the database OS user, a superuser, so these SETs are allowed.
  */
-export function passwordSessionSql(role: string, verifier: string): string {
-  return (
+export function passwordSessionSql(role: string, verifier: Secret): Secret {
+  return Secret.of(
     `SET standard_conforming_strings = on;\nSET log_statement = 'none';\nSET log_min_duration_statement = -1;\n` +
-    `SET log_min_error_statement = panic;\n` +
-    `DO $pgtls$BEGIN IF current_setting('pg_stat_statements.track_utility', true) IS NOT NULL THEN ` +
-    `PERFORM set_config('pg_stat_statements.track_utility', 'off', false); END IF; EXCEPTION WHEN OTHERS THEN NULL; END$pgtls$;\n` +
-    `ALTER ROLE ${sqlIdent(role)} PASSWORD ${sqlLiteral(verifier)};\n`
+      `SET log_min_error_statement = panic;\n` +
+      `DO $pgtls$BEGIN IF current_setting('pg_stat_statements.track_utility', true) IS NOT NULL THEN ` +
+      `PERFORM set_config('pg_stat_statements.track_utility', 'off', false); END IF; EXCEPTION WHEN OTHERS THEN NULL; END$pgtls$;\n` +
+      `ALTER ROLE ${sqlIdent(role)} PASSWORD `,
+    new Secret(sqlLiteral(verifier.reveal())),
+    ';\n',
   );
 }
