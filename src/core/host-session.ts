@@ -6,7 +6,7 @@ import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
-import { commitChanges, dropRollback, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { commitChanges, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
@@ -87,7 +87,7 @@ export class HostSession {
   useBecome(become: boolean, user?: string): void {
     const settings = user ? { ...this.becomeSettings, user } : this.becomeSettings;
     if (this.shell.become !== become || this.shell.becomeSettings.user !== settings.user)
-      this.shell = new HostShell(this.transport, this.loginUser, become, settings);
+      this.shell = new HostShell(this.transport, this.loginUser, become, settings).succeed(this.shell);
   }
 
   /** The context one task plans in (a new task: the outputs of the previous task's commands are forgotten). */
@@ -164,6 +164,8 @@ export class HostSession {
 
   /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt; or why it was refused there. */
   private earlyLock?: { shell: HostShell; dir: string; taken: LockTaken };
+  /** Where what went wrong after the last task is told (begin's warn). */
+  private warnAtEnd?: (m: string) => void;
   private lockRefused?: unknown;
 
   /**
@@ -220,6 +222,7 @@ export class HostSession {
    * re-run that changes nothing still cleans what a killed run left.
    */
   async begin(vars: Readonly<Record<string, unknown>>, warn: (m: string) => void): Promise<void> {
+    this.warnAtEnd = warn;
     if (this.check || this.lock) return;
     if (this.lockRefused !== undefined) throw this.lockRefused;
     // the key that signs records is loaded, never created here: a run that changes nothing makes none
@@ -484,8 +487,9 @@ export class HostSession {
     try {
       await check(ctx);
       if (keepRollback) return; // it proves nothing about the run's changes (a check before the step it guards)
-      // The new state is proven good: it becomes the state a later failure rolls back to.
-      await dropRollback(this.shell, this.journal, this.runId);
+      // The new state is proven good: it becomes the state a later failure rolls back to. Its rollback
+      // copies go in the host's next round trip (before anything else runs there)
+      if (this.journal.length) this.shell.beforeNext(dropRollbackCommand([...this.journal], this.runId), 'removing rollback copies a passed check made useless');
       this.journal.length = 0;
       this.controllerTarget?.proven();
       return;
@@ -563,11 +567,15 @@ export class HostSession {
     // (a lock taken in the first round trip of a host that never began: its facts failed, or the run stopped first)
     const lock = this.lock ?? this.earlyLock;
     if (!this.check && lock) {
-      const { shell, dir } = lock;
+      const { dir } = lock;
+      // the session's own shell when it runs as the lock's user: what it still owes (signatures,
+      // rollback copies) goes in the same round trip
+      const shell = this.shell.effectiveUser === lock.shell.effectiveUser ? this.shell : (await this.shell.flush(), lock.shell);
       // one round trip: the rollback copies go, then (whatever became of them) the lock
       const cmds = [...(this.journal.length ? [{ cmd: dropRollbackCommand(this.journal, this.runId) }] : []), { cmd: unlockCommand(dir, this.runId) }];
       await execBatch(shell, cmds, 'all').catch(() => undefined);
-    }
+    } else await this.shell.flush().catch(() => undefined);
+    for (const f of new Set([...this.shell.allOwedFailures, ...(lock?.shell.allOwedFailures ?? [])])) this.warnAtEnd?.(`${f}; the next run on this host finishes it`);
     await this.shell.close();
   }
 }

@@ -1,7 +1,6 @@
 import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
 import { Secret, redact } from '../lib/secret.js';
 import { asUser, sh, type ShellCommand } from '../lib/sh.js';
-import type { HostShell } from './host-shell.js';
 import { standaloneScript } from './standalone-scripts.js';
 
 export type BatchMode = 'stop' | 'all' | 'first';
@@ -13,8 +12,14 @@ export type BatchMode = 'stop' | 'all' | 'first';
  */
 export const MAX_BATCH_BYTES = 120 * 1024;
 
+/** What a batch needs of its host's shell (HostShell: which imports this, so only its shape here). */
+export interface BatchShell {
+  readonly effectiveUser: string;
+  exec(cmd: ShellCommand, opts?: ExecOptions): Promise<ExecResult>;
+}
+
 /** A batch runs as its shell's user: another user's command in it goes through runuser (root runs the batch). */
-export function asUserInBatch(shell: HostShell, cmd: ShellCommand, user?: string): ShellCommand {
+export function asUserInBatch(shell: Pick<BatchShell, 'effectiveUser'>, cmd: ShellCommand, user?: string): ShellCommand {
   return user === undefined || user === shell.effectiveUser ? cmd : asUser(cmd, user, false);
 }
 
@@ -59,7 +64,7 @@ function batchInput(cmds: readonly BatchCommand[]): { inputs: string; stdin?: Se
  * the caller throws the failure's error before using them); in `first` mode only the first
  * command's failure does (the run lock, then what it guards).
  */
-export async function execBatch(shell: Pick<HostShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+export async function execBatch(shell: Pick<BatchShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const started = Date.now();
   const { inputs, stdin } = batchInput(cmds);
   const timeoutMs = cmds.some((c) => c.timeoutMs !== undefined) ? cmds.reduce((t, c) => t + (c.timeoutMs ?? COMMAND_TIMEOUT_MS), 0) : undefined;
@@ -82,7 +87,7 @@ export async function execBatch(shell: Pick<HostShell, 'exec'>, cmds: readonly B
 }
 
 /** The batch's commands one round trip each (the host could not make batch.sh's temp files), with the same results. */
-async function oneByOne(shell: Pick<HostShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+async function oneByOne(shell: Pick<BatchShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
   const out: (ExecResult | RemoteCommandError | undefined)[] = [];
   for (const c of cmds) {
     const opts = { okCodes: c.okCodes ?? [0], ...(user === undefined ? {} : { user }), ...(c.stdin === undefined ? {} : { stdin: c.stdin }), ...(c.timeoutMs === undefined ? {} : { timeoutMs: c.timeoutMs }) };

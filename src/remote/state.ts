@@ -139,7 +139,9 @@ export async function signRecords(shell: HostShell, store: StateStore | null, st
     pairs.push(`${base}.${kind}.mac`, store.signer.mac(kind, path, digest));
   }
   if (pairs.length === 0) return;
-  await shell.exec(sh`sh -c ${hostScript('sign')} pgtls-sign ${store.dir} ${pairs}`);
+  // in the next command's round trip: nothing waits for the signatures, and a run that dies first
+  // leaves the records for the next run's lock to list and sign
+  shell.beforeNext(sh`sh -c ${hostScript('sign')} pgtls-sign ${store.dir} ${pairs}`, `signing the records of ${pairs.length / 2} original(s)`);
 }
 
 /**

@@ -126,6 +126,8 @@ test('real run: a passing verify drops the rollback copies; keepRollback keeps t
   await f.session.apply([write('/etc/a', '1'), { kind: 'verify', description: 'pre', keepRollback: true, ...passes('pre') }], f.ctx);
   assert.not.ok(scriptsRun(f.transport).some((s) => s.name === 'pgtls-rollback'), 'nothing dropped yet');
   await f.session.apply([{ kind: 'verify', description: 'after', ...passes('after') }], f.ctx);
+  // (dropped in the host's next round trip: the unlock here)
+  await f.session.finish();
   const drop = scriptsRun(f.transport).find((s) => s.name === 'pgtls-rollback')!;
   assert.equal(drop.args.slice(1), ['drop', 'testrun-1', '/etc/a']);
 });

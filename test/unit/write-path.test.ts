@@ -344,8 +344,10 @@ test('9.3 a refused write still leaves its original signed; a record a killed ru
   writeFileSync(file, 'ssl = off\n');
   const st = store(b);
   const base = recordBase(b.state, file);
-  const msg = await rejects(writeRemoteFile(host().shell, file, Buffer.from('ssl = on\n'), { runId: 'r1', state: st, validate: 'false %s' }));
+  const { shell: first } = host();
+  const msg = await rejects(writeRemoteFile(first, file, Buffer.from('ssl = on\n'), { runId: 'r1', state: st, validate: 'false %s' }));
   assert.match(msg, /the validate command failed: not installed/);
+  await first.flush(); // (the signatures go with the host's next command: the run's end here)
   assert.is(readFileSync(file, 'utf8'), 'ssl = off\n');
   const digest = `${createHash('sha256').update('ssl = off\n').digest('hex')} 644 root root`;
   assert.ok(st.signer!.verify('orig', file, digest, readFileSync(`${base}.orig.mac`, 'utf8')), 'the original is signed although the write was refused');
@@ -557,6 +559,26 @@ test('batch.sh: a command with stdin gets its own (a password for psql), never o
   assert.ok(e && !(e instanceof Error) && e.stdout.toString() === `${secret.reveal()}.\n`);
 });
 
+test("a commit's signatures ride the host's next command (one round trip fewer), and run before it", async () => {
+  if (!isRoot) return;
+  const b = box();
+  const file = join(b.root, 'postgresql.conf');
+  const other = join(b.root, 'other.conf');
+  writeFileSync(file, 'ssl = off\n');
+  writeFileSync(other, 'x\n');
+  const st = store(b);
+  const { t, shell } = host();
+  const base = recordBase(b.state, file);
+  await writeRemoteFile(shell, file, Buffer.from('ssl = on\n'), { runId: 'r1', state: st });
+  assert.is(t.commands.length, 1, 'the commit alone');
+  assert.not.ok(existsSync(`${base}.installed.mac`) && existsSync(`${base}.orig.mac`), 'not signed yet');
+  await readRemoteFile(shell, other);
+  assert.is(t.commands.length, 2, 'one round trip: the signatures, then the read');
+  assert.match(t.commands[1]!, /pgtls-sign[\s\S]*pgtls-read/);
+  assert.ok(existsSync(`${base}.orig.mac`));
+  assert.equal(shell.owedFailures, []);
+});
+
 test('without a usable temp directory on the host, batches and batched reads fall back to one command each, same answers', async () => {
   if (!isRoot) return;
   const b = box();
@@ -582,13 +604,13 @@ test('a commit signs the originals of files the run had read in its own round tr
   await s.apply([{ kind: 'write', path: hba, content: Buffer.from('hostssl all all 0.0.0.0/0 scram-sha-256\n') }], ctx);
   const before = t.commands.length;
   await s.commit();
+  await s.finish(); // the signatures go with the host's next command: here the unlock
   const after = t.commands.slice(before);
   assert.ok(after.some((c) => c.includes('pgtls-sign') && c.includes(recordBase(b.state, hba)) && !c.includes(recordBase(b.state, conf))), 'only the unexpected original is signed afterwards');
   const signer = new RecordSigner('h', KEY);
   const digest = (content: string) => `${createHash('sha256').update(content).digest('hex')} 644 ${USER} ${USER}`;
   assert.ok(signer.verify('orig', conf, digest('ssl = off\n'), readFileSync(`${recordBase(b.state, conf)}.orig.mac`, 'utf8')));
   assert.ok(signer.verify('orig', hba, digest('changed\n'), readFileSync(`${recordBase(b.state, hba)}.orig.mac`, 'utf8')));
-  await s.finish();
   await uninstall(b, 'u-omac');
   assert.is(readFileSync(conf, 'utf8'), 'ssl = off\n');
   assert.is(readFileSync(hba, 'utf8'), 'changed\n');
