@@ -67,7 +67,8 @@ export async function firstTrip(
     ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
     ...replay.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
   ];
-  const results = await execBatch(shell, batch, withLock ? 'first' : 'all');
+  // after the lock, everything is a read or a query: at once on the host
+  const results = await execBatch(shell, batch, withLock ? 'first-parallel' : 'parallel');
   if (withLock) {
     const locked = results.shift();
     // refused: nothing after the lock ran; the facts are asked again without it, and the refusal is

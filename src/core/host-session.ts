@@ -275,7 +275,8 @@ export class HostSession {
       ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...(p.stdin ? { stdin: p.stdin } : {}), ...(p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) })),
     ];
     // only the lock's failure ends the batch (what it guards does not run); a read or probe that fails is asked again when a task asks it
-    const rest = await execBatch(this.shell, batch, lock ? 'first' : 'all').catch((e: unknown) => {
+    // (after the lock: reads and queries, at once on the host)
+    const rest = await execBatch(this.shell, batch, lock ? 'first-parallel' : 'parallel').catch((e: unknown) => {
       throw lockError(e);
     });
     if (lock) {

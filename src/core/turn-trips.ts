@@ -118,7 +118,8 @@ export class TurnTrips {
       results = await execBatch(
         t.shell,
         units.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) })),
-        'all',
+        // reads and queries only (a plan's questions): at once on the host
+        'parallel',
       );
     } catch (e) {
       for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));

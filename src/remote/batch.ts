@@ -3,7 +3,12 @@ import { Secret, redact } from '../lib/secret.js';
 import { asUser, sh, type ShellCommand } from '../lib/sh.js';
 import { standaloneScript } from './standalone-scripts.js';
 
-export type BatchMode = 'stop' | 'all' | 'first';
+/**
+ * stop / all / first: one after the other (see execBatch). parallel: every command at once, for
+ * read-only commands (a turn's reads and queries); first-parallel: the first alone (the run lock),
+ * then the rest at once. Answers come back in order either way.
+ */
+export type BatchMode = 'stop' | 'all' | 'first' | 'parallel' | 'first-parallel';
 
 /**
  * A batch is one command line: batch.sh and every command, each quoted. One argument may be 128 KiB
@@ -98,7 +103,7 @@ async function oneByOne(shell: Pick<BatchShell, 'exec'>, cmds: readonly BatchCom
     out.push(r);
     // as batch.sh: `stop` ends at the first exit code other than 0 (okCodes only decide what is an error)
     const failed = (r instanceof RemoteCommandError ? r.result.exitCode : r.exitCode) !== 0;
-    if (failed && (mode === 'stop' || (mode === 'first' && out.length === 1))) break;
+    if (failed && (mode === 'stop' || (mode.startsWith('first') && out.length === 1))) break;
   }
   while (out.length < cmds.length) out.push(undefined);
   return out;

@@ -137,7 +137,7 @@ export class FakeTransport implements Transport {
         const own = inputs !== '-' && inputs[i] === '1' ? Buffer.from(lines.shift() ?? '', 'base64').toString('utf8') : '';
         const r = this.answer(c, user, own);
         frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
-        if (r.exitCode !== 0 && (w[4] === 'stop' || (w[4] === 'first' && i === 0))) break;
+        if (r.exitCode !== 0 && (w[4] === 'stop' || (w[4]!.startsWith('first') && i === 0))) break;
       }
       return result(text, Buffer.concat(frames));
     }

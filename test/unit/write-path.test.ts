@@ -579,6 +579,24 @@ test("a commit's signatures ride the host's next command (one round trip fewer),
   assert.equal(shell.owedFailures, []);
 });
 
+test('batch.sh parallel: the commands run at once (each waits to see the other start), answers in order, each with its own stdin', async () => {
+  if (!isRoot) return;
+  const b = box();
+  const { shell } = host();
+  const meet = (me: string, other: string) =>
+    shCommand`touch ${join(b.root, me)}; i=0; while [ ! -e ${join(b.root, other)} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; [ -e ${join(b.root, other)} ] && cat`;
+  const [x, y, z] = await execBatch(shell, [{ cmd: meet('a', 'b'), stdin: new Secret('pw-a') }, { cmd: shCommand`echo plain` }, { cmd: meet('b', 'a'), stdin: new Secret('pw-b') }], 'parallel');
+  assert.ok(x && !(x instanceof Error) && x.stdout.toString() === 'pw-a', 'the first met the third: at once');
+  assert.ok(y && !(y instanceof Error) && y.stdout.toString() === 'plain\n');
+  assert.ok(z && !(z instanceof Error) && z.stdout.toString() === 'pw-b');
+  // first-parallel: the first alone, and when it fails nothing else runs
+  const marker = join(b.root, 'ran');
+  const [lock, after] = await execBatch(shell, [{ cmd: shCommand`exit 3`, okCodes: [3] }, { cmd: shCommand`touch ${marker}` }], 'first-parallel');
+  assert.ok(lock && !(lock instanceof Error) && lock.exitCode === 3);
+  assert.is(after, undefined);
+  assert.not.ok(existsSync(marker), 'nothing after a refused first command ran');
+});
+
 test('without a usable temp directory on the host, batches and batched reads fall back to one command each, same answers', async () => {
   if (!isRoot) return;
   const b = box();

@@ -1,10 +1,14 @@
 # shellcheck shell=sh
-# batch.sh MODE INPUTS CMD...: several commands in one round trip (src/remote/batch.ts), in order, each a
-# child `sh -c CMD` (nothing it sets leaks into the next). For each command that ran:
+# batch.sh MODE INPUTS CMD...: several commands in one round trip (src/remote/batch.ts), each a child
+# `sh -c CMD` (nothing it sets leaks into the next). For each command that ran, in order:
 #   "pgtls-cmd RC OUTLEN ERRLEN\n", then OUTLEN bytes of its stdout, then ERRLEN bytes of its stderr.
-# MODE stop: the first command that fails ends the batch (the rest did not run: no frame);
-# MODE all: every command runs.
-# MODE first: only the first command's failure ends the batch (the run lock, then what it guards).
+# MODE stop: one after the other; the first command that fails ends the batch (the rest did not
+#   run: no frame).
+# MODE all: one after the other, every command runs.
+# MODE first: one after the other; only the first command's failure ends the batch (the run lock,
+#   then what it guards).
+# MODE parallel: every command at once (read-only commands: reads and queries), answers in order.
+# MODE first-parallel: the first alone (the lock; its failure ends the batch), then the rest at once.
 # INPUTS "-": no command has stdin (each gets /dev/null). Else one character per command, 1 for a
 # command with stdin: the batch's own stdin is one base64 line per such command, in order, decoded
 # into that command's stdin through a pipe (a password for psql: never in argv, never in a file).
@@ -13,26 +17,64 @@
 set -u
 mode=$1 inputs=$2
 shift 2
-# no temp file (a full or read-only /tmp), or stdin to decode without base64: say so, the
-# controller sends the commands one by one
+# no private temp directory (a full or read-only /tmp), or stdin to decode without base64: say so,
+# the controller sends the commands one by one
 if [ "$inputs" != - ] && ! command -v base64 >/dev/null 2>&1; then echo pgtls-batch-unavailable; exit 0; fi
-out=$(mktemp 2>/dev/null) && err=$(mktemp 2>/dev/null) || { rm -f -- "${out:-}"; echo pgtls-batch-unavailable; exit 0; }
-trap 'rm -f -- "$out" "$err"' EXIT
+d=$(mktemp -d 2>/dev/null) || { echo pgtls-batch-unavailable; exit 0; }
+trap 'rm -rf -- "$d"' EXIT
+# next_input: whether the next command has stdin, and its line (read here, in order: a command put
+# in the background gets /dev/null for stdin)
+next_input() {
+  has=0 line=''
+  case $inputs in 1*) has=1 ;; esac
+  [ "$inputs" = - ] || inputs=${inputs#?}
+  if [ "$has" = 1 ]; then IFS= read -r line || :; fi
+}
+# run N CMD HAS LINE: command N, its outputs in $d
+run() {
+  if [ "$3" = 1 ]; then
+    # printf is a builtin: the decoded text is in no process's argv
+    printf '%s\n' "$4" | base64 -d 2>/dev/null | sh -c "$2" >"$d/$1.out" 2>"$d/$1.err"
+  else
+    sh -c "$2" </dev/null >"$d/$1.out" 2>"$d/$1.err"
+  fi
+}
+frame() {
+  printf 'pgtls-cmd %s %s %s\n' "$2" "$(wc -c <"$d/$1.out" | tr -d ' ')" "$(wc -c <"$d/$1.err" | tr -d ' ')"
+  cat -- "$d/$1.out" "$d/$1.err"
+}
 n=0
 for c; do
   n=$((n + 1))
-  rc=0
-  case $inputs in
-  1*)
-    line=''
-    IFS= read -r line || :
-    # printf is a builtin: the decoded text is in no process's argv
-    printf '%s\n' "$line" | base64 -d 2>/dev/null | sh -c "$c" >"$out" 2>"$err" || rc=$?
+  case $mode in
+  parallel | first-parallel)
+    if [ "$mode" = first-parallel ] && [ "$n" = 1 ]; then
+      rc=0
+      next_input
+      run 1 "$c" "$has" "$line" || rc=$?
+      frame 1 "$rc"
+      [ "$rc" = 0 ] || exit 0
+    else
+      next_input
+      { rc=0; run "$n" "$c" "$has" "$line" || rc=$?; echo "$rc" >"$d/$n.rc"; } &
+    fi
     ;;
-  *) sh -c "$c" </dev/null >"$out" 2>"$err" || rc=$? ;;
+  *)
+    rc=0
+    next_input
+    run "$n" "$c" "$has" "$line" || rc=$?
+    frame "$n" "$rc"
+    if [ "$rc" != 0 ] && { [ "$mode" = stop ] || { [ "$mode" = first ] && [ "$n" = 1 ]; }; }; then exit 0; fi
+    ;;
   esac
-  [ "$inputs" = - ] || inputs=${inputs#?}
-  printf 'pgtls-cmd %s %s %s\n' "$rc" "$(wc -c <"$out" | tr -d ' ')" "$(wc -c <"$err" | tr -d ' ')"
-  cat -- "$out" "$err"
-  if [ "$rc" != 0 ] && { [ "$mode" = stop ] || { [ "$mode" = first ] && [ "$n" = 1 ]; }; }; then exit 0; fi
+done
+case $mode in parallel | first-parallel) ;; *) exit 0 ;; esac
+wait
+i=0
+[ "$mode" = first-parallel ] && i=1
+while [ "$i" -lt "$n" ]; do
+  i=$((i + 1))
+  rc=255
+  IFS= read -r rc <"$d/$i.rc" 2>/dev/null || rc=255
+  frame "$i" "$rc"
 done
