@@ -14,6 +14,7 @@ import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { ShellCommand, sh } from '../lib/sh.js';
 import type { FileState, HostFacts } from '../lib/plan-types.js';
 import type { Probe, ReplayRecord } from './probe.js';
+import type { Secret } from '../lib/secret.js';
 
 export interface FirstTrip {
   facts: HostFacts;
@@ -34,7 +35,8 @@ export async function firstTrip(
   shell: HostShell,
   loginUser: string,
   probes: readonly ShellCommand[],
-  withLock?: { lock: ShellCommand; replay: ReplayRecord },
+  /** `secret`: a host variable's value, for a replayed login that names the variable its password is. */
+  withLock?: { lock: ShellCommand; replay: ReplayRecord; secret?: (name: string) => Secret | undefined },
 ): Promise<FirstTrip> {
   const names = sh`hostname; hostname -f 2>/dev/null || hostname; (hostname -I 2>/dev/null || ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1) | tr ' ' '\n'`;
   const trip: FirstTrip = { facts: { hostname: '', fqdn: '', addresses: [], loginUser }, answers: [], reads: [], replayed: [] };
@@ -53,7 +55,9 @@ export async function firstTrip(
   let room = MAX_BATCH_BYTES - batchScriptBytes() - fixed.reduce((n, c) => n + batchBytes(c), 0);
   const replay: Probe[] = [];
   for (const p of withLock?.replay.probes ?? []) {
-    const probe = { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) };
+    const stdin = p.stdinVar === undefined ? undefined : withLock?.secret?.(p.stdinVar);
+    if (p.stdinVar !== undefined && !stdin) continue; // (the variable is gone: its login is asked when asked)
+    const probe: Probe = { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }), ...(stdin ? { stdin } : {}) };
     const size = batchBytes(as(probe.cmd, probe.user));
     if (size > room) continue;
     room -= size;
@@ -65,7 +69,7 @@ export async function firstTrip(
     { cmd: names },
     ...probes.map((cmd) => ({ cmd, okCodes: [] })),
     ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
-    ...replay.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [] })),
+    ...replay.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...(p.stdin ? { stdin: p.stdin } : {}) })),
   ];
   // after the lock, everything is a read or a query: at once on the host
   const results = await execBatch(shell, batch, withLock ? 'first-parallel' : 'parallel');

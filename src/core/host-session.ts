@@ -1,3 +1,4 @@
+import { Secret } from '../lib/secret.js';
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from '../lib/errors.js';
 import type { Action, ControllerTarget, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
@@ -155,9 +156,12 @@ export class HostSession {
     for (const f of files) this.readSet.set(readKey(f.path, f.user), f.user === undefined ? { path: f.path } : { path: f.path, user: f.user });
   }
 
+  /** The host variable whose value a login's password is (the replay record names it, never the value). */
+  secretVarOf?: (password: Secret) => string | undefined;
+
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
-    this.kept.noteAsked(cmd, exec);
+    this.kept.noteAsked(cmd, exec, exec.stdin instanceof Secret ? this.secretVarOf?.(exec.stdin) : undefined);
     if (!independentOfFiles) await this.commit();
     return this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
   }

@@ -9,7 +9,7 @@
  */
 import type { ShellCommand } from '../lib/sh.js';
 import type { ExecOptions, ExecResult } from '../lib/transport.js';
-import { probeKey, type Probe } from './probe.js';
+import { probeKey, type Probe, type RecordedProbe } from './probe.js';
 
 /** This host's and the whole run's change counts: an answer asked before either moved is stale. */
 export interface ChangeStamp {
@@ -34,7 +34,7 @@ export class KeptAnswers {
    * The stdin-free queries this run asked (but the first round trip's discovery): the replay record's;
    * `late`: first asked after a host of the run had changed something (a no-change run may not ask it).
    */
-  private readonly asked = new Map<string, { probe: Probe; late: boolean }>();
+  private readonly asked = new Map<string, { probe: Probe; late: boolean; stdinVar?: string }>();
   private readonly firstTrip = new Set<string>();
 
   constructor(private readonly now: () => ChangeStamp) {}
@@ -61,12 +61,17 @@ export class KeptAnswers {
     if (discovery) this.firstTrip.add(key);
   }
 
-  /** A query is being asked: noted for the replay record when it can be replayed (no stdin, no timeout of its own). */
-  noteAsked(cmd: ShellCommand, exec: { user?: string; stdin?: unknown; timeoutMs?: number }): void {
-    const key = probeKey(cmd, exec.user);
-    if (exec.stdin === undefined && exec.timeoutMs === undefined && !this.firstTrip.has(key) && !this.asked.has(key)) {
+  /**
+   * A query is being asked: noted for the replay record when it can be replayed: no stdin, or a
+   * password that is the value of host variable `stdinVar` (a login, whose limit the batch keeps).
+   */
+  noteAsked(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin' | 'timeoutMs'>, stdinVar?: string): void {
+    const key = probeKey(cmd, exec.user, exec.stdin);
+    const replayable = exec.stdin === undefined ? exec.timeoutMs === undefined : stdinVar !== undefined;
+    if (replayable && !this.firstTrip.has(key) && !this.asked.has(key)) {
       const now = this.now();
-      this.asked.set(key, { probe: { cmd, ...(exec.user === undefined ? {} : { user: exec.user }) }, late: now.host > 0 || now.run > 0 });
+      const probe: Probe = { cmd, ...(exec.user === undefined ? {} : { user: exec.user }), ...(exec.timeoutMs === undefined ? {} : { timeoutMs: exec.timeoutMs }) };
+      this.asked.set(key, { probe, late: now.host > 0 || now.run > 0, ...(stdinVar === undefined ? {} : { stdinVar }) });
     }
   }
 
@@ -88,11 +93,11 @@ export class KeptAnswers {
    * what it asked before any change first: that is what a no-change run asks, and the first round trip
    * takes the record in order as far as its size allows.
    */
-  recorded(): { cmd: string; user?: string }[] {
+  recorded(): RecordedProbe[] {
     const all = [...this.asked.values()];
     // (of what came after a change, the small ones first: more of them fit, and the big ones are host
     // scripts a changed state needed, such as a key probe asked again after the keys were made)
     const late = all.filter((a) => a.late).sort((a, b) => a.probe.cmd.text.length - b.probe.cmd.text.length);
-    return [...all.filter((a) => !a.late), ...late].map(({ probe: p }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }) }));
+    return [...all.filter((a) => !a.late), ...late].map(({ probe: p, stdinVar }) => ({ cmd: p.cmd.text, ...(p.user === undefined ? {} : { user: p.user }), ...(stdinVar === undefined ? {} : { stdinVar }) }));
   }
 }

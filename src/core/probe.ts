@@ -8,10 +8,20 @@ import { Secret } from '../lib/secret.js';
 import type { ShellCommand } from '../lib/sh.js';
 import type { ExecOptions } from '../lib/transport.js';
 
-/** What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command texts, never a secret. */
+/**
+ * What one run leaves the next on this host to ask with its lock (HostSession.replayRecord); command
+ * texts, never a secret. A login's password is named, not kept: `stdinVar` is the host's variable
+ * whose value its stdin was, and the next run sends that variable's value as it is then.
+ */
 export interface ReplayRecord {
   reads: { path: string; user?: string }[];
-  probes: { cmd: string; user?: string }[];
+  probes: RecordedProbe[];
+}
+
+export interface RecordedProbe {
+  cmd: string;
+  user?: string;
+  stdinVar?: string;
 }
 
 /** A read-only command a task will run, as the shell's user unless it names another; a login's password on stdin. */

@@ -10,6 +10,9 @@
  * pgtls, that nobody else can write, in a directory of that user's that nobody else can write. Any
  * other file is ignored (and never followed through a symlink). No secret is ever in it: commands
  * never carry one (src/lib/sh.ts), and a text that names a known secret is left out all the same.
+ * A password login is kept with the name of the host variable its password came from (`stdinVar`):
+ * the next run sends that variable's value as the inventory has it then, on the batch's stdin; the
+ * answer counts only for the identical login with the identical password, as any other.
  *
  * Where: $PGTLS_CACHE_DIR, else $XDG_CACHE_HOME/pgtls, else ~/.cache/pgtls; PGTLS_CACHE_DIR=off
  * keeps no record.
@@ -33,7 +36,9 @@ const MAX_RECORD_BYTES = 192 * 1024;
 
 const recordSchema = z.object({
   reads: z.array(z.object({ path: z.string().startsWith('/'), user: z.string().min(1).optional() }).strict()).max(MAX_READS),
-  probes: z.array(z.object({ cmd: z.string().min(1).max(MAX_COMMAND_BYTES), user: z.string().min(1).optional() }).strict()).max(MAX_PROBES),
+  probes: z
+    .array(z.object({ cmd: z.string().min(1).max(MAX_COMMAND_BYTES), user: z.string().min(1).optional(), stdinVar: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() }).strict())
+    .max(MAX_PROBES),
 });
 
 /** The directory of the records, or null when they are off. */
@@ -113,6 +118,6 @@ function dirIsPrivate(dir: string): boolean {
 function stripUndefined(r: z.infer<typeof recordSchema>): ReplayRecord {
   return {
     reads: r.reads.map((x) => (x.user === undefined ? { path: x.path } : { path: x.path, user: x.user })),
-    probes: r.probes.map((x) => (x.user === undefined ? { cmd: x.cmd } : { cmd: x.cmd, user: x.user })),
+    probes: r.probes.map((x) => ({ cmd: x.cmd, ...(x.user === undefined ? {} : { user: x.user }), ...(x.stdinVar === undefined ? {} : { stdinVar: x.stdinVar }) })),
   };
 }

@@ -8,6 +8,7 @@ import { HostShell } from '../remote/host-shell.js';
 import { SshTransport } from '../remote/ssh.js';
 import { factProviders } from '../facts/index.js';
 import { SecretOnCommandLineError, ShellCommand } from '../lib/sh.js';
+import { Secret } from '../lib/secret.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
 import { HostSession, newRunId, runLocalOp } from './host-session.js';
@@ -577,7 +578,9 @@ class Runner {
     const lockFirst = !this.opts.check && c.ansible_user === 'root' && (c.ansible_become_user ?? 'root') === 'root' && !String(vars.pgtls_state_dir ?? '').includes('{{');
     // (a first round trip that fails leaves no session to close at the end: its connection is closed
     // here, or the process would not exit)
-    const trip = await firstTrip(first, c.ansible_user, probes, lockFirst ? { lock: lockCommand(stateDir, this.runId), replay: last } : undefined).catch(async (e: unknown) => {
+    // a replayed login names the host variable its password is: the variable's value now, or nothing
+    const secret = (name: string) => (vars[name] instanceof Secret ? (vars[name] as Secret) : undefined);
+    const trip = await firstTrip(first, c.ansible_user, probes, lockFirst ? { lock: lockCommand(stateDir, this.runId), replay: last, secret } : undefined).catch(async (e: unknown) => {
       await transport.close().catch(() => undefined);
       throw e;
     });
@@ -588,9 +591,16 @@ class Runner {
     session.runState = this.runState;
     session.keepAnswers(trip.answers, first.effectiveUser);
     session.keepFirstTrip(trip, first, stateDir);
+    session.secretVarOf = (password) => Object.keys(vars).find((k) => vars[k] instanceof Secret && (vars[k] as Secret).reveal() === password.reveal());
     if (!lockFirst) {
       session.expectReads(last.reads);
-      session.expectQueries(last.probes.map((p) => ({ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }) })));
+      session.expectQueries(
+        last.probes.flatMap((p) => {
+          const stdin = p.stdinVar === undefined ? undefined : secret(p.stdinVar);
+          if (p.stdinVar !== undefined && !stdin) return [];
+          return [{ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }), ...(stdin ? { stdin } : {}) }];
+        }),
+      );
     }
     this.sessions.set(host, session);
     return session;

@@ -3,7 +3,7 @@
 // records (HostSession.replayRecord): paths and command texts, never content or stdin; no first-trip discovery.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadReplay, replayDir, replayFile, saveReplay } from '../../src/core/replay-cache.js';
@@ -134,6 +134,33 @@ test('the first round trip stays one command line an argument can hold: replayed
   assert.equal(trip.replayed.map((r) => r.probe.cmd.text.slice(0, 5)), ['big y', 'small']);
   const sent = transport.log.find((l) => /pgtls-batch/.test(l.cmd))!;
   assert.ok(sent.cmd.length < 128 * 1024, `${sent.cmd.length} bytes`);
+});
+
+test("a password login is recorded by the name of the host variable its password is, never the value; the next first round trip sends that variable's value", async () => {
+  const password = new Secret('replay-login-pw-1');
+  const f = fakeSession({ answers: [{ match: /^psql/, stdout: '1\n' }] }, { vars: { pgtls_track_originals: false } });
+  f.session.secretVarOf = (p) => (p.reveal() === password.reveal() ? 'webadmin_password' : undefined);
+  await f.ctx.query(sh`psql host=pg3 -f -`, { stdin: new Secret(password.reveal()), timeoutMs: 30_000 });
+  await f.ctx.query(sh`psql host=pg9 -f -`, { stdin: new Secret('not-a-variable-pw'), timeoutMs: 30_000 });
+  const record = f.session.replayRecord();
+  assert.equal(record.probes, [{ cmd: 'psql host=pg3 -f -', stdinVar: 'webadmin_password' }], 'only the login whose password a variable holds');
+  const dir = mkdtempSync(join(tmpdir(), 'pgtls-replay-login-'));
+  const file = join(dir, 'login.json');
+  saveReplay(file, record);
+  assert.not.ok(readFileSync(file, 'utf8').includes('replay-login-pw-1'), 'the value is not in the file');
+  const loaded = loadReplay(file);
+  assert.equal(loaded.probes, record.probes);
+
+  const transport = new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg3\n' }, { match: /^psql host=pg3/, stdin: /^now-pw$/, stdout: 'in\n' }] });
+  const now = new Secret('now-pw');
+  const trip = await firstTrip(new HostShell(transport, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-4'), replay: loaded, secret: (n) => (n === 'webadmin_password' ? now : undefined) });
+  assert.is(trip.replayed.length, 1);
+  assert.is(trip.replayed[0]!.probe.stdin, now, "the variable's value as it is now");
+  assert.is(trip.replayed[0]!.result.stdout.toString(), 'in\n', 'and the host got it on stdin');
+  assert.not.ok(transport.log.some((l) => l.cmd.includes('now-pw')), 'never on a command line');
+  const none = await firstTrip(new HostShell(new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg3\n' }] }), 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-5'), replay: loaded });
+  assert.equal(none.replayed, [], 'no such variable: not replayed');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();
