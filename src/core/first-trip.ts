@@ -9,6 +9,7 @@
 import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
 import type { HostShell } from '../remote/host-shell.js';
 import { parseReadMany, readManyCommand } from '../remote/files.js';
+import { mergeSqlReads } from '../remote/sql-merge.js';
 import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { ShellCommand, sh } from '../lib/sh.js';
@@ -64,12 +65,14 @@ export async function firstTrip(
     replay.push(probe);
   }
   // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
+  // (the replayed SQL reads of one server: one psql session, src/remote/sql-merge.ts)
+  const merged = mergeSqlReads(replay, () => []);
   const batch: BatchCommand[] = [
     ...(withLock ? [{ cmd: withLock.lock }] : []),
     { cmd: names },
     ...probes.map((cmd) => ({ cmd, okCodes: [] })),
     ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
-    ...replay.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...(p.stdin ? { stdin: p.stdin } : {}) })),
+    ...merged.send.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...('stdin' in p && p.stdin ? { stdin: p.stdin } : {}) })),
   ];
   // after the lock, everything is a read or a query: at once on the host
   const results = await execBatch(shell, batch, withLock ? 'first-parallel' : 'parallel');
@@ -92,8 +95,9 @@ export async function firstTrip(
     const r = results.shift();
     if (r && !(r instanceof Error)) trip.reads.push({ ...(user === undefined ? {} : { user }), files: parseReadMany(r.stdout, paths) });
   }
-  for (const probe of replay) {
-    const r = results.shift();
+  const answered = merged.expand(results.splice(0, merged.send.length));
+  for (const [i, probe] of replay.entries()) {
+    const r = answered[i];
     if (r instanceof RemoteCommandError) trip.replayed.push({ probe, result: r.result });
   }
   return trip;

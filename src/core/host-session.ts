@@ -8,6 +8,7 @@ import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
+import { mergeSqlReads } from '../remote/sql-merge.js';
 import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
@@ -272,11 +273,13 @@ export class HostSession {
     const taken: LockTaken = { stdout: Buffer.alloc(0), cleaned: [] };
     if (reads.length === 0 && probes.length === 0) return lock ? lockHost(this.shell, dir, this.runId) : taken;
     const generation = this.reads.generation;
+    // (the SQL reads of one server: one psql session, src/remote/sql-merge.ts)
+    const merged = mergeSqlReads(probes.map(({ probe }) => probe), () => []);
     const batch = [
       ...(lock ? [{ cmd: lockCommand(dir, this.runId) }] : []),
       ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
       // okCodes []: every answer comes back as an error object; the query's own okCodes decide
-      ...probes.map(({ probe: p }) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...(p.stdin ? { stdin: p.stdin } : {}), ...(p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) })),
+      ...merged.send.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...('stdin' in p && p.stdin ? { stdin: p.stdin } : {}), ...('timeoutMs' in p && p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) })),
     ];
     // only the lock's failure ends the batch (what it guards does not run); a read or probe that fails is asked again when a task asks it
     // (after the lock: reads and queries, at once on the host)
@@ -294,8 +297,9 @@ export class HostSession {
         if (read && !(read instanceof Error))
           for (const [p, f] of parseReadMany(read.stdout, paths)) this.reads.memo(readKey(p, user), () => Promise.resolve(f));
       }
+      const answered = merged.expand(rest);
       for (const [i, { probe, askers }] of probes.entries()) {
-        const r = rest[i];
+        const r = answered[i];
         if (r instanceof RemoteCommandError) this.kept.keep(probe, probe.user ?? runAs, r.result, askers);
       }
     }

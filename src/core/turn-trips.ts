@@ -9,6 +9,7 @@ import type { ShellCommand } from '../lib/sh.js';
 import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
 import { asUserInBatch, execBatch } from '../remote/batch.js';
 import { parseReadMany, readManyCommand, readRemoteFile } from '../remote/files.js';
+import { mergeSqlReads } from '../remote/sql-merge.js';
 import type { HostShell } from '../remote/host-shell.js';
 
 /** At most this many files in one batched read (what was asked, then the read set). */
@@ -105,6 +106,7 @@ export class TurnTrips {
     }
     for (const p of t.probes) units.push({ ...p, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
     if (units.length === 0) return;
+    const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
     if (units.length === 1) {
       // one command: on its own, exactly as before
       const u = units[0]!;
@@ -113,11 +115,11 @@ export class TurnTrips {
       await t.shell.exec(cmd, opts).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
       return;
     }
-    let results: (ExecResult | RemoteCommandError | undefined)[];
+    let results: (ExecResult | Error | undefined)[];
     try {
       results = await execBatch(
         t.shell,
-        units.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) })),
+        send.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) })),
         // reads and queries only (a plan's questions): at once on the host
         'parallel',
       );
@@ -125,6 +127,7 @@ export class TurnTrips {
       for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));
       return;
     }
+    results = expand(results);
     for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
   }
 

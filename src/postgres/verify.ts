@@ -91,6 +91,14 @@ export async function loginCheck(ctx: PlanContext, s: PgServer, st: ServerState,
   throw new Error(failure);
 }
 
+/** A check started early and judged later: its failure, or null (never an unhandled rejection meanwhile). */
+function settle(p: Promise<void>): Promise<unknown> {
+  return p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+}
+
 /**
  * Polls until the reload/restart is visible, then runs every check. This is what makes "TLS served
  * before hostssl" hold (README "Ordering constraints"): install.yaml's "Serve TLS now" task runs it
@@ -127,18 +135,20 @@ export async function verifyServer(
     throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);
   const errors = [...st.hbaErrors, ...st.confErrors];
   if (errors.length) throw new Error(`PostgreSQL reports configuration errors (it kept the old settings): ${errors.join('; ')}`);
+  // The certificate on disk, the one served, and the password login are asked together (one round
+  // trip: the login's password on the batch's stdin), then the key against that certificate; they
+  // are judged in this order, so the first problem is the one reported.
+  const hasLogin = !!login.password && login.password.reveal() !== '';
+  const loggedIn = hasLogin ? settle(loginCheck(ctx, s, st, login)) : null;
   if (st.ssl) {
-    const cert = await ctx.readFile(st.certFile, { user: s.osUser });
+    const t = connectTarget(ctx, s, login.verifyHost);
+    const [read, handshake] = await Promise.allSettled([ctx.readFile(st.certFile, { user: s.osUser }), servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host))]);
+    if (read.status === 'rejected') throw read.reason;
+    const cert = read.value;
     if (!cert) throw new Error(`ssl is on but ${st.certFile} does not exist`);
     const certPem = cert.content.toString('utf8');
-    const t = connectTarget(ctx, s, login.verifyHost);
-    // asked together (one round trip), judged in order: a key problem is the reason to report
-    const [key, handshake] = await Promise.allSettled([
-      serverKeyProblem(ctx, s.osUser, st.keyFile, certPem),
-      servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host)),
-    ]);
-    if (key.status === 'rejected') throw key.reason;
-    if (key.value) throw new Error(`${key.value}; PostgreSQL keeps its previous TLS setup and would not restart`);
+    const key = await serverKeyProblem(ctx, s.osUser, st.keyFile, certPem);
+    if (key) throw new Error(`${key}; PostgreSQL keeps its previous TLS setup and would not restart`);
     if (handshake.status === 'rejected') throw handshake.reason;
     const served = handshake.value;
     if (!served.pem) throw new Error(`the server does not accept TLS on port ${s.port} (${served.via}${served.detail ? `: ${served.detail}` : ''})`);
@@ -147,7 +157,7 @@ export async function verifyServer(
     if (got !== want)
       throw new Error(`the server presents certificate ${got.slice(0, 23)}…, not ${st.certFile} (${want.slice(0, 23)}…): the new TLS setup was not loaded (see the server log)`);
   }
-  if (login.password && login.password.reveal() !== '') await loginCheck(ctx, s, st, login);
+  if (loggedIn) await loggedIn.then((e) => { if (e) throw e; });
   else ctx.warn('no login_password: the password login over TLS was not checked');
   if (st.pendingRestart.length && action === 'reload') ctx.warn(`settings that need a restart to apply: ${st.pendingRestart.join(', ')}`);
 }

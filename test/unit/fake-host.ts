@@ -13,7 +13,7 @@ import { actionRegistry } from '../../src/core/run-state.js';
 import { modules } from '../../src/modules/index.js';
 import type { Change, FileState, PlanContext } from '../../src/lib/plan-types.js';
 import type { ExecResult, Transport } from '../../src/lib/transport.js';
-import type { ShellCommand } from '../../src/lib/sh.js';
+import { quote, type ShellCommand } from '../../src/lib/sh.js';
 
 export interface FakeFile {
   content: string | Buffer;
@@ -139,6 +139,19 @@ export class FakeTransport implements Transport {
         frames.push(Buffer.from(`pgtls-cmd ${r.exitCode} ${r.stdout.length} ${r.stderr.length}\n`), r.stdout, r.stderr);
         if (r.exitCode !== 0 && (w[4] === 'stop' || (w[4]!.startsWith('first') && i === 0))) break;
       }
+      return result(text, Buffer.concat(frames));
+    }
+    // several SQL reads in one psql session (src/remote/sql-merge.ts): each answered as if asked alone
+    if (w[0] === 'sh' && w[1] === '-c' && w[3] === 'pgtls-sql-many') {
+      this.log.push({ cmd: text, user, stdin });
+      const psqlLine = /\n(.*) -v ON_ERROR_STOP=0 "\$@"/.exec(w[2]!)![1]!;
+      const sqls = w.slice(5).filter((_, i) => i % 10 === 3);
+      const frames: Buffer[] = [];
+      for (const q of sqls) {
+        const r = this.answer(`cd / && exec ${psqlLine} -c ${quote(q)}`, user, '');
+        frames.push(Buffer.from(`pgtls-sql ${r.exitCode === 0 ? 'false' : 'true'} ${r.stdout.length}\n`), r.stdout);
+      }
+      frames.push(Buffer.from('pgtls-sql-end 0 0\n'));
       return result(text, Buffer.concat(frames));
     }
     // read-only SQL as the OS user comes as psql's -c argument (sqlReadInvocation): matched as its stdin would be
