@@ -301,6 +301,9 @@ export class HostSession {
       for (const [i, { probe, askers }] of probes.entries()) {
         const r = answered[i];
         if (r instanceof RemoteCommandError) this.kept.keep(probe, probe.user ?? runAs, r.result, askers);
+        // asked, so the next run's record has it: in its first round trip, not a round trip of its own
+        const exec = { ...(probe.user === undefined ? {} : { user: probe.user }), ...(probe.stdin ? { stdin: probe.stdin } : {}) };
+        this.kept.noteAsked(probe.cmd, exec, probe.stdin ? this.secretVarOf?.(probe.stdin) : undefined);
       }
     }
     return taken;

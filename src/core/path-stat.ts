@@ -60,7 +60,9 @@ export async function statWithOverlay(
   // (a probe of the host waits for them), which empties the overlay of exactly these paths.
   const planned = new Map<string, PathStat | null>();
   for (const p of new Set(paths)) if (overlay.has(p)) planned.set(p, overlay.get(p) ? pendingStat(overlay.get(p)!.content) : null);
-  const host = await onHost([...new Set(paths)].filter((p) => !planned.has(p)));
+  // all of them, planned or not: the same question whatever this run planned, so the next run (the
+  // replay record) asks it in its first round trip; the overlay's answers win
+  const host = await onHost([...new Set(paths)]);
   const out = new Map<string, PathStat>();
   for (const p of paths) {
     const st = planned.has(p) ? planned.get(p) : host.get(p);

@@ -213,14 +213,18 @@ test('applyPlan: planned actions carry a hash and length, never the content', as
   assert.match(r.planned[0]!.sha256!, /^[0-9a-f]{64}$/);
 });
 
-test('stat: a planned file stays "changed by this run" when asking the host commits it meanwhile', async () => {
+test('stat: a planned file stays "changed by this run" when asking the host commits it meanwhile; the host is asked the same question either way', async () => {
   const overlay = new Map<string, { content: Buffer; mode: string; owner: string; group: string } | null>([
     ['/etc/pg/postgresql.conf', { content: Buffer.from('ssl = on\n'), mode: '644', owner: 'postgres', group: 'postgres' }],
   ]);
   const got = await statWithOverlay(overlay, ['/etc/pg/postgresql.conf', '/etc/pg/pg_hba.conf'], async (rest) => {
-    assert.equal(rest, ['/etc/pg/pg_hba.conf'], 'only what the overlay does not answer is asked of the host');
+    // (every path: the next run's replay record asks this identical query in its first round trip)
+    assert.equal(rest, ['/etc/pg/postgresql.conf', '/etc/pg/pg_hba.conf'], 'every path, planned or not');
     overlay.clear(); // the probe waited for the pending writes: they are on the host now
-    return new Map([['/etc/pg/pg_hba.conf', { mtime: 1, ctime: 1, size: 3 }]]);
+    return new Map([
+      ['/etc/pg/postgresql.conf', { mtime: 1, ctime: 1, size: 9 }],
+      ['/etc/pg/pg_hba.conf', { mtime: 1, ctime: 1, size: 3 }],
+    ]);
   });
   assert.ok(got.get('/etc/pg/postgresql.conf')?.pending, 'still newer than the last reload (a restart plans its reload)');
   assert.is(got.get('/etc/pg/pg_hba.conf')?.mtime, 1);
