@@ -193,14 +193,15 @@ async function main(): Promise<number> {
   };
 
   try {
-    // pgtls: first run, then the no-change re-run; the floor on the same hosts afterwards.
+    // pgtls: first run, the no-change re-run (its replay record is the first run's), a second one
+    // (a no-change run's record: the steady state of a pipeline); the floor on the same hosts afterwards.
     {
       const lab = await freshLab('pgtls');
-      for (const job of ['install', 'rerun'] as const) {
+      for (const job of ['install', 'rerun', 'rerun2'] as const) {
         const base = path.join(logDir, `pgtls-${job}`);
         say(`pgtls: ${job}`);
         const m = await measure('node', [path.join(REPO, 'bin', 'pgtls.js'), 'run', playbook, '-i', lab.inventory, '-f', String(o.n), ...connectTimeout(o.n), '--json', `${base}.json`], {
-          // its own replay record (src/core/replay-cache.ts): none for the first run on fresh hosts, the first run's for the re-run
+          // its own replay record (src/core/replay-cache.ts): none for the first run on fresh hosts, the previous run's after
           env: { ...process.env, CI: '1', PGTLS_COMMAND_LOG: `${base}.commands`, PGTLS_CACHE_DIR: path.join(work, 'pgtls-cache') },
           cwd: REPO,
           timeoutMs,

@@ -78,6 +78,9 @@ test("targets: issue 12's thresholds per kind of run (N = 3, large N, lineinfile
   const noAnsible = targets('install', 3, runs.slice(0, 3), ratios(runs.slice(0, 3)));
   assert.is(noAnsible[0]?.met, null);
   assert.is(noAnsible[0]?.measured, 'not measured');
+  // a second re-run (the steady state) is judged on its own line; the ratios stay the first re-run's
+  const steady = targets('install', 3, [...runs, run('pgtls', 'rerun2', 0.4, { commandsPerHost: { pg1: 3, pg2: 4 } })], ratios(runs));
+  assert.equal(steady.find((t) => t.what === 'second no-change re-run: remote commands per host (max)')?.met, false, '4 > 3');
   const li = targets('lineinfile', 200, [run('pgtls', 'install', 5, { maxRssMB: 310 }), run('pgtls', 'rerun', 3)], ratios([]));
   assert.equal(li.map((t) => t.met), [false, true]);
 });
