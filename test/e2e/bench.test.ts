@@ -30,7 +30,7 @@ if (!labAvailable()) {
     assert.is(j.n, 3);
     assert.is(j.mode, 'install');
     assert.is(j.quick, true);
-    assert.equal(j.runs.map((x) => `${x.tool}/${x.job}`), ['pgtls/install', 'pgtls/rerun', 'ssh/floor']);
+    assert.equal(j.runs.map((x) => `${x.tool}/${x.job}`), ['pgtls/install', 'pgtls/rerun', 'pgtls/rerun2', 'ssh/floor']);
     for (const x of j.runs) {
       const what = `${x.tool}/${x.job}`;
       assert.is(x.exitCode, 0, what);
@@ -39,19 +39,21 @@ if (!labAvailable()) {
       assert.ok(x.maxRssMB > 0, `${what}: rss ${x.maxRssMB}`);
       assert.is(x.loadBefore.length, 3, what);
     }
-    const [install, rerun] = j.runs;
+    const [install, rerun, rerun2] = j.runs;
     assert.ok(install!.changed !== null && install!.changed > 0, `first run changed ${install!.changed}`);
     assert.is(rerun!.changed, 0, 'the no-change re-run changed something');
+    assert.is(rerun2!.changed, 0, 'the second re-run changed something');
     assert.is(install!.failedHosts, 0);
-    for (const x of [install!, rerun!]) {
+    for (const x of [install!, rerun!, rerun2!]) {
       const c = x.commandsPerHost ?? {};
       assert.equal(Object.keys(c).sort(), ['pg1', 'pg2', 'pg3'], `${x.job}: commands counted per host`);
       for (const [h, k] of Object.entries(c)) assert.ok(k > 0, `${x.job}: ${h} ${k}`);
       assert.ok((x.topTasks ?? []).length > 0, `${x.job}: per-task durations from the JSON report`);
     }
-    // a re-run never issues more commands than the first run on the same host
+    // a re-run never issues more commands than the first run on the same host, the second no more than the first re-run
     for (const [h, k] of Object.entries(rerun!.commandsPerHost ?? {})) {
       assert.ok(k <= (install!.commandsPerHost?.[h] ?? 0), `${h}: re-run ${k} commands > first run`);
+      assert.ok((rerun2!.commandsPerHost?.[h] ?? Infinity) <= k, `${h}: second re-run ${rerun2!.commandsPerHost?.[h]} commands > re-run ${k}`);
     }
     assert.ok(j.ratios.rerunPgtlsOverFloor !== null && j.ratios.rerunPgtlsOverFloor > 0);
     assert.is(j.ratios.installAnsibleOverPgtls, null, 'quick mode runs no Ansible');
@@ -65,10 +67,12 @@ if (!labAvailable()) {
     rmSync(out, { force: true });
     rmSync(out.replace(/\.json$/, '.txt'), { force: true });
     assert.is(j.mode, 'lineinfile');
-    const [install, rerun, floor] = j.runs;
+    const [install, rerun, rerun2, floor] = j.runs;
     // 14 lineinfile tasks on 2 hosts, every one a change on the seeded files
     assert.is(install!.changed, 28);
     assert.is(rerun!.changed, 0);
+    assert.is(rerun2!.changed, 0);
+    assert.is(floor!.job, 'floor');
     assert.is(floor!.exitCode, 0, 'the floor read every seeded file');
     assert.equal(j.targets.map((t) => t.what), ['pgtls controller peak RSS, first run', 'pgtls controller peak RSS, re-run']);
   });
