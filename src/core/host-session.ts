@@ -1,7 +1,7 @@
 import { Secret } from '../lib/secret.js';
 import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from '../lib/errors.js';
-import type { Action, ControllerTarget, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
+import type { Action, ControllerTarget, DeclaredLogin, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
 import { JournaledController } from './controller-target.js';
 import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
@@ -142,6 +142,11 @@ export class HostSession {
     // its size decides whether it comes along with later misses (a big file is read only when asked)
     read.then((f) => void (entry.size = f?.content.length ?? 0), () => undefined);
     return read;
+  }
+
+  /** Logins a task declares, for the next run's replay record (not asked now). */
+  recordLogins(logins: readonly DeclaredLogin[]): void {
+    for (const l of logins) this.kept.noteAsked(l.cmd, { stdin: l.password, ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }) }, this.secretVarOf?.(l.password));
   }
 
   /** A file as this run has read it already (by the shell's user), or undefined: never a round trip. */

@@ -534,7 +534,14 @@ class Runner {
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const applied = await applyPlan(() => mod.plan(ctx, parsed.data), (actions, c) => session.apply(actions, c), ctx, this.opts.check);
+      const plan = async () => {
+        const changes = await mod.plan(ctx, parsed.data);
+        // the logins it declares, from the files as its plan just read them: for the next run's record
+        // even when this run does not make them (an install restarts Pgpool-II instead of asking)
+        if (mod.logins && !this.opts.check) session.recordLogins(await mod.logins(parsed.data, (path) => session.cachedFile(path)).catch(() => []));
+        return changes;
+      };
+      const applied = await applyPlan(plan, (actions, c) => session.apply(actions, c), ctx, this.opts.check);
       return done(applied.changed ? 'changed' : 'ok', {
         summaries: applied.summaries,
         diffs: applied.diffs,

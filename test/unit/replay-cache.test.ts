@@ -142,8 +142,17 @@ test("a password login is recorded by the name of the host variable its password
   f.session.secretVarOf = (p) => (p.reveal() === password.reveal() ? 'webadmin_password' : undefined);
   await f.ctx.query(sh`psql host=pg3 -f -`, { stdin: new Secret(password.reveal()), timeoutMs: 30_000 });
   await f.ctx.query(sh`psql host=pg9 -f -`, { stdin: new Secret('not-a-variable-pw'), timeoutMs: 30_000 });
+  // a login a task declares but this run does not make (Pgpool-II restarted instead) is recorded too
+  f.session.recordLogins([{ cmd: sh`psql host=backend1 -f -`, password: new Secret(password.reveal()), timeoutMs: 20_000 }]);
   const record = f.session.replayRecord();
-  assert.equal(record.probes, [{ cmd: 'psql host=pg3 -f -', stdinVar: 'webadmin_password' }], 'only the login whose password a variable holds');
+  assert.equal(
+    record.probes,
+    [
+      { cmd: 'psql host=pg3 -f -', stdinVar: 'webadmin_password' },
+      { cmd: 'psql host=backend1 -f -', stdinVar: 'webadmin_password' },
+    ],
+    'only the logins whose password a variable holds',
+  );
   const dir = mkdtempSync(join(tmpdir(), 'pgtls-replay-login-'));
   const file = join(dir, 'login.json');
   saveReplay(file, record);
