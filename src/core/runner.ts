@@ -29,7 +29,7 @@ import { stateDirOf } from '../lib/state-dir.js';
 import { loadReplay, replayDir, replayFile, saveReplay } from './replay-cache.js';
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
-import type { LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
+import type { FileState, LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
 import { connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {
@@ -534,11 +534,14 @@ class Runner {
       const mod = this.modules.get(task.module)!;
       const parsed = mod.args.safeParse(renderValue(task.args, tctx));
       if (!parsed.success) throw new TaskError(`invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      // the logins it declares, from the files as its plan read them (pending writes included: the
+      // cache is gone once they are committed): for the next run's record, even when this run does
+      // not make them (an install restarts Pgpool-II instead of asking its backends)
+      const read = new Map<string, FileState | null>();
+      const planCtx: PlanContext = mod.logins ? { ...ctx, readFile: async (p, o) => { const f = await ctx.readFile(p, o); if (!o?.user) read.set(p, f); return f; } } : ctx;
       const plan = async () => {
-        const changes = await mod.plan(ctx, parsed.data);
-        // the logins it declares, from the files as its plan just read them: for the next run's record
-        // even when this run does not make them (an install restarts Pgpool-II instead of asking)
-        if (mod.logins && !this.opts.check) session.recordLogins(await mod.logins(parsed.data, (path) => session.cachedFile(path)).catch(() => []));
+        const changes = await mod.plan(planCtx, parsed.data);
+        if (mod.logins && !this.opts.check) session.recordLogins(await mod.logins(parsed.data, (p) => (read.has(p) ? Promise.resolve(read.get(p)!) : session.cachedFile(p))).catch(() => []));
         return changes;
       };
       const applied = await applyPlan(plan, (actions, c) => session.apply(actions, c), ctx, this.opts.check);

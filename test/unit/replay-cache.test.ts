@@ -163,8 +163,8 @@ test("a password login is recorded by the name of the host variable its password
   const transport = new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg3\n' }, { match: /^psql host=pg3/, stdin: /^now-pw$/, stdout: 'in\n' }] });
   const now = new Secret('now-pw');
   const trip = await firstTrip(new HostShell(transport, 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-4'), replay: loaded, secret: (n) => (n === 'webadmin_password' ? now : undefined) });
-  assert.is(trip.replayed.length, 1);
-  assert.is(trip.replayed[0]!.probe.stdin, now, "the variable's value as it is now");
+  assert.is(trip.replayed.length, 2);
+  assert.ok(trip.replayed.every((r) => r.probe.stdin === now), "the variable's value as it is now");
   assert.is(trip.replayed[0]!.result.stdout.toString(), 'in\n', 'and the host got it on stdin');
   assert.not.ok(transport.log.some((l) => l.cmd.includes('now-pw')), 'never on a command line');
   const none = await firstTrip(new HostShell(new FakeTransport({ answers: [{ match: /pgtls-lock/, stdout: '' }, { match: /^hostname/, stdout: 'pg3\n' }] }), 'root', false), 'root', [], { lock: lockCommand('/var/lib/pgtls/state', 'run-5'), replay: loaded });
