@@ -14,7 +14,7 @@ import { lockError, lockTaken, type LockTaken } from '../remote/lock.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { ShellCommand, sh } from '../lib/sh.js';
 import type { FileState, HostFacts } from '../lib/plan-types.js';
-import type { Probe, ReplayRecord } from './probe.js';
+import { replayedProbe, type Probe, type ReplayRecord } from './probe.js';
 import type { Secret } from '../lib/secret.js';
 
 export interface FirstTrip {
@@ -56,9 +56,8 @@ export async function firstTrip(
   let room = MAX_BATCH_BYTES - batchScriptBytes() - fixed.reduce((n, c) => n + batchBytes(c), 0);
   const replay: Probe[] = [];
   for (const p of withLock?.replay.probes ?? []) {
-    const stdin = p.stdinVar === undefined ? undefined : withLock?.secret?.(p.stdinVar);
-    if (p.stdinVar !== undefined && !stdin) continue; // (the variable is gone: its login is asked when asked)
-    const probe: Probe = { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }), ...(stdin ? { stdin } : {}) };
+    const probe = replayedProbe(p, withLock?.secret);
+    if (!probe) continue; // (a login whose variable is gone: asked when asked)
     const size = batchBytes(as(probe.cmd, probe.user));
     if (size > room) continue;
     room -= size;

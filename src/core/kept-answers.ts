@@ -31,7 +31,8 @@ export class KeptAnswers {
   private readonly declared = new Map<string, { probe: Probe; askers: number }>();
   private readonly answers = new Map<string, Kept>();
   /**
-   * The stdin-free queries this run asked (but the first round trip's discovery): the replay record's;
+   * The queries this run asked that a next run can ask again (but the first round trip's discovery):
+   * the stdin-free ones, and logins whose password is a host variable's (`stdinVar`); the replay record's;
    * `late`: first asked after a host of the run had changed something (a no-change run may not ask it).
    */
   private readonly asked = new Map<string, { probe: Probe; late: boolean; stdinVar?: string }>();

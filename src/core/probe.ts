@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Secret } from '../lib/secret.js';
-import type { ShellCommand } from '../lib/sh.js';
+import { ShellCommand } from '../lib/sh.js';
 import type { ExecOptions } from '../lib/transport.js';
 
 /**
@@ -30,6 +30,13 @@ export interface Probe {
   user?: string;
   stdin?: Secret;
   timeoutMs?: number;
+}
+
+/** A recorded probe as this run asks it: a login gets its variable's value now (`secret`), or is not asked (null) when that is gone. */
+export function replayedProbe(p: RecordedProbe, secret: (name: string) => Secret | undefined = () => undefined): Probe | null {
+  const stdin = p.stdinVar === undefined ? undefined : secret(p.stdinVar);
+  if (p.stdinVar !== undefined && !stdin) return null;
+  return { cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }), ...(stdin ? { stdin } : {}) };
 }
 
 /** Which queries are the same: command text, user, and stdin (by a digest: the key is kept in memory, never shown). */

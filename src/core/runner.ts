@@ -12,7 +12,7 @@ import { Secret } from '../lib/secret.js';
 import { evaluateCondition, renderValue } from '../template/render.js';
 import { TaskError, UnreachableError, errorMessage } from '../lib/errors.js';
 import { HostSession, newRunId, runLocalOp } from './host-session.js';
-import type { Probe } from './probe.js';
+import { replayedProbe, type Probe } from './probe.js';
 import { filesNamedBy, missingFacts, provideFacts } from './lazy-facts.js';
 import { authChangeBlocked, leaveOutWith, resolveBackends, siblingBackends, splitNodes, strandedNodes, type PgpoolNode } from './pgpool-backends.js';
 import { StepBarrier } from './step-barrier.js';
@@ -604,13 +604,7 @@ class Runner {
     session.secretVarOf = (password) => Object.keys(vars).find((k) => vars[k] instanceof Secret && (vars[k] as Secret).reveal() === password.reveal());
     if (!lockFirst) {
       session.expectReads(last.reads);
-      session.expectQueries(
-        last.probes.flatMap((p) => {
-          const stdin = p.stdinVar === undefined ? undefined : secret(p.stdinVar);
-          if (p.stdinVar !== undefined && !stdin) return [];
-          return [{ cmd: new ShellCommand(p.cmd), ...(p.user === undefined ? {} : { user: p.user }), ...(stdin ? { stdin } : {}) }];
-        }),
-      );
+      session.expectQueries(last.probes.flatMap((p) => replayedProbe(p, secret) ?? []));
     }
     this.sessions.set(host, session);
     return session;
