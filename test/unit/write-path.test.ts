@@ -577,6 +577,13 @@ test("a commit's signatures ride the host's next command (one round trip fewer),
   assert.match(t.commands[1]!, /pgtls-sign[\s\S]*pgtls-read/);
   assert.ok(existsSync(`${base}.orig.mac`));
   assert.equal(shell.owedFailures, []);
+  // a next command that cannot share a batch (a commit: its content on stdin) gets them just before it
+  await writeRemoteFile(shell, other, Buffer.from('y\n'), { runId: 'r1', state: st });
+  await writeRemoteFile(shell, file, Buffer.from('ssl = off\n'), { runId: 'r1', state: st });
+  const [signs, commit] = t.commands.slice(-2);
+  assert.match(signs!, /pgtls-sign/);
+  assert.match(commit!, /pgtls-commit/);
+  assert.not.match(commit!, /pgtls-sign/);
 });
 
 test('batch.sh parallel: the commands run at once (each waits to see the other start), answers in order, each with its own stdin', async () => {
