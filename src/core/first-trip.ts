@@ -6,7 +6,8 @@
  * one round trip answers every question the run's tasks will ask: a no-change re-run is this, then
  * the unlock.
  */
-import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, type BatchCommand } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, queryInBatch, type BatchCommand } from '../remote/batch.js';
+import { readsByUser } from './turn-trips.js';
 import type { HostShell } from '../remote/host-shell.js';
 import { parseReadMany, readManyCommand } from '../remote/files.js';
 import { mergeSqlReads } from '../remote/sql-merge.js';
@@ -29,9 +30,6 @@ export interface FirstTrip {
   replayed: { probe: Probe; result: ExecResult }[];
 }
 
-/** At most this many files per user in one read (as HostSession's batched reads). */
-const MAX_READS_PER_USER = 64;
-
 export async function firstTrip(
   shell: HostShell,
   loginUser: string,
@@ -44,12 +42,7 @@ export async function firstTrip(
   if (probes.length === 0 && !withLock) return { ...trip, facts: hostFacts((await shell.exec(names)).stdout, loginUser) };
 
   const as = (cmd: ShellCommand, user?: string) => asUserInBatch(shell, cmd, user);
-  const readsBy = new Map<string | undefined, string[]>();
-  for (const r of withLock?.replay.reads ?? []) {
-    const list = readsBy.get(r.user) ?? [];
-    if (list.length < MAX_READS_PER_USER && !list.includes(r.path)) readsBy.set(r.user, [...list, r.path]);
-  }
-  const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
+  const reads = readsByUser(withLock?.replay.reads ?? []);
   // the whole batch is one command line: the replayed probes come along only as far as it stays
   // under MAX_BATCH_BYTES; the rest are asked with the tasks
   const fixed = [...(withLock ? [withLock.lock] : []), names, ...probes, ...reads.map((r) => as(readManyCommand(r.paths), r.user))];
@@ -63,15 +56,14 @@ export async function firstTrip(
     room -= size;
     replay.push(probe);
   }
-  // okCodes []: every probe's answer comes back as an error object; the query's own okCodes decide
   // (the replayed SQL reads of one server: one psql session, src/remote/sql-merge.ts)
   const merged = mergeSqlReads(replay, () => []);
   const batch: BatchCommand[] = [
     ...(withLock ? [{ cmd: withLock.lock }] : []),
     { cmd: names },
-    ...probes.map((cmd) => ({ cmd, okCodes: [] })),
+    ...probes.map((cmd) => queryInBatch(shell, { cmd })),
     ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
-    ...merged.send.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...('stdin' in p && p.stdin ? { stdin: p.stdin } : {}) })),
+    ...merged.send.map((p) => queryInBatch(shell, p)),
   ];
   // after the lock, everything is a read or a query: at once on the host
   const results = await execBatch(shell, batch, withLock ? 'first-parallel' : 'parallel');

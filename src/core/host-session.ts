@@ -9,7 +9,7 @@ import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
 import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { mergeSqlReads } from '../remote/sql-merge.js';
-import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch } from '../remote/batch.js';
+import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, queryInBatch } from '../remote/batch.js';
 import { HostShell, type BecomeSettings } from '../remote/host-shell.js';
 import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost, type LockTaken } from '../remote/lock.js';
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
@@ -17,7 +17,7 @@ import type { Transport } from '../lib/transport.js';
 import type { FirstTrip } from './first-trip.js';
 import type { Probe, ReplayRecord } from './probe.js';
 import { KeptAnswers } from './kept-answers.js';
-import { MAX_BATCH_READ, MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, type ReadSetEntry } from './turn-trips.js';
+import { MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, readsByUser, type ReadSetEntry } from './turn-trips.js';
 import type { ShellCommand } from '../lib/sh.js';
 
 /**
@@ -262,13 +262,7 @@ export class HostSession {
     const runAs = this.shell.effectiveUser;
     const reachable = (user?: string) => (user ?? runAs) === runAs || (runAs === 'root' && this.shell.loginUser === 'root');
     const as = (cmd: ShellCommand, user?: string) => asUserInBatch(this.shell, cmd, user);
-    const readsBy = new Map<string | undefined, string[]>();
-    for (const [key, f] of this.readSet) {
-      if (this.reads.has(key) || (f.size ?? 0) > MAX_PREFETCH_SIZE || !reachable(f.user)) continue;
-      const list = readsBy.get(f.user) ?? [];
-      if (list.length < MAX_BATCH_READ) readsBy.set(f.user, [...list, f.path]);
-    }
-    const reads = [...readsBy].map(([user, paths]) => ({ user, paths }));
+    const reads = readsByUser([...this.readSet].filter(([key, f]) => !this.reads.has(key) && (f.size ?? 0) <= MAX_PREFETCH_SIZE && reachable(f.user)).map(([, f]) => f));
     // (the batch is one command line: probes that would not fit it are asked when a task asks them)
     let room = MAX_BATCH_BYTES - batchScriptBytes() - batchBytes(lockCommand(dir, this.runId)) - reads.reduce((n, r) => n + batchBytes(as(readManyCommand(r.paths), r.user)), 0);
     const probes = this.kept.unanswered(reachable).filter(({ probe: p }) => {
@@ -283,8 +277,7 @@ export class HostSession {
     const batch = [
       ...(lock ? [{ cmd: lockCommand(dir, this.runId) }] : []),
       ...reads.map((r) => ({ cmd: as(readManyCommand(r.paths), r.user) })),
-      // okCodes []: every answer comes back as an error object; the query's own okCodes decide
-      ...merged.send.map((p) => ({ cmd: as(p.cmd, p.user), okCodes: [], ...('stdin' in p && p.stdin ? { stdin: p.stdin } : {}), ...('timeoutMs' in p && p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) })),
+      ...merged.send.map((p) => queryInBatch(this.shell, p)),
     ];
     // only the lock's failure ends the batch (what it guards does not run); a read or probe that fails is asked again when a task asks it
     // (after the lock: reads and queries, at once on the host)

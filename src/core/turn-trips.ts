@@ -22,6 +22,16 @@ export function readKey(path: string, user?: string): string {
   return `${user ?? ''}\0${path}`;
 }
 
+/** Files to read in one round trip, by the user each is read as: one read-many.sh each, at most MAX_BATCH_READ files (the first round trip's, the lock's). */
+export function readsByUser(files: Iterable<{ path: string; user?: string }>): { user?: string; paths: string[] }[] {
+  const by = new Map<string | undefined, string[]>();
+  for (const f of files) {
+    const list = by.get(f.user) ?? [];
+    if (list.length < MAX_BATCH_READ && !list.includes(f.path)) by.set(f.user, [...list, f.path]);
+  }
+  return [...by].map(([user, paths]) => (user === undefined ? { paths } : { user, paths }));
+}
+
 /** A file the run has read or expects to read (its size when last read decides whether it comes along with others). */
 export interface ReadSetEntry {
   path: string;

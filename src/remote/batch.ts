@@ -28,6 +28,15 @@ export function asUserInBatch(shell: Pick<BatchShell, 'effectiveUser'>, cmd: She
   return user === undefined || user === shell.effectiveUser ? cmd : asUser(cmd, user, false);
 }
 
+/**
+ * A query sent ahead of the task that will ask it (replayed, declared): as its user, its stdin and
+ * limit along; okCodes [] so that every answer comes back, as an error object, and the query's own
+ * okCodes decide when it is asked.
+ */
+export function queryInBatch(shell: Pick<BatchShell, 'effectiveUser'>, q: { cmd: ShellCommand; user?: string; stdin?: ExecOptions['stdin']; timeoutMs?: number }): BatchCommand {
+  return { cmd: asUserInBatch(shell, q.cmd, q.user), okCodes: [], ...(q.stdin === undefined ? {} : { stdin: q.stdin }), ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }) };
+}
+
 /** What a command adds to a batch's command line (quoted, with its separator). */
 export function batchBytes(cmd: ShellCommand): number {
   return sh`${cmd.text}`.text.length + 1;
