@@ -15,6 +15,8 @@ export class CaRun {
   readonly simulated = new Map<string, Rotation | null>();
   /** Rotation steps in flight, by step and directory: one host does a step, the hosts asking later join it. */
   readonly inflight = new Map<string, Promise<string | null>>();
+  /** Key pairs generated ahead for CAs that do not exist yet (ModuleDef.warm), by directory and size: taken once. */
+  readonly spareKeys = new Map<string, Promise<string>>();
   /** pgtls_ca_passphrase_file, resolved against the inventory (fleet-wide, like pgtls_ca_dir). */
   passphraseFile?: string;
 }

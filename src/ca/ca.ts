@@ -13,11 +13,12 @@
  *    certificate waits a moment for it.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { link, mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { writeNewFile } from '../lib/private-file.js';
 import { join, resolve } from 'node:path';
 import { TaskError } from '../lib/errors.js';
-import { certMatchesKey, createCA, inspectCert, type CertAndKey } from '../crypto/x509.js';
+import { certMatchesKey, createCA, generateKeyPair, inspectCert, type CertAndKey } from '../crypto/x509.js';
 import { checkCaPermissions, openCaKey, sealCaKey } from './ca-key.js';
 import type { CaRun } from './ca-run.js';
 
@@ -48,6 +49,27 @@ export function loadOrCreateCa(run: CaRun, opts: CaOptions): Promise<CertAndKey 
     p.then((ca) => ca === null && cache.delete(key), () => cache.delete(key));
   }
   return p;
+}
+
+/**
+ * Starts generating the key of the CA `dir` will need when it has none yet (off the event loop), for
+ * the run's creation of it to take; nothing is written. A CA that exists, or a key already started: nothing.
+ */
+export function warmCaKey(run: CaRun, dir: string, keyBits: number): void {
+  const key = `${resolve(dir)}\0${keyBits}`;
+  if (run.spareKeys.has(key) || existsSync(join(dir, 'ca.key')) || existsSync(join(dir, 'ca.crt'))) return;
+  const p = generateKeyPair(keyBits).then((k) => k.keyPem);
+  p.catch(() => undefined); // (a failure is the creation's to report: it generates its own key then)
+  run.spareKeys.set(key, p);
+}
+
+/** The key warmCaKey started for this CA, once (undefined: none, or it failed). */
+async function takeSpareKey(run: CaRun, dir: string, keyBits: number): Promise<string | undefined> {
+  const key = `${resolve(dir)}\0${keyBits}`;
+  const p = run.spareKeys.get(key);
+  if (!p) return undefined;
+  run.spareKeys.delete(key);
+  return p.catch(() => undefined);
 }
 
 /** Drops the cached CA of `dir` (a CA rotation replaced ca.crt/ca.key). */
@@ -92,7 +114,8 @@ async function obtain(run: CaRun, opts: CaOptions): Promise<CertAndKey | null> {
   if (existing || !opts.create) return existing;
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   checkCaPermissions(opts.dir);
-  const ca = await createCA({ commonName: opts.commonName, days: opts.days, keyBits: opts.keyBits });
+  const keyPem = await takeSpareKey(run, opts.dir, opts.keyBits);
+  const ca = await createCA({ commonName: opts.commonName, days: opts.days, keyBits: opts.keyBits, ...(keyPem ? { keyPem } : {}) });
   const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
   const tmpKey = join(opts.dir, `.ca.key.${tag}`);
   const tmpCrt = join(opts.dir, `.ca.crt.${tag}`);

@@ -314,9 +314,10 @@ export class HostSession {
   async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
     const result: { outcome?: string | null } = {};
     for (const [i, action] of actions.entries()) {
-      // a read-only verify changes nothing on the host: the facts found before it still hold
-      // (so the server is not looked for again after every walsender or session check)
-      if (!(action.kind === 'verify' && action.readOnly)) this.memos.clear();
+      // The running server's facts (ctx.memo) change only when a command runs: a reload, a restart,
+      // a verify that may recover with one. A write, held or committed, changes files, not a running
+      // process; a read-only verify and a controller-side step change nothing on the host.
+      if (action.kind === 'exec' || (action.kind === 'verify' && !action.readOnly)) this.memos.clear();
       switch (action.kind) {
         case 'write': {
           // owner and mode: the write's, else an earlier planned write's, else (when read) the host file's
@@ -370,7 +371,7 @@ export class HostSession {
           else await this.verify(action.description, this.verifierOf(action), action.recover, ctx, action.keepRollback);
           break;
         case 'local': {
-          await this.settle();
+          if (!this.registry.localOps.get(action.op)?.independentOfHost) await this.settle();
           const said = await this.runLocal(action);
           if (said !== undefined) result.outcome = result.outcome ?? said;
           break;
@@ -449,7 +450,6 @@ export class HostSession {
       const read = this.reads.peekPath(change.path);
       if (read) await read.then((f) => expected.set(change.path, f), () => undefined);
     }
-    this.memos.clear();
     this.reads.clear();
     try {
       // (one round trip unless tasks keep their records in different places)

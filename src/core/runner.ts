@@ -203,6 +203,7 @@ class Runner {
       const rep = this.report(host);
       reporter.hostStart(host);
       try {
+        if (!this.opts.check) this.warmUp(host, plan.get(host)!);
         const session = await this.session(host, this.factProbes(host, plan.get(host)!));
         for (const { play, tasks } of plan.get(host)!) {
           for (const task of tasks) {
@@ -296,6 +297,27 @@ class Runner {
         }
       }
     return [...probes.values()];
+  }
+
+  /**
+   * Controller-side work the host's tasks will need, started before it is connected (ModuleDef.warm:
+   * a CA's key). From the arguments as they render without facts; a task whose do not is left out.
+   */
+  private warmUp(host: string, plays: { play: Play; tasks: Task[] }[]): void {
+    for (const { play, tasks } of plays)
+      for (const task of tasks) {
+        const mod = this.modules.get(task.module);
+        if (!mod?.warm) continue;
+        try {
+          const vars = hostVars(this.inv, host, play, task, this.extra, undefined, this.opts.check);
+          const tctx = templateContext(vars);
+          if (!task.when.every((w) => evaluateCondition(w, tctx))) continue;
+          const parsed = mod.args.safeParse(renderValue(task.args, tctx));
+          if (parsed.success) mod.warm(parsed.data, { vars, runState: this.runState, host });
+        } catch {
+          // (only a head start: the task does the work itself when it is needed)
+        }
+      }
   }
 
   /**

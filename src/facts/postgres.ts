@@ -207,8 +207,8 @@ function lifeOf(pm: Postmaster): string {
 
 /**
  * Everything about the host's server. Found once per run (one discovery script, whatever the
- * host's process count, then one SQL query); after a change (the executor clears ctx.memo after
- * every action) only the server's own postmaster.pid is read again, without walking /proc: if it
+ * host's process count, then one SQL query); after a command (the executor clears ctx.memo when a
+ * command or a verify ran) only the server's own postmaster.pid is read again, without walking /proc: if it
  * names the same postmaster on the same port and socket, nothing a change can do (an edit, a
  * reload) has changed these facts (config_file, hba_file, data_directory, port, listen_addresses
  * and the binary only change with a restart; pgtls never promotes a standby, so in_recovery holds).

@@ -43,7 +43,7 @@ export interface PlanContext {
    * says it reads none of them (`independentOfFiles`: the process table, SQL against the running server).
    */
   query(cmd: ShellCommand, opts?: QueryOptions): Promise<ExecResult>;
-  /** Per-host cache for expensive facts; forgotten after any change on the host. */
+  /** Per-host cache for facts about the running server; forgotten after a command or a verify ran on the host (file writes change no running process). */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
   /** Per-host cache kept for the whole run, for facts no task changes (paths, versions). */
   memoStable<T>(key: string, compute: () => Promise<T>): Promise<T>;
@@ -214,10 +214,20 @@ export interface RunState {
 export interface LocalOp<P = unknown> {
   readonly name: string;
   run(target: ControllerTarget, params: P, simulate: boolean): Promise<string | null | void>;
+  /**
+   * It neither depends on the host's files nor tells the host anything (gencert's new CA): the writes
+   * held before it need not reach the host first, and what the run read from the host still holds after it.
+   * Without it, a local step waits for the held writes (a CA rotation step follows the hosts' new files).
+   */
+  readonly independentOfHost?: boolean;
 }
 
-export function defineLocalOp<P>(name: string, run: (target: ControllerTarget, params: P, simulate: boolean) => Promise<string | null | void>): LocalOp<P> {
-  return { name, run };
+export function defineLocalOp<P>(
+  name: string,
+  run: (target: ControllerTarget, params: P, simulate: boolean) => Promise<string | null | void>,
+  opts: { independentOfHost?: boolean } = {},
+): LocalOp<P> {
+  return { name, run, ...(opts.independentOfHost ? { independentOfHost: true } : {}) };
 }
 
 /** A local action of `op` with its data, type-checked against what the operation takes. */
@@ -308,6 +318,13 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    * same password) while no host of the run has changed anything. Only a hint.
    */
   logins?(args: z.infer<S>, cached: (path: string) => Promise<FileState | null> | undefined): Promise<DeclaredLogin[]>;
+  /**
+   * Controller-side work a real run starts before the host is connected, so that it is done by the
+   * time plan() or an action needs it (gencert: a missing CA's key pair, generated in memory while the
+   * hosts are connected and locked). From the arguments alone; it must change nothing anyone could see
+   * (no file, no host): a run that ends before using it has done nothing. Never called in --check.
+   */
+  warm?(args: z.infer<S>, env: { vars: Readonly<Record<string, unknown>>; runState: RunState; host: string }): void;
   /** The checks its verify actions name (by Verifier.name, unique over all modules). */
   verifiers?: readonly Verifier[];
   /** The controller-side operations its local actions name (by LocalOp.name, unique over all modules). */

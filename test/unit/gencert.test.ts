@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createCA, createCsr, generateKeyPair, inspectCert, signCsr, type CertAndKey } from '../../src/crypto/x509.js';
-import { loadOrCreateCa } from '../../src/ca/ca.js';
+import { certMatchesKey, createCA, createCsr, generateKeyPair, inspectCert, signCsr, type CertAndKey } from '../../src/crypto/x509.js';
+import { loadOrCreateCa, warmCaKey } from '../../src/ca/ca.js';
 import { decideCert, type ExistingCert, type WantedCert } from '../../src/modules/gencert/decide.js';
 import { parseCsrs, parseProbe } from '../../src/modules/gencert/host.js';
 import { CaRun, caRunOf } from '../../src/ca/ca-run.js';
@@ -149,6 +149,25 @@ test('CA store: concurrent callers get one CA; files 0600/0644; --check never cr
   assert.is(statSync(join(dir, 'ca.key')).mode & 0o777, 0o600);
   assert.is(statSync(dir).mode & 0o777, 0o700);
   assert.is(inspectCert(readFileSync(join(dir, 'ca.crt'), 'utf8')).subjectCN, 'pgtls CA');
+});
+
+test('CA store: a key warmed ahead (warmCaKey) writes nothing, is the key of the CA then created, and is used once', async () => {
+  const run = new CaRun();
+  const dir = join(tmpDir(), 'ca');
+  warmCaKey(run, dir, 2048);
+  assert.is(run.spareKeys.size, 1);
+  assert.not.ok(readdirSafe(dir).length, 'warming writes nothing');
+  const spare = await [...run.spareKeys.values()][0]!;
+  const made = await loadOrCreateCa(run, { dir, commonName: 'pgtls CA', days: 3650, keyBits: 2048, create: true });
+  assert.ok(made && certMatchesKey(made.certPem, spare), 'the CA is made with the warmed key');
+  assert.is(run.spareKeys.size, 0, 'taken once');
+  warmCaKey(run, dir, 2048);
+  assert.is(run.spareKeys.size, 0, 'a CA that exists needs no key');
+  // a key of another size is not taken for this CA
+  const other = join(tmpDir(), 'ca');
+  warmCaKey(run, other, 2048);
+  const big = await loadOrCreateCa(run, { dir: other, commonName: 'pgtls CA', days: 3650, keyBits: 3072, create: true });
+  assert.not.ok(certMatchesKey(big!.certPem, await [...run.spareKeys.values()][0]!));
 });
 
 test('CA store: a second process losing the link() race uses the winner\'s CA', async () => {

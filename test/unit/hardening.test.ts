@@ -224,7 +224,7 @@ pg('a failed ALTER ROLE leaves no verifier in the server log; works without pg_s
   ctx.plain = await start({ conf: LOGGY });
   const verifier = buildScramVerifier('never-in-a-log');
   // the role does not exist: ALTER ROLE fails, which used to log the statement (with the verifier)
-  const res = await psql(ctx.plain, passwordSessionSql('no_such_role', new Secret(verifier)).reveal(), { check: false });
+  const res = await psql(ctx.plain, passwordSessionSql([['no_such_role', new Secret(verifier)]]).reveal(), { check: false });
   assert.match(res.stderr, /does not exist/);
   const log = await readFile(ctx.plain.logFile, 'utf8');
   assert.match(log, /role "no_such_role" does not exist/, 'the error itself is logged');
@@ -232,9 +232,24 @@ pg('a failed ALTER ROLE leaves no verifier in the server log; works without pg_s
   assert.not.match(log, /SCRAM-SHA-256\$/);
   // and a successful one sets the password
   await psql(ctx.plain, 'CREATE ROLE r1 LOGIN;');
-  await psql(ctx.plain, passwordSessionSql('r1', new Secret(verifier)).reveal());
+  await psql(ctx.plain, passwordSessionSql([['r1', new Secret(verifier)]]).reveal());
   assert.is((await psql(ctx.plain, "SELECT rolpassword FROM pg_authid WHERE rolname = 'r1';")).stdout.trim(), verifier);
   assert.not.ok((await readFile(ctx.plain.logFile, 'utf8')).includes(verifier.split('$')[2]!));
+});
+
+pg('several roles in one session: each gets its own verifier; a failing role stops the session there', async (ctx) => {
+  ctx.plain ??= await start({ conf: LOGGY });
+  await psql(ctx.plain, 'CREATE ROLE r3 LOGIN; CREATE ROLE "R 4" LOGIN; CREATE ROLE r5 LOGIN;');
+  const [v3, v4, v5] = ['pw-3', 'pw-4', 'pw-5'].map((p) => buildScramVerifier(p));
+  await psql(ctx.plain, passwordSessionSql([['r3', new Secret(v3!)], ['R 4', new Secret(v4!)]]).reveal());
+  const stored = async (role: string) => (await psql(ctx.plain!, `SELECT rolpassword FROM pg_authid WHERE rolname = '${role}';`)).stdout.trim();
+  assert.is(await stored('r3'), v3);
+  assert.is(await stored('R 4'), v4);
+  // ON_ERROR_STOP: the role after a failing one is not set (the task fails; the re-run sets it)
+  const res = await psql(ctx.plain, passwordSessionSql([['ghost', new Secret(v5!)], ['r5', new Secret(v5!)]]).reveal(), { check: false });
+  assert.match(res.stderr, /role "ghost" does not exist/);
+  assert.is(await stored('r5'), '');
+  assert.not.ok((await readFile(ctx.plain.logFile, 'utf8')).includes(v5!.split('$')[2]!));
 });
 
 pg('with pg_stat_statements loaded, the ALTER ROLE is not recorded', async (ctx) => {
@@ -243,7 +258,7 @@ pg('with pg_stat_statements loaded, the ALTER ROLE is not recorded', async (ctx)
   ctx.pss = await start({ conf: [...LOGGY, "shared_preload_libraries = 'pg_stat_statements'", 'pg_stat_statements.track_utility = on'] });
   await psql(ctx.pss, 'CREATE EXTENSION pg_stat_statements; CREATE ROLE r2 LOGIN;');
   const verifier = buildScramVerifier('never-in-stats');
-  await psql(ctx.pss, passwordSessionSql('r2', new Secret(verifier)).reveal());
+  await psql(ctx.pss, passwordSessionSql([['r2', new Secret(verifier)]]).reveal());
   const stats = (await psql(ctx.pss, "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%ALTER ROLE%';")).stdout.trim();
   assert.is(stats, '0');
 });

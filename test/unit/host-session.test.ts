@@ -322,4 +322,41 @@ test('a lock refused in the first round trip fails the host when it would begin,
   assert.not.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-lock'), 'no second try at the lock');
 });
 
+test("the server's facts (ctx.memo) outlive file writes, held and committed, and are found again after a command", async () => {
+  const f = fakeSession({ files: { '/etc/a.conf': { content: 'old\n', mtime: 100 } }, answers: [WRITE_PATH, { match: /^true$/, stdout: '' }] }, { vars: VARS });
+  let found = 0;
+  const facts = () => f.ctx.memo('test:server', async () => ++found);
+  assert.is(await facts(), 1);
+  await f.session.apply([write('/etc/a.conf', 'new\n')], f.ctx);
+  assert.is(await facts(), 1, 'a held write');
+  await f.session.commit();
+  assert.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-commit'), 'the write was committed');
+  assert.is(await facts(), 1, 'a committed write');
+  await f.session.apply([{ kind: 'verify', description: 'check', ...passes('read-only'), readOnly: true }], f.ctx);
+  assert.is(await facts(), 1, 'a read-only verify');
+  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`true` }], f.ctx);
+  assert.is(await facts(), 2, 'a command (a reload, a restart) may have changed the server');
+});
+
+test('a local step independent of the host (a new CA) neither commits the held writes nor forgets what was read', async () => {
+  const registry = actionRegistry([
+    { name: 'test', localOps: [defineLocalOp('test.free', async () => void ran.push('free'), { independentOfHost: true }), defineLocalOp('test.bound', async () => void ran.push('bound'))] },
+  ]);
+  const f = fakeModuleSession({ files: { '/etc/a.conf': { content: 'old\n', mtime: 100 } }, answers: [WRITE_PATH] }, { vars: VARS });
+  f.session.registry = registry;
+  await f.ctx.readFile('/etc/a.conf');
+  const reads = () => scriptsRun(f.transport).filter((x) => /^pgtls-read/.test(x.name)).length;
+  const commits = () => scriptsRun(f.transport).filter((x) => x.name === 'pgtls-commit').length;
+  const readsBefore = reads();
+  await f.session.apply([write('/etc/b.conf', 'b\n'), { kind: 'local', description: 'free', op: 'test.free', params: {} }], f.ctx);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.is(commits(), 0, 'the held write waits');
+  assert.is(reads(), readsBefore, 'the read still holds');
+  // a step that may depend on the host's files: the held writes go first, reads are asked again
+  await f.session.apply([{ kind: 'local', description: 'bound', op: 'test.bound', params: {} }], f.ctx);
+  assert.is(commits(), 1);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.ok(reads() > readsBefore);
+});
+
 test.run();

@@ -29,7 +29,7 @@ import { createCsr, generateKeyPair, inspectCert, signCsr, splitPemBundle, split
 import { pgServer, userVar } from '../../facts/postgres.js';
 import { sh, type ShellCommand } from '../../lib/sh.js';
 import { absolutePath, yamlBool } from '../common.js';
-import { caDirFor, loadOrCreateCa, type CaOptions } from '../../ca/ca.js';
+import { caDirFor, loadOrCreateCa, warmCaKey, type CaOptions } from '../../ca/ca.js';
 import { resolveFromInventory } from '../../ca/ca-key.js';
 import { caRunOf } from '../../ca/ca-run.js';
 import { decideCert, type Decision } from './decide.js';
@@ -104,10 +104,17 @@ function certNote(pem: string): string {
   return `CN=${i.subjectCN} SANs [${[...i.sans.dns, ...i.sans.ip].join(', ')}] serial ${i.serialHex} until ${i.notAfter.toISOString().slice(0, 10)}`;
 }
 
-/** The CA, created on the controller (hosts asking at once get the same one: CaRun.cache); --check creates nothing. */
-const createCa = defineLocalOp('gencert.create_ca', async (target, o: Omit<CaOptions, 'create'>, simulate) => {
-  if (!simulate) await loadOrCreateCa(caRunOf(target.runState), { ...o, create: true });
-});
+/**
+ * The CA, created on the controller (hosts asking at once get the same one: CaRun.cache); --check creates
+ * nothing. It changes nothing on the host: the task's reads still hold when it is planned again with the CA.
+ */
+const createCa = defineLocalOp(
+  'gencert.create_ca',
+  async (target, o: Omit<CaOptions, 'create'>, simulate) => {
+    if (!simulate) await loadOrCreateCa(caRunOf(target.runState), { ...o, create: true });
+  },
+  { independentOfHost: true },
+);
 
 /** Names the CSRs the host's keygen printed (ExecAction.output), for the planning round after it. */
 const CSR_OUTPUT = 'gencert.csrs';
@@ -125,6 +132,8 @@ export const gencert = defineModule({
   // the certificates plan() compares (never the keys: their public halves come from the probe)
   reads: (a) => [...(a.client ? ['server', 'client'] : ['server']).map((d) => join(a.keys_dir, d, 'root.crt')), join(a.keys_dir, 'server', 'server.crt'), ...(a.client ? [join(a.keys_dir, 'client', 'client.crt')] : [])],
   probes: (a) => [keysProbe(a)],
+  // a CA this run will create: its key (the slow part) is generated while the hosts are connected
+  warm: (a, env) => warmCaKey(caRunOf(env.runState, env.vars), caDirFor(a.ca, resolveFromInventory(env.vars, a.ca_dir), env.host), a.ca_key_bits),
   async plan(ctx, a): Promise<Change[]> {
     const server = a.owner ? null : await pgServer(ctx);
     const owner = a.owner ?? server!.osUser;

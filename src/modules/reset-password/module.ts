@@ -108,6 +108,9 @@ export const resetPassword = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     const wanted = wantedPasswords(a);
     const s = await pgServer(ctx);
+    // both questions at once: one round trip (and one psql session) instead of two
+    const md5Asked = a.warn_md5 ? md5Roles(ctx, s) : Promise.resolve([]);
+    md5Asked.catch(() => undefined); // (awaited below; a failed roles query must not leave it unhandled)
     const roles = await readRoles(ctx, s, [...wanted.keys()]);
     const missing = [...wanted.keys()].filter((n) => !roles.has(n));
     if (missing.length) throw new TaskError(`role${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist on ${ctx.host}`);
@@ -127,21 +130,25 @@ export const resetPassword = defineModule({
           ],
         });
     } else {
-      for (const name of stale(wanted, roles)) {
-        const before = verifierType(roles.get(name));
-        const verifier = buildScramVerifier(wanted.get(name)!.reveal());
-        const sql = passwordSessionSql(name, new Secret(verifier));
+      // every role in ONE psql session (one round trip, however many roles): the summary names each
+      const left = stale(wanted, roles);
+      if (left.length)
         changes.push({
-          summary: `role ${name}: ${before === 'none' ? 'no password' : `${before} password`} -> SCRAM-SHA-256`,
-          diff: { kind: 'redacted', note: `password of role ${name} (SCRAM-SHA-256 verifier, not shown)` },
-          actions: [psqlAction(s, `set the password of role ${name}`, sql)],
+          summary: left.map((name) => `role ${name}: ${describeStored(roles.get(name))} -> SCRAM-SHA-256`).join('; '),
+          diff: { kind: 'redacted', note: `password${left.length > 1 ? 's' : ''} of role${left.length > 1 ? 's' : ''} ${left.join(', ')} (SCRAM-SHA-256 verifier${left.length > 1 ? 's' : ''}, not shown)` },
+          actions: [
+            psqlAction(
+              s,
+              `set the password${left.length > 1 ? 's' : ''} of role${left.length > 1 ? 's' : ''} ${left.join(', ')}`,
+              passwordSessionSql(left.map((name) => [name, new Secret(buildScramVerifier(wanted.get(name)!.reveal()))])),
+            ),
+          ],
         });
-      }
     }
 
     if (a.warn_md5) {
       const known = new Set([...wanted.keys(), 'webadmin', ...pgtlsUserNames(ctx)]);
-      const md5 = (await md5Roles(ctx, s)).filter((r) => !known.has(r));
+      const md5 = (await md5Asked).filter((r) => !known.has(r));
       if (md5.length)
         ctx.warn(
           `login roles with md5 passwords on ${ctx.host}: ${md5.join(', ')} — they cannot log in through scram-sha-256 rules; ` +
@@ -164,14 +171,18 @@ function pgtlsUserNames(ctx: PlanContext): string[] {
  * (track_utility off, only when the extension is loaded: elsewhere the DO block's error is swallowed
  * and the session goes on). psql runs as the database OS user, a superuser, so these SETs are allowed.
  */
-export function passwordSessionSql(role: string, verifier: Secret): Secret {
+export function passwordSessionSql(roles: readonly (readonly [role: string, verifier: Secret])[]): Secret {
   return Secret.of(
     `SET standard_conforming_strings = on;\nSET log_statement = 'none';\nSET log_min_duration_statement = -1;\n` +
       `SET log_min_error_statement = panic;\n` +
       `DO $pgtls$BEGIN IF current_setting('pg_stat_statements.track_utility', true) IS NOT NULL THEN ` +
-      `PERFORM set_config('pg_stat_statements.track_utility', 'off', false); END IF; EXCEPTION WHEN OTHERS THEN NULL; END$pgtls$;\n` +
-      `ALTER ROLE ${sqlIdent(role)} PASSWORD `,
-    new Secret(sqlLiteral(verifier.reveal())),
-    ';\n',
+      `PERFORM set_config('pg_stat_statements.track_utility', 'off', false); END IF; EXCEPTION WHEN OTHERS THEN NULL; END$pgtls$;\n`,
+    ...roles.flatMap(([role, verifier]) => [`ALTER ROLE ${sqlIdent(role)} PASSWORD `, new Secret(sqlLiteral(verifier.reveal())), ';\n']),
   );
+}
+
+/** What a role's stored password is, in a summary's words. */
+function describeStored(stored: string | null | undefined): string {
+  const t = verifierType(stored);
+  return t === 'none' ? 'no password' : `${t} password`;
 }

@@ -16,6 +16,24 @@ test('an md5 role: one psql exec, SQL as a Secret on stdin, nothing of it in the
   assert.not.ok(JSON.stringify(changes).includes('new-secret'));
 });
 
+test('several stale roles: ONE change and ONE psql session that sets each (one round trip), each role named', async () => {
+  const md5 = 'md5' + 'a'.repeat(32);
+  const { changes } = await planModule(
+    'reset_password',
+    { users: [{ name: 'webadmin', password: 'pw-one' }, { name: 'app', password: 'pw-two' }] },
+    { answers: [{ match: /psql/, stdin: /pg_authid/, stdout: JSON.stringify([{ n: 'webadmin', p: md5 }, { n: 'app', p: null }]) }] },
+    { memos: PG_MEMO },
+  );
+  assert.is(changes.length, 1);
+  assert.is(changes[0]!.summary, 'role webadmin: md5 password -> SCRAM-SHA-256; role app: no password -> SCRAM-SHA-256');
+  const execs = actions(changes) as ExecAction[];
+  assert.is(execs.length, 1);
+  const sql = (execs[0]!.stdin as Secret).reveal();
+  assert.match(sql, /ALTER ROLE "webadmin" PASSWORD 'SCRAM-SHA-256\$[^']+';\nALTER ROLE "app" PASSWORD 'SCRAM-SHA-256\$[^']+';/);
+  assert.not.ok(JSON.stringify(changes).includes('pw-one'));
+  assert.not.match(execs[0]!.cmd.text, /SCRAM|pw-/);
+});
+
 test('the stored verifier already matches: nothing', async () => {
   const { buildScramVerifier } = await import('../../../src/crypto/scram.js');
   const v = buildScramVerifier('new-secret');
