@@ -314,10 +314,10 @@ export class HostSession {
   async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
     const result: { outcome?: string | null } = {};
     for (const [i, action] of actions.entries()) {
-      // The running server's facts (ctx.memo) change only when a command runs: a reload, a restart,
-      // a verify that may recover with one. A write, held or committed, changes files, not a running
-      // process; a read-only verify and a controller-side step change nothing on the host.
-      if (action.kind === 'exec' || (action.kind === 'verify' && !action.readOnly)) this.memos.clear();
+      // The running server's facts (ctx.memo) change only when a command may restart it. A write, held
+      // or committed, changes files, not a running process; a verify's checks only ask (one that fails
+      // rolls back, which forgets them); a controller-side step changes nothing on the host.
+      if (action.kind === 'exec' && !action.leavesAlone?.includes('server')) this.memos.clear();
       switch (action.kind) {
         case 'write': {
           // owner and mode: the write's, else an earlier planned write's, else (when read) the host file's
@@ -349,7 +349,7 @@ export class HostSession {
             }
             break;
           }
-          await this.settle();
+          await this.settle(!action.leavesAlone?.includes('files') || (action.touches ?? []).length > 0);
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
@@ -399,10 +399,13 @@ export class HostSession {
     return said ?? (said === null ? null : undefined);
   }
 
-  /** Before a command, a verify or a local step: the held writes are made, and no cached read is trusted after it (it may change files). */
-  private async settle(): Promise<void> {
+  /**
+   * Before a command, a verify or a local step: the held writes are made, and no cached read is trusted
+   * after it (it may change files), unless `mayChangeFiles` is false (a command that changes none).
+   */
+  private async settle(mayChangeFiles = true): Promise<void> {
     await this.commit();
-    this.reads.clear();
+    if (mayChangeFiles) this.reads.clear();
   }
 
   /**
@@ -510,6 +513,7 @@ export class HostSession {
       if (recover) {
         try {
           await this.runExec(recover, ctx);
+          this.memos.clear(); // (a recovery may be a restart)
           recovered += `, ${recover.description} done`;
         } catch (re) {
           recovered += `, but ${recover.description} failed: ${errorMessage(re)}`;

@@ -184,7 +184,8 @@ export async function declaredSqlProbes(ctx: PlanContext, declare: (server: PgSe
 /** An exec action that runs SQL (possibly holding a secret) through the host's SQL login, SQL on stdin. */
 export function psqlAction(s: PgServer, description: string, sql: string | Secret): ExecAction {
   const inv = sqlInvocation(s, s.login, sql);
-  return { kind: 'exec', description, cmd: inv.cmd, stdin: inv.stdin, ...(inv.user ? { user: inv.user } : {}) };
+  // SQL changes roles and sessions, not files nor the postmaster (ALTER SYSTEM, which writes a file, must not come here)
+  return { kind: 'exec', description, cmd: inv.cmd, stdin: inv.stdin, ...(inv.user ? { user: inv.user } : {}), leavesAlone: ['files', 'server'] };
 }
 
 function detectService(

@@ -129,6 +129,12 @@ export interface ExecAction {
    * so later tasks see that they change.
    */
   writesWhenApplied?: string[];
+  /**
+   * What the command cannot change, so what the run found out about it still holds after it:
+   * 'files': no file the run reads (but `touches`): it writes the database, or temp files of its own;
+   * 'server': the running server's identity (its postmaster: no restart, no stop). Say only what is sure.
+   */
+  leavesAlone?: readonly ('files' | 'server')[];
 }
 
 /**

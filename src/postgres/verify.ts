@@ -20,7 +20,7 @@ import { hasChannelBinding } from '../facts/pg-versions.js';
 import { passwordClientCommand } from '../facts/pg-login.js';
 import { conninfoString } from '../pgconf/conninfo.js';
 import { sh } from '../lib/sh.js';
-import { serverKeyProblem } from '../tls/key-check.js';
+import { askServerKey, serverKeyProblem } from '../tls/key-check.js';
 import { fingerprint, servedCert } from '../tls/served-cert.js';
 import { serverState, type ServerState } from './state.js';
 import { retryUntil } from '../lib/retry.js';
@@ -135,19 +135,20 @@ export async function verifyServer(
     throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);
   const errors = [...st.hbaErrors, ...st.confErrors];
   if (errors.length) throw new Error(`PostgreSQL reports configuration errors (it kept the old settings): ${errors.join('; ')}`);
-  // The certificate on disk, the one served, and the password login are asked together (one round
-  // trip: the login's password on the batch's stdin), then the key against that certificate; they
-  // are judged in this order, so the first problem is the one reported.
+  // The certificate on disk, the key, the one served, and the password login are asked together (one
+  // round trip: the login's password on the batch's stdin); they are judged in this order, so the
+  // first problem is the one reported.
   const hasLogin = !!login.password && login.password.reveal() !== '';
   const loggedIn = hasLogin ? settle(loginCheck(ctx, s, st, login)) : null;
   if (st.ssl) {
     const t = connectTarget(ctx, s, login.verifyHost);
+    const keyAsked = askServerKey(ctx, s.osUser, st.keyFile);
     const [read, handshake] = await Promise.allSettled([ctx.readFile(st.certFile, { user: s.osUser }), servedCert(ctx, t.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host))]);
     if (read.status === 'rejected') throw read.reason;
     const cert = read.value;
     if (!cert) throw new Error(`ssl is on but ${st.certFile} does not exist`);
     const certPem = cert.content.toString('utf8');
-    const key = await serverKeyProblem(ctx, s.osUser, st.keyFile, certPem);
+    const key = await serverKeyProblem(ctx, s.osUser, st.keyFile, certPem, keyAsked);
     if (key) throw new Error(`${key}; PostgreSQL keeps its previous TLS setup and would not restart`);
     if (handshake.status === 'rejected') throw handshake.reason;
     const served = handshake.value;

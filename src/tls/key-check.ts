@@ -24,9 +24,19 @@ command -v openssl >/dev/null 2>&1 || { echo noopenssl; exit 0; }
 if pub=$(openssl pkey -in "$key" -pubout -passin pass: 2>/dev/null); then printf 'pub\\n%s\\n' "$pub"; else echo badkey; fi
 `;
 
-/** null when PostgreSQL would load `keyPath` for `certPem`; otherwise why not. */
-export async function serverKeyProblem(ctx: PlanContext, osUser: string, keyPath: string, certPem: string): Promise<string | null> {
-  const out = (await ctx.query(sh`sh -c ${KEY_PROBE} pgtls-key ${keyPath}`, { user: osUser })).stdout.toString('utf8');
+/**
+ * The host's answer about `keyPath`, asked as `osUser` (serverKeyProblem judges it): asked before the
+ * certificate is known, it shares the round trip of the certificate's read. Never rejects unhandled.
+ */
+export function askServerKey(ctx: PlanContext, osUser: string, keyPath: string): Promise<string> {
+  const p = ctx.query(sh`sh -c ${KEY_PROBE} pgtls-key ${keyPath}`, { user: osUser }).then((r) => r.stdout.toString('utf8'));
+  p.catch(() => undefined);
+  return p;
+}
+
+/** null when PostgreSQL would load `keyPath` for `certPem`; otherwise why not (`asked`: askServerKey's answer, when asked already). */
+export async function serverKeyProblem(ctx: PlanContext, osUser: string, keyPath: string, certPem: string, asked = askServerKey(ctx, osUser, keyPath)): Promise<string | null> {
+  const out = await asked;
   const stat = /^stat (\d+) (\S+)$/m.exec(out);
   if (!stat) return `${keyPath} cannot be found or read by ${osUser}: ${out.replace(/^nostat /, '').trim()}`;
   const mode = parseInt(stat[1]!, 8);

@@ -334,8 +334,26 @@ test("the server's facts (ctx.memo) outlive file writes, held and committed, and
   assert.is(await facts(), 1, 'a committed write');
   await f.session.apply([{ kind: 'verify', description: 'check', ...passes('read-only'), readOnly: true }], f.ctx);
   assert.is(await facts(), 1, 'a read-only verify');
-  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`true` }], f.ctx);
-  assert.is(await facts(), 2, 'a command (a reload, a restart) may have changed the server');
+  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`true`, leavesAlone: ['files', 'server'] }], f.ctx);
+  assert.is(await facts(), 1, 'a command that leaves the server alone (a reload)');
+  await f.session.apply([{ kind: 'exec', description: 'restart', cmd: sh`true` }], f.ctx);
+  assert.is(await facts(), 2, 'a command that may restart the server');
+});
+
+test("an exec that leaves the files alone (SQL, temp keys) keeps the run's reads; any other exec, or one that touches a file, does not", async () => {
+  const f = fakeSession({ files: { '/etc/a.conf': { content: 'old\n', mtime: 100 } }, answers: [WRITE_PATH, { match: /^true$/, stdout: '' }] }, { vars: VARS });
+  const reads = () => scriptsRun(f.transport).filter((x) => /^pgtls-read/.test(x.name)).length;
+  await f.ctx.readFile('/etc/a.conf');
+  const n = reads();
+  await f.session.apply([{ kind: 'exec', description: 'ALTER ROLE', cmd: sh`true`, leavesAlone: ['files', 'server'] }], f.ctx);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.is(reads(), n, 'kept');
+  await f.session.apply([{ kind: 'exec', description: 'fix a key', cmd: sh`true`, leavesAlone: ['files'], touches: ['/etc/key'] }], f.ctx);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.is(reads(), n + 1, 'a command that touches a file: read again');
+  await f.session.apply([{ kind: 'exec', description: 'anything', cmd: sh`true` }], f.ctx);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.is(reads(), n + 2, 'read again');
 });
 
 test('a local step independent of the host (a new CA) neither commits the held writes nor forgets what was read', async () => {

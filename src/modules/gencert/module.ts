@@ -182,6 +182,10 @@ export const gencert = defineModule({
     if (a.client)
       leaves.push({ name: 'client', dir: dirs.client, crt: join(dirs.client, 'client.crt'), key: join(dirs.client, 'client.key'), commonName: a.client_user, sans: [], days: a.client_days });
     const subdirs = a.client ? [dirs.server, dirs.client] : [dirs.server];
+    // every certificate read below and the probe of the keys, in one round trip (the executor batches
+    // what is asked together); the reads are awaited where they are used
+    const certsRead = Promise.all([...subdirs.map((d) => ctx.readFile(join(d, 'root.crt'))), ...leaves.map((l) => ctx.readFile(l.crt))]);
+    certsRead.catch(() => undefined);
     const probe = parseProbe((await ctx.query(keysProbe(a))).stdout.toString('utf8'));
     if (a.keygen === 'host' && !probe.openssl)
       throw new TaskError(`openssl is not installed on ${ctx.host}: install it, or set pgtls_keygen: controller`);
@@ -201,12 +205,11 @@ export const gencert = defineModule({
       const list = [...(baseMissing ? [dirs.base] : []), ...fixDirs];
       changes.push({
         summary: `directories ${list.join(', ')}: 0${DIR_MODE} ${dirOwner}:${group}`,
-        actions: [{ kind: 'exec', description: 'create key directories', cmd: keyDirsCommand(group, DIR_MODE, list) }],
+        actions: [{ kind: 'exec', description: 'create key directories', cmd: keyDirsCommand(group, DIR_MODE, list), leavesAlone: HOST_FILES_AND_SERVER }],
       });
     }
 
-    // every certificate read below, in one round trip (the executor batches reads asked together)
-    await Promise.all([...subdirs.map((d) => ctx.readFile(join(d, 'root.crt'))), ...leaves.map((l) => ctx.readFile(l.crt))]);
+    await certsRead;
 
     // --- root.crt in server/ and client/: the CA certificate (both CAs during a rotation) ---
     const bundle = view ? certFile(view.bundle[0]!, view.bundle.slice(1)) : null;
@@ -252,7 +255,7 @@ export const gencert = defineModule({
         changes.push({
           summary: `${l.key}: owner/mode fixed (0600 ${owner}:${group})`,
           diff: { kind: 'redacted', path: l.key, note: `mode ${keyState.mode} ${keyState.owner}:${keyState.group} -> 600 ${owner}:${group}` },
-          actions: [{ kind: 'exec', description: `fix owner/mode of ${l.key}`, cmd: keyAttrsCommand(l.key, owner, group, '600'), touches: [l.key] }],
+          actions: [{ kind: 'exec', description: `fix owner/mode of ${l.key}`, cmd: keyAttrsCommand(l.key, owner, group, '600'), touches: [l.key], leavesAlone: HOST_FILES_AND_SERVER }],
         });
     }
     if (toIssue.length > 0) changes.push(...(await issue(ctx, a, view, toIssue, meta)));
@@ -261,6 +264,8 @@ export const gencert = defineModule({
 });
 
 const DIR_MODE = '750';
+/** gencert's commands make directories and keys under temp names: no file the run has read, no server restart. */
+const HOST_FILES_AND_SERVER = ['files', 'server'] as const;
 
 /** The probe of the keys (their public halves) and key directories: the same command for plan() and ModuleDef.probes. */
 function keysProbe(a: Args): ShellCommand {
@@ -348,6 +353,8 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
           timeoutMs: 300_000,
           writesWhenApplied: leaves.flatMap((l) => [l.crt, l.key]),
           output: CSR_OUTPUT,
+          // (the new keys have temp names until the rename committed with their certificates)
+          leavesAlone: HOST_FILES_AND_SERVER,
         },
       ],
     },

@@ -101,7 +101,8 @@ export const restart = defineModule({
     const timeoutMs = (a.wait_seconds + 60) * 1000;
     // A failing reload/restart command rolls the files back like a failing check: the executor
     // treats an exec followed by a verify as one guarded step.
-    const exec: ExecAction = { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs };
+    // (a reload keeps the postmaster: what discovery found about it still holds)
+    const exec: ExecAction = { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs, leavesAlone: action === 'reload' ? ['files', 'server'] : ['files'] };
     return [
       {
         summary: `${action} PostgreSQL (${svc.text}): ${why.join('; ')}`,

@@ -18,7 +18,7 @@ import { conninfoString } from '../../pgconf/conninfo.js';
 import { sh } from '../../lib/sh.js';
 import { passwordClientCommand } from '../../facts/pg-login.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
-import { serverKeyProblem } from '../../tls/key-check.js';
+import { askServerKey, serverKeyProblem } from '../../tls/key-check.js';
 
 export interface LoginCheck {
   /** name or address psql connects to: must be a SAN of the certificate (verify-full) */
@@ -39,15 +39,17 @@ export async function preRestartProblem(
   files: { sslKey: string; sslCert: string; sslCa?: string; poolKey: string },
 ): Promise<string | null> {
   const readable = [files.sslCert, files.sslKey, files.poolKey, ...(files.sslCa ? [files.sslCa] : [])];
-  const out = (
-    await ctx.query(sh`sh -c ${'for f; do [ -r "$f" ] || echo "$f"; done'} pgtls-readable ${readable}`, { user: osUser })
-  ).stdout.toString('utf8');
-  const unreadable = out.split('\n').filter(Boolean);
+  // the three questions in one round trip; judged in order, so the first problem is the one reported
+  const asked = ctx.query(sh`sh -c ${'for f; do [ -r "$f" ] || echo "$f"; done'} pgtls-readable ${readable}`, { user: osUser });
+  const certRead = ctx.readFile(files.sslCert);
+  certRead.catch(() => undefined);
+  const keyAsked = askServerKey(ctx, osUser, files.sslKey);
+  const unreadable = (await asked).stdout.toString('utf8').split('\n').filter(Boolean);
   if (unreadable.length > 0) return `${unreadable.join(', ')} cannot be read by ${osUser}, the user Pgpool-II runs as`;
-  const cert = await ctx.readFile(files.sslCert);
+  const cert = await certRead;
   if (!cert) return `${files.sslCert} does not exist`;
   // pgpool is laxer than PostgreSQL about the key's mode, but the files are ours: hold them to PostgreSQL's rules
-  const keyProblem = await serverKeyProblem(ctx, osUser, files.sslKey, cert.content.toString('utf8'));
+  const keyProblem = await serverKeyProblem(ctx, osUser, files.sslKey, cert.content.toString('utf8'), keyAsked);
   return keyProblem === null ? null : `Pgpool-II TLS key: ${keyProblem}`;
 }
 
