@@ -20,6 +20,10 @@ import { KeptAnswers } from './kept-answers.js';
 import { MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, readsByUser, type ReadSetEntry } from './turn-trips.js';
 import type { ShellCommand } from '../lib/sh.js';
 
+/** How often a failed check's recovery is tried, and the pause before the next try (times the attempts so far). */
+const RECOVER_ATTEMPTS = 3;
+const RECOVER_PAUSE_MS = 1000;
+
 /**
  * Everything pgtls holds for one host during a run: its shell, its facts and
  * the single executor that changes it. In --check the executor writes into an
@@ -453,7 +457,15 @@ export class HostSession {
       const read = this.reads.peekPath(change.path);
       if (read) await read.then((f) => expected.set(change.path, f), () => undefined);
     }
-    this.reads.clear();
+    // A commit changes the files it writes and no other: only those are read again, and one whose
+    // whole state the run knows (content, owner, mode) is known without reading it back.
+    const after = new Map<string, FileState | null | undefined>();
+    for (const { change } of held) {
+      const o = change.op === 'write' ? this.overlay.get(change.path) : undefined;
+      const known = this.shell.effectiveUser === 'root' && (change.op === 'remove' || Boolean(o && o.mode && o.owner && o.group)); // (as read by root)
+      after.set(change.path, !known ? undefined : change.op === 'remove' ? null : { ...o! });
+    }
+    this.reads.forgetPaths(new Set(after.keys()));
     try {
       // (one round trip unless tasks keep their records in different places)
       for (let i = 0; i < held.length; ) {
@@ -462,6 +474,7 @@ export class HostSession {
         await commitChanges(this.shell, held.slice(i, j).map((h) => h.change), this.runId, held[i]!.store, expected);
         i = j;
       }
+      for (const [path, f] of after) if (f !== undefined) this.reads.memo(readKey(path), () => Promise.resolve(f));
     } catch (e) {
       throw new TaskError(`writing ${[...new Set(held.map((h) => h.change.path))].join(', ')}: ${errorMessage(e)}`);
     } finally {
@@ -510,16 +523,28 @@ export class HostSession {
       const why = errorMessage(e);
       await this.rollback();
       let recovered = 'previous files restored';
-      if (recover) {
-        try {
-          await this.runExec(recover, ctx);
-          this.memos.clear(); // (a recovery may be a restart)
-          recovered += `, ${recover.description} done`;
-        } catch (re) {
-          recovered += `, but ${recover.description} failed: ${errorMessage(re)}`;
-        }
-      }
+      if (recover) recovered += await this.recover(recover, ctx);
       throw new TaskError(`${description} failed: ${why} (${recovered})`);
+    }
+  }
+
+  /**
+   * The recovery after a failed check (the service started again with the previous files), tried up to
+   * RECOVER_ATTEMPTS times: what kept the new start from working is often gone a moment later (a port
+   * still held by an exiting process, or by one that grabbed it), and with the previous files back a
+   * second start is safe. Says how it went, for the host's error.
+   */
+  private async recover(recover: ExecAction, ctx: PlanContext): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.runExec(recover, ctx);
+        return `, ${recover.description} done${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
+      } catch (re) {
+        if (attempt >= RECOVER_ATTEMPTS) return `, but ${recover.description} failed ${attempt} times: ${errorMessage(re)}`;
+        await new Promise((r) => setTimeout(r, RECOVER_PAUSE_MS * attempt));
+      } finally {
+        this.memos.clear(); // (a recovery may be a restart)
+      }
     }
   }
 

@@ -203,6 +203,11 @@ class ReadCache {
     this.map.clear();
     this.generation++;
   }
+  /** Forgets these files, as read by any user (what was read of other files still holds). */
+  forgetPaths(paths: ReadonlySet<string>): void {
+    for (const key of [...this.map.keys()]) if (paths.has(key.slice(key.indexOf('\0') + 1))) this.map.delete(key);
+    this.generation++;
+  }
 }
 
 interface Deferred<T> {

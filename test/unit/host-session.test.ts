@@ -377,4 +377,36 @@ test('a local step independent of the host (a new CA) neither commits the held w
   assert.ok(reads() > readsBefore);
 });
 
+test('a commit forgets only the files it wrote; one whose content, owner and mode the run set is known without reading it back', async () => {
+  const files = { '/etc/a.conf': { content: 'a\n', mtime: 100 }, '/etc/b.conf': { content: 'b\n', mtime: 100 }, '/etc/c.conf': { content: 'c\n', mtime: 100 } };
+  // (the fake's own read and commit: only the lock and the records are answered as done)
+  const f = fakeSession({ files, answers: [{ match: /' pgtls-(lock|unlock|prepare|record|sign)\b/, stdout: '' }] }, { vars: VARS });
+  assert.is(f.ctx.effectiveUser, 'root', '(the fake logs in as root)');
+  const reads = () => scriptsRun(f.transport).filter((x) => /^pgtls-read/.test(x.name)).length;
+  await Promise.all(['/etc/a.conf', '/etc/b.conf', '/etc/c.conf'].map((p) => f.ctx.readFile(p)));
+  const n = reads();
+  await f.session.apply([{ kind: 'write', path: '/etc/a.conf', content: Buffer.from('A\n'), mode: '640', owner: 'root', group: 'postgres' }, write('/etc/b.conf', 'B\n')], f.ctx);
+  await f.session.commit();
+  assert.equal({ ...(await f.ctx.readFile('/etc/a.conf'))!, content: (await f.ctx.readFile('/etc/a.conf'))!.content.toString() }, { content: 'A\n', mode: '640', owner: 'root', group: 'postgres' });
+  assert.is((await f.ctx.readFile('/etc/c.conf'))!.content.toString(), 'c\n');
+  assert.is(reads(), n, 'neither the written file nor the untouched one is read again');
+  // a write that left owner and mode to the file it replaced: read back
+  await f.ctx.readFile('/etc/b.conf');
+  assert.is(reads(), n + 1);
+});
+
+test('a recovery that fails is tried again (the port may be free a moment later), at most three times, and the error says so', async () => {
+  let tries = 0;
+  // the first two recoveries fail (the port still taken), the third works
+  const firstTwo = { test: (cmd: string) => cmd === 'start' && ++tries <= 2 } as RegExp;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^true$/, stdout: '' }, { match: firstTwo, exitCode: 1, stderr: 'port 9999 taken' }, { match: /^start$/, stdout: '' }] }, { vars: VARS });
+  let err: Error | undefined;
+  try {
+    await f.session.apply([write('/etc/a', '1'), { kind: 'exec', description: 'restart', cmd: sh`true`, okCodes: [0] }, { kind: 'verify', description: 'serves', ...fails('port taken'), recover: { kind: 'exec', description: 'start again', cmd: sh`start` } }], f.ctx);
+  } catch (e) {
+    err = e as Error;
+  }
+  assert.match(err?.message ?? '', /^serves failed: port taken \(previous files restored, start again done \(attempt 3\)\)$/);
+});
+
 test.run();
