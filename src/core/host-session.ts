@@ -6,7 +6,7 @@ import { JournaledController } from './controller-target.js';
 import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
-import { RemoteCommandError, type ExecResult } from '../lib/transport.js';
+import { RemoteCommandError, type ExecOptions, type ExecResult } from '../lib/transport.js';
 import { commitChanges, dropRollbackCommand, dropTempFiles, parseReadMany, readManyCommand, restoreFromRollback, type FileChange } from '../remote/files.js';
 import { mergeSqlReads } from '../remote/sql-merge.js';
 import { MAX_BATCH_BYTES, asUserInBatch, batchBytes, batchScriptBytes, execBatch, queryInBatch } from '../remote/batch.js';
@@ -20,6 +20,11 @@ import { KeptAnswers } from './kept-answers.js';
 import { MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, readsByUser, type ReadSetEntry } from './turn-trips.js';
 import type { ShellCommand } from '../lib/sh.js';
 
+/**
+ * A commit whose files add up to more than this goes in a round trip of its own: in a batch its content
+ * is one base64 line of the batch's stdin, which the host's shell reads a byte at a time.
+ */
+const MAX_RIDING_COMMIT_BYTES = 256 * 1024;
 /** How often a failed check's recovery is tried, and the pause before the next try (times the attempts so far). */
 const RECOVER_ATTEMPTS = 3;
 const RECOVER_PAUSE_MS = 1000;
@@ -172,8 +177,29 @@ export class HostSession {
   private async query(cmd: ShellCommand, opts: QueryOptions = {}): Promise<ExecResult> {
     const { independentOfFiles, ...exec } = opts;
     this.kept.noteAsked(cmd, exec, exec.stdin instanceof Secret ? this.secretVarOf?.(exec.stdin) : undefined);
-    if (!independentOfFiles) await this.commit();
-    return this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
+    // (async: it still puts the question in the trip at once, before its first await)
+    const ask = async (): Promise<ExecResult> => this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
+    if (independentOfFiles) return ask();
+    // the held writes first; the question rides in the commit's round trip when it can
+    return this.commitThen(ask, () => this.trips.joins(exec));
+  }
+
+  /**
+   * The held writes committed, then `ask`: in the commit's own round trip when there is one (the
+   * commit first and alone on the host, the question only if it worked), else right after.
+   */
+  private async commitThen<T>(ask: () => Promise<T>, joins: () => boolean): Promise<T> {
+    let asked: Promise<T> | undefined;
+    const ride = (): boolean => {
+      // (a question that would not go in the trip would be sent at once, before the commit)
+      if (!asked && !joins()) return false;
+      asked ??= ask();
+      asked.catch(() => undefined); // (awaited below; unless the commit failed first)
+      return true;
+    };
+    await this.commit(ride);
+    asked ??= ask();
+    return asked;
   }
 
   /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt; or why it was refused there. */
@@ -353,16 +379,19 @@ export class HostSession {
             }
             break;
           }
-          await this.settle(!action.leavesAlone?.includes('files') || (action.touches ?? []).length > 0);
+          // the held writes first (a failure there is the commit's, not the command's); the command
+          // rides in the commit's round trip when it can
+          const { sent } = await this.commitAndSend(action, ctx);
+          if (!action.leavesAlone?.includes('files') || (action.touches ?? []).length > 0) this.reads.clear();
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
           if (!guard) {
-            await this.runExec(action, ctx);
+            await this.runExec(action, ctx, sent);
             break;
           }
           try {
-            await this.runExec(action, ctx);
+            await this.runExec(action, ctx, sent);
           } catch (e) {
             await this.verify(guard.description, () => Promise.reject(e), guard.recover, ctx);
           }
@@ -403,13 +432,10 @@ export class HostSession {
     return said ?? (said === null ? null : undefined);
   }
 
-  /**
-   * Before a command, a verify or a local step: the held writes are made, and no cached read is trusted
-   * after it (it may change files), unless `mayChangeFiles` is false (a command that changes none).
-   */
-  private async settle(mayChangeFiles = true): Promise<void> {
+  /** Before a verify or a local step: the held writes are made, and no cached read is trusted after it (it may change files). */
+  private async settle(): Promise<void> {
     await this.commit();
-    if (mayChangeFiles) this.reads.clear();
+    this.reads.clear();
   }
 
   /**
@@ -439,13 +465,13 @@ export class HostSession {
    * Makes every pending change, in one round trip (commit.sh): after it the host holds what the
    * overlay said. A failure names the files; nothing of a commit that failed on receipt is installed.
    */
-  async commit(): Promise<void> {
-    const next = this.committing.then(() => this.commitHeld());
+  async commit(ride?: () => boolean): Promise<void> {
+    const next = this.committing.then(() => this.commitHeld(ride));
     this.committing = next.catch(() => undefined);
     return next;
   }
 
-  private async commitHeld(): Promise<void> {
+  private async commitHeld(ride?: () => boolean): Promise<void> {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
     this.changed();
@@ -471,7 +497,9 @@ export class HostSession {
       for (let i = 0; i < held.length; ) {
         let j = i + 1;
         while (j < held.length && sameStore(held[j]!.store, held[i]!.store)) j++;
-        await commitChanges(this.shell, held.slice(i, j).map((h) => h.change), this.runId, held[i]!.store, expected);
+        const last = j === held.length;
+        const changes = held.slice(i, j).map((h) => h.change);
+        await commitChanges(this.shell, changes, this.runId, held[i]!.store, expected, last && ride ? this.leadingTrip(changes, ride) : undefined);
         i = j;
       }
       for (const [path, f] of after) if (f !== undefined) this.reads.memo(readKey(path), () => Promise.resolve(f));
@@ -482,7 +510,46 @@ export class HostSession {
     }
   }
 
-  private async runExec(action: ExecAction, ctx: PlanContext): Promise<void> {
+  /**
+   * The commit sent at the head of the current turn's round trip, and `ride` (the question waiting for
+   * it) put in the same trip right after: one round trip for both. A commit too big to go through a
+   * batch's stdin line goes alone (then `ride` asks after it).
+   */
+  private leadingTrip(changes: readonly FileChange[], ride: () => boolean) {
+    const bytes = changes.reduce((n, c) => n + (c.op === 'write' ? c.content.length : 0), 0);
+    if (bytes > MAX_RIDING_COMMIT_BYTES) return undefined;
+    return (cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> => {
+      const led = this.trips.lead(cmd, stdin);
+      if (!led) return this.shell.exec(cmd, stdin === undefined ? {} : { stdin });
+      ride(); // (false: it asks after the commit instead; the commit goes alone in its trip)
+      return led;
+    };
+  }
+
+  /**
+   * Commits the held writes before a command. A command that needs nothing prepared on the host first
+   * (no `touches`) is sent in the commit's own round trip, after it (and only if it worked): the
+   * promise of its result; undefined when it was not sent (runExec sends it).
+   */
+  private async commitAndSend(action: ExecAction, ctx: PlanContext): Promise<{ sent?: Promise<ExecResult> }> {
+    if (this.pending.length === 0 || (action.touches ?? []).length > 0) {
+      await this.commit();
+      return {};
+    }
+    await this.lockedStore(ctx);
+    const opts = execOptions(action);
+    let sent: Promise<ExecResult> | undefined;
+    await this.commit(() => {
+      if (!this.trips.joins(opts)) return false;
+      this.changed();
+      sent = this.trips.probe(action.cmd, opts);
+      sent.catch(() => undefined); // (runExec awaits it)
+      return true;
+    });
+    return sent ? { sent } : {};
+  }
+
+  private async runExec(action: ExecAction, ctx: PlanContext, sent?: Promise<ExecResult>): Promise<void> {
     let res: ExecResult;
     const touches = action.touches ?? [];
     const store = await this.lockedStore(ctx);
@@ -490,12 +557,7 @@ export class HostSession {
     for (const p of touches) this.remember(p);
     await preparePaths(this.shell, store, this.runId, touches);
     try {
-      res = await this.shell.exec(action.cmd, {
-        stdin: action.stdin,
-        user: action.user,
-        okCodes: action.okCodes,
-        timeoutMs: action.timeoutMs,
-      });
+      res = await (sent ?? this.shell.exec(action.cmd, execOptions(action)));
     } catch (e) {
       throw new TaskError(`${action.description}: ${errorMessage(e)}`);
     }
@@ -656,3 +718,8 @@ export function stateStore(vars: Readonly<Record<string, unknown>>, host: string
 }
 
 export { DEFAULT_STATE_DIR };
+
+/** How an exec action is run: its stdin, user, exit codes and limit. */
+function execOptions(a: ExecAction): ExecOptions {
+  return { stdin: a.stdin, user: a.user, okCodes: a.okCodes, timeoutMs: a.timeoutMs };
+}

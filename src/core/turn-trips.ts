@@ -65,6 +65,26 @@ export class TurnTrips {
     return this.trip;
   }
 
+  /**
+   * A command that must run before everything else of the current turn's round trip (the held writes'
+   * commit, which the turn's questions wait for): first and alone on the host; when it fails, nothing
+   * else of the trip runs (those get an error). Undefined when the turn's trip is not this shell's.
+   */
+  lead(cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> | undefined {
+    const t = this.currentTrip();
+    if (t.shell !== this.host.shell() || t.leader) return undefined;
+    const d = deferred<ExecResult>();
+    t.leader = { cmd, okCodes: [0], ...(stdin === undefined ? {} : { stdin }), d };
+    return d.promise;
+  }
+
+  /** Whether a probe asked now goes in the current turn's round trip (else it is sent on its own, at once). */
+  joins(exec: Pick<ExecOptions, 'user'>): boolean {
+    const shell = this.host.shell();
+    const user = exec.user ?? shell.effectiveUser;
+    return (user === shell.effectiveUser || (shell.effectiveUser === 'root' && shell.loginUser === 'root')) && (this.trip === null || this.trip.shell === shell);
+  }
+
   /** A read of the current turn's round trip. */
   read(path: string, user?: string): Promise<FileState | null> {
     const t = this.currentTrip();
@@ -100,7 +120,7 @@ export class TurnTrips {
           else readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
         }
       };
-      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1) {
+      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1 && !t.leader) {
         // alone: read.sh, exactly as a read always went
         const [p, d] = [...q.waiting][0]!;
         readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
@@ -115,6 +135,12 @@ export class TurnTrips {
       });
     }
     for (const p of t.probes) units.push({ ...p, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
+    const leader = t.leader;
+    if (leader) {
+      const lead: TripUnit = { ...leader, done: (r) => (r instanceof Error ? leader.d.reject(r) : leader.d.resolve(r)) };
+      if (units.length === 0) units.push(lead);
+      else return this.sendLed(t, lead, units);
+    }
     if (units.length === 0) return;
     const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
     if (units.length === 1) {
@@ -141,18 +167,29 @@ export class TurnTrips {
     for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
   }
 
+  /** The leader alone, then (when it worked) the turn's questions at once: one batch.sh. */
+  private async sendLed(t: Trip, lead: TripUnit, units: TripUnit[]): Promise<void> {
+    const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
+    let results: (ExecResult | Error | undefined)[];
+    try {
+      results = await execBatch(t.shell, [lead, ...send.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) }))], 'first-parallel');
+    } catch (e) {
+      for (const u of [lead, ...units]) u.done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    lead.done(results[0] ?? new Error('the host did not answer the command the batch began with'));
+    const rest = expand(results.slice(1));
+    for (const [i, u] of units.entries()) u.done(rest[i] ?? new Error('the host did not run this command: the one before it in its batch failed'));
+  }
+
   /**
    * A probe joins the turn's round trip when it can run inside it: as the shell's own user, or (root
    * running the batch) as another user through runuser; its stdin (a password for psql) comes
    * through the batch's stdin. Anything else goes alone.
    */
   probe(cmd: ShellCommand, exec: ExecOptions): Promise<ExecResult> {
-    const runAs = this.host.shell().effectiveUser;
-    const user = exec.user ?? runAs;
-    const joins = user === runAs || (runAs === 'root' && this.host.shell().loginUser === 'root');
-    if (!joins) return this.host.shell().exec(cmd, exec);
+    if (!this.joins(exec)) return this.host.shell().exec(cmd, exec);
     const t = this.currentTrip();
-    if (t.shell !== this.host.shell()) return this.host.shell().exec(cmd, exec);
     const d = deferred<ExecResult>();
     const { okCodes = [0], user: as, stdin, timeoutMs } = exec;
     t.probes.push({ cmd, okCodes, ...(as === undefined ? {} : { user: as }), ...(stdin === undefined ? {} : { stdin }), ...(timeoutMs === undefined ? {} : { timeoutMs }), d });
@@ -169,9 +206,10 @@ interface TripUnit {
   done: (r: ExecResult | Error) => void;
 }
 
-/** One turn's requests of the host: reads by user ('' = the shell's), probes. */
+/** One turn's requests of the host: the command they wait for (a commit), reads by user ('' = the shell's), probes. */
 interface Trip {
   shell: HostShell;
+  leader?: Omit<TripUnit, 'done'> & { d: Deferred<ExecResult> };
   reads: Map<string, { user?: string; waiting: Map<string, Deferred<FileState | null>> }>;
   probes: (Omit<TripUnit, 'done'> & { d: Deferred<ExecResult> })[];
 }

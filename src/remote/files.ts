@@ -3,7 +3,7 @@ import { TaskError } from '../lib/errors.js';
 import type { HostShell } from './host-shell.js';
 import { diropScript, hostScript } from './scripts.js';
 import { sh, type ShellCommand } from '../lib/sh.js';
-import { installedMac, READ_CAP, recordOf, signedExec, type StateStore } from './state.js';
+import { installedMac, READ_CAP, recordOf, signedExec, type CommandRunner, type StateStore } from './state.js';
 
 import type { FileState } from '../lib/plan-types.js';
 export type { FileState };
@@ -107,6 +107,8 @@ export async function commitChanges(
   store: StateStore,
   /** Files as the controller last read them (null: absent): their originals are signed in the same round trip. */
   expected: ReadonlyMap<string, FileState | null> = new Map(),
+  /** How the commit is sent (default: a round trip of its own). */
+  run?: CommandRunner,
 ): Promise<Map<string, string>> {
   if (changes.length === 0) return new Map();
   const names = new Map<string, string>();
@@ -141,6 +143,7 @@ export async function commitChanges(
     names,
     sh`sh -c ${hostScript('commit')} pgtls-commit ${diropScript()} ${runId} ${store.dir} ${READ_CAP} ${stdin.length} ${omacs.join('\n')} ${args}`,
     stdin,
+    run,
   );
   const backups = new Map<string, string>();
   for (const m of res.stdout.toString('utf8').matchAll(/^backup=(.*)$/gm)) {

@@ -177,14 +177,24 @@ export async function recordPaths(shell: HostShell, store: StateStore, paths: st
   await signedExec(shell, store, names, sh`sh -c ${hostScript('record')} pgtls-record ${diropScript()} ${store.dir} ${READ_CAP} ${paths.flatMap((p) => [p, recordOf(store, p)])}`);
 }
 
+/** How a write-path command is sent: on its own (the default), or at the head of a round trip (HostSession's commit). */
+export type CommandRunner = (cmd: ShellCommand, stdin?: Buffer) => Promise<ExecResult>;
+
 /**
  * Runs a script that may record originals, and signs what it recorded, also when it then fails
  * (a refused write has already kept the original: unsigned, the uninstall would refuse it).
  */
-export async function signedExec(shell: HostShell, store: StateStore, names: Map<string, string>, cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> {
+export async function signedExec(
+  shell: HostShell,
+  store: StateStore,
+  names: Map<string, string>,
+  cmd: ShellCommand,
+  stdin?: Buffer,
+  run: CommandRunner = (c, i) => shell.exec(c, i === undefined ? {} : { stdin: i }),
+): Promise<ExecResult> {
   let res: ExecResult;
   try {
-    res = await shell.exec(cmd, stdin === undefined ? {} : { stdin });
+    res = await run(cmd, stdin);
   } catch (e) {
     if (e instanceof RemoteCommandError) await signRecords(shell, store, e.result.stdout, names).catch(() => undefined);
     throw e;

@@ -57,6 +57,8 @@ test('SIGINT, SIGTERM, double SIGINT and SIGKILL at random points of install, re
       const what = `point ${points + 1} (${name}, ${signal} at ${delay} ms)`;
       note(f, what);
       const p = f.spawnPgtls(playbook);
+      // (the delay counts from when pgtls catches signals: on a loaded machine Node alone can take longer to start)
+      await p.catching();
       await sleep(delay);
       if (p.exited()) {
         // The run was already over: not an interrupt point. An install or uninstall that ran to its

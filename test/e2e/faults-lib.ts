@@ -193,6 +193,12 @@ export interface PgtlsChild {
   exited: () => boolean;
   /** Path of the PGTLS_COMMAND_LOG of this run (every remote command line, as it is sent). */
   commandLog: string;
+  /**
+   * Resolves once the process catches SIGINT and SIGTERM (its first line of JavaScript ran:
+   * bin/pgtls.js), by the kernel's own account (/proc/PID/status SigCgt), or when it exited. A signal
+   * before that ends Node itself, before pgtls exists: not a point of the run.
+   */
+  catching(): Promise<void>;
 }
 
 function spawnPgtls(playbook: string, inventory: string, args: string[], base: string, env: Record<string, string>): PgtlsChild {
@@ -223,7 +229,15 @@ function spawnPgtls(playbook: string, inventory: string, args: string[], base: s
       resolve({ code, signal, stdout, stderr, report, commandLog: readFileSync(commandLog, 'utf8'), ms: Date.now() - t0 });
     });
   });
-  return { child, done, exited: () => exited, commandLog };
+  const catching = async (): Promise<void> => {
+    const want = (1n << 1n) | (1n << 14n); // SIGINT (2), SIGTERM (15): bit n-1
+    for (let i = 0; i < 1000 && !exited; i++) {
+      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec((() => { try { return readFileSync(`/proc/${child.pid}/status`, 'utf8'); } catch { return ''; } })());
+      if (m && (BigInt(`0x${m[1]}`) & want) === want) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  return { child, done, exited: () => exited, commandLog, catching };
 }
 
 export const show = (r: PgtlsRun): string =>

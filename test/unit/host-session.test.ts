@@ -116,8 +116,11 @@ test('real run: a failed verify restores the journal (newest first) and runs rec
   assert.ok(err, 'the apply fails');
   assert.match(err!.message, /^login check failed: refused \(previous files restored, reload again done\)$/);
   const s = scriptsRun(f.transport);
-  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-commit', 'pgtls-rollback'], 'both writes in one commit, before the reload');
-  assert.equal(s[2]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
+  // the commit and the reload in one round trip (batch.sh first-parallel: the commit first and alone)
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-batch', 'pgtls-commit', 'pgtls-rollback'], 'both writes in one commit, before the reload');
+  assert.equal(s[1]!.args.slice(0, 2), ['first-parallel', '10']);
+  assert.match(s[1]!.args[3]!, /^reload$/);
+  assert.equal(s[3]!.args.slice(1), ['restore', 'testrun-1', '/etc/b', '/etc/a']);
   assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 2, 'the reload, then recover');
 });
 
@@ -407,6 +410,35 @@ test('a recovery that fails is tried again (the port may be free a moment later)
     err = e as Error;
   }
   assert.match(err?.message ?? '', /^serves failed: port taken \(previous files restored, start again done \(attempt 3\)\)$/);
+});
+
+test('a command riding the commit: when the commit fails, the command does not run and the error is the commit\'s (no recovery)', async () => {
+  const f = fakeSession({ answers: [{ match: /' pgtls-commit\b/, exitCode: 1, stderr: 'No space left on device' }, WRITE_PATH, { match: /^reload$/, stdout: '' }] }, { vars: VARS });
+  let err: Error | undefined;
+  try {
+    await f.session.apply([write('/etc/a', '1'), { kind: 'exec', description: 'reload', cmd: sh`reload` }, { kind: 'verify', description: 'check', ...passes('never') }], f.ctx);
+  } catch (e) {
+    err = e as Error;
+  }
+  assert.match(err?.message ?? '', /^writing \/etc\/a: .*No space left on device/);
+  assert.is(f.transport.log.filter((l) => l.cmd === 'reload').length, 0, 'the command after a failed commit never runs');
+  assert.not.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-rollback'), 'no recovery: nothing was changed');
+});
+
+test('a question riding the commit gets the files as committed; when the commit fails it is not asked', async () => {
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^cat \/etc\/a$/, stdout: 'as committed' }] }, { vars: VARS });
+  await f.session.apply([write('/etc/a', '1')], f.ctx);
+  const r = await f.ctx.query(sh`cat /etc/a`);
+  assert.is(r.stdout.toString(), 'as committed');
+  const s = scriptsRun(f.transport);
+  assert.equal(s.map((x) => x.name), ['pgtls-lock', 'pgtls-batch', 'pgtls-commit'], 'one round trip: the commit, then the question');
+  assert.is(s[1]!.args[0], 'first-parallel');
+  const g = fakeSession({ answers: [{ match: /' pgtls-commit\b/, exitCode: 1, stderr: 'read-only file system' }, WRITE_PATH, { match: /^cat \/etc\/a$/, stdout: 'x' }] }, { vars: VARS });
+  await g.session.apply([write('/etc/a', '1')], g.ctx);
+  let err: Error | undefined;
+  await g.ctx.query(sh`cat /etc/a`).catch((e: Error) => void (err = e));
+  assert.match(err?.message ?? '', /^writing \/etc\/a: .*read-only file system/);
+  assert.is(g.transport.log.filter((l) => l.cmd === 'cat /etc/a').length, 0);
 });
 
 test.run();
