@@ -399,7 +399,9 @@ export class HostSession {
         }
         case 'verify':
           if (this.check) break;
-          await this.settle();
+          // the held writes first; what the run read still holds (a check only asks; one that fails
+          // rolls back, which forgets every read)
+          await this.commit();
           if (action.readOnly) await this.verifierOf(action)(ctx);
           else await this.verify(action.description, this.verifierOf(action), action.recover, ctx, action.keepRollback);
           break;
@@ -432,7 +434,7 @@ export class HostSession {
     return said ?? (said === null ? null : undefined);
   }
 
-  /** Before a verify or a local step: the held writes are made, and no cached read is trusted after it (it may change files). */
+  /** Before a local step that may depend on the host: the held writes are made, and no cached read is trusted after it. */
   private async settle(): Promise<void> {
     await this.commit();
     this.reads.clear();

@@ -351,6 +351,9 @@ test("an exec that leaves the files alone (SQL, temp keys) keeps the run's reads
   await f.session.apply([{ kind: 'exec', description: 'ALTER ROLE', cmd: sh`true`, leavesAlone: ['files', 'server'] }], f.ctx);
   await f.ctx.readFile('/etc/a.conf');
   assert.is(reads(), n, 'kept');
+  await f.session.apply([{ kind: 'verify', description: 'check', ...passes('a check only asks') }], f.ctx);
+  await f.ctx.readFile('/etc/a.conf');
+  assert.is(reads(), n, 'kept across a passing check');
   await f.session.apply([{ kind: 'exec', description: 'fix a key', cmd: sh`true`, leavesAlone: ['files'], touches: ['/etc/key'] }], f.ctx);
   await f.ctx.readFile('/etc/a.conf');
   assert.is(reads(), n + 1, 'a command that touches a file: read again');
