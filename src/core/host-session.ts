@@ -153,6 +153,11 @@ export class HostSession {
     return read;
   }
 
+  /** A task's plan() runs (again: after a step of its own): see KeptAnswers.planRound. */
+  planRound(again: boolean): void {
+    this.kept.planRound(again);
+  }
+
   /** Logins a task declares, for the next run's replay record (not asked now). */
   recordLogins(logins: readonly DeclaredLogin[]): void {
     for (const l of logins) this.kept.noteAsked(l.cmd, { stdin: l.password, ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }) }, this.secretVarOf?.(l.password));

@@ -30,6 +30,8 @@ export class KeptAnswers {
   /** Declared probes, with how many tasks declared each. */
   private readonly declared = new Map<string, { probe: Probe; askers: number }>();
   private readonly answers = new Map<string, Kept>();
+  /** Answers this task's planning used up: planned again (ModuleDef `replan`), it may use them again while they hold. */
+  private readonly spent = new Map<string, Kept>();
   /**
    * The queries this run asked that a next run can ask again (but the first round trip's discovery):
    * the stdin-free ones, and logins whose password is a host variable's (`stdinVar`); the replay record's;
@@ -63,6 +65,18 @@ export class KeptAnswers {
   }
 
   /**
+   * A task starts planning (`again`: it plans once more after a step of its own, such as a new CA on the
+   * controller): an answer its last round used up counts once more for it, if no host has changed
+   * anything since it was asked (the step changed nothing there). A new task starts with none spent.
+   */
+  planRound(again: boolean): void {
+    if (again) {
+      for (const [key, kept] of this.spent) if (!this.answers.has(key)) this.answers.set(key, { ...kept, askers: 1, used: 0 });
+    }
+    this.spent.clear();
+  }
+
+  /**
    * A query is being asked: noted for the replay record when it can be replayed: no stdin, or a
    * password that is the value of host variable `stdinVar` (a login, whose limit the batch keeps).
    */
@@ -82,7 +96,10 @@ export class KeptAnswers {
     const kept = this.answers.get(key);
     if (!kept) return undefined;
     // as many as declared it (a replayed answer: also the tasks that declare it in this run)
-    if (++kept.used >= Math.max(kept.askers, this.declared.get(key)?.askers ?? 0)) this.answers.delete(key);
+    if (++kept.used >= Math.max(kept.askers, this.declared.get(key)?.askers ?? 0)) {
+      this.answers.delete(key);
+      this.spent.set(key, kept);
+    }
     const now = this.now();
     const fresh = kept.stamp.host === now.host && kept.stamp.run === now.run;
     if (!fresh || kept.as !== (exec.user ?? shellUser)) return undefined;

@@ -561,7 +561,9 @@ class Runner {
       // not make them (an install restarts Pgpool-II instead of asking its backends)
       const read = new Map<string, FileState | null>();
       const planCtx: PlanContext = mod.logins ? { ...ctx, readFile: async (p, o) => { const f = await ctx.readFile(p, o); if (!o?.user) read.set(p, f); return f; } } : ctx;
+      let rounds = 0;
       const plan = async () => {
+        session.planRound(rounds++ > 0);
         const changes = await mod.plan(planCtx, parsed.data);
         if (mod.logins && !this.opts.check) session.recordLogins(await mod.logins(parsed.data, (p) => (read.has(p) ? Promise.resolve(read.get(p)!) : session.cachedFile(p))).catch(() => []));
         return changes;

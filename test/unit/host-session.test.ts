@@ -444,4 +444,26 @@ test('a question riding the commit gets the files as committed; when the commit 
   assert.is(g.transport.log.filter((l) => l.cmd === 'cat /etc/a').length, 0);
 });
 
+test('an answer fetched ahead counts once more when its task plans again after a step that changed no host (a new CA), not after a change', async () => {
+  const { KeptAnswers } = await import('../../src/core/kept-answers.js');
+  let stamp = { host: 0, run: 0 };
+  const kept = new KeptAnswers(() => stamp);
+  const probe = { cmd: sh`probe keys` };
+  const answer = { command: 'probe keys', exitCode: 0, signal: null, stdout: Buffer.from('keys'), stderr: Buffer.alloc(0), timedOut: false, durationMs: 1 };
+  kept.keep(probe, 'root', answer);
+  kept.planRound(false);
+  assert.is(kept.take(probe.cmd, {}, 'root')?.stdout.toString(), 'keys', 'the first round');
+  assert.is(kept.take(probe.cmd, {}, 'root'), undefined, 'used up: a retry asks the host');
+  kept.planRound(true);
+  assert.is(kept.take(probe.cmd, {}, 'root')?.stdout.toString(), 'keys', 'planned again: once more');
+  kept.planRound(true);
+  stamp = { host: 1, run: 1 };
+  assert.is(kept.take(probe.cmd, {}, 'root'), undefined, 'a host changed since: stale');
+  kept.keep(probe, 'root', answer);
+  kept.planRound(false);
+  kept.take(probe.cmd, {}, 'root');
+  kept.planRound(false);
+  assert.is(kept.take(probe.cmd, {}, 'root'), undefined, 'another task: not again');
+});
+
 test.run();

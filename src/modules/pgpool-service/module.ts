@@ -119,7 +119,8 @@ export const pgpoolRestart = defineModule({
       const files = { sslKey: ssl.key, sslCert: ssl.cert, sslCa: ssl.ca, poolKey: a.key_file };
       pre.push(verifyWith(startable, { osUser: a.os_user, files }, { keepRollback: true, description: 'Pgpool-II pre-restart check' }));
     }
-    const exec: ExecAction = { kind: 'exec', description: `restart Pgpool-II (${how})`, cmd: restart, timeoutMs: (a.wait_seconds * 2 + 30) * 1000 };
+    // (a restart changes no file: what the run read still holds for the check after it)
+    const exec: ExecAction = { kind: 'exec', description: `restart Pgpool-II (${how})`, cmd: restart, timeoutMs: (a.wait_seconds * 2 + 30) * 1000, leavesAlone: ['files'] };
     const v = a.verify;
     const waitMs = a.wait_seconds * 1000;
     return [
