@@ -26,7 +26,7 @@ import { execBatch, parseBatch } from '../../src/remote/batch.js';
 import { RemoteCommandError } from '../../src/lib/transport.js';
 import { Secret } from '../../src/lib/secret.js';
 import { ALL_SCRIPTS, compactScript, diropScript, hostScript, scriptFile } from '../../src/remote/scripts.js';
-import { STANDALONE_SCRIPTS } from '../../src/remote/standalone-scripts.js';
+import { STANDALONE_SCRIPTS, standaloneScript } from '../../src/remote/standalone-scripts.js';
 import { recordBase, RecordSigner, type StateStore } from '../../src/remote/state.js';
 import { LocalTransport } from './local-host.js';
 
@@ -602,6 +602,26 @@ test('batch.sh parallel: the commands run at once (each waits to see the other s
   assert.ok(lock && !(lock instanceof Error) && lock.exitCode === 3);
   assert.is(after, undefined);
   assert.not.ok(existsSync(marker), 'nothing after a refused first command ran');
+});
+
+test('batch.sh sent TERM (the controller is gone) lives until its running command ends, and starts nothing more', async () => {
+  const b = box();
+  const done = join(b.root, 'done');
+  const next = join(b.root, 'next');
+  // the first command ignores TERM and finishes (as commit.sh does while it installs)
+  const first = `trap '' TERM; sleep 0.6; touch ${done}`;
+  const { spawn } = await import('node:child_process');
+  const child = spawn('sh', ['-c', standaloneScript('batch'), 'pgtls-batch', 'stop', '-', first, `touch ${next}`], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 200));
+  // as the agent does: the command's children first, then the command
+  const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  for (const k of kids) process.kill(k, 'SIGTERM');
+  process.kill(child.pid!, 'SIGTERM');
+  const t0 = Date.now();
+  await new Promise((r) => child.on('exit', r));
+  assert.ok(existsSync(done), 'the running command finished');
+  assert.ok(Date.now() - t0 >= 250, 'batch.sh waited for it');
+  assert.not.ok(existsSync(next), 'nothing more was started');
 });
 
 test('without a usable temp directory on the host, batches and batched reads fall back to one command each, same answers', async () => {

@@ -17,6 +17,11 @@
 set -u
 mode=$1 inputs=$2
 shift 2
+# The agent ends a command whose controller is gone with TERM, its children first (a commit.sh that
+# is installing ignores it and finishes). So batch.sh lives until what it started has ended (a run
+# lock is not seen as dead while its commit still writes) and starts nothing more.
+stopped=0
+trap 'stopped=1' HUP INT TERM
 # no private temp directory (a full or read-only /tmp), or stdin to decode without base64: say so,
 # the controller sends the commands one by one
 if [ "$inputs" != - ] && ! command -v base64 >/dev/null 2>&1; then echo pgtls-batch-unavailable; exit 0; fi
@@ -45,6 +50,7 @@ frame() {
 }
 n=0
 for c; do
+  [ "$stopped" = 0 ] || break
   n=$((n + 1))
   case $mode in
   parallel | first-parallel)
@@ -53,7 +59,7 @@ for c; do
       next_input
       run 1 "$c" "$has" "$line" || rc=$?
       frame 1 "$rc"
-      [ "$rc" = 0 ] || exit 0
+      [ "$rc" = 0 ] && [ "$stopped" = 0 ] || exit 0
     else
       next_input
       { rc=0; run "$n" "$c" "$has" "$line" || rc=$?; echo "$rc" >"$d/$n.rc"; } &
@@ -64,12 +70,14 @@ for c; do
     next_input
     run "$n" "$c" "$has" "$line" || rc=$?
     frame "$n" "$rc"
+    [ "$stopped" = 0 ] || exit 0
     if [ "$rc" != 0 ] && { [ "$mode" = stop ] || { [ "$mode" = first ] && [ "$n" = 1 ]; }; }; then exit 0; fi
     ;;
   esac
 done
 case $mode in parallel | first-parallel) ;; *) exit 0 ;; esac
-wait
+# (a trapped TERM interrupts wait: wait again until every command has ended)
+until wait; do :; done
 i=0
 [ "$mode" = first-parallel ] && i=1
 while [ "$i" -lt "$n" ]; do
