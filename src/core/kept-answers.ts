@@ -3,7 +3,8 @@
  * the connection's first round trip asked (discovery, the last run's replay record) and what the
  * lock's round trip asked for the probes tasks declare (ModuleDef.probes, .sql, .logins). An answer
  * is given only to the identical query (same command text, same user, same stdin), only while no host of the
- * run has changed anything since it was asked (`stamp`), and to as many queries as declared it; a
+ * run has changed anything since it was asked (`stamp`; for a probe of the host's own files, only while
+ * this host has not), and to as many queries as declared it; a
  * later identical query (a retry) asks the host again. It also keeps what this run asked, for the
  * next run's replay record.
  */
@@ -24,6 +25,8 @@ interface Kept {
   result: ExecResult;
   askers: number;
   used: number;
+  /** Only this host's changes make it stale (Probe.scope 'host'). */
+  hostOnly: boolean;
 }
 
 export class KeptAnswers {
@@ -60,7 +63,7 @@ export class KeptAnswers {
   /** An answer asked now, as user `as`. `discovery`: the first round trip's facts commands (never recorded for replay). */
   keep(probe: Probe, as: string, result: ExecResult, askers = 1, discovery = false): void {
     const key = probeKey(probe.cmd, probe.user, probe.stdin);
-    this.answers.set(key, { stamp: this.now(), as, result, askers, used: 0 });
+    this.answers.set(key, { stamp: this.now(), as, result, askers, used: 0, hostOnly: probe.scope === 'host' });
     if (discovery) this.firstTrip.add(key);
   }
 
@@ -101,7 +104,9 @@ export class KeptAnswers {
       this.spent.set(key, kept);
     }
     const now = this.now();
-    const fresh = kept.stamp.host === now.host && kept.stamp.run === now.run;
+    // (a probe a task declares of its host's files is host-scoped, also when the replay record asked it)
+    const hostOnly = kept.hostOnly || this.declared.get(key)?.probe.scope === 'host';
+    const fresh = kept.stamp.host === now.host && (hostOnly || kept.stamp.run === now.run);
     if (!fresh || kept.as !== (exec.user ?? shellUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }

@@ -30,6 +30,8 @@ export interface Probe {
   user?: string;
   stdin?: Secret;
   timeoutMs?: number;
+  /** 'host': its answer depends on this host's own files alone (ModuleDef.probes), so what other hosts change leaves it standing. */
+  scope?: 'host';
 }
 
 /** A recorded probe as this run asks it: a login gets its variable's value now (`secret`), or is not asked (null) when that is gone. */

@@ -343,7 +343,7 @@ class Runner {
     return {
       reads: (mod.reads?.(args) ?? []).filter((p) => p.startsWith('/')).map((path) => ({ path })),
       probes: [
-        ...(mod.probes?.(args) ?? []).map((cmd) => ({ cmd })),
+        ...(mod.probes?.(args) ?? []).map((cmd) => ({ cmd, scope: 'host' as const })),
         ...sql,
         ...logins.map((l) => ({ cmd: l.cmd, stdin: l.password, ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }) })),
       ],

@@ -304,9 +304,10 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    */
   reads?(args: z.infer<S>): string[];
   /**
-   * Read-only probes plan() runs with ctx.query (as the task's default user, no stdin), known from
-   * the arguments alone: run in the same round trip as the lock, their answers kept until anything
-   * may change the host (as cached reads are) and given to the first identical query. Only a hint.
+   * Read-only probes of the host's own files plan() runs with ctx.query (as the task's default user,
+   * no stdin), known from the arguments alone: run in the same round trip as the lock, their answers
+   * kept until this host changes anything (as cached reads are: what other hosts change cannot change
+   * them) and given to the first identical query. Only a hint. Anything else is `sql` (or undeclared).
    */
   probes?(args: z.infer<S>): ShellCommand[];
   /**

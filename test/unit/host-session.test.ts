@@ -466,4 +466,21 @@ test('an answer fetched ahead counts once more when its task plans again after a
   assert.is(kept.take(probe.cmd, {}, 'root'), undefined, 'another task: not again');
 });
 
+test("a probe of the host's own files stays fresh when another host changes something; any other answer does not", async () => {
+  const { KeptAnswers } = await import('../../src/core/kept-answers.js');
+  let stamp = { host: 0, run: 0 };
+  const kept = new KeptAnswers(() => stamp);
+  const answer = (t: string) => ({ command: t, exitCode: 0, signal: null, stdout: Buffer.from(t), stderr: Buffer.alloc(0), timedOut: false, durationMs: 1 });
+  const files = { cmd: sh`probe keys`, scope: 'host' as const };
+  const sessions = { cmd: sh`psql sessions` };
+  kept.keep(files, 'root', answer('keys'));
+  kept.keep(sessions, 'root', answer('sessions'));
+  stamp = { host: 0, run: 1 }; // another host committed something
+  assert.is(kept.take(files.cmd, {}, 'root')?.stdout.toString(), 'keys');
+  assert.is(kept.take(sessions.cmd, {}, 'root'), undefined, 'what a server sees may change with another host (a Pgpool-II restart)');
+  kept.keep(files, 'root', answer('keys'));
+  stamp = { host: 1, run: 2 }; // this host changed something
+  assert.is(kept.take(files.cmd, {}, 'root'), undefined);
+});
+
 test.run();
