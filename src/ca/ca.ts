@@ -51,13 +51,17 @@ export function loadOrCreateCa(run: CaRun, opts: CaOptions): Promise<CertAndKey 
   return p;
 }
 
+const MAX_SPARE_KEYS = 2;
+
 /**
  * Starts generating the key of the CA `dir` will need when it has none yet (off the event loop), for
  * the run's creation of it to take; nothing is written. A CA that exists, or a key already started: nothing.
  */
 export function warmCaKey(run: CaRun, dir: string, keyBits: number): void {
   const key = `${resolve(dir)}\0${keyBits}`;
-  if (run.spareKeys.has(key) || existsSync(join(dir, 'ca.key')) || existsSync(join(dir, 'ca.crt'))) return;
+  // (a few at most: per-node CAs of a whole fleet at once would hold every threadpool thread, which
+  // the hosts' connections need for their file reads, for seconds; the rest are made when created)
+  if (run.spareKeys.size >= MAX_SPARE_KEYS || run.spareKeys.has(key) || existsSync(join(dir, 'ca.key')) || existsSync(join(dir, 'ca.crt'))) return;
   const p = generateKeyPair(keyBits).then((k) => k.keyPem);
   p.catch(() => undefined); // (a failure is the creation's to report: it generates its own key then)
   run.spareKeys.set(key, p);

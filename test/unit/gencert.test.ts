@@ -168,6 +168,9 @@ test('CA store: a key warmed ahead (warmCaKey) writes nothing, is the key of the
   warmCaKey(run, other, 2048);
   const big = await loadOrCreateCa(run, { dir: other, commonName: 'pgtls CA', days: 3650, keyBits: 3072, create: true });
   assert.not.ok(certMatchesKey(big!.certPem, await [...run.spareKeys.values()][0]!));
+  // at most two in flight (per-node CAs of a fleet are made when they are created)
+  for (const d of ['n1', 'n2', 'n3']) warmCaKey(run, join(tmpDir(), d), 2048);
+  assert.is(run.spareKeys.size, 2);
 });
 
 test('CA store: a second process losing the link() race uses the winner\'s CA', async () => {
