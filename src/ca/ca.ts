@@ -52,13 +52,15 @@ export function loadOrCreateCa(run: CaRun, opts: CaOptions): Promise<CertAndKey 
 }
 
 const MAX_SPARE_KEYS = 2;
+/** CaRun.spareKeys' key: the CA's directory and its key size. */
+const spareKeyOf = (dir: string, keyBits: number): string => `${resolve(dir)}\0${keyBits}`;
 
 /**
  * Starts generating the key of the CA `dir` will need when it has none yet (off the event loop), for
  * the run's creation of it to take; nothing is written. A CA that exists, or a key already started: nothing.
  */
 export function warmCaKey(run: CaRun, dir: string, keyBits: number): void {
-  const key = `${resolve(dir)}\0${keyBits}`;
+  const key = spareKeyOf(dir, keyBits);
   // (a few at most: per-node CAs of a whole fleet at once would hold every threadpool thread, which
   // the hosts' connections need for their file reads, for seconds; the rest are made when created)
   if (run.spareKeys.size >= MAX_SPARE_KEYS || run.spareKeys.has(key) || existsSync(join(dir, 'ca.key')) || existsSync(join(dir, 'ca.crt'))) return;
@@ -69,7 +71,7 @@ export function warmCaKey(run: CaRun, dir: string, keyBits: number): void {
 
 /** The key warmCaKey started for this CA, once (undefined: none, or it failed). */
 async function takeSpareKey(run: CaRun, dir: string, keyBits: number): Promise<string | undefined> {
-  const key = `${resolve(dir)}\0${keyBits}`;
+  const key = spareKeyOf(dir, keyBits);
   const p = run.spareKeys.get(key);
   if (!p) return undefined;
   run.spareKeys.delete(key);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { TaskError, errorMessage } from '../lib/errors.js';
 import type { Action, ControllerTarget, DeclaredLogin, ExecAction, FileState, HostFacts, LocalAction, PlanContext, QueryOptions, RunState, VerifyAction } from '../lib/plan-types.js';
 import { JournaledController } from './controller-target.js';
+import { sleep } from '../lib/retry.js';
 import { EMPTY_REGISTRY, MapRunState, type ActionRegistry } from './run-state.js';
 import { statOnHost, statWithOverlay } from './path-stat.js';
 import { DEFAULT_STATE_DIR, stateDirOf } from '../lib/state-dir.js';
@@ -186,25 +187,24 @@ export class HostSession {
     const ask = async (): Promise<ExecResult> => this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
     if (independentOfFiles) return ask();
     // the held writes first; the question rides in the commit's round trip when it can
-    return this.commitThen(ask, () => this.trips.joins(exec));
+    const { answer } = await this.commitRiding(ask, () => this.trips.joins(exec));
+    return answer ?? ask();
   }
 
   /**
-   * The held writes committed, then `ask`: in the commit's own round trip when there is one (the
-   * commit first and alone on the host, the question only if it worked), else right after.
+   * Commits the held writes; when there are some and `joins` (what `ask` sends would go in the turn's
+   * round trip, not at once before the commit), `ask` rides the commit's round trip: the commit first
+   * and alone on the host, the rest only if it worked. Resolves once the commit is made (a failure is
+   * the commit's), with the answer of `ask` when it rode.
    */
-  private async commitThen<T>(ask: () => Promise<T>, joins: () => boolean): Promise<T> {
-    let asked: Promise<T> | undefined;
-    const ride = (): boolean => {
-      // (a question that would not go in the trip would be sent at once, before the commit)
-      if (!asked && !joins()) return false;
-      asked ??= ask();
-      asked.catch(() => undefined); // (awaited below; unless the commit failed first)
-      return true;
-    };
-    await this.commit(ride);
-    asked ??= ask();
-    return asked;
+  private async commitRiding<T>(ask: () => Promise<T>, joins: () => boolean): Promise<{ answer?: Promise<T> }> {
+    let answer: Promise<T> | undefined;
+    await this.commit(() => {
+      if (!joins()) return;
+      answer = ask();
+      answer.catch(() => undefined); // (the caller awaits it, unless the commit failed first)
+    });
+    return answer ? { answer } : {};
   }
 
   /** The run lock, taken in the connection's first round trip (src/core/first-trip.ts), for begin() to adopt; or why it was refused there. */
@@ -472,13 +472,13 @@ export class HostSession {
    * Makes every pending change, in one round trip (commit.sh): after it the host holds what the
    * overlay said. A failure names the files; nothing of a commit that failed on receipt is installed.
    */
-  async commit(ride?: () => boolean): Promise<void> {
+  async commit(ride?: () => void): Promise<void> {
     const next = this.committing.then(() => this.commitHeld(ride));
     this.committing = next.catch(() => undefined);
     return next;
   }
 
-  private async commitHeld(ride?: () => boolean): Promise<void> {
+  private async commitHeld(ride?: () => void): Promise<void> {
     if (this.check || this.pending.length === 0) return;
     const held = this.pending.splice(0);
     this.changed();
@@ -520,15 +520,15 @@ export class HostSession {
   /**
    * The commit sent at the head of the current turn's round trip, and `ride` (the question waiting for
    * it) put in the same trip right after: one round trip for both. A commit too big to go through a
-   * batch's stdin line goes alone (then `ride` asks after it).
+   * batch's stdin line goes alone (`ride` is not called: the question is asked after it).
    */
-  private leadingTrip(changes: readonly FileChange[], ride: () => boolean) {
+  private leadingTrip(changes: readonly FileChange[], ride: () => void) {
     const bytes = changes.reduce((n, c) => n + (c.op === 'write' ? c.content.length : 0), 0);
     if (bytes > MAX_RIDING_COMMIT_BYTES) return undefined;
     return (cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> => {
       const led = this.trips.lead(cmd, stdin);
       if (!led) return this.shell.exec(cmd, stdin === undefined ? {} : { stdin });
-      ride(); // (false: it asks after the commit instead; the commit goes alone in its trip)
+      ride();
       return led;
     };
   }
@@ -545,15 +545,12 @@ export class HostSession {
     }
     await this.lockedStore(ctx);
     const opts = execOptions(action);
-    let sent: Promise<ExecResult> | undefined;
-    await this.commit(() => {
-      if (!this.trips.joins(opts)) return false;
+    const send = async (): Promise<ExecResult> => {
       this.changed();
-      sent = this.trips.probe(action.cmd, opts);
-      sent.catch(() => undefined); // (runExec awaits it)
-      return true;
-    });
-    return sent ? { sent } : {};
+      return this.trips.probe(action.cmd, opts);
+    };
+    const { answer } = await this.commitRiding(send, () => this.trips.joins(opts));
+    return answer ? { sent: answer } : {};
   }
 
   private async runExec(action: ExecAction, ctx: PlanContext, sent?: Promise<ExecResult>): Promise<void> {
@@ -610,7 +607,7 @@ export class HostSession {
         return `, ${recover.description} done${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
       } catch (re) {
         if (attempt >= RECOVER_ATTEMPTS) return `, but ${recover.description} failed ${attempt} times: ${errorMessage(re)}`;
-        await new Promise((r) => setTimeout(r, RECOVER_PAUSE_MS * attempt));
+        await sleep(RECOVER_PAUSE_MS * attempt);
       } finally {
         this.memos.clear(); // (a recovery may be a restart)
       }

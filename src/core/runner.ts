@@ -310,10 +310,8 @@ class Runner {
         if (!mod?.warm) continue;
         try {
           const vars = hostVars(this.inv, host, play, task, this.extra, undefined, this.opts.check);
-          const tctx = templateContext(vars);
-          if (!task.when.every((w) => evaluateCondition(w, tctx))) continue;
-          const parsed = mod.args.safeParse(renderValue(task.args, tctx));
-          if (parsed.success) mod.warm(parsed.data, { vars, runState: this.runState, host });
+          const args = argsAhead(task, mod, vars);
+          if (args !== undefined) mod.warm(args, { vars, runState: this.runState, host });
         } catch {
           // (only a head start: the task does the work itself when it is needed)
         }
@@ -328,16 +326,8 @@ class Runner {
     const none = { reads: [], probes: [] };
     const mod = this.modules.get(task.module);
     if (!mod?.reads && !mod?.probes && !mod?.sql && !mod?.logins) return none;
-    let args: unknown;
-    try {
-      const tctx = templateContext(vars);
-      if (!task.when.every((w) => evaluateCondition(w, tctx))) return none;
-      const parsed = mod.args.safeParse(renderValue(task.args, tctx));
-      if (!parsed.success) return none;
-      args = parsed.data;
-    } catch {
-      return none;
-    }
+    const args = argsAhead(task, mod, vars);
+    if (args === undefined) return none;
     const sql = mod.sql ? await declaredSqlProbes(ctx, (server) => mod.sql!(args, server)).catch(() => []) : [];
     const logins = mod.logins ? await mod.logins(args, (path) => session.cachedFile(path)).catch(() => []) : [];
     return {
@@ -632,6 +622,21 @@ class Runner {
     }
     this.sessions.set(host, session);
     return session;
+  }
+}
+
+/**
+ * A task's arguments as they render before it runs (for what it declares or warms ahead): undefined
+ * when it is skipped, or they do not render or parse yet (a later task's result, a fact not known).
+ */
+function argsAhead(task: Task, mod: ModuleDef, vars: Record<string, unknown>): unknown {
+  try {
+    const tctx = templateContext(vars);
+    if (!task.when.every((w) => evaluateCondition(w, tctx))) return undefined;
+    const parsed = mod.args.safeParse(renderValue(task.args, tctx));
+    return parsed.success ? (parsed.data as unknown) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

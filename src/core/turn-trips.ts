@@ -136,14 +136,10 @@ export class TurnTrips {
     }
     for (const p of t.probes) units.push({ ...p, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
     const leader = t.leader;
-    if (leader) {
-      const lead: TripUnit = { ...leader, done: (r) => (r instanceof Error ? leader.d.reject(r) : leader.d.resolve(r)) };
-      if (units.length === 0) units.push(lead);
-      else return this.sendLed(t, lead, units);
-    }
+    const lead: TripUnit | undefined = leader && { ...leader, done: (r) => (r instanceof Error ? leader.d.reject(r) : leader.d.resolve(r)) };
+    if (lead && units.length === 0) units.push(lead);
     if (units.length === 0) return;
-    const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
-    if (units.length === 1) {
+    if (units.length === 1 && (!lead || units[0] === lead)) {
       // one command: on its own, exactly as before
       const u = units[0]!;
       const { cmd, okCodes, user, stdin, timeoutMs } = u;
@@ -151,35 +147,24 @@ export class TurnTrips {
       await t.shell.exec(cmd, opts).then(u.done, (e: unknown) => u.done(e instanceof Error ? e : new Error(String(e))));
       return;
     }
+    const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
     let results: (ExecResult | Error | undefined)[];
     try {
       results = await execBatch(
         t.shell,
-        send.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) })),
-        // reads and queries only (a plan's questions): at once on the host
-        'parallel',
+        [...(lead ? [lead] : []), ...send.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) }))],
+        // a plan's questions (reads and queries) at once on the host; after the commit they wait for,
+        // when there is one: it runs first and alone, and when it fails nothing else runs
+        lead ? 'first-parallel' : 'parallel',
       );
     } catch (e) {
-      for (const u of units) u.done(e instanceof Error ? e : new Error(String(e)));
+      for (const u of [...(lead ? [lead] : []), ...units]) u.done(e instanceof Error ? e : new Error(String(e)));
       return;
     }
+    if (lead) lead.done(results.shift() ?? new Error('the host did not answer the command the batch began with'));
     results = expand(results);
-    for (const [i, u] of units.entries()) u.done(results[i] ?? new Error('the host did not answer this command of the batch'));
-  }
-
-  /** The leader alone, then (when it worked) the turn's questions at once: one batch.sh. */
-  private async sendLed(t: Trip, lead: TripUnit, units: TripUnit[]): Promise<void> {
-    const { send, expand } = mergeSqlReads(units, (u) => u.okCodes);
-    let results: (ExecResult | Error | undefined)[];
-    try {
-      results = await execBatch(t.shell, [lead, ...send.map((u) => ({ ...u, cmd: asUserInBatch(t.shell, u.cmd, u.user) }))], 'first-parallel');
-    } catch (e) {
-      for (const u of [lead, ...units]) u.done(e instanceof Error ? e : new Error(String(e)));
-      return;
-    }
-    lead.done(results[0] ?? new Error('the host did not answer the command the batch began with'));
-    const rest = expand(results.slice(1));
-    for (const [i, u] of units.entries()) u.done(rest[i] ?? new Error('the host did not run this command: the one before it in its batch failed'));
+    const missing = lead ? 'the host did not run this command: the one before it in its batch failed' : 'the host did not answer this command of the batch';
+    for (const [i, u] of units.entries()) u.done(results[i] ?? new Error(missing));
   }
 
   /**

@@ -5,7 +5,8 @@
  */
 export type Attempt<T> = { done: true } | { done: false; value: T; final?: boolean };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A pause of `ms` (between attempts). */
+export const sleep = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `attempt` until it is done, final, or `waitMs` has passed; resolves with the last unfinished value (undefined when done). */
 export async function retryUntil<T>(waitMs: number, attempt: () => Promise<Attempt<T>>, intervalMs = 500): Promise<T | undefined> {

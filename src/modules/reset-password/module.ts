@@ -116,10 +116,10 @@ export const resetPassword = defineModule({
     if (missing.length) throw new TaskError(`role${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist on ${ctx.host}`);
 
     const changes: Change[] = [];
+    const left = stale(wanted, roles);
     if (s.inRecovery) {
       // A standby cannot ALTER ROLE: the primary's change arrives by replication. Waited for when applied
       // (a read-only verify: --check changed no primary, so there is nothing to wait for there).
-      const left = stale(wanted, roles);
       if (left.length)
         changes.push({
           summary: `wait for ${left.join(', ')} to get the new password from the primary (standby)`,
@@ -131,19 +131,15 @@ export const resetPassword = defineModule({
         });
     } else {
       // every role in ONE psql session (one round trip, however many roles): the summary names each
-      const left = stale(wanted, roles);
-      if (left.length)
+      if (left.length) {
+        const plural = left.length > 1 ? 's' : '';
+        const what = `password${plural} of role${plural} ${left.join(', ')}`;
         changes.push({
           summary: left.map((name) => `role ${name}: ${describeStored(roles.get(name))} -> SCRAM-SHA-256`).join('; '),
-          diff: { kind: 'redacted', note: `password${left.length > 1 ? 's' : ''} of role${left.length > 1 ? 's' : ''} ${left.join(', ')} (SCRAM-SHA-256 verifier${left.length > 1 ? 's' : ''}, not shown)` },
-          actions: [
-            psqlAction(
-              s,
-              `set the password${left.length > 1 ? 's' : ''} of role${left.length > 1 ? 's' : ''} ${left.join(', ')}`,
-              passwordSessionSql(left.map((name) => [name, new Secret(buildScramVerifier(wanted.get(name)!.reveal()))])),
-            ),
-          ],
+          diff: { kind: 'redacted', note: `${what} (SCRAM-SHA-256 verifier${plural}, not shown)` },
+          actions: [psqlAction(s, `set the ${what}`, passwordSessionSql(left.map((name) => [name, new Secret(buildScramVerifier(wanted.get(name)!.reveal()))])))],
         });
+      }
     }
 
     if (a.warn_md5) {
