@@ -44,12 +44,29 @@ function psql(s: Omit<LocalServer, 'osUser'>, db: string, login: SqlLogin): Shel
 // A client login with a password (the checks that log in like a client would, over TCP, through
 // Pgpool-II): the password is the first line of stdin, into psql's own environment only; no
 // ~/.pgpass, no service file; one query with -c.
+// A bare \`psql\` that is Debian's pg_wrapper (a Perl program: ~60 ms of CPU before psql even starts,
+// and a Pgpool-II host runs several such logins in one round trip) becomes the newest installed
+// client, the one pg_wrapper itself picks for a host that is no local cluster (psql talks to older
+// servers). The candidates are root's package paths, never one another user controls.
 const CLIENT = `cd / || exit 1
 IFS= read -r PGPASSWORD || [ -n "$PGPASSWORD" ]
 export PGPASSWORD
 PGPASSFILE=/dev/null; export PGPASSFILE
 unset PGSERVICE PGSERVICEFILE
-exec "$1" -X -A -t -q -w -d "$2" -c "$3"`;
+bin=$1
+if [ "$bin" = psql ] && command -v readlink >/dev/null 2>&1; then
+  case $(readlink -f "$(command -v psql)" 2>/dev/null) in
+  */pg_wrapper)
+    newest=0
+    for b in /usr/lib/postgresql/*/bin/psql; do
+      v=\${b#/usr/lib/postgresql/} v=\${v%%/*} v=\${v%%.*}
+      case $v in '' | *[!0-9]*) continue ;; esac
+      if [ -x "$b" ] && [ "$v" -gt "$newest" ]; then newest=$v bin=$b; fi
+    done
+    ;;
+  esac
+fi
+exec "$bin" -X -A -t -q -w -d "$2" -c "$3"`;
 
 /** psql `bin` logging in with `conninfo` and a password sent as stdin (the caller sends the Secret), running `sql`. */
 export function passwordClientCommand(bin: string, conninfo: string, sql: string): ShellCommand {

@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 // The one SQL login helper (src/facts/pg-login.ts) against a real PostgreSQL 15, with each kind of
 // `local` rule: trust and peer log in as the OS user, md5 and scram-sha-256 as webadmin with its
 // password (on stdin: never in a command line). Plus the small pure parts, table-driven.
@@ -150,6 +152,30 @@ real('a client login over TCP (the checks that log in like clients): password on
   } catch (e) {
     assert.match(String((e as Error).message), /password authentication failed/);
   }
+});
+
+real('a bare psql that is Debian\'s pg_wrapper runs the newest installed client directly (no Perl start per login)', async (ctx) => {
+  const { ctx: pc } = localContext();
+  const c = ctx.cluster!;
+  const newest = readdirSync('/usr/lib/postgresql').filter((v) => existsSync(`/usr/lib/postgresql/${v}/bin/psql`)).sort((a, b) => parseFloat(b) - parseFloat(a))[0];
+  const conninfo = `host=127.0.0.1 port=${c.port} user=webadmin dbname=postgres sslmode=disable`;
+  // a stand-in wrapper first in PATH (named pg_wrapper, as Debian's): it must not run
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgtls-wrapper-'));
+  mkdirSync(`${dir}/share`);
+  writeFileSync(`${dir}/share/pg_wrapper`, '#!/bin/sh\necho wrapper-ran\n', { mode: 0o755 });
+  symlinkSync(`${dir}/share/pg_wrapper`, `${dir}/psql`);
+  const PATH = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${PATH}`;
+  try {
+    const res = await pc.query(passwordClientCommand('psql', conninfo, 'select 6'), { stdin: new Secret(PW) });
+    assert.is(res.stdout.toString('utf8').trim(), '6', `the newest client (${newest}) answered, not the wrapper`);
+  } finally {
+    process.env['PATH'] = PATH;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // a psql the task names is run as named
+  const named = await pc.query(passwordClientCommand('/usr/bin/psql', conninfo, 'select 7'), { stdin: new Secret(PW) });
+  assert.is(named.stdout.toString('utf8').trim(), '7');
 });
 
 real.run();
