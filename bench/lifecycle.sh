@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 N=${1:-3}; DIR=$ROOT/.lab-bench
-[ -f dist/src/cli.js ] || npx tsc -p .
+[ -f dist/src/cli.js ] || npm run --silent build
 args=(--dir "$DIR" --hosts "$N" --postgres pg1,pg2 --standby pg2:pg1)
 [ "$N" -ge 3 ] && args+=(--pgpool pg3:pg1,pg2)
 lab/lab.sh up "${args[@]}" >/dev/null

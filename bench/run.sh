@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 N=${1:-10}; DIR=$ROOT/.lab-bench
 command -v ansible-playbook >/dev/null || { echo "bench: needs ansible (apt-get install -y ansible)" >&2; exit 2; }
-[ -f dist/src/cli.js ] || npx tsc -p .
+[ -f dist/src/cli.js ] || npm run --silent build
 lab/lab.sh up --dir "$DIR" --hosts "$N" >/dev/null
 trap 'lab/lab.sh down --dir "$DIR" >/dev/null 2>&1 || true' EXIT
 INV=$DIR/inventory.yaml; KEY=$DIR/id_ed25519; KH=$DIR/known_hosts

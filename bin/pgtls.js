@@ -15,5 +15,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 // Read by V8 at every full collection, so setting it now (before the run allocates) is enough.
 const { setFlagsFromString } = await import('node:v8');
 setFlagsFromString(`--heap-growing-percent=${process.env.PGTLS_HEAP_GROWING_PERCENT ?? 20}`);
-const { main } = await import('../dist/src/cli.js');
+// The one-file bundle (scripts/bundle.ts: half the start-up time) when it was built from the
+// compiled tree as it is now; else the tree itself (after a plain `tsc`, the bundle is stale).
+const { statSync } = await import('node:fs');
+const mtime = (rel) => { try { return statSync(new URL(rel, import.meta.url)).mtimeMs; } catch { return -1; } };
+const entry = mtime('../dist/pgtls.mjs') >= mtime('../dist/src/cli.js') && mtime('../dist/src/cli.js') > 0 ? '../dist/pgtls.mjs' : '../dist/src/cli.js';
+const { main } = await import(entry);
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

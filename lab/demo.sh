@@ -15,7 +15,7 @@ DIR=$ROOT/.lab
 
 echo "==> packages"; bash lab/install-deps.sh
 if [ ! -d node_modules ]; then echo "==> npm ci"; npm ci --no-audit --no-fund; fi
-echo "==> build"; npx tsc -p .
+echo "==> build"; npm run --silent build
 echo "==> lab"; bash lab/lab.sh up --dir "$DIR" --hosts 3 --postgres pg1,pg2 --standby pg2:pg1 --pgpool pg3:pg1,pg2
 INV=$DIR/inventory.yaml
 echo "==> pgtls run playbooks/install.yaml -i $INV"

@@ -1,12 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from './lib/package-root.js';
 
-/**
- * Where the package itself lives (the source tree or an `npm i -g` install): this file is
- * dist/src/package-info.js, so the package root is two levels up. Playbooks and schemas ship there.
- */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { PACKAGE_ROOT };
 export const SHIPPED_PLAYBOOKS = join(PACKAGE_ROOT, 'playbooks');
 
 export function packageVersion(): string {

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../lib/package-root.js';
 
 /**
  * The shell scripts pgtls runs on hosts live in src/remote/scripts/*.sh (real files: shellcheck
@@ -8,18 +9,18 @@ import { fileURLToPath } from 'node:url';
  */
 export type ScriptName = 'commit' | 'read' | 'prepare' | 'record' | 'rollback' | 'sign' | 'lock' | 'unlock' | 'dirop' | 'lib' | 'gencert-probe' | 'gencert-dirs' | 'gencert-keygen' | 'gencert-attrs' | 'state-list' | 'file-sha' | 'read-many';
 
-/** Next to the compiled module (a package that copies them), else the sources (dist/src/remote → src/remote). */
-const CANDIDATES = [new URL('./scripts/', import.meta.url), new URL('../../../src/remote/scripts/', import.meta.url)];
+/** Next to the compiled modules (a package that copies them), else the sources. */
+const CANDIDATES = ['dist/src/remote/scripts', 'src/remote/scripts'].map((d) => join(PACKAGE_ROOT, d));
 
 const cache = new Map<string, string>();
 
 /** The file of any host script (the write path's, or one that runs on its own: standalone-scripts.ts). */
 export function scriptFile(name: string): string {
   for (const dir of CANDIDATES) {
-    const p = fileURLToPath(new URL(`${name}.sh`, dir));
+    const p = join(dir, `${name}.sh`);
     if (existsSync(p)) return p;
   }
-  throw new Error(`pgtls is installed without its host script ${name}.sh (looked in ${CANDIDATES.map((c) => fileURLToPath(c)).join(', ')})`);
+  throw new Error(`pgtls is installed without its host script ${name}.sh (looked in ${CANDIDATES.join(', ')})`);
 }
 
 /** A host script's text, read once, without its comment lines (see compactScript). */

@@ -18,12 +18,12 @@ mkdirSync(project);
 const npm = (args: string[], cwd: string) => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
 
 test('npm pack ships dist, playbooks, the example inventory, README, LICENSE and schemas', () => {
-  // dist/ is already built by `npm test`'s tsc: --ignore-scripts skips the prepack rebuild.
+  // dist/ (and its bundle) is already built by `npm test`: --ignore-scripts skips the prepack rebuild.
   npm(['pack', '--ignore-scripts', '--pack-destination', work], ROOT);
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   assert.ok(tarball, 'npm pack made no tarball');
   const files = execFileSync('tar', ['tzf', join(work, tarball!)], { encoding: 'utf8' }).split('\n');
-  for (const f of ['package/dist/src/cli.js', 'package/bin/pgtls.js', 'package/playbooks/install.yaml', 'package/inventory.example.yaml', 'package/README.md', 'package/LICENSE', 'package/schemas/inventory.schema.json', 'package/schemas/playbook.schema.json'])
+  for (const f of ['package/dist/src/cli.js', 'package/dist/pgtls.mjs', 'package/bin/pgtls.js', 'package/playbooks/install.yaml', 'package/inventory.example.yaml', 'package/README.md', 'package/LICENSE', 'package/schemas/inventory.schema.json', 'package/schemas/playbook.schema.json'])
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   assert.not.ok(files.some((f) => f.startsWith('package/dist/test/')), 'tests must not ship');
   assert.not.ok(files.some((f) => f.startsWith('package/src/') && !f.startsWith('package/src/remote/scripts/')), 'TypeScript sources must not ship');
@@ -43,6 +43,14 @@ test('the installed pgtls --version prints the package version', () => {
   const r = installed(['--version']);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^pgtls \d+\.\d+\.\d+/);
+});
+
+test('installed: bin/pgtls starts the one-file bundle (dist/pgtls.mjs), not the compiled tree', () => {
+  // Node's own module-loader trace names every module it loads
+  const r = installed(['--version'], { NODE_DEBUG: 'esm' });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /dist\/pgtls\.mjs/);
+  assert.not.match(r.err, /dist\/src\/cli\.js/);
 });
 
 test('installed: a shipped playbook by name, INI inventory, vault-encrypted group_vars/all.yml: --syntax-check and --list-hosts', () => {
