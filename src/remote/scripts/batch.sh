@@ -15,6 +15,8 @@
 # Framed by lengths, not a marker: what a command prints can come from files another user
 # controls, and the argv of this script is visible in /proc.
 set -u
+nl='
+'
 mode=$1 inputs=$2
 shift 2
 # The agent ends a command whose controller is gone with TERM, its children first (a commit.sh that
@@ -44,8 +46,14 @@ run() {
     sh -c "$2" </dev/null >"$d/$1.out" 2>"$d/$1.err"
   fi
 }
+# frame N RC [OUTLEN ERRLEN]: command N's frame (the lengths: one `stat` for both files, or given:
+# the parallel modes ask one `stat` for every file; a run of a few hundred commands counts processes)
 frame() {
-  printf 'pgtls-cmd %s %s %s\n' "$2" "$(wc -c <"$d/$1.out" | tr -d ' ')" "$(wc -c <"$d/$1.err" | tr -d ' ')"
+  if [ $# -lt 4 ]; then
+    # shellcheck disable=SC2046
+    set -- "$1" "$2" $(stat -c %s -- "$d/$1.out" "$d/$1.err")
+  fi
+  printf 'pgtls-cmd %s %s %s\n' "$2" "$3" "$4"
   cat -- "$d/$1.out" "$d/$1.err"
 }
 n=0
@@ -78,11 +86,22 @@ done
 case $mode in parallel | first-parallel) ;; *) exit 0 ;; esac
 # (a trapped TERM interrupts wait: wait again until every command has ended)
 until wait; do :; done
-i=0
-[ "$mode" = first-parallel ] && i=1
+first=1
+[ "$mode" = first-parallel ] && first=2
+[ "$first" -le "$n" ] || exit 0
+i=$((first - 1))
+set --
+while [ "$i" -lt "$n" ]; do
+  i=$((i + 1))
+  set -- "$@" "$d/$i.out" "$d/$i.err"
+done
+sizes=$(stat -c %s -- "$@")
+i=$((first - 1))
 while [ "$i" -lt "$n" ]; do
   i=$((i + 1))
   rc=255
   IFS= read -r rc <"$d/$i.rc" 2>/dev/null || rc=255
-  frame "$i" "$rc"
+  out=${sizes%%"$nl"*} sizes=${sizes#*"$nl"}
+  err=${sizes%%"$nl"*} sizes=${sizes#*"$nl"}
+  frame "$i" "$rc" "$out" "$err"
 done

@@ -32,7 +32,10 @@ pgtls_started() {
   set -- ${pgtls_l##*) }
   [ $# -lt 20 ] || printf '%s\n' "${20}"
 }
-pgtls_me_name=$(id -un)
+# our user name, asked of `id` once and only where a script needs it (pgtls_me_named): as root only
+# the uid matters, and a fleet run starts hundreds of these scripts (every process counts)
+pgtls_me_name=''
+pgtls_me_named() { [ -n "$pgtls_me_name" ] || pgtls_me_name=$(id -un); }
 # the largest file pgtls reads (the controller passes it; a link to /dev/zero must not hang a run)
 cap=${cap:-16777216}
 
@@ -81,7 +84,7 @@ pgtls_resolve_dir() {
   case "$1" in *'
 '*) pgtls_die "a path with a newline is refused" ;; esac
   pr_arg=$1 pr_path=$1 pdir='' puser='' pstat='' pmissing='' pr_hops=0
-  if [ "$pgtls_me" != 0 ]; then puser=$pgtls_me_name; fi   # not root: nothing to cross, the kernel decides
+  if [ "$pgtls_me" != 0 ]; then pgtls_me_named && puser=$pgtls_me_name; fi   # not root: nothing to cross, the kernel decides
   while :; do
     # the components of pr_path as paths from /, up to a '..' (refused once reached: pr_tail)
     set --
@@ -154,8 +157,11 @@ pgtls_resolve_dir() {
 pgtls_as() {
   u=$1
   shift
-  if [ "$u" = "$pgtls_me_name" ]; then "$@"
-  elif [ "$pgtls_me" != 0 ]; then pgtls_die "cannot act as $u: pgtls is not root here (set ansible_become)"
+  if [ "$pgtls_me" = 0 ] && [ "$u" = root ]; then "$@"
+  elif [ "$pgtls_me" != 0 ]; then
+    pgtls_me_named
+    [ "$u" = "$pgtls_me_name" ] || pgtls_die "cannot act as $u: pgtls is not root here (set ansible_become)"
+    "$@"
   elif command -v runuser >/dev/null 2>&1; then runuser -u "$u" -- "$@"
   elif command -v setpriv >/dev/null 2>&1; then
     setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
