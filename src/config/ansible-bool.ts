@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A boolean as Ansible accepts it: true/false, yes/no, on/off, 1/0 (any case). */
 export const ansibleBool = z

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { loadVarsFiles, varsDirs, varsFilesFor } from './group-vars.js';
 import { expandHostRange, hasHostRange, splitHostPort } from './host-ranges.js';

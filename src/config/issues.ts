@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ConfigIssue } from '../lib/errors.js';
 import type { LoadedYaml, YamlPath } from './yaml.js';
 

@@ -6,7 +6,7 @@
  * Values may be templates ("{{ pgtls_key_bits | default(2048) }}") wherever a number, boolean,
  * list or constrained string is expected: those are rendered per host before validation.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ModuleDef } from '../lib/plan-types.js';
 import { inventorySchema } from './inventory.js';
 import { playSchema, taskKeywordsSchema } from './playbook.js';

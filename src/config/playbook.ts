@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { taintVars } from '../lib/secret.js';
 import type { ModuleDef } from '../lib/plan-types.js';

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../lib/private-file.js';
 import { redactKnown } from '../lib/secret.js';
 import type { ReplayRecord } from './probe.js';

@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { ansibleBool } from '../config/ansible-bool.js';

@@ -12,7 +12,10 @@
 //   - node:crypto does every private/public key operation (native, constant-time OpenSSL, off the JS heap):
 //     key generation on the libuv threadpool, signing, signature checks, and X509Certificate for
 //     fingerprints and issuer checks.
-import forge from 'node-forge';
+import type forge from 'node-forge';
+// node-forge's ASN.1 module alone: the package's index loads all of forge (TLS, PKCS#12, ciphers…),
+// ~50 ms of every run's start for the one part used here
+import asn1 from 'node-forge/lib/asn1.js';
 import {
   X509Certificate,
   createHash,
@@ -26,7 +29,6 @@ import {
 } from 'node:crypto';
 import net from 'node:net';
 
-const { asn1 } = forge;
 type Asn1 = forge.asn1.Asn1;
 const UNIVERSAL = asn1.Class.UNIVERSAL;
 const CONTEXT = asn1.Class.CONTEXT_SPECIFIC;

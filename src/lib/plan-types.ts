@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ExecOptions, ExecResult } from './transport.js';
 import type { ShellCommand } from './sh.js';
 import type { Secret } from './secret.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Secret } from '../lib/secret.js';
 
 /** YAML booleans as Ansible accepts them (yes/no/true/false). */

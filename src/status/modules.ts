@@ -4,7 +4,7 @@
  * Its two modules only look: they return no change (and the run is a --check run on top,
  * so the executor could not write even if they did); what they find goes to a collector.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineModule, type ModuleDef, type PlanContext } from '../lib/plan-types.js';
 import type { ServiceStatus, StatusPolicy } from './model.js';
 import { pgpoolStatus } from './probe-pgpool.js';

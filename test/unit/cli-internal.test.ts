@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EXIT, main } from '../../src/cli.js';
 import type { ModuleDef } from '../../src/lib/plan-types.js';
 import { modules } from '../../src/modules/index.js';

@@ -14,7 +14,7 @@
  * a change. The step is a controller-side operation (ca_rotate.step) the executor runs; in --check it is
  * simulated and the next tasks plan against the run's in-memory copy (CaRun.simulated).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { caDirProblem, finishProblem } from '../../ca/ca-dir-check.js';
 import { defineLocalOp, defineModule, localWith, type Change } from '../../lib/plan-types.js';
 import { caDirFor } from '../../ca/ca.js';

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineLocalOp, defineModule, localWith, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { Secret } from '../../lib/secret.js';

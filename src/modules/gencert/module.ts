@@ -21,7 +21,7 @@
  * so install.yaml neither starts nor undoes a rotation in progress.
  */
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { caDirProblem } from '../../ca/ca-dir-check.js';
 import { defineLocalOp, defineModule, localWith, type Action, type Change, type PlanContext, type WriteAction } from '../../lib/plan-types.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineModule, type Change, type Diff } from '../../lib/plan-types.js';
 import { Secret, redact } from '../../lib/secret.js';
 import { TaskError } from '../../lib/errors.js';

@@ -9,7 +9,7 @@
  * (restart Pgpool-II with those files): the node goes back to the state that worked, and the host
  * is failed. Verifies do not run in --check (the host still has the files the run would replace).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { redact, type Secret } from '../../lib/secret.js';
 import { defineModule, defineVerifier, verifyWith, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import type { Secret } from '../../lib/secret.js';
 import { defineModule, type Action, type Change, type FileState, type PlanContext } from '../../lib/plan-types.js';

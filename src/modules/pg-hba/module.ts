@@ -8,7 +8,7 @@
  * so the `restart` handler checks pg_hba_file_rules after the reload, and a
  * bad file is rolled back by its verify step together with the rest of the run.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';

@@ -15,7 +15,7 @@
  * SSL settings are sighup since PostgreSQL 10, so `reloaded` is the default
  * and needs no downtime; `restarted` is there for restart-only settings.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineModule, defineVerifier, verifyWith, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';
 import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';

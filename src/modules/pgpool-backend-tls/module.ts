@@ -7,7 +7,7 @@
  * nothing, the backend's view does. A session without TLS fails the host, naming it.
  * Read-only: no change, ever (a read-only verify, run when applied; in --check a conditional check).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import type { Secret } from '../../lib/secret.js';
 import { defineModule, defineVerifier, verifyWith, type Action, type Change, type ExecAction, type PlanContext } from '../../lib/plan-types.js';

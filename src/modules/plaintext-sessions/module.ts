@@ -13,7 +13,7 @@
  * standbys' primary_conninfo decides how they reconnect); addresses in `exclude` (Pgpool-II's:
  * ending its pooled connections can make it detach a backend) are reported, never ended.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineModule, type Change } from '../../lib/plan-types.js';
 import { pgServer, psqlAction, psqlQuery } from '../../facts/postgres.js';
 import { SESSIONS_SQL, describeSessions, inventoryHostAddresses, tcpSessions, type TcpSession } from '../../facts/sessions.js';

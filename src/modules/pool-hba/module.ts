@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, type Change } from '../../lib/plan-types.js';
 import { absolutePath, yamlBool } from '../common.js';

@@ -11,7 +11,7 @@
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { stateDirOf } from '../../lib/state-dir.js';
 import { defineLocalOp, defineModule, localWith, type Change } from '../../lib/plan-types.js';
 import { sh } from '../../lib/sh.js';

@@ -13,7 +13,7 @@
  * plaintext stream (application_name, client address). The look happens when applied (a read-only
  * verify): in --check nothing has switched yet, and it is shown as a conditional check.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, defineVerifier, verifyWith, type Change } from '../../lib/plan-types.js';
 import { pgServer } from '../../facts/postgres.js';

@@ -22,7 +22,7 @@
  * The file's content (it may hold a password) travels on stdin through the executor's write path;
  * diffs and summaries show the conninfo with its password masked.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { stateDirOf } from '../../lib/state-dir.js';
 import { defineModule, defineVerifier, verifyWith, type Action, type Change, type Diff, type ExecAction, type PlanContext } from '../../lib/plan-types.js';

@@ -19,7 +19,7 @@
  * this task before pg_hba in the same play (the runner stops a host at its first failure), and
  * reports the md5-stored roles it could not re-hash, which the scram-sha-256 rules will refuse.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { Secret } from '../../lib/secret.js';
 import { defineModule, defineVerifier, verifyWith, type Change, type PlanContext } from '../../lib/plan-types.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { defineModule, type Action, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { stateDirOf } from '../../lib/state-dir.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Secret } from '../../lib/secret.js';
 import { defineModule, type Change, type PlanContext } from '../../lib/plan-types.js';
 import { raw, sh } from '../../lib/sh.js';
