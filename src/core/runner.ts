@@ -30,7 +30,7 @@ import { loadReplay, replayDir, replayFile, saveReplay } from './replay-cache.js
 import { playHosts, preflight, taskSelected, type Selection } from './preflight.js';
 import type { HostRecap, Reporter } from './reporter.js';
 import type { FileState, LocalAction, ModuleDef, PlanContext, TaskResult } from '../lib/plan-types.js';
-import { connectionVars, hostVars, templateContext } from './vars.js';
+import { becomeOf, connectionVars, hostVars, templateContext } from './vars.js';
 
 export interface RunOptions {
   playbook: string;
@@ -209,7 +209,7 @@ class Runner {
           for (const task of tasks) {
             if (this.interrupted) return;
             const vars = hostVars(this.inv, host, play, task, this.extra, session.facts, this.opts.check);
-            session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, host).ansible_become));
+            session.useBecome(task.become ?? play.become ?? becomeOf(vars));
             const ctx = session.context(vars, (m) => this.warn(`${host}: ${m}`));
             const facts = await provideFacts(task, vars, ctx);
             // the files these facts name and the task declares are read with the lock, in one round trip
@@ -347,7 +347,7 @@ class Runner {
   private async lockHost(host: string, plays: { play: Play; tasks: Task[] }[]): Promise<void> {
     const session = await this.session(host);
     const vars = hostVars(this.inv, host, undefined, undefined, this.extra, session.facts, this.opts.check);
-    const become = Boolean(connectionVarsOf(vars, host).ansible_become) || plays.some(({ play, tasks }) => play.become || tasks.some((t) => t.become));
+    const become = becomeOf(vars) || plays.some(({ play, tasks }) => play.become || tasks.some((t) => t.become));
     session.useBecome(become);
     await session.begin(vars, (m) => this.warn(`${host}: ${m}`));
   }
@@ -373,7 +373,7 @@ class Runner {
       try {
         const session = await this.session(host);
         const vars = hostVars(this.inv, host, undefined, undefined, this.extra, session.facts, this.opts.check);
-        session.useBecome(Boolean(connectionVarsOf(vars, host).ansible_become));
+        session.useBecome(becomeOf(vars));
         const pool = await pgpoolServer(session.context(vars, (m) => this.warn(`${host}: ${m}`)));
         nodes.push({ host, backends: resolveBackends(pool.backends, names), tls: pool.ssl });
       } catch (e) {
@@ -539,7 +539,7 @@ class Runner {
     const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
     const tctx = templateContext(vars);
     try {
-      session.useBecome(task.become ?? play.become ?? Boolean(connectionVarsOf(vars, session.name).ansible_become), task.becomeUser ?? play.becomeUser);
+      session.useBecome(task.become ?? play.become ?? becomeOf(vars), task.becomeUser ?? play.becomeUser);
       const ctx = session.context(vars, (m) => base.warnings.push(m));
       Object.assign(vars, await provideFacts(task, vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });

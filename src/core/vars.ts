@@ -4,6 +4,7 @@ import type { Inventory } from '../config/inventory.js';
 import type { Play, Task } from '../config/playbook.js';
 import { ansibleBool } from '../config/ansible-bool.js';
 import { expandHome } from '../config/vault.js';
+import { TaskError } from '../lib/errors.js';
 import { Secret } from '../lib/secret.js';
 import { renderValue, type TemplateContext } from '../template/render.js';
 import { secretVarNames, taintValue } from '../lib/secret.js';
@@ -151,6 +152,18 @@ export function connectionVars(vars: Record<string, unknown>, host: string) {
     pgtls_known_hosts: pick('pgtls_known_hosts'),
     ansible_connect_timeout: pick('ansible_connect_timeout'),
   });
+}
+
+/**
+ * ansible_become alone, as connectionVars renders and reads it: asked for every task of every host
+ * (whether the task runs through sudo), where rendering and validating every connection variable
+ * was a tenth of a no-change run's planning. Preflight has validated it.
+ */
+export function becomeOf(vars: Record<string, unknown>): boolean {
+  if (vars.ansible_become === undefined) return false;
+  const v = ansibleBool.safeParse(plain(renderValue(vars.ansible_become, templateContext(vars))));
+  if (!v.success) throw new TaskError(`invalid connection variable ansible_become: ${v.error.message}`);
+  return v.data;
 }
 
 function plain(v: unknown): unknown {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadInventory, selectHosts } from '../../src/config/inventory.js';
-import { hostVars } from '../../src/core/vars.js';
+import { becomeOf, connectionVars, hostVars } from '../../src/core/vars.js';
 import { parseExtraVars } from '../../src/config/extra-vars.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { tempFiles } from './helpers.js';
@@ -61,6 +61,24 @@ for (const c of precedence) {
     assert.equal(vars[c.key], c.expect);
   });
 }
+
+test('becomeOf reads ansible_become exactly as connectionVars does (Ansible booleans, templates, absent)', () => {
+  const cases: Record<string, unknown>[] = [
+    {},
+    { ansible_become: true },
+    { ansible_become: 'yes' },
+    { ansible_become: 'False' },
+    { ansible_become: 0 },
+    { ansible_become: '{{ use_sudo }}', use_sudo: 'true' },
+    { ansible_become: '{{ use_sudo }}', use_sudo: 'no' },
+  ];
+  for (const vars of cases) {
+    const full = connectionVars(vars, 'h');
+    assert.ok(full.success, JSON.stringify(vars));
+    assert.is(becomeOf(vars), full.data.ansible_become, JSON.stringify(vars));
+  }
+  assert.throws(() => becomeOf({ ansible_become: 'maybe' }), /ansible_become/);
+});
 
 test('group_names and groups', () => {
   const vars = hostVars(inv, 'pg2', undefined, undefined, {}, undefined, false);
