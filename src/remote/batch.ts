@@ -79,6 +79,8 @@ function batchInput(cmds: readonly BatchCommand[]): { inputs: string; stdin?: Se
  * command's failure does (the run lock, then what it guards).
  */
 export async function execBatch(shell: Pick<BatchShell, 'exec'>, cmds: readonly BatchCommand[], mode: BatchMode, user?: string): Promise<(ExecResult | RemoteCommandError | undefined)[]> {
+  // one command needs no batch.sh around it (its temp directory, frames and parse: five processes)
+  if (cmds.length === 1) return oneByOne(shell, cmds, mode, user);
   const started = Date.now();
   const { inputs, stdin } = batchInput(cmds);
   const timeoutMs = cmds.some((c) => c.timeoutMs !== undefined) ? cmds.reduce((t, c) => t + (c.timeoutMs ?? COMMAND_TIMEOUT_MS), 0) : undefined;
