@@ -46,13 +46,11 @@ run() {
     sh -c "$2" </dev/null >"$d/$1.out" 2>"$d/$1.err"
   fi
 }
-# frame N RC [OUTLEN ERRLEN]: command N's frame (the lengths: one `stat` for both files, or given:
-# the parallel modes ask one `stat` for every file; a run of a few hundred commands counts processes)
+# frame N RC: command N's frame, its two lengths from one `stat` (the parallel modes frame all their
+# commands at the end with one stat and one cat: a run of a few hundred commands counts processes)
 frame() {
-  if [ $# -lt 4 ]; then
-    # shellcheck disable=SC2046
-    set -- "$1" "$2" $(stat -c %s -- "$d/$1.out" "$d/$1.err")
-  fi
+  # shellcheck disable=SC2046
+  set -- "$1" "$2" $(stat -c %s -- "$d/$1.out" "$d/$1.err")
   printf 'pgtls-cmd %s %s %s\n' "$2" "$3" "$4"
   cat -- "$d/$1.out" "$d/$1.err"
 }
@@ -96,12 +94,17 @@ while [ "$i" -lt "$n" ]; do
   set -- "$@" "$d/$i.out" "$d/$i.err"
 done
 sizes=$(stat -c %s -- "$@")
+# every header in a file of its own, then ONE cat for all the frames (a cat per frame was a process
+# per command)
 i=$((first - 1))
+set --
 while [ "$i" -lt "$n" ]; do
   i=$((i + 1))
   rc=255
   IFS= read -r rc <"$d/$i.rc" 2>/dev/null || rc=255
   out=${sizes%%"$nl"*} sizes=${sizes#*"$nl"}
   err=${sizes%%"$nl"*} sizes=${sizes#*"$nl"}
-  frame "$i" "$rc" "$out" "$err"
+  printf 'pgtls-cmd %s %s %s\n' "$rc" "$out" "$err" >"$d/$i.head"
+  set -- "$@" "$d/$i.head" "$d/$i.out" "$d/$i.err"
 done
+cat -- "$@"

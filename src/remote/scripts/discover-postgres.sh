@@ -19,6 +19,12 @@
 # postmaster.pid is read through /proc/PID/cwd: the server's own file even when its mount namespace
 # differs from the login session's.
 self_net=$(readlink /proc/self/ns/net 2>/dev/null)
+# our uid without a process (as root, ask() needs no name: every process counts on a busy fleet)
+uid=''
+while IFS='	 ' read -r k _ e _; do
+  if [ "$k" = Uid: ]; then uid=$e; break; fi
+done 2>/dev/null </proc/self/status
+case $uid in '' | *[!0-9]*) uid=$(id -u) ;; esac
 init=''
 { IFS= read -r init </proc/1/comm; } 2>/dev/null
 if [ "$init" = systemd ]; then echo "systemd=1"; else echo "systemd=0"; fi
@@ -52,17 +58,19 @@ describe() {
   while IFS= read -r line; do
     case $line in */*.service) unit=${line##*/}; break ;; esac
   done 2>/dev/null <"$d/cgroup"
+  exe=$(readlink "$d/exe") owner=$(stat -c %U "$d")
   printf 'pm\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$me" "$ppid" "$state" "$netrel" "$pcomm" \
-    "$(readlink "$d/exe")" "$(readlink "$d/cwd")" "$(stat -c %U "$d")" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \
+    "$exe" "$(readlink "$d/cwd")" "$owner" "$(stat -c %G "$d/cwd/" 2>/dev/null)" \
     "$l1" "$l4" "$l5" "$unit" "$hasfile" "$(head -c 200 "$d/cmdline" 2>/dev/null | tr '\0\t\n' '   ')"
-  if [ -n "$sql" ] && [ "$l1" = "$me" ] && [ -n "$l4" ] && [ -n "$l5" ]; then ask "$me" "$(stat -c %U "$d")" "$(readlink "$d/exe")" "$l4" "$l5"; fi
+  if [ -n "$sql" ] && [ "$l1" = "$me" ] && [ -n "$l4" ] && [ -n "$l5" ]; then ask "$me" "$owner" "$exe" "$l4" "$l5"; fi
   return 0
 }
 
 # ask PID USER EXE PORT SOCKETDIR: the "sql" row of that postmaster (nothing when it cannot be asked as USER)
 ask() {
-  if [ "$(id -un)" = "$2" ]; then as=''
-  elif [ "$(id -u)" = 0 ] && command -v runuser >/dev/null 2>&1; then as="runuser -u $2 --"
+  if [ "$uid" = 0 ] && [ "$2" = root ]; then as=''
+  elif [ "$uid" = 0 ] && command -v runuser >/dev/null 2>&1; then as="runuser -u $2 --"
+  elif [ "$uid" != 0 ] && [ "$(id -un)" = "$2" ]; then as=''
   else return 0; fi
   if command -v timeout >/dev/null 2>&1; then t="timeout 30"; else t=''; fi
   rc=0
