@@ -19,6 +19,7 @@ setFlagsFromString(`--heap-growing-percent=${process.env.PGTLS_HEAP_GROWING_PERC
 // compiled tree as it is now; else the tree itself (after a plain `tsc`, the bundle is stale).
 const { statSync } = await import('node:fs');
 const mtime = (rel) => { try { return statSync(new URL(rel, import.meta.url)).mtimeMs; } catch { return -1; } };
-const entry = mtime('../dist/pgtls.mjs') >= mtime('../dist/src/cli.js') && mtime('../dist/src/cli.js') > 0 ? '../dist/pgtls.mjs' : '../dist/src/cli.js';
+const tree = mtime('../dist/src/cli.js');
+const entry = tree > 0 && mtime('../dist/pgtls.mjs') >= tree ? '../dist/pgtls.mjs' : '../dist/src/cli.js';
 const { main } = await import(entry);
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
