@@ -58,6 +58,8 @@ export class HostSession {
   /** Commits run one at a time: a probe that waits for the held writes waits for a commit in flight too. */
   private committing: Promise<void> = Promise.resolve();
   private readonly stableMemos = new Map<string, Promise<unknown>>();
+  /** ctx.memoUntilChange: answers with the change count they were given at. */
+  private readonly untilChange = new Map<string, { at: number; answer: Promise<unknown> }>();
   /** Files changed on the host in this run (since the last proven state), in order; their rollback copies carry runId. */
   private readonly journal: string[] = [];
   /**
@@ -118,6 +120,13 @@ export class HostSession {
       stat: (paths, opts) => statWithOverlay(this.overlay, paths, (rest) => statOnHost((c, o) => this.query(c, o), rest, opts)),
       memo: <T>(key: string, compute: () => Promise<T>) => memoize(this.memos, key, compute),
       memoStable: <T>(key: string, compute: () => Promise<T>) => memoize(this.stableMemos, key, compute),
+      memoUntilChange: <T>(key: string, compute: () => Promise<T>) => {
+        const kept = this.untilChange.get(key);
+        if (kept && kept.at === this.changes) return kept.answer as Promise<T>;
+        const answer = compute();
+        this.untilChange.set(key, { at: this.changes, answer });
+        return answer;
+      },
       warn,
     };
   }
@@ -184,7 +193,15 @@ export class HostSession {
     const { independentOfFiles, ...exec } = opts;
     this.kept.noteAsked(cmd, exec, exec.stdin instanceof Secret ? this.secretVarOf?.(exec.stdin) : undefined);
     // (async: it still puts the question in the trip at once, before its first await)
-    const ask = async (): Promise<ExecResult> => this.kept.take(cmd, exec, this.shell.effectiveUser) ?? this.trips.probe(cmd, exec);
+    const ask = async (): Promise<ExecResult> => {
+      const user = this.shell.effectiveUser;
+      const kept = this.kept.take(cmd, exec, user);
+      if (kept) return kept;
+      const stamp = this.kept.stamp();
+      const answer = await this.trips.probe(cmd, exec);
+      this.kept.keepForLater(cmd, exec, exec.user ?? user, answer, stamp);
+      return answer;
+    };
     if (independentOfFiles) return ask();
     // the held writes first; the question rides in the commit's round trip when it can
     const { answer } = await this.commitRiding(ask, () => this.trips.joins(exec));
@@ -348,6 +365,8 @@ export class HostSession {
    */
   async apply(actions: Action[], ctx: PlanContext): Promise<{ outcome?: string | null }> {
     const result: { outcome?: string | null } = {};
+    /** The verify that execThenVerify already ran with the command it guards. */
+    let checkedEarly: VerifyAction | undefined;
     for (const [i, action] of actions.entries()) {
       // The running server's facts (ctx.memo) change only when a command may restart it. A write, held
       // or committed, changes files, not a running process; a verify's checks only ask (one that fails
@@ -391,6 +410,10 @@ export class HostSession {
           // An exec that a verify guards (a reload, a restart) is part of what the verify checks:
           // when the command itself fails, roll back and recover exactly as a failed check would.
           const guard = actions.slice(i + 1).find((a): a is VerifyAction => a.kind === 'verify');
+          if (!sent && guard && actions[i + 1] === guard && !guard.readOnly && !guard.keepRollback && (await this.execThenVerify(action, guard, ctx))) {
+            checkedEarly = guard;
+            break;
+          }
           if (!guard) {
             await this.runExec(action, ctx, sent);
             break;
@@ -403,7 +426,7 @@ export class HostSession {
           break;
         }
         case 'verify':
-          if (this.check) break;
+          if (this.check || action === checkedEarly) break;
           // the held writes first; what the run read still holds (a check only asks; one that fails
           // rolls back, which forgets every read)
           await this.commit();
@@ -567,6 +590,44 @@ export class HostSession {
     }
     await recordPaths(this.shell, store, touches);
     if (action.output) this.outputs.set(action.output, res.stdout);
+  }
+
+  /**
+   * A command (a reload) and the first questions of the check that guards it (is the new load time
+   * visible?) in ONE round trip: the command leads, the check's first turn runs after it on the host,
+   * and only if it worked. Later questions of the check wait for the command's answer; after a
+   * failed command they are never sent (the command's failure is what the check reports, as
+   * runExec + verify would). False: it cannot lead the round trip (another user's shell, something
+   * leads already); nothing was sent.
+   */
+  private async execThenVerify(action: ExecAction, guard: VerifyAction, ctx: PlanContext): Promise<boolean> {
+    if ((action.touches ?? []).length > 0 || action.stdin !== undefined || action.output || !this.trips.joins({ ...(action.user === undefined ? {} : { user: action.user }) })) return false;
+    await this.lockedStore(ctx);
+    this.changed();
+    const led = this.trips.lead(asUserInBatch(this.shell, action.cmd, action.user), undefined, { okCodes: action.okCodes ?? [0], ...(action.timeoutMs === undefined ? {} : { timeoutMs: action.timeoutMs }) });
+    if (!led) return false;
+    const ran = led.then(
+      () => true,
+      () => false,
+    );
+    let firstTurn = true;
+    setImmediate(() => (firstTurn = false));
+    // after the first turn: only once the command worked (a check of a failed reload would poll for its whole wait)
+    const gate = async <T>(ask: () => Promise<T>): Promise<T> => (firstTurn || (await ran) ? ask() : new Promise<T>(() => undefined));
+    const early: PlanContext = {
+      ...ctx,
+      readFile: (path, opts) => gate(() => ctx.readFile(path, opts)),
+      query: (cmd, opts) => gate(() => ctx.query(cmd, opts)),
+      stat: (paths, opts) => gate(() => ctx.stat(paths, opts)),
+    };
+    const checking = this.verifierOf(guard)(early);
+    checking.catch(() => undefined); // (judged below, once the command's answer is in)
+    const failed = await led.then(
+      () => undefined,
+      (e: unknown) => new TaskError(`${action.description}: ${errorMessage(e)}`),
+    );
+    await this.verify(guard.description, () => failed ? Promise.reject(failed) : checking, guard.recover, ctx);
+    return true;
   }
 
   private async verify(

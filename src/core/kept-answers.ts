@@ -42,6 +42,8 @@ export class KeptAnswers {
    */
   private readonly asked = new Map<string, { probe: Probe; late: boolean; stdinVar?: string }>();
   private readonly firstTrip = new Set<string>();
+  /** How many times each query was asked in this run (kept answer or not): what keepForLater leaves to later tasks. */
+  private readonly asks = new Map<string, number>();
 
   constructor(private readonly now: () => ChangeStamp) {}
 
@@ -93,9 +95,30 @@ export class KeptAnswers {
     }
   }
 
+  /** This host's and the run's change counts now (what an answer asked now is stamped with). */
+  stamp(): ChangeStamp {
+    return this.now();
+  }
+
+  /**
+   * An answer the host just gave (asked at `stamp`, before it was sent): kept for the later tasks that
+   * declared the same query, under take's rules (while nothing changed since it was asked). Two
+   * checks of one play that ask the same question (Pgpool-II's sessions, then the plaintext ones)
+   * ask it once. Never one with stdin (it may hold a password).
+   */
+  keepForLater(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin'>, as: string, result: ExecResult, stamp: ChangeStamp): void {
+    if (exec.stdin !== undefined) return;
+    const key = probeKey(cmd, exec.user, exec.stdin);
+    const declared = this.declared.get(key);
+    const later = (declared?.askers ?? 0) - (this.asks.get(key) ?? 0);
+    if (!declared || later <= 0) return;
+    this.answers.set(key, { stamp, as, result, askers: later, used: 0, hostOnly: declared.probe.scope === 'host' });
+  }
+
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
   take(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin' | 'okCodes'>, shellUser: string): ExecResult | undefined {
     const key = probeKey(cmd, exec.user, exec.stdin);
+    this.asks.set(key, (this.asks.get(key) ?? 0) + 1);
     const kept = this.answers.get(key);
     if (!kept) return undefined;
     // as many as declared it (a replayed answer: also the tasks that declare it in this run)

@@ -70,11 +70,11 @@ export class TurnTrips {
    * commit, which the turn's questions wait for): first and alone on the host; when it fails, nothing
    * else of the trip runs (those get an error). Undefined when the turn's trip is not this shell's.
    */
-  lead(cmd: ShellCommand, stdin?: Buffer): Promise<ExecResult> | undefined {
+  lead(cmd: ShellCommand, stdin?: Buffer, opts: { okCodes?: number[]; timeoutMs?: number } = {}): Promise<ExecResult> | undefined {
     const t = this.currentTrip();
     if (t.shell !== this.host.shell() || t.leader) return undefined;
     const d = deferred<ExecResult>();
-    t.leader = { cmd, okCodes: [0], ...(stdin === undefined ? {} : { stdin }), d };
+    t.leader = { cmd, okCodes: opts.okCodes ?? [0], ...(stdin === undefined ? {} : { stdin }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }), d };
     return d.promise;
   }
 

@@ -34,6 +34,8 @@ export interface WalReceiver {
   conninfo: string;
   senderHost: string;
   senderPort: number;
+  /** The last position the walreceiver reported to its sender ('' when the server shows none). */
+  latestEndLsn: string;
 }
 
 export interface StandbyFacts {
@@ -66,6 +68,12 @@ const STANDBY_SQL = (recoveryConf: boolean) => `select json_build_object(
   'replay', case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end);
 `;
 
+/** An LSN ("16/B374D848") as a number, for comparing two; null when it is not one. */
+export function lsnValue(lsn: string): bigint | null {
+  const m = /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i.exec(lsn.trim());
+  return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : null;
+}
+
 /** What standbyFacts asks a server of this version (ModuleDef.sql declares it). */
 export const standbySql = (versionNum: number) => STANDBY_SQL(conninfoPolicy(versionNum).location === 'recovery.conf');
 
@@ -92,6 +100,7 @@ export async function standbyFacts(ctx: PlanContext, s?: PgServer): Promise<Stan
           conninfo: String(wr.conninfo ?? ''),
           senderHost: String(wr.sender_host ?? ''),
           senderPort: Number(wr.sender_port ?? 0),
+          latestEndLsn: String(wr.latest_end_lsn ?? ''),
         }
       : null,
     replayLsn: String(j.replay ?? ''),

@@ -47,6 +47,11 @@ export interface PlanContext {
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
   /** Per-host cache kept for the whole run, for facts no task changes (paths, versions). */
   memoStable<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /**
+   * Per-host cache forgotten at this run's next change of the host (a commit, a command, a rollback):
+   * what a passed check proved, while nothing has changed since. Absent in test fakes (nothing kept).
+   */
+  memoUntilChange?<T>(key: string, compute: () => Promise<T>): Promise<T>;
   warn(message: string): void;
   /** The login/effective user for commands on this host. */
   readonly effectiveUser: string;

@@ -77,9 +77,16 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
 /** After the reload/restart: the server loaded the new files, serves them, and lets the login role in. */
 const serverVerified = defineVerifier(
   'restart.server',
-  (ctx, p: { server: PgServer; state: ServerState; action: 'reload' | 'restart'; waitSeconds: number; login: Parameters<typeof verifyServer>[5] }) =>
-    verifyServer(ctx, p.server, p.state, p.action, p.waitSeconds, p.login),
+  async (ctx, p: { server: PgServer; state: ServerState; action: 'reload' | 'restart'; waitSeconds: number; login: Parameters<typeof verifyServer>[5] }) => {
+    await verifyServer(ctx, p.server, p.state, p.action, p.waitSeconds, p.login);
+    // the server loaded and serves what its files say: until this run changes the host again, a
+    // reload has nothing to load (the handler notified by the same edits, after "Serve TLS now")
+    await ctx.memoUntilChange?.(PROVEN, () => Promise.resolve(true));
+  },
 );
+
+/** memoUntilChange's key: a reload or restart was proven and nothing changed on the host since. */
+const PROVEN = 'restart:proven';
 
 export const restart = defineModule({
   name: 'restart',
@@ -89,6 +96,8 @@ export const restart = defineModule({
   sql: (_a, server) => [stateSql(server.version)],
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
+    // (asks nothing of the host; in --check no check runs, so nothing was proven)
+    if (a.state === 'reloaded' && !a.force && (await ctx.memoUntilChange?.(PROVEN, () => Promise.resolve(false)))) return [];
     const st = await serverState(ctx, s);
     const why = a.force ? ['forced'] : await reasons(ctx, s, st, a.verify_host);
     if (a.state === 'restarted' && st.pendingRestart.length) why.push(`restart-only settings changed: ${st.pendingRestart.join(', ')}`);

@@ -19,8 +19,7 @@ import { TaskError } from '../../lib/errors.js';
 import { retryUntil } from '../../lib/retry.js';
 import type { PlanContext } from '../../lib/plan-types.js';
 import type { PgServer } from '../../facts/postgres.js';
-import { psqlQuery } from '../../facts/postgres.js';
-import { standbyFacts } from '../../facts/replication.js';
+import { lsnValue, standbyFacts } from '../../facts/replication.js';
 import { conninfoValue, parseConninfo } from '../../pgconf/conninfo.js';
 import { sh } from '../../lib/sh.js';
 import { isAddress, type Target } from './upstream.js';
@@ -91,15 +90,13 @@ export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExp
           const matches = Object.entries(e.want).every(([k, v]) => shown[k] === v || ` ${wr.conninfo} `.includes(` ${k}=${v} `));
           seen = `walreceiver ${wr.pid} ${wr.status}${Object.entries(shown).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('')}`;
           if (fresh && matches && wr.status === 'streaming') {
-            if (!target) {
-              const lsn = (await psqlQuery(ctx, s, `select latest_end_lsn from pg_stat_wal_receiver;\n`, { independentOfFiles: true })).trim();
-              if (lsn) target = lsn;
-            }
-            if (target) {
-              const done = (await psqlQuery(ctx, s, `select pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '${target.replace(/[^0-9A-F/]/gi, '')}') >= 0;\n`)).trim();
-              if (done === 't') return { done: true };
-              seen += `, replay not yet at ${target}`;
-            }
+            // the replay must pass what the new walreceiver had received when first seen streaming:
+            // asked in the same query as the rest (one round trip per poll)
+            target ||= wr.latestEndLsn;
+            const replay = lsnValue(f.replayLsn);
+            const want = lsnValue(target);
+            if (replay !== null && want !== null && replay >= want) return { done: true };
+            if (target) seen += `, replay not yet at ${target}`;
           }
         }
       } catch (err) {
