@@ -102,17 +102,22 @@ export class KeptAnswers {
 
   /**
    * An answer the host just gave (asked at `stamp`, before it was sent): kept for the later tasks that
-   * declared the same query, under take's rules (while nothing changed since it was asked). Two
-   * checks of one play that ask the same question (Pgpool-II's sessions, then the plaintext ones)
-   * ask it once. Never one with stdin (it may hold a password).
+   * declared the same query, and for this task's next planning round (planRound), under take's rules
+   * (while nothing changed since it was asked). Two checks of one play that ask the same question
+   * (Pgpool-II's sessions, then the plaintext ones) ask it once; gencert planned again after creating
+   * the CA does not probe its keys again. Never one with stdin (it may hold a password).
    */
   keepForLater(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin'>, as: string, result: ExecResult, stamp: ChangeStamp): void {
     if (exec.stdin !== undefined) return;
     const key = probeKey(cmd, exec.user, exec.stdin);
     const declared = this.declared.get(key);
-    const later = (declared?.askers ?? 0) - (this.asks.get(key) ?? 0);
-    if (!declared || later <= 0) return;
-    this.answers.set(key, { stamp, as, result, askers: later, used: 0, hostOnly: declared.probe.scope === 'host' });
+    const asked = this.asks.get(key) ?? 0;
+    const hostOnly = declared?.probe.scope === 'host';
+    // this task's next planning round may take it too (planRound: after a step that changed no host)
+    this.spent.set(key, { stamp, as, result, askers: 1, used: 1, hostOnly });
+    if (!declared || declared.askers <= asked) return;
+    // (counted as take counts: the askers so far used it up to here)
+    this.answers.set(key, { stamp, as, result, askers: declared.askers, used: asked, hostOnly });
   }
 
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */

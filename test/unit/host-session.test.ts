@@ -32,6 +32,12 @@ const REGISTRY: ActionRegistry = actionRegistry([
     verifiers: [
       defineVerifier('test.record', async (_ctx, p: { name: string }) => void ran.push(p.name)),
       defineVerifier('test.fail', async (_ctx, p: { why: string }) => Promise.reject(new Error(p.why))),
+      // a check that asks twice, like the reload check's polls: its first question, then one more
+      defineVerifier('test.asks', async (ctx) => {
+        const first = (await ctx.query(sh`ask loaded`)).stdout.toString();
+        const second = (await ctx.query(sh`ask served`)).stdout.toString();
+        ran.push(`${first}+${second}`);
+      }),
     ],
     localOps: [defineLocalOp('test.step', async (_t, p: { name: string; says: string | null }, simulate) => (ran.push(simulate ? `sim ${p.name}` : p.name), simulate && p.says ? `would ${p.says}` : p.says))],
   },
@@ -481,6 +487,95 @@ test("a probe of the host's own files stays fresh when another host changes some
   kept.keep(files, 'root', answer('keys'));
   stamp = { host: 1, run: 2 }; // this host changed something
   assert.is(kept.take(files.cmd, {}, 'root'), undefined);
+});
+
+test('a question asked live is kept for the later tasks that declared it, while nothing changes; never one with stdin', async () => {
+  const { KeptAnswers } = await import('../../src/core/kept-answers.js');
+  let stamp = { host: 0, run: 0 };
+  const kept = new KeptAnswers(() => stamp);
+  const answer = (t: string) => ({ command: t, exitCode: 0, signal: null, stdout: Buffer.from(t), stderr: Buffer.alloc(0), timedOut: false, durationMs: 1 });
+  const sessions = { cmd: sh`psql sessions` };
+  // two checks declare it; the first asks it live (after changes: nothing fetched ahead holds)
+  kept.expect([sessions, sessions]);
+  stamp = { host: 3, run: 5 };
+  assert.is(kept.take(sessions.cmd, {}, 'root'), undefined);
+  kept.keepForLater(sessions.cmd, {}, 'root', answer('live'), kept.stamp());
+  assert.is(kept.take(sessions.cmd, {}, 'root')?.stdout.toString(), 'live', 'the second check: no round trip');
+  assert.is(kept.take(sessions.cmd, {}, 'root'), undefined, 'declared twice, asked twice: a third asks the host');
+  // a change between the question and the next task: asked again
+  const again = new KeptAnswers(() => stamp);
+  again.expect([sessions, sessions]);
+  again.take(sessions.cmd, {}, 'root');
+  const asked = again.stamp();
+  stamp = { host: 3, run: 6 }; // another host restarted Pgpool-II meanwhile
+  again.keepForLater(sessions.cmd, {}, 'root', answer('before'), asked);
+  assert.is(again.take(sessions.cmd, {}, 'root'), undefined);
+  // as another user, or undeclared, or with stdin (a password): not kept
+  const other = new KeptAnswers(() => stamp);
+  other.expect([sessions, sessions]);
+  other.take(sessions.cmd, {}, 'root');
+  other.keepForLater(sessions.cmd, {}, 'postgres', answer('as postgres'), other.stamp());
+  assert.is(other.take(sessions.cmd, {}, 'root'), undefined);
+  const login = { cmd: sh`psql login` };
+  other.expect([login, login]);
+  other.take(login.cmd, { stdin: 'pw' }, 'root');
+  other.keepForLater(login.cmd, { stdin: 'pw' }, 'root', answer('t'), other.stamp());
+  assert.is(other.take(login.cmd, { stdin: 'pw' }, 'root'), undefined);
+  other.keepForLater(sh`psql undeclared`, {}, 'root', answer('x'), other.stamp());
+  assert.is(other.take(sh`psql undeclared`, {}, 'root'), undefined);
+});
+
+test('a question asked live counts once more when its task plans again after a step that changed no host (gencert after creating the CA)', async () => {
+  const { KeptAnswers } = await import('../../src/core/kept-answers.js');
+  let stamp = { host: 2, run: 2 };
+  const kept = new KeptAnswers(() => stamp);
+  const answer = { command: 'probe keys', exitCode: 0, signal: null, stdout: Buffer.from('keys'), stderr: Buffer.alloc(0), timedOut: false, durationMs: 1 };
+  const keys = { cmd: sh`probe keys`, scope: 'host' as const };
+  kept.expect([keys]);
+  kept.planRound(false);
+  assert.is(kept.take(keys.cmd, {}, 'root'), undefined);
+  kept.keepForLater(keys.cmd, {}, 'root', answer, kept.stamp());
+  stamp = { host: 2, run: 3 }; // another host changed something: a probe of this host's files still holds
+  kept.planRound(true); // the CA was created on the controller
+  assert.is(kept.take(keys.cmd, {}, 'root')?.stdout.toString(), 'keys');
+  kept.planRound(true);
+  stamp = { host: 3, run: 4 }; // this host changed: asked again
+  assert.is(kept.take(keys.cmd, {}, 'root'), undefined);
+  kept.planRound(false); // a new task: nothing carried over
+  stamp = { host: 3, run: 4 };
+  kept.keepForLater(keys.cmd, {}, 'root', answer, kept.stamp());
+  kept.planRound(false);
+  assert.is(kept.take(keys.cmd, {}, 'root'), undefined);
+});
+
+test('a command a check guards, with nothing to commit: the command and the check\'s first question in ONE round trip, the command first', async () => {
+  ran.length = 0;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^reload$/, stdout: '' }, { match: /^ask loaded$/, stdout: 'loaded' }, { match: /^ask served$/, stdout: 'served' }] }, { vars: VARS });
+  await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`reload` }, { kind: 'verify', description: 'reload check', verifier: 'test.asks', params: {} }], f.ctx);
+  assert.equal(ran, ['loaded+served'], 'the check ran once (not again as the next action)');
+  const batches = scriptsRun(f.transport).filter((x) => x.name === 'pgtls-batch');
+  assert.is(batches.length, 1);
+  assert.equal(batches[0]!.args.slice(0, 2), ['first-parallel', '-']);
+  assert.equal(batches[0]!.args.slice(2), ['reload', 'ask loaded'], 'the command first and alone, then the question');
+  assert.is(f.transport.log.filter((l) => l.cmd === 'ask served').length, 1, 'the second question after the answer');
+});
+
+test('a guarded command that fails: the check asks nothing more, the error is the command\'s, files are restored and the recovery runs', async () => {
+  ran.length = 0;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /^reload$/, exitCode: 1, stderr: 'no such cluster' }, { match: /^start$/, stdout: '' }, { match: /^ask /, stdout: 'x' }] }, { vars: VARS });
+  await f.session.apply([write('/etc/a', '1'), { kind: 'verify', description: 'written', ...passes('written'), keepRollback: true }], f.ctx);
+  let err: Error | undefined;
+  try {
+    await f.session.apply([{ kind: 'exec', description: 'reload', cmd: sh`reload` }, { kind: 'verify', description: 'reload check', verifier: 'test.asks', params: {}, recover: { kind: 'exec', description: 'start again', cmd: sh`start` } }], f.ctx);
+  } catch (e) {
+    err = e as Error;
+  }
+  assert.ok(err);
+  assert.match(err!.message, /^reload check failed: reload: .*no such cluster.* \(previous files restored, start again done\)$/);
+  assert.not.ok(ran.some((r) => r.includes('+')), 'the check never judged a failed reload');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(f.transport.log.filter((l) => /^ask /.test(l.cmd)).length, 0, 'its questions never ran on the host');
+  assert.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-rollback' && x.args[1] === 'restore'), 'the files were put back');
 });
 
 test.run();

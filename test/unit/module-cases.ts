@@ -101,7 +101,7 @@ export function moduleCases(): ModuleCase[] {
     { name: 'shell: creates exists: nothing', module: 'shell', args: { cmd: 'touch /tmp/x', creates: '/tmp/x' }, host: { files: { '/tmp/x': '' } } },
     { name: 'shell: creates missing: runs', module: 'shell', args: { cmd: 'touch /tmp/x', creates: '/tmp/x' }, host: {} },
     {
-      name: 'gencert: no CA yet: create it first (replan), then issue',
+      name: 'gencert: no CA yet: the host makes its keys (replan), then the CA is created (replan), then issue',
       module: 'gencert',
       args: { keys_dir: '/keys', ca_dir: noCa, owner: 'postgres', group: 'postgres', ca_key_bits: 2048 },
       host: {

@@ -152,15 +152,19 @@ export const gencert = defineModule({
     };
     const current = rotation ? rotation.next : await loadOrCreateCa(caRun, { ...caOpts, create: false });
     const changes: Change[] = [];
-    if (!current) {
-      // The CA is created by the executor (on the controller), then this task is planned again with it;
-      // --check cannot sign without it: the changes after this one are conditional (stand-ins in its overlay).
-      changes.push({
-        summary: `create the CA in ${caDir} (${caOpts.commonName}) on the controller`,
-        replan: true,
-        actions: [localWith(createCa, caOpts, { description: `create the CA in ${caDir}` })],
-      });
-    }
+    // The CA is created by the executor (on the controller), then this task is planned again with it;
+    // --check cannot sign without it: the changes after it are conditional (stand-ins in its overlay).
+    const createTheCa: Change | null = current
+      ? null
+      : {
+          summary: `create the CA in ${caDir} (${caOpts.commonName}) on the controller`,
+          replan: true,
+          actions: [localWith(createCa, caOpts, { description: `create the CA in ${caDir}` })],
+        };
+    // Keys made on the host need no CA (only their certificates do): the host generates them first,
+    // while the controller finishes the CA's key (warm, started before connecting), instead of after it.
+    const keysFirst = createTheCa !== null && a.keygen === 'host' && !ctx.output(CSR_OUTPUT);
+    if (createTheCa && !keysFirst) changes.push(createTheCa);
     let view: CaView | null = null;
     if (current) {
       try {
@@ -259,6 +263,7 @@ export const gencert = defineModule({
         });
     }
     if (toIssue.length > 0) changes.push(...(await issue(ctx, a, view, toIssue, meta)));
+    if (createTheCa && keysFirst) changes.push(createTheCa);
     return changes;
   },
 });
@@ -302,7 +307,8 @@ function writeCert(l: Leaf, v: CaView, csrPem: string, meta: { owner: string; gr
 async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[], meta: { owner: string; group: string }): Promise<Change[]> {
   const summary = `issue ${leaves.map((l) => describe(l, a, v)).join(' and ')}`;
   const diff = { kind: 'redacted', path: leaves.map((l) => l.key).join(', '), note: 'new private key(s) and certificate(s)' } as const;
-  if (!v) {
+  const printed = ctx.output(CSR_OUTPUT);
+  if (!v && (a.keygen !== 'host' || printed)) {
     // Planned before the CA exists (a `replan` change creates it first): a real run plans again once it does;
     // --check keeps these stand-ins in its overlay, so the tasks after this one (reload, Pgpool-II restart)
     // see that the certificate changes.
@@ -310,7 +316,7 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
     return [{ summary, diff, actions: leaves.map((l): Action => ({ kind: 'write', path: l.crt, content: standIn, mode: '644', ...meta })) }];
   }
 
-  if (a.keygen === 'controller') {
+  if (a.keygen === 'controller' && v) {
     // node:crypto keygen runs on the threadpool: hosts generate in parallel without blocking the event loop
     const actions: Action[] = [];
     for (const l of leaves) {
@@ -323,8 +329,8 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
 
   // Keys made on the host: its keygen prints a CSR per key and this task is planned again with them
   // (a plan holds no code); the round after signs them and installs each key with its certificate.
-  const printed = ctx.output(CSR_OUTPUT);
-  if (printed) {
+  // Before the CA exists they are made all the same (the CA is created after them, see keysFirst).
+  if (printed && v) {
     const csrs = parseCsrs(printed.toString('utf8'));
     const actions = leaves.flatMap((l): Action[] => {
       const made = csrs.get(l.name);

@@ -15,15 +15,33 @@ const caRun = new CaRun();
 
 const PROBE = 'openssl=1\nabsent /keys/server/server.key\nabsent /keys/client/client.key\nabsent /keys\nabsent /keys/server\nabsent /keys/client\n';
 
-test('no CA yet: the first change creates it on the controller (replan); planning itself creates nothing', async () => {
+test('no CA yet, keys made on the host: the host generates them first (replan), then the CA is created (replan); planning itself creates nothing', async () => {
   const { changes } = await planCase('gencert: no CA yet');
-  const first = changes[0]!;
-  assert.ok(first.replan);
-  assert.equal(first.actions.map((a) => a.kind), ['local']);
-  const dir = (first.actions[0] as LocalAction).description.replace(/^create the CA in /, '');
-  assert.not.ok(existsSync(join(dir, 'ca.key')), 'plan() wrote nothing on the controller');
-  // what follows are stand-ins for --check's overlay: a real run plans again once the CA exists
+  // the host's keygen needs no CA (only the certificates do): it runs while the CA's key is still being made
+  assert.equal(changes.filter((c) => c.replan).map((c) => c.summary.split(' ')[0]), ['issue', 'create']);
+  const keygen = changes.findIndex((c) => c.replan);
+  const create = changes.findIndex((c) => c.summary.startsWith('create the CA'));
+  assert.equal(changes[keygen]!.actions.map((a) => a.kind), ['exec']);
+  // nothing is written before the CA exists: a real run stops at the keygen and plans again
+  assert.not.ok(actions(changes.slice(0, keygen + 1)).some((a) => a.kind === 'write'), 'no certificate before the CA exists');
+  const ca = changes[create]!.actions[0] as LocalAction;
+  assert.is(ca.kind, 'local');
+  assert.not.ok(existsSync(join(ca.description.replace(/^create the CA in /, ''), 'ca.key')), 'plan() wrote nothing on the controller');
+});
+
+test('no CA yet, keys made on the controller: the CA is created first (replan); what follows are stand-ins', async () => {
+  const dir = join(controllerDir(), 'new-ca');
+  const { changes } = await planModule(
+    'gencert',
+    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', keygen: 'controller', ca_key_bits: 2048 },
+    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
+    { vars: { ansible_host: '10.0.0.11' } },
+  );
+  assert.ok(changes[0]!.replan);
+  assert.match(changes[0]!.summary, /^create the CA in /);
+  // stand-ins for --check's overlay: a real run plans again once the CA exists
   assert.ok(changes.slice(1).some((c) => /^issue server certificate CN=pg1/.test(c.summary)));
+  assert.not.ok(existsSync(join(dir, 'ca.key')));
 });
 
 test('with a CA: key directories, root.crt, and a host keygen whose outputs are written when applied', async () => {
