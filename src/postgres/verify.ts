@@ -129,7 +129,7 @@ export async function verifyServer(
       }
       return { done: false, value: null };
     },
-    200,
+    { first: 50, max: 400 },
   );
   if (!st)
     throw new Error(action === 'reload' ? `the server did not reload within ${waitSeconds}s` : `the server did not come back within ${waitSeconds}s${lastError ? `: ${lastError}` : ''}`);

@@ -71,7 +71,7 @@ export async function checkServedCert(ctx: PlanContext, host: string, port: numb
       // a refused connection is worth waiting for; a server that answered is not going to change its mind
       return { done: false, value: why, final: served.pem === null && !/refused|timed out|errno=111/i.test(served.detail) };
     },
-    200,
+    { first: 50, max: 400 },
   );
   if (why !== undefined) throw new TaskError(why);
 }
@@ -99,6 +99,6 @@ export async function checkLogin(ctx: PlanContext, c: LoginCheck, waitMs: number
       // pgpool answered and said no: waiting will not change that (only "not up yet" is worth a retry)
       return { done: false, value: msg, final: /authentication|password|pool_passwd|pool_hba|certificate|does not exist/i.test(msg) };
     }
-  });
+  }, { first: 50, max: 500 });
   if (failure !== undefined) throw new TaskError(`SCRAM login as ${c.user} over TLS (verify-full) through ${c.host}:${c.port} failed: ${failure}`);
 }

@@ -104,7 +104,8 @@ export async function standbyStreams(ctx: PlanContext, s: PgServer, e: StreamExp
       }
       return { done: false, value: seen };
     },
-    300,
+    // the walreceiver restarts within moments of the reload: looked at soon, then less often
+    { first: 50, max: 400 },
   );
   if (streaming !== undefined) {
     const want = Object.entries(e.want).map(([k, v]) => `${k}=${v}`).join(' ');
