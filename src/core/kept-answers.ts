@@ -27,6 +27,8 @@ interface Kept {
   used: number;
   /** Only this host's changes make it stale (Probe.scope 'host'). */
   hostOnly: boolean;
+  /** Asked live by this task (keepForLater): only for later tasks (within it, the same query is a retry, which asks the host). */
+  forTasksAfter?: number;
 }
 
 export class KeptAnswers {
@@ -44,6 +46,8 @@ export class KeptAnswers {
   private readonly firstTrip = new Set<string>();
   /** How many times each query was asked in this run (kept answer or not): what keepForLater leaves to later tasks. */
   private readonly asks = new Map<string, number>();
+  /** The task planning now (planRound(false) counts them). */
+  private task = 0;
 
   constructor(private readonly now: () => ChangeStamp) {}
 
@@ -75,8 +79,9 @@ export class KeptAnswers {
    * anything since it was asked (the step changed nothing there). A new task starts with none spent.
    */
   planRound(again: boolean): void {
+    if (!again) this.task++;
     if (again) {
-      for (const [key, kept] of this.spent) if (!this.answers.has(key)) this.answers.set(key, { ...kept, askers: 1, used: 0 });
+      for (const [key, { forTasksAfter: _, ...kept }] of this.spent) if (!this.answers.has(key)) this.answers.set(key, { ...kept, askers: 1, used: 0 });
     }
     this.spent.clear();
   }
@@ -117,7 +122,7 @@ export class KeptAnswers {
     this.spent.set(key, { stamp, as, result, askers: 1, used: 1, hostOnly });
     if (!declared || declared.askers <= asked) return;
     // (counted as take counts: the askers so far used it up to here)
-    this.answers.set(key, { stamp, as, result, askers: declared.askers, used: asked, hostOnly });
+    this.answers.set(key, { stamp, as, result, askers: declared.askers, used: asked, hostOnly, forTasksAfter: this.task });
   }
 
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
@@ -125,7 +130,7 @@ export class KeptAnswers {
     const key = probeKey(cmd, exec.user, exec.stdin);
     this.asks.set(key, (this.asks.get(key) ?? 0) + 1);
     const kept = this.answers.get(key);
-    if (!kept) return undefined;
+    if (!kept || kept.forTasksAfter === this.task) return undefined;
     // as many as declared it (a replayed answer: also the tasks that declare it in this run)
     if (++kept.used >= Math.max(kept.askers, this.declared.get(key)?.askers ?? 0)) {
       this.answers.delete(key);

@@ -498,8 +498,11 @@ test('a question asked live is kept for the later tasks that declared it, while 
   // two checks declare it; the first asks it live (after changes: nothing fetched ahead holds)
   kept.expect([sessions, sessions]);
   stamp = { host: 3, run: 5 };
+  kept.planRound(false);
   assert.is(kept.take(sessions.cmd, {}, 'root'), undefined);
   kept.keepForLater(sessions.cmd, {}, 'root', answer('live'), kept.stamp());
+  assert.is(kept.take(sessions.cmd, {}, 'root'), undefined, 'the same task asking again is a retry (a poll): it asks the host');
+  kept.planRound(false);
   assert.is(kept.take(sessions.cmd, {}, 'root')?.stdout.toString(), 'live', 'the second check: no round trip');
   assert.is(kept.take(sessions.cmd, {}, 'root'), undefined, 'declared twice, asked twice: a third asks the host');
   // a change between the question and the next task: asked again
@@ -509,6 +512,7 @@ test('a question asked live is kept for the later tasks that declared it, while 
   const asked = again.stamp();
   stamp = { host: 3, run: 6 }; // another host restarted Pgpool-II meanwhile
   again.keepForLater(sessions.cmd, {}, 'root', answer('before'), asked);
+  again.planRound(false);
   assert.is(again.take(sessions.cmd, {}, 'root'), undefined);
   // as another user, or undeclared, or with stdin (a password): not kept
   const other = new KeptAnswers(() => stamp);
@@ -520,6 +524,7 @@ test('a question asked live is kept for the later tasks that declared it, while 
   other.expect([login, login]);
   other.take(login.cmd, { stdin: 'pw' }, 'root');
   other.keepForLater(login.cmd, { stdin: 'pw' }, 'root', answer('t'), other.stamp());
+  other.planRound(false);
   assert.is(other.take(login.cmd, { stdin: 'pw' }, 'root'), undefined);
   other.keepForLater(sh`psql undeclared`, {}, 'root', answer('x'), other.stamp());
   assert.is(other.take(sh`psql undeclared`, {}, 'root'), undefined);
