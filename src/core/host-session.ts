@@ -603,17 +603,18 @@ export class HostSession {
   private async execThenVerify(action: ExecAction, guard: VerifyAction, ctx: PlanContext): Promise<boolean> {
     if ((action.touches ?? []).length > 0 || action.stdin !== undefined || action.output || !this.trips.joins({ ...(action.user === undefined ? {} : { user: action.user }) })) return false;
     await this.lockedStore(ctx);
-    this.changed();
     const led = this.trips.lead(asUserInBatch(this.shell, action.cmd, action.user), undefined, { okCodes: action.okCodes ?? [0], ...(action.timeoutMs === undefined ? {} : { timeoutMs: action.timeoutMs }) });
     if (!led) return false;
-    const ran = led.then(
-      () => true,
-      () => false,
+    // (before the check asks anything: what was fetched ahead no longer holds)
+    this.changed();
+    const failed = led.then(
+      () => undefined,
+      (e: unknown) => new TaskError(`${action.description}: ${errorMessage(e)}`),
     );
     let firstTurn = true;
     setImmediate(() => (firstTurn = false));
     // after the first turn: only once the command worked (a check of a failed reload would poll for its whole wait)
-    const gate = async <T>(ask: () => Promise<T>): Promise<T> => (firstTurn || (await ran) ? ask() : new Promise<T>(() => undefined));
+    const gate = async <T>(ask: () => Promise<T>): Promise<T> => (firstTurn || !(await failed) ? ask() : new Promise<T>(() => undefined));
     const early: PlanContext = {
       ...ctx,
       readFile: (path, opts) => gate(() => ctx.readFile(path, opts)),
@@ -622,11 +623,8 @@ export class HostSession {
     };
     const checking = this.verifierOf(guard)(early);
     checking.catch(() => undefined); // (judged below, once the command's answer is in)
-    const failed = await led.then(
-      () => undefined,
-      (e: unknown) => new TaskError(`${action.description}: ${errorMessage(e)}`),
-    );
-    await this.verify(guard.description, () => failed ? Promise.reject(failed) : checking, guard.recover, ctx);
+    const error = await failed;
+    await this.verify(guard.description, () => (error ? Promise.reject(error) : checking), guard.recover, ctx);
     return true;
   }
 
