@@ -70,6 +70,31 @@ export function keygenCommand(bits: number, owner: string, group: string, runId:
   return sh`sh -c ${hostScript('gencert-keygen')} pgtls-keygen ${diropScript()} ${bits} ${owner} ${group} ${runId} ${stateDir} ${keys.flatMap((k) => [k.name, k.keyPath])}`;
 }
 
+/** Marks the end of the keygen's CSRs and the start of the probe it runs after them. */
+const PROBE_AFTER = 'pgtls-probe-after';
+/** The probe's answer is whole (the probe exited 0). */
+const PROBE_END = 'pgtls-probe-end';
+
+/**
+ * The key directories (when they are to be made), the keygen, then the keys' probe, in one command:
+ * the next planning round reads the probe from this command's output instead of asking again. Only
+ * the directories and the keygen decide the exit status; a probe that fails prints no end marker
+ * (the round after asks the host itself).
+ */
+export function keygenThenProbe(dirs: ShellCommand | null, keygen: ShellCommand, probe: ShellCommand): ShellCommand {
+  const first = dirs ? sh`${dirs} && ${keygen}` : keygen;
+  return sh`${first} && { echo ${PROBE_AFTER}; { ${probe} && echo ${PROBE_END}; } || :; }`;
+}
+
+/** The probe keygenThenProbe printed, when it is whole; else null (ask the host). */
+export function probeAfterKeygen(out: Buffer | undefined): ProbeResult | null {
+  if (!out) return null;
+  const text = out.toString('utf8');
+  const at = text.lastIndexOf(`\n${PROBE_AFTER}\n`);
+  if (at < 0 || !text.endsWith(`\n${PROBE_END}\n`)) return null;
+  return parseProbe(text.slice(at + PROBE_AFTER.length + 2, text.length - PROBE_END.length - 1));
+}
+
 export interface NewKey {
   /** Where the host put the new key until it is installed. */
   tempPath: string;

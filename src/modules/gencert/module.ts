@@ -37,7 +37,7 @@ import { ROTATION_MODES, caView, certFile, forced, type CaView } from '../../ca/
 import { viewRotation } from '../../ca/rotation-store.js';
 import { stateDirOf } from '../../lib/state-dir.js';
 import { chooseServerSans } from './sans.js';
-import { keyAttrsCommand, keyDirsCommand, keygenCommand, parseCsrs, parseProbe, probeCommand, type ProbeResult } from './host.js';
+import { keyAttrsCommand, keyDirsCommand, keygenCommand, keygenThenProbe, parseCsrs, parseProbe, probeAfterKeygen, probeCommand, type ProbeResult } from './host.js';
 
 const int = z.coerce.number().int();
 const args = z
@@ -190,7 +190,9 @@ export const gencert = defineModule({
     // what is asked together); the reads are awaited where they are used
     const certsRead = Promise.all([...subdirs.map((d) => ctx.readFile(join(d, 'root.crt'))), ...leaves.map((l) => ctx.readFile(l.crt))]);
     certsRead.catch(() => undefined);
-    const probe = parseProbe((await ctx.query(keysProbe(a))).stdout.toString('utf8'));
+    // planned again after the keygen: the probe it printed after making the keys (no round trip)
+    const printedProbe = probeAfterKeygen(ctx.output(CSR_OUTPUT));
+    const probe = printedProbe ?? parseProbe((await ctx.query(keysProbe(a))).stdout.toString('utf8'));
     if (a.keygen === 'host' && !probe.openssl)
       throw new TaskError(`openssl is not installed on ${ctx.host}: install it, or set pgtls_keygen: controller`);
 
@@ -205,12 +207,14 @@ export const gencert = defineModule({
       const s = probe.paths.get(d);
       return !s?.exists || s.mode !== DIR_MODE || s.owner !== dirOwner || s.group !== group;
     });
+    let dirsChange: Change | null = null;
     if (baseMissing || fixDirs.length > 0) {
       const list = [...(baseMissing ? [dirs.base] : []), ...fixDirs];
-      changes.push({
+      dirsChange = {
         summary: `directories ${list.join(', ')}: 0${DIR_MODE} ${dirOwner}:${group}`,
         actions: [{ kind: 'exec', description: 'create key directories', cmd: keyDirsCommand(group, DIR_MODE, list), leavesAlone: HOST_FILES_AND_SERVER }],
-      });
+      };
+      changes.push(dirsChange);
     }
 
     await certsRead;
@@ -262,9 +266,16 @@ export const gencert = defineModule({
           actions: [{ kind: 'exec', description: `fix owner/mode of ${l.key}`, cmd: keyAttrsCommand(l.key, owner, group, '600'), touches: [l.key], leavesAlone: HOST_FILES_AND_SERVER }],
         });
     }
-    if (toIssue.length > 0) changes.push(...(await issue(ctx, a, view, toIssue, meta)));
-    if (createTheCa && keysFirst) changes.push(createTheCa);
-    return changes;
+    let planned = changes;
+    if (toIssue.length > 0) {
+      const issued = await issue(ctx, a, view, toIssue, meta, dirsChange);
+      // A keygen on the host (planned again with its CSRs: `replan`) goes right after the directories,
+      // whose command it takes over: one round trip. Everything else is planned again after it and
+      // written with the new certificates, in one commit (root.crt too: it needs the directories).
+      planned = issued.some((c) => c.replan) ? [...(dirsChange ? [dirsChange] : []), ...issued, ...changes.filter((c) => c !== dirsChange)] : [...changes, ...issued];
+    }
+    if (createTheCa && keysFirst) planned.push(createTheCa);
+    return planned;
   },
 });
 
@@ -304,7 +315,11 @@ function writeCert(l: Leaf, v: CaView, csrPem: string, meta: { owner: string; gr
   return { kind: 'write', path: l.crt, content: Buffer.from(certFile(certPem, v.chainFor(certPem))), mode: '644', ...meta };
 }
 
-async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[], meta: { owner: string; group: string }): Promise<Change[]> {
+/**
+ * `dirs`: the change that makes the key directories, when the keygen may take its command over (its
+ * actions are then moved into the keygen's: the directories, then the keys, in one command).
+ */
+async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[], meta: { owner: string; group: string }, dirs: Change | null): Promise<Change[]> {
   const summary = `issue ${leaves.map((l) => describe(l, a, v)).join(' and ')}`;
   const diff = { kind: 'redacted', path: leaves.map((l) => l.key).join(', '), note: 'new private key(s) and certificate(s)' } as const;
   const printed = ctx.output(CSR_OUTPUT);
@@ -346,6 +361,10 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
     });
     return [{ summary, diff, actions }];
   }
+  const keygen = keygenCommand(a.key_bits, meta.owner, meta.group, ctx.runId ?? 'norun', stateDirOf(ctx.vars), leaves.map((l) => ({ name: l.name, keyPath: l.key })));
+  const makeDirs = dirs?.actions[0]?.kind === 'exec' ? dirs.actions[0] : null;
+  if (dirs && makeDirs) dirs.actions = [];
+  const generate = `generate ${leaves.map((l) => l.name).join(' and ')} key(s) on the host`;
   return [
     {
       summary,
@@ -354,8 +373,9 @@ async function issue(ctx: PlanContext, a: Args, v: CaView | null, leaves: Leaf[]
       actions: [
         {
           kind: 'exec',
-          description: `generate ${leaves.map((l) => l.name).join(' and ')} key(s) on the host`,
-          cmd: keygenCommand(a.key_bits, meta.owner, meta.group, ctx.runId ?? 'norun', stateDirOf(ctx.vars), leaves.map((l) => ({ name: l.name, keyPath: l.key }))),
+          description: makeDirs ? `${makeDirs.description}, ${generate}` : generate,
+          // the round after it plans from the keys' probe as the keygen left them (printed with the CSRs)
+          cmd: keygenThenProbe(makeDirs?.cmd ?? null, keygen, keysProbe(a)),
           timeoutMs: 300_000,
           writesWhenApplied: leaves.flatMap((l) => [l.crt, l.key]),
           output: CSR_OUTPUT,

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import type { ExecAction, LocalAction, WriteAction } from '../../../src/lib/plan-types.js';
 import { loadOrCreateCa } from '../../../src/ca/ca.js';
 import { controllerDir } from '../module-cases.js';
-import { actions, planCase, planModule } from './plan.js';
+import { actions, parseArgs, planCase, planModule } from './plan.js';
+import { modules } from '../../../src/modules/index.js';
+import * as x509 from '../../../src/crypto/x509.js';
 import { CaRun, caRunOf } from '../../../src/ca/ca-run.js';
 import { MapRunState } from '../../../src/core/run-state.js';
 
@@ -27,6 +29,66 @@ test('no CA yet, keys made on the host: the host generates them first (replan), 
   const ca = changes[create]!.actions[0] as LocalAction;
   assert.is(ca.kind, 'local');
   assert.not.ok(existsSync(join(ca.description.replace(/^create the CA in /, ''), 'ca.key')), 'plan() wrote nothing on the controller');
+});
+
+test('no CA yet, nothing written before the keygen: the key directories are made by the keygen\'s own command, which probes the keys after it', async () => {
+  const { changes } = await planCase('gencert: no CA yet');
+  const dirs = changes.find((c) => c.summary.startsWith('directories '))!;
+  assert.ok(dirs, 'the directories are still a change of their own in the report');
+  assert.equal(dirs.actions, [], 'their command went into the keygen\'s');
+  const keygen = actions(changes).find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
+  assert.match(keygen.description, /^create key directories, generate server and client key\(s\) on the host$/);
+  // one command: the directories, then the keys (only if they were made), then the probe
+  const t = keygen.cmd.text;
+  const [d, k, p] = ['pgtls-key-dirs', 'pgtls-keygen', 'pgtls-probe '].map((w) => t.indexOf(w)) as [number, number, number];
+  assert.ok(d >= 0 && k > d && p > k, `order in: ${t.slice(0, 80)}`);
+  assert.ok(actions(changes).every((a) => a.kind !== 'exec' || a === keygen), 'no other command');
+});
+
+test('with the CA and a root.crt to write: the keygen (with the directories) first, the writes after it (planned again, committed with the certificates)', async () => {
+  const dir = controllerDir();
+  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
+  const { changes } = await planModule(
+    'gencert',
+    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
+    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
+    { vars: { ansible_host: '10.0.0.11' } },
+  );
+  const execs = actions(changes).filter((a): a is ExecAction => a.kind === 'exec');
+  assert.equal(execs.map((e) => e.description), ['create key directories, generate server and client key(s) on the host']);
+  const cut = changes.findIndex((c) => c.replan);
+  assert.not.ok(actions(changes.slice(0, cut + 1)).some((a) => a.kind === 'write'), 'nothing written before the keygen (a real run stops there)');
+  assert.ok(actions(changes.slice(cut + 1)).some((a) => a.kind === 'write' && a.path === '/keys/server/root.crt'), '--check still shows root.crt');
+});
+
+test('planned again after the keygen: the probe it printed is used, the host is not asked again', async () => {
+  const dir = controllerDir();
+  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
+  const { changes, ctx } = await planModule(
+    'gencert',
+    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
+    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
+    { vars: { ansible_host: '10.0.0.11' } },
+  );
+  const keygen = actions(changes).find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
+  const csr = (name: string) => {
+    const { createCsr, generateKeyPair } = x509;
+    return generateKeyPair(2048).then(({ keyPem }) => `new ${name} /keys/${name}/.pgtls-tmp.k\n${createCsr({ keyPem, commonName: 'x' })}`);
+  };
+  const after = 'openssl=1\nabsent /keys/server/server.key\nabsent /keys/client/client.key\nstat 750 root postgres /keys\nstat 750 root postgres /keys/server\nstat 750 root postgres /keys/client\n';
+  const printed = Buffer.from(`${await csr('server')}${await csr('client')}pgtls-probe-after\n${after}pgtls-probe-end\n`);
+  let asked = 0;
+  const again = await modules.get('gencert')!.plan(
+    { ...ctx, output: (n) => (n === keygen.output ? printed : undefined), query: (c, o) => (asked++, ctx.query(c, o)) },
+    parseArgs('gencert', { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 }),
+  );
+  assert.is(asked, 0, 'no probe asked');
+  assert.not.ok(again.some((c) => c.summary.startsWith('directories ')), 'the directories the keygen made are not made again');
+  assert.equal(actions(again).filter((a) => a.kind === 'rename').map((a) => a.path), ['/keys/server/server.key', '/keys/client/client.key']);
+  // a probe that did not end (it failed after the keygen worked): asked again
+  const cut = Buffer.from(printed.toString('utf8').replace('pgtls-probe-end\n', ''));
+  await modules.get('gencert')!.plan({ ...ctx, output: (n) => (n === keygen.output ? cut : undefined), query: (c, o) => (asked++, ctx.query(c, o)) }, parseArgs('gencert', { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 }));
+  assert.is(asked, 1, 'an unfinished probe is asked again');
 });
 
 test('no CA yet, keys made on the controller: the CA is created first (replan); what follows are stand-ins', async () => {
@@ -56,7 +118,6 @@ test('with a CA: key directories, root.crt, and a host keygen whose outputs are 
   // the CA exists: the only change that waits is the keygen (planned again with the CSRs it prints)
   assert.equal(changes.filter((c) => c.replan).map((c) => c.summary.split(' ')[0]), ['issue']);
   const all = actions(changes);
-  assert.ok(all.some((a) => a.kind === 'exec' && a.description === 'create key directories'));
   const roots = all.filter((a): a is WriteAction => a.kind === 'write' && a.path.endsWith('root.crt'));
   assert.equal(roots.map((r) => r.path), ['/keys/server/root.crt', '/keys/client/root.crt']);
   const keygen = all.find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
