@@ -58,7 +58,7 @@ export async function serverState(ctx: PlanContext, s: PgServer): Promise<Server
   const data = String(j.data);
   // ssl_* paths may be relative: PostgreSQL resolves them against the data directory
   const abs = (p: unknown) => (typeof p === 'string' && p !== '' ? (isAbsolute(p) ? p : join(data, p)) : '');
-  return {
+  const st: ServerState = {
     loadTime: Number(j.load),
     startTime: Number(j.start),
     ssl: j.ssl === 'on',
@@ -71,4 +71,16 @@ export async function serverState(ctx: PlanContext, s: PgServer): Promise<Server
     hbaErrors: (j.hba_errors as string[]) ?? [],
     confErrors: (j.conf_errors as string[]) ?? [],
   };
+  (await lastSeen(ctx)).state = st;
+  return st;
 }
+
+/**
+ * The state this run last saw of this host's server: a hint of what the next state will name (its
+ * files, its certificate), for questions asked ahead of the state itself; never an answer.
+ */
+export async function lastSeenState(ctx: PlanContext): Promise<ServerState | undefined> {
+  return (await lastSeen(ctx)).state;
+}
+
+const lastSeen = (ctx: PlanContext) => ctx.memoStable('postgres:last-seen-state', () => Promise.resolve<{ state?: ServerState }>({}));

@@ -21,7 +21,7 @@ import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
 import { serviceCommand } from '../../postgres/service.js';
-import { serverState, stateSql, type ServerState } from '../../postgres/state.js';
+import { lastSeenState, serverState, stateSql, type ServerState } from '../../postgres/state.js';
 import { connectTarget, verifyServer } from '../../postgres/verify.js';
 
 const args = z
@@ -42,26 +42,50 @@ const args = z
   })
   .strict();
 
-async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHost?: string): Promise<string[]> {
-  const out: string[] = [];
-  // The same question in both modes: was a file the server reads changed after its last load? The executor
-  // answers from its overlay (what this run planned and has not written yet: in --check everything) and from
-  // the host. As the server's OS user: these files sit in directories that user controls, and it reads them
-  // anyway; a link it planted shows root nothing more than the user could see itself. The key file is only
-  // stat'ed, never read back to the controller.
-  const files = [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))];
-  // (a file this run wrote and did not commit yet counts as changed, with the same words: the plan must
-  // not depend on whether the executor has written it yet)
-  // the three questions are asked together: the executor sends them in one round trip
-  const tls = st.ssl && st.certFile;
-  const target = tls ? connectTarget(ctx, s, verifyHost) : null;
-  const [stats, file, served] = await Promise.all([
-    ctx.stat(files, { user: s.osUser }),
-    tls ? ctx.readFile(st.certFile, { user: s.osUser }) : null,
+/** What reasons() asks of the host for a server state: the files it reads, and the certificate it should present. */
+interface Questions {
+  files: string[];
+  /** ssl is on: the certificate file (read) and the one served (handshake) */
+  certFile: string | null;
+}
+
+function questionsFor(st: ServerState): Questions {
+  return { files: [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))], certFile: st.ssl && st.certFile ? st.certFile : null };
+}
+
+const sameQuestions = (a: Questions, b: Questions) => a.certFile === b.certFile && a.files.length === b.files.length && a.files.every((f, i) => f === b.files[i]);
+
+/**
+ * The same questions in both modes: was a file the server reads changed after its last load? The executor
+ * answers from its overlay (what this run planned and has not written yet: in --check everything) and from
+ * the host. As the server's OS user: these files sit in directories that user controls, and it reads them
+ * anyway; a link it planted shows root nothing more than the user could see itself. The key file is only
+ * stat'ed, never read back to the controller. The three questions are asked together: one round trip.
+ */
+function ask(ctx: PlanContext, s: PgServer, q: Questions, verifyHost?: string) {
+  const target = q.certFile ? connectTarget(ctx, s, verifyHost) : null;
+  return Promise.all([
+    ctx.stat(q.files, { user: s.osUser }),
+    q.certFile ? ctx.readFile(q.certFile, { user: s.osUser }) : null,
     target ? servedCert(ctx, target.addr, s.port, String(userVar(ctx, 'ansible_host') ?? ctx.host)) : null,
   ]);
+}
+
+async function reasons(ctx: PlanContext, s: PgServer, verifyHost?: string): Promise<{ st: ServerState; why: string[] }> {
+  // Asked ahead, with the state itself, for the files the last state of this run named (the handler
+  // after "Serve TLS now" sees the same ones): one round trip instead of two when they are the same.
+  const seen = await lastSeenState(ctx);
+  const guess = seen && questionsFor(seen);
+  const early = guess && ask(ctx, s, guess, verifyHost);
+  early?.catch(() => undefined); // (used only when the state names the same files)
+  const st = await serverState(ctx, s);
+  const q = questionsFor(st);
+  // (a file this run wrote and did not commit yet counts as changed, with the same words: the plan must
+  // not depend on whether the executor has written it yet)
+  const [stats, file, served] = await (early && guess && sameQuestions(guess, q) ? early : ask(ctx, s, q, verifyHost));
+  const out: string[] = [];
   for (const [f, t] of stats) if (t.pending || t.mtime > st.loadTime) out.push(`${f} changed since the last reload`);
-  if (tls && served) {
+  if (q.certFile && served) {
     let want: string | null = null;
     try {
       want = file ? fingerprint(file.content.toString('utf8')) : null;
@@ -71,7 +95,7 @@ async function reasons(ctx: PlanContext, s: PgServer, st: ServerState, verifyHos
     if (!served.pem) out.push('ssl is on but the server does not accept TLS');
     else if (want && fingerprint(served.pem) !== want) out.push(`the server presents another certificate than ${st.certFile}`);
   }
-  return out;
+  return { st, why: out };
 }
 
 /** After the reload/restart: the server loaded the new files, serves them, and lets the login role in. */
@@ -98,8 +122,8 @@ export const restart = defineModule({
     const s = await pgServer(ctx);
     // (asks nothing of the host; in --check no check runs, so nothing was proven)
     if (a.state === 'reloaded' && !a.force && (await ctx.memoUntilChange?.(PROVEN, () => Promise.resolve(false)))) return [];
-    const st = await serverState(ctx, s);
-    const why = a.force ? ['forced'] : await reasons(ctx, s, st, a.verify_host);
+    const { st, why: found } = a.force ? { st: await serverState(ctx, s), why: [] } : await reasons(ctx, s, a.verify_host);
+    const why = a.force ? ['forced'] : found;
     if (a.state === 'restarted' && st.pendingRestart.length) why.push(`restart-only settings changed: ${st.pendingRestart.join(', ')}`);
     if (why.length === 0) {
       if (a.state === 'reloaded' && st.pendingRestart.length) ctx.warn(`settings that need a restart to apply: ${st.pendingRestart.join(', ')}`);

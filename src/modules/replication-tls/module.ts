@@ -22,6 +22,7 @@
  * The file's content (it may hold a password) travels on stdin through the executor's write path;
  * diffs and summaries show the conninfo with its password masked.
  */
+import { join } from 'node:path';
 import * as z from 'zod';
 import { TaskError } from '../../lib/errors.js';
 import { stateDirOf } from '../../lib/state-dir.js';
@@ -121,13 +122,18 @@ export const replicationTls = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     const s = await pgServer(ctx);
     if (!s.inRecovery) return [];
+    // where `pg_basebackup -R` (and ALTER SYSTEM) put primary_conninfo, read in the same round trip as
+    // the question that says where it is: used only when that is the answer
+    const usual = join(s.dataDirectory, 'postgresql.auto.conf');
+    const usualRead = ctx.readFile(usual, { user: s.osUser });
+    usualRead.catch(() => undefined); // (awaited only when it is the file)
     const f = await standbyFacts(ctx, s);
     if (!f.conninfoSource) {
       if (f.conninfo) ctx.warn(`primary_conninfo is set outside any configuration file (${f.conninfoOrigin}): left as it is`);
       return [];
     }
     const path = f.conninfoSource.file;
-    const file = await ctx.readFile(path, { user: s.osUser });
+    const file = await (path === usual ? usualRead : ctx.readFile(path, { user: s.osUser }));
     if (!file) throw new TaskError(`${path} (where the server reads primary_conninfo) cannot be read`);
     const text = file.content.toString('utf8');
     let assign;

@@ -39,13 +39,20 @@ export async function upstreamServesFleetTls(
   mode: 'verify-full' | 'verify-ca',
   rootCert: string,
 ): Promise<void> {
-  const ca = await ctx.readFile(rootCert, { user: s.osUser });
-  if (!ca || !ca.content.includes('BEGIN CERTIFICATE')) throw new Error(`${rootCert} (the fleet CA) is missing on this standby`);
-  for (const t of ts) {
+  // the CA file and every upstream's handshake in one round trip (the handshakes only ask); judged in order
+  const caRead = ctx.readFile(rootCert, { user: s.osUser });
+  const handshakes = ts.map((t) => {
     const addr = t.hostaddr || t.host;
     const target = isAddress(addr) && addr.includes(':') ? `[${addr}]:${t.port}` : `${addr}:${t.port}`;
     const name = mode === 'verify-full' ? (isAddress(t.host) ? ['-verify_ip', t.host] : ['-verify_hostname', t.host]) : [];
-    const out = (await ctx.query(sh`sh -c ${S_VERIFY} pgtls-verify-upstream ${target} ${rootCert} ${name}`, { user: s.osUser })).stdout.toString('utf8');
+    const asked = ctx.query(sh`sh -c ${S_VERIFY} pgtls-verify-upstream ${target} ${rootCert} ${name}`, { user: s.osUser });
+    asked.catch(() => undefined); // (awaited below, unless the CA is missing)
+    return asked;
+  });
+  const ca = await caRead;
+  if (!ca || !ca.content.includes('BEGIN CERTIFICATE')) throw new Error(`${rootCert} (the fleet CA) is missing on this standby`);
+  for (const [i, t] of ts.entries()) {
+    const out = (await handshakes[i]!).stdout.toString('utf8');
     if (out.startsWith('pgtls: no openssl')) {
       ctx.warn('no openssl on this standby: the upstream certificate is checked by the walreceiver itself only');
       return;

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { WriteAction } from '../../../src/lib/plan-types.js';
 import { STANDBY_MEMO } from '../module-cases.js';
-import { kinds, planCase, planModule } from './plan.js';
+import { FakeTransport, type FakeHostSpec } from '../fake-host.js';
+import { kinds, planCase, planModule, runVerify } from './plan.js';
 
 test('on a primary: nothing, and no question asked of the host', async () => {
   const p = await planCase('replication_tls: a primary');
@@ -46,6 +47,25 @@ test('per-node CAs: left as it is, with a warning', async () => {
   const p = await planModule('replication_tls', { root_cert: '/keys/server/root.crt', ca: 'per_node' }, standby('host=pg1 sslmode=prefer'), { memos: STANDBY_MEMO, vars, host: 'pg2' });
   assert.equal(p.changes, []);
   assert.match(p.warnings.join(), /pgtls_ca=per_node/);
+});
+
+
+test('round trips: the standby query with its usual file, then the name lookup; the upstream check reads the CA and shakes hands at once', async () => {
+  const base = standby('host=pg1 port=5432 user=replicator sslmode=prefer');
+  const spec: FakeHostSpec = {
+    files: { ...base.files, '/keys/server/root.crt': { content: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', group: 'postgres' } },
+    answers: [...base.answers, { match: /pgtls-verify-upstream/, stdout: 'Verify return code: 0 (ok)\npgtls-exit=0\n' }],
+  };
+  let trips = 0;
+  const transport = new FakeTransport(spec);
+  const run = transport.run.bind(transport);
+  transport.run = (cmd, stdin, t) => (trips++, run(cmd, stdin, t));
+  const p = await planModule('replication_tls', { root_cert: '/keys/server/root.crt' }, spec, { memos: STANDBY_MEMO, vars, host: 'pg2', transport });
+  assert.equal(kinds(p.changes), [['verify', 'write', 'exec', 'verify']]);
+  assert.is(trips, 2, 'standby query + postgresql.auto.conf, then getent');
+  trips = 0;
+  await runVerify(p.changes[0]!.actions[0], p.ctx);
+  assert.is(trips, 1, 'root.crt and the handshake together');
 });
 
 test.run();

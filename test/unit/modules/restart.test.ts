@@ -62,4 +62,28 @@ test('state: restarted with a pending restart-only setting: restart; reloaded on
   assert.match(l.warnings.join(), /settings that need a restart to apply: shared_buffers/);
 });
 
+
+test('planned again later in the run: the files the last state named are asked with the state itself (one round trip); other files: asked after it', async () => {
+  let files = [CONF, HBA];
+  const spec = {
+    files: { [CONF]: { content: 'a\n', mtime: 1000 }, [HBA]: { content: 'x\n', mtime: 1000 }, '/etc/extra.conf': { content: 'y\n', mtime: 3000 } },
+    answers: [{ match: /psql/, stdin: /pg_conf_load_time/, stdout: () => JSON.stringify({ ...JSON.parse(serverStateJson({ load: 2000 })), files }), user: 'postgres' }],
+  };
+  const p = await planModule('restart', {}, spec, { memos: PG_MEMO });
+  assert.equal(p.changes, [], 'nothing newer than the last load');
+  const { modules } = await import('../../../src/modules/index.js');
+  const restart = modules.get('restart')!;
+  let trips = 0;
+  const run = p.transport.run.bind(p.transport);
+  p.transport.run = (cmd, stdin, t) => (trips++, run(cmd, stdin, t));
+  assert.equal(await restart.plan(p.ctx, restart.args.parse({})), []);
+  assert.is(trips, 1, 'the state and the stat of the files it named last time: one round trip');
+  // the server now reads another file too: it is asked after the state (and judged: newer than the load)
+  files = [CONF, HBA, '/etc/extra.conf'];
+  trips = 0;
+  const changes = await restart.plan(p.ctx, restart.args.parse({}));
+  assert.is(trips, 2, 'the guess did not hold: the files asked again');
+  assert.match(changes[0]?.summary ?? '', /\/etc\/extra\.conf changed since the last reload/);
+});
+
 test.run();
