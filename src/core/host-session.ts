@@ -496,10 +496,27 @@ export class HostSession {
    * overlay said. A failure names the files; nothing of a commit that failed on receipt is installed.
    */
   async commit(ride?: () => void): Promise<void> {
-    const next = this.committing.then(() => this.commitHeld(ride));
+    // Questions asked in the same turn (a plan's Promise.all) all ride the one commit they wait for,
+    // not the first alone (the others would wait for it and go in a round trip of their own).
+    const forming = this.formingCommit;
+    if (forming) {
+      if (ride) forming.rides.push(ride);
+      return forming.done;
+    }
+    const rides: (() => void)[] = ride ? [ride] : [];
+    const mine = { rides, done: Promise.resolve() };
+    this.formingCommit = mine;
+    const next = this.committing.then(() => {
+      if (this.formingCommit === mine) this.formingCommit = undefined;
+      return this.commitHeld(rides.length ? () => rides.forEach((r) => r()) : undefined);
+    });
+    mine.done = next;
     this.committing = next.catch(() => undefined);
     return next;
   }
+
+  /** The commit queued and not started yet: later callers join it (and their questions its round trip). */
+  private formingCommit?: { rides: (() => void)[]; done: Promise<void> };
 
   private async commitHeld(ride?: () => void): Promise<void> {
     if (this.check || this.pending.length === 0) return;

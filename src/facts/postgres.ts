@@ -16,6 +16,7 @@
  * (and pg_data_directory) override what is found; pg_port/pg_data_directory
  * also pick the postmaster when a host runs several.
  */
+import { HINT_SQL_FIELDS, hintFromJson, rememberState } from '../postgres/state-hint.js';
 import { TaskError } from '../lib/errors.js';
 import { Secret } from '../lib/secret.js';
 import type { ExecAction, PlanContext } from '../lib/plan-types.js';
@@ -144,7 +145,8 @@ const SETTINGS_SQL = `select json_build_object(
   'data_directory', current_setting('data_directory'),
   'port', current_setting('port'),
   'listen_addresses', current_setting('listen_addresses'),
-  'in_recovery', pg_is_in_recovery());
+  'in_recovery', pg_is_in_recovery(),
+  ${HINT_SQL_FIELDS});
 `;
 
 /**
@@ -270,6 +272,8 @@ async function discoverServer(ctx: PlanContext, dataDirHint: string | undefined)
   const versionNum = Number(j.version_num);
   const configFile = String(userVar(ctx, 'pg_config_file') ?? j.config_file);
   const dataDirectory = String(j.data_directory);
+  // (what the server has loaded now: a hint for the reload's questions, asked ahead of its state)
+  if ('files' in j) await rememberState(ctx, hintFromJson(j, dataDirectory));
   const server: PgServer = {
     pid: pm.pid,
     binDir,

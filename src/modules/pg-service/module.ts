@@ -21,7 +21,8 @@ import { pgServer, userVar, type PgServer } from '../../facts/postgres.js';
 import { fingerprint, servedCert } from '../../tls/served-cert.js';
 import { secretString, yamlBool } from '../common.js';
 import { serviceCommand } from '../../postgres/service.js';
-import { lastSeenState, serverState, stateSql, type ServerState } from '../../postgres/state.js';
+import { serverState, stateSql, type ServerState } from '../../postgres/state.js';
+import { stateHint, type StateHint } from '../../postgres/state-hint.js';
 import { connectTarget, verifyServer } from '../../postgres/verify.js';
 
 const args = z
@@ -49,7 +50,7 @@ interface Questions {
   certFile: string | null;
 }
 
-function questionsFor(st: ServerState): Questions {
+function questionsFor(st: StateHint): Questions {
   return { files: [...new Set([...st.configFiles, st.certFile, st.caFile, st.crlFile, st.keyFile].filter(Boolean))], certFile: st.ssl && st.certFile ? st.certFile : null };
 }
 
@@ -72,9 +73,9 @@ function ask(ctx: PlanContext, s: PgServer, q: Questions, verifyHost?: string) {
 }
 
 async function reasons(ctx: PlanContext, s: PgServer, verifyHost?: string): Promise<{ st: ServerState; why: string[] }> {
-  // Asked ahead, with the state itself, for the files the last state of this run named (the handler
-  // after "Serve TLS now" sees the same ones): one round trip instead of two when they are the same.
-  const seen = await lastSeenState(ctx);
+  // Asked ahead, with the state itself, for the files the server named when this run last asked
+  // (discovery, or the last state read): one round trip instead of two when they are the same.
+  const seen = await stateHint(ctx);
   const guess = seen && questionsFor(seen);
   const early = guess && ask(ctx, s, guess, verifyHost);
   early?.catch(() => undefined); // (used only when the state names the same files)
