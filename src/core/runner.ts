@@ -147,17 +147,21 @@ class Runner {
 
   async run(): Promise<RunReport> {
     try {
-      // Plays run one after another, never overlapped: install.yaml's ordering constraints
-      // (README "Ordering constraints") are play boundaries. "TLS served before hostssl" and
-      // "Pgpool-II restarted before PostgreSQL requires TLS" rely on every host having finished
-      // the earlier play (PostgreSQL serves TLS; install-pgpool.yaml, serial: 1) before any host
-      // starts the pg_hba play, and a host that failed a play takes no part in later ones.
+      // Plays run one after another: install.yaml's ordering constraints (README "Ordering
+      // constraints") are play boundaries. "TLS served before hostssl" and "Pgpool-II restarted
+      // before PostgreSQL requires TLS" rely on every host having finished the earlier play
+      // (PostgreSQL serves TLS; install-pgpool.yaml, serial: 1) before any host starts the pg_hba
+      // play, and a host that failed a play takes no part in later ones. The one overlap, which
+      // none of them can see: runAhead.
       if (await this.factsFirst())
-        for (const play of this.book.plays) {
+        for (const [i, play] of this.book.plays.entries()) {
           if (this.interrupted) break;
+          const next = this.book.plays[i + 1];
+          if (next) this.runAhead(next, play);
           await this.runPlay(play);
         }
     } finally {
+      await this.endAheadRuns();
       for (const [host, file] of this.replayFiles) {
         const s = this.sessions.get(host);
         if (s) saveReplay(file, s.replayRecord());
@@ -424,6 +428,72 @@ class Runner {
     for (const m of await this.shared.runAll((h) => this.report(h).status, run)) this.warn(m);
   }
 
+  /** Tasks of a later play a host ran while the play before it still ran elsewhere (runAhead), by play and host. */
+  private readonly ahead = new Map<Play, Map<string, Promise<TaskResult[]>>>();
+
+  /**
+   * A host that takes no part in the running play starts the next play's leading tasks that depend on
+   * nothing but itself (ModuleDef.hostLocal: a Pgpool-II node's certificate, its config edits, its
+   * pool_passwd while its backends' play runs), and stops before the first task that may depend on
+   * other hosts (Pgpool-II's restart, which needs its backends to serve TLS). Their results are
+   * reported when that play begins, and the play goes on from there. Never beside a play that changes
+   * what other hosts' tasks read on the controller (ModuleDef.changesFleetState: a CA rotation), and
+   * only for the first batch of a rolling play.
+   */
+  private runAhead(next: Play, current: Play): void {
+    const sel = selection(this.opts);
+    if (current.tasks.some((t) => this.modules.get(t.module)?.changesFleetState) || current.handlers.some((t) => this.modules.get(t.module)?.changesFleetState)) return;
+    const busy = new Set(playHosts(this.inv, current, sel));
+    const tasks = next.tasks.filter((t) => taskSelected(t, next, sel));
+    const lead = tasks.findIndex((t) => !this.modules.get(t.module)?.hostLocal);
+    const leading = tasks.slice(0, lead < 0 ? tasks.length : lead);
+    if (leading.length === 0) return;
+    const ok = (h: string) => (this.reports.get(h)?.status ?? 'ok') === 'ok';
+    const first = splitBatches(playHosts(this.inv, next, sel).filter(ok), next.serial)[0] ?? [];
+    const free = first.filter((h) => !busy.has(h) && this.sessions.has(h));
+    // (within the run's parallelism: the running play's hosts first)
+    const room = Math.max(0, this.opts.forks - busy.size);
+    const runs = new Map<string, Promise<TaskResult[]>>();
+    for (const host of free.slice(0, room)) {
+      const session = this.sessions.get(host)!;
+      runs.set(
+        host,
+        (async () => {
+          const results: TaskResult[] = [];
+          for (const task of leading) {
+            if (this.interrupted) break;
+            const r = { ...(await this.runTask(session, next, task, false)), ranAhead: true };
+            results.push(r);
+            if (r.status === 'failed' || r.status === 'unreachable') break;
+          }
+          return results;
+        })(),
+      );
+    }
+    if (runs.size) this.ahead.set(next, runs);
+  }
+
+  /** What runAhead ran for this host of this play (taken once). */
+  private async takeAhead(play: Play, host: string): Promise<TaskResult[]> {
+    const run = this.ahead.get(play)?.get(host);
+    this.ahead.get(play)?.delete(host);
+    return run ?? [];
+  }
+
+  /** Runs ahead whose play never began (interrupted): recorded, and their hosts put back to their last proven state. */
+  private async endAheadRuns(): Promise<void> {
+    for (const [play, runs] of this.ahead)
+      for (const host of [...runs.keys()]) {
+        const results = await this.takeAhead(play, host);
+        for (const r of results) this.record(host, r);
+        const rep = this.report(host);
+        if (rep.status === 'ok') rep.status = 'interrupted';
+        const what = await this.sessions.get(host)?.abandon().catch((e: unknown) => errorMessage(e));
+        if (what) rep.message = rep.message ? `${rep.message}; ${what}` : what;
+      }
+    this.ahead.clear();
+  }
+
   private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
     const rep = this.report(host);
     const reporter = this.opts.reporter;
@@ -444,7 +514,16 @@ class Runner {
     // or password re-hash failed never gets the settings or rules that would need them.
     const tasks = play.tasks.filter((t) => taskSelected(t, play, selection(this.opts)));
     const notified = new Set<string>();
+    const ranAhead = await this.takeAhead(play, host);
     for (const [i, task] of tasks.entries()) {
+      const early = ranAhead[i];
+      if (early) {
+        reporter.taskStart(host, task.name, i + 1, tasks.length);
+        this.record(host, early);
+        if (early.changed) for (const n of task.notify) notified.add(n);
+        if (early.status === 'failed' || early.status === 'unreachable') break;
+        continue;
+      }
       if (this.interrupted) {
         rep.status = 'interrupted';
         break;

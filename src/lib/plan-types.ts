@@ -303,6 +303,16 @@ export interface ModuleDef<S extends z.ZodType = z.ZodType> {
    */
   changesAuthentication?: boolean;
   /**
+   * What it plans and changes depends on this host alone (its files, its certificate from the run's
+   * one CA): it may run while the play before its own still runs on other hosts (runner.ts runAhead).
+   */
+  hostLocal?: boolean;
+  /**
+   * It changes what other hosts' tasks read on the controller (the CA directory): a play holding it
+   * is never run alongside a later play's tasks.
+   */
+  changesFleetState?: boolean;
+  /**
    * Files plan() reads (as the task's default user), known from the arguments alone: the executor
    * reads them with the run lock, all in one round trip, before the first task plans. Only a hint:
    * nothing depends on it, and a file left out is read when asked. Never a secret (a key).
@@ -399,4 +409,6 @@ export interface TaskResult {
   planned?: PlannedAction[];
   /** The play the task belongs to (JUnit groups tasks by play and host). */
   play?: string;
+  /** It ran while the play before its own still ran on other hosts (runner.ts runAhead). */
+  ranAhead?: boolean;
 }

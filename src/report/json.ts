@@ -40,6 +40,7 @@ export function jsonReport(report: RunReport): object {
             warnings: t.warnings,
             error: t.error,
             durationMs: t.durationMs,
+            ...(t.ranAhead ? { ranAhead: true } : {}),
           })),
         },
       ]),

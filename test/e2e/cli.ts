@@ -29,6 +29,7 @@ export interface JsonReport {
         error?: string;
         warnings: string[];
         planned?: { kind: string; description: string; change: string; path?: string; sha256?: string; bytes?: number; conditional?: boolean }[];
+        ranAhead?: boolean;
       }[];
       warnings: string[];
       message?: string;

@@ -110,6 +110,14 @@ test('install converges pgpool: settings, hostssl rules, pool_passwd entries, se
   assert.is((await lab.exec('pg3', `cat ${KEYS}/server/root.crt`)).stdout, readFileSync(join(caDir, 'ca.crt'), 'utf8'));
   const report = JSON.stringify(runs.map((r) => r.report));
   for (const pw of [lab.passwords.webadmin, lab.passwords.app, lab.passwords.pgpool]) assert.not.ok(report.includes(pw), 'no password in the report');
+  if (imported) {
+    // the node's own tasks ran while its backends' play still ran; its restart only after that play
+    const tasks = runs[0]!.report!.hosts['pg3']!.tasks;
+    const ahead = tasks.filter((t) => t.ranAhead).map((t) => t.name);
+    assert.ok(ahead.includes('Pgpool-II server certificate (no client certificate on pgpool nodes)'), JSON.stringify(ahead));
+    assert.ok(ahead.includes('pool_passwd entries (AES, computed here; no password on any command line)'), JSON.stringify(ahead));
+    assert.not.ok(tasks.some((t) => t.ranAhead && /restart/.test(t.name)), 'never the restart');
+  }
 });
 
 test('through pgpool: verify-full + SCRAM as webadmin and appuser; plaintext refused', async () => {

@@ -61,6 +61,7 @@ const rotationStep = defineLocalOp('ca_rotate.step', async (target, p: Step, sim
 
 export const caRotate = defineModule({
   name: 'ca_rotate',
+  changesFleetState: true,
   description: 'the controller side of a CA rotation: begin (new CA), publish (new CA is ca.crt), finish (retire the old CA)',
   args,
   preflight: (a) => {

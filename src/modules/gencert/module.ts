@@ -121,6 +121,7 @@ const CSR_OUTPUT = 'gencert.csrs';
 
 export const gencert = defineModule({
   name: 'gencert',
+  hostLocal: true,
   description: 'issue CA-signed server and client TLS certificates for PostgreSQL',
   args,
   localOps: [createCa],

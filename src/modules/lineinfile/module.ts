@@ -54,6 +54,7 @@ function maskedDiff(path: string, before: string, after: string, line: Secret, m
 /** Ansible's lineinfile: one line in a file, edited in memory and written atomically. */
 export const lineinfile = defineModule({
   name: 'lineinfile',
+  hostLocal: true,
   description: 'ensure a line is present in (or absent from) a text file',
   args,
   reads: (a) => [a.path],

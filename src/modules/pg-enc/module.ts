@@ -83,6 +83,7 @@ async function poolPasswdFile(ctx: PlanContext, a: z.infer<typeof args>): Promis
  */
 export const pgEnc = defineModule({
   name: 'pg_enc',
+  hostLocal: true,
   description: "set Pgpool-II pool_passwd entries (pg_enc's AES format) without putting passwords on a command line",
   args,
   async plan(ctx, a): Promise<Change[]> {

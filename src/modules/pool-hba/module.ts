@@ -25,6 +25,7 @@ const args = z
  */
 export const poolHba = defineModule({
   name: 'pool_hba',
+  hostLocal: true,
   description: 'make Pgpool-II pool_hba.conf accept passwords only over TLS with SCRAM-SHA-256',
   args,
   reads: (a) => [a.path],

@@ -45,6 +45,7 @@ const removeCaFiles = defineLocalOp('remove_ca.remove', async (_target, p: { dir
 
 export const removeCa = defineModule({
   name: 'remove_ca',
+  changesFleetState: true,
   description: 'delete the CA (key and certificate) on the controller',
   args,
   localOps: [removeCaFiles],

@@ -92,7 +92,8 @@ function applyAction(ctx: PlanContext, s: PgServer): { exec: ExecAction; recover
   const svc = serviceCommand(ctx, s, policy.apply);
   const timeoutMs = 180_000;
   return {
-    exec: { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs },
+    // (a reload keeps the postmaster: what discovery found about it still holds; no file the run read changes)
+    exec: { kind: 'exec', description: svc.text, cmd: svc.cmd, user: svc.user, timeoutMs, leavesAlone: policy.apply === 'reload' ? ['files', 'server'] : ['files'] },
     recover: { kind: 'exec', description: `${svc.text} (with the previous primary_conninfo)`, cmd: svc.cmd, user: svc.user, timeoutMs },
     text: svc.text,
     how: policy.apply === 'reload' ? `reload: PostgreSQL ${s.version} restarts the walreceiver` : `restart: PostgreSQL ${s.version} reads primary_conninfo only at start`,
