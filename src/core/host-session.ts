@@ -47,7 +47,7 @@ export class HostSession {
    */
   private readonly readSet = new Map<string, ReadSetEntry>();
   /** The round trip of each turn of the event loop: a plan's reads and probes together. */
-  private readonly trips = new TurnTrips({ shell: () => this.shell, readSet: this.readSet, reads: this.reads });
+  private readonly trips = new TurnTrips({ shell: () => this.shell, readSet: this.readSet, reads: this.reads, takeAhead: () => this.takeAhead() });
   /** Changes made on this host in this run (commits, commands, rollbacks): an answer fetched before does not count. */
   private changes = 0;
   /**
@@ -264,6 +264,35 @@ export class HostSession {
       .filter((f) => f.size !== undefined && f.size <= MAX_PREFETCH_SIZE)
       .map((f) => (f.user === undefined ? { path: f.path } : { path: f.path, user: f.user }));
     return { reads, probes: this.kept.recorded() };
+  }
+
+  /** The next task's declared queries, asked along with this task's next round trip (askAhead). */
+  private aheadQueries: readonly Probe[] = [];
+
+  /**
+   * The next task's declared queries (no stdin), asked in the next round trip this host makes for
+   * the task now running, their answers kept under the usual rules: fresh only while nothing has
+   * changed since. Two checks in a row (the walsenders, then the sessions) ask in one round trip.
+   */
+  askAhead(probes: readonly Probe[]): void {
+    this.aheadQueries = probes.filter((p) => p.stdin === undefined);
+  }
+
+  /** TripHost.takeAhead: taken by the next round trip, stamped as it is sent. */
+  takeAhead(): { cmd: ShellCommand; user?: string; done: (r: ExecResult | Error) => void }[] {
+    const probes = this.aheadQueries;
+    this.aheadQueries = [];
+    if (probes.length === 0) return [];
+    const stamp = this.kept.stamp();
+    const as = this.shell.effectiveUser;
+    return probes.map((probe) => ({
+      cmd: probe.cmd,
+      ...(probe.user === undefined ? {} : { user: probe.user }),
+      done: (r: ExecResult | Error) => {
+        const result = r instanceof RemoteCommandError ? r.result : r instanceof Error ? undefined : r;
+        if (result) this.kept.keepAhead(probe, probe.user ?? as, result, stamp);
+      },
+    }));
   }
 
   /** Probes the run's tasks will run (read-only, no stdin; as the default user unless they name one): sent with the lock (begin). */

@@ -125,6 +125,18 @@ export class KeptAnswers {
     this.answers.set(key, { stamp, as, result, askers: declared.askers, used: asked, hostOnly, forTasksAfter: this.task });
   }
 
+  /**
+   * An answer asked ahead for the next task (HostSession.askAhead), at `stamp`: kept for the tasks that
+   * declared the query, under take's rules; not for the task that was planning when it was asked.
+   */
+  keepAhead(probe: Probe, as: string, result: ExecResult, stamp: ChangeStamp): void {
+    const key = probeKey(probe.cmd, probe.user, probe.stdin);
+    const declared = this.declared.get(key);
+    if (!declared) return;
+    const hostOnly = declared.probe.scope === 'host';
+    this.answers.set(key, { stamp, as, result, askers: declared.askers, used: this.asks.get(key) ?? 0, hostOnly, forTasksAfter: this.task });
+  }
+
   /** The kept answer for this query, if it still holds and the query takes its exit code (`shellUser`: who runs a query naming no user). */
   take(cmd: ShellCommand, exec: Pick<ExecOptions, 'user' | 'stdin' | 'okCodes'>, shellUser: string): ExecResult | undefined {
     const key = probeKey(cmd, exec.user, exec.stdin);

@@ -345,6 +345,23 @@ class Runner {
   }
 
   /**
+   * The queries the next task declares, as far as they are known without asking the host anything
+   * (HostSession.askAhead): none when its facts or its server are not known yet.
+   */
+  private async declaredAhead(session: HostSession, play: Play, task: Task): Promise<Probe[]> {
+    const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
+    const base = session.context(vars, () => undefined);
+    const refuse = () => Promise.reject(new Error('asked nothing ahead'));
+    const ctx: PlanContext = { ...base, query: refuse, readFile: refuse, stat: refuse };
+    try {
+      const facts = await provideFacts(task, vars, ctx);
+      return (await this.declared(task, { ...vars, ...facts }, ctx, session)).probes;
+    } catch {
+      return [];
+    }
+  }
+
+  /**
    * The host's run lock, before any task plans (one run at a time; a dead run's leftovers cleaned even
    * when this run changes nothing there), with the privileges its tasks will have.
    */
@@ -541,6 +558,8 @@ class Runner {
         }
       }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
+      const next = tasks[i + 1];
+      session.askAhead(next ? await this.declaredAhead(session, play, next) : []);
       let result = await this.runTask(session, play, task, false);
       if (changesAuth && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
         // ... and end it together: its files are written now, and when another backend failed on the

@@ -44,6 +44,8 @@ export interface TripHost {
   shell(): HostShell;
   readonly readSet: ReadonlyMap<string, ReadSetEntry>;
   readonly reads: ReadCache;
+  /** Queries to ask along with the next round trip, for a later task (HostSession.askAhead); each told its answer. */
+  takeAhead?(): { cmd: ShellCommand; user?: string; done: (r: ExecResult | Error) => void }[];
 }
 
 export class TurnTrips {
@@ -103,6 +105,10 @@ export class TurnTrips {
   private async sendTrip(t: Trip): Promise<void> {
     if (this.trip === t) this.trip = null;
     const generation = this.host.reads.generation;
+    // (asked ahead for the next task: only what this trip's shell runs, as it runs its own questions)
+    const ahead: TripUnit[] = (t.shell === this.host.shell() ? (this.host.takeAhead?.() ?? []) : [])
+      .filter((a) => this.joins(a.user === undefined ? {} : { user: a.user }))
+      .map((a) => ({ cmd: a.cmd, ...(a.user === undefined ? {} : { user: a.user }), okCodes: [], done: a.done }));
     const units: TripUnit[] = [];
     for (const [u, q] of t.reads) {
       const asked = [...q.waiting.keys()];
@@ -120,7 +126,7 @@ export class TurnTrips {
           else readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
         }
       };
-      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1 && !t.leader) {
+      if (asked.length + more.length === 1 && t.reads.size + t.probes.length === 1 && !t.leader && ahead.length === 0) {
         // alone: read.sh, exactly as a read always went
         const [p, d] = [...q.waiting][0]!;
         readRemoteFile(t.shell, p, q.user).then(d.resolve, d.reject);
@@ -135,6 +141,7 @@ export class TurnTrips {
       });
     }
     for (const p of t.probes) units.push({ ...p, done: (r) => (r instanceof Error ? p.d.reject(r) : p.d.resolve(r)) });
+    units.push(...ahead);
     const leader = t.leader;
     const lead: TripUnit | undefined = leader && { ...leader, done: (r) => (r instanceof Error ? leader.d.reject(r) : leader.d.resolve(r)) };
     if (lead && units.length === 0) units.push(lead);

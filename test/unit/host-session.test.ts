@@ -583,4 +583,33 @@ test('a guarded command that fails: the check asks nothing more, the error is th
   assert.ok(scriptsRun(f.transport).some((x) => x.name === 'pgtls-rollback' && x.args[1] === 'restore'), 'the files were put back');
 });
 
+test('asked ahead: the next task\'s declared query goes in this task\'s round trip and answers it while nothing changed; after a change it is asked again', async () => {
+  const walsenders = sh`psql -c ${'select walsenders'}`;
+  const sessions = sh`psql -c ${'select sessions'}`;
+  let asked = 0;
+  const f = fakeSession({ answers: [WRITE_PATH, { match: /select (walsenders|sessions)/, stdout: (t) => `${/sessions/.test(t) ? 'sessions' : 'walsenders'} ${++asked}\n` }, { match: /^change$/, stdout: '' }] }, { vars: VARS });
+  f.session.expectQueries([{ cmd: sessions }]);
+  await f.session.begin(VARS, () => undefined);
+  // (the lock's round trip answered the declared query; a change since makes that answer stale)
+  await f.session.apply([{ kind: 'exec', description: 'change', cmd: sh`change` }], f.ctx);
+  const before = f.transport.log.length;
+  f.session.planRound(false); // the walsender check plans
+  f.session.askAhead([{ cmd: sessions }]);
+  assert.match((await f.ctx.query(walsenders)).stdout.toString(), /^walsenders/);
+  const batch = f.transport.log.slice(before).find((l) => /pgtls-batch/.test(l.cmd));
+  assert.ok(batch && /select walsenders/.test(batch.cmd) && /select sessions/.test(batch.cmd), 'one round trip for both');
+  const logged = f.transport.log.length;
+  f.session.planRound(false); // the sessions check plans: nothing changed since
+  assert.match((await f.ctx.query(sessions)).stdout.toString(), /^sessions/);
+  assert.is(f.transport.log.length, logged, 'answered by what was asked ahead');
+  // asked ahead, then a change: the answer is stale, the host is asked
+  f.session.askAhead([{ cmd: sessions }]);
+  await f.ctx.query(walsenders);
+  await f.session.apply([{ kind: 'exec', description: 'change', cmd: sh`change` }], f.ctx);
+  f.session.planRound(false);
+  const n = f.transport.log.length;
+  await f.ctx.query(sessions);
+  assert.ok(f.transport.log.length > n, 'asked again after the change');
+});
+
 test.run();
