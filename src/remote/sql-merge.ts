@@ -31,46 +31,61 @@ function unquote(word: string): string {
   return out;
 }
 
-/** The queries in one session (see above); frames: "pgtls-sql FAILED OUTLEN\n" + output per query, then "pgtls-sql-end RC ERRLEN\n" + stderr. */
+/**
+ * The queries in one session (see above). It prints a header per query, "pgtls-sql FAILED OUTLEN\n",
+ * then "pgtls-sql-end RC ERRLEN\n", then every query's output in order and the session's stderr: all
+ * the lengths from ONE wc and all the bytes from ONE cat, whatever the number of queries.
+ */
 export function sqlManyCommand(psql: string, sqls: readonly string[]): ShellCommand {
   const args = sqls.flatMap((q, i) => ['-c', `\\o ${i + 1}`, '-c', q, '-c', `\\o ${i + 1}.e`, '-c', '\\qecho :ERROR', '-c', 'RESET ALL']);
   const script =
     `d=$(mktemp -d) || exit 97\ntrap 'rm -rf -- "$d"' EXIT\ncd "$d" || exit 97\nn=$1\nshift\nrc=0\n` +
     // (psql's own words, then ours: a later -v wins)
     `${psql} -v ON_ERROR_STOP=0 "$@" >/dev/null 2>err || rc=$?\n` +
-    `i=0\nwhile [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n  f=''\n  { IFS= read -r f <"$i.e"; } 2>/dev/null\n  [ -e "$i" ] || : >"$i"\n` +
-    `  printf 'pgtls-sql %s %s\\n' "\${f:-none}" "$(($(wc -c <"$i")))"\n  cat -- "$i"\ndone\n` +
-    `printf 'pgtls-sql-end %s %s\\n' "$rc" "$(($(wc -c <err)))"\ncat err\n`;
+    `i=0\nset --\nwhile [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n  [ -e "$i" ] || : >"$i"\n  set -- "$@" "$i"\ndone\n` +
+    // "SIZE NAME" per file (the names are ours: 1..n and err), then the total
+    `sizes=$(wc -c -- "$@" err) || exit 97\nset -- $sizes\ni=0\n` +
+    `while [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n  f=''\n  { IFS= read -r f <"$i.e"; } 2>/dev/null\n  printf 'pgtls-sql %s %s\\n' "\${f:-none}" "$1"\n  shift 2\ndone\n` +
+    `printf 'pgtls-sql-end %s %s\\n' "$rc" "$1"\ni=0\nset --\nwhile [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n  set -- "$@" "$i"\ndone\ncat -- "$@" err\n`;
   return sh`sh -c ${script} pgtls-sql-many ${String(sqls.length)} ${args}`;
 }
 
 /** Each query's result, as if it had run alone (`command`: its own command line). */
 export function splitSqlMany(res: ExecResult, commands: readonly string[]): ExecResult[] {
   const out = res.stdout;
-  const parts: { failed: string; output: Buffer }[] = [];
+  const heads: { failed: string; len: number }[] = [];
   let at = 0;
-  let end: { rc: number; err: Buffer } | null = null;
+  let end: { rc: number; errLen: number } | null = null;
   while (at < out.length) {
     const nl = out.indexOf(0x0a, at);
     if (nl < 0) break;
     const head = out.subarray(at, nl).toString('latin1');
+    at = nl + 1;
     const q = /^pgtls-sql (true|false|none) (\d+)$/.exec(head);
     const e = /^pgtls-sql-end (\d+) (\d+)$/.exec(head);
-    if (q && parts.length < commands.length) {
-      const len = Number(q[2]);
-      parts.push({ failed: q[1]!, output: Buffer.from(out.subarray(nl + 1, nl + 1 + len)) });
-      at = nl + 1 + len;
-    } else if (e) {
-      end = { rc: Number(e[1]), err: Buffer.from(out.subarray(nl + 1, nl + 1 + Number(e[2]))) };
+    if (q && heads.length < commands.length) heads.push({ failed: q[1]!, len: Number(q[2]) });
+    else if (e) {
+      end = { rc: Number(e[1]), errLen: Number(e[2]) };
       break;
     } else break;
+  }
+  // the outputs follow the headers, in order, then the stderr; an answer cut short is none
+  const parts: { failed: string; output: Buffer }[] = [];
+  let err: Buffer | null = null;
+  if (end) {
+    for (const h of heads) {
+      if (at + h.len > out.length) break;
+      parts.push({ failed: h.failed, output: Buffer.from(out.subarray(at, at + h.len)) });
+      at += h.len;
+    }
+    err = Buffer.from(out.subarray(at, at + end.errLen));
   }
   return commands.map((command, i) => {
     const p = parts[i];
     const base = { command, signal: null, timedOut: res.timedOut, durationMs: res.durationMs };
     // the session never got this far (no server, a refused login, a cut answer): psql's own exit code
-    if (!p || !end || p.failed === 'none') return { ...base, exitCode: end?.rc || res.exitCode || 2, stdout: Buffer.alloc(0), stderr: end?.err ?? res.stderr };
-    return p.failed === 'true' ? { ...base, exitCode: 1, stdout: p.output, stderr: end.err } : { ...base, exitCode: 0, stdout: p.output, stderr: Buffer.alloc(0) };
+    if (!p || !end || p.failed === 'none') return { ...base, exitCode: end?.rc || res.exitCode || 2, stdout: Buffer.alloc(0), stderr: err ?? res.stderr };
+    return p.failed === 'true' ? { ...base, exitCode: 1, stdout: p.output, stderr: err! } : { ...base, exitCode: 0, stdout: p.output, stderr: Buffer.alloc(0) };
   });
 }
 

@@ -146,13 +146,16 @@ export class FakeTransport implements Transport {
       this.log.push({ cmd: text, user, stdin });
       const psqlLine = /\n(.*) -v ON_ERROR_STOP=0 "\$@"/.exec(w[2]!)![1]!;
       const sqls = w.slice(5).filter((_, i) => i % 10 === 3);
-      const frames: Buffer[] = [];
+      // sqlManyCommand's answer: the headers, then the outputs in order (and no stderr)
+      const heads: Buffer[] = [];
+      const outs: Buffer[] = [];
       for (const q of sqls) {
         const r = this.answer(`cd / && exec ${psqlLine} -c ${quote(q)}`, user, '');
-        frames.push(Buffer.from(`pgtls-sql ${r.exitCode === 0 ? 'false' : 'true'} ${r.stdout.length}\n`), r.stdout);
+        heads.push(Buffer.from(`pgtls-sql ${r.exitCode === 0 ? 'false' : 'true'} ${r.stdout.length}\n`));
+        outs.push(r.stdout);
       }
-      frames.push(Buffer.from('pgtls-sql-end 0 0\n'));
-      return result(text, Buffer.concat(frames));
+      heads.push(Buffer.from('pgtls-sql-end 0 0\n'));
+      return result(text, Buffer.concat([...heads, ...outs]));
     }
     // read-only SQL as the OS user comes as psql's -c argument (sqlReadInvocation): matched as its stdin would be
     const bin = w.findIndex((x) => x === 'psql' || x.endsWith('/psql'));

@@ -32,7 +32,7 @@ test('mergeSqlReads: reads of one user and connection become one session at the 
   assert.match(send[0]!.cmd.text, /pgtls-sql-many 2 /);
   assert.is(send[1], other);
   const session = { command: 'x', exitCode: 0, signal: null, timedOut: false, durationMs: 1, stderr: Buffer.alloc(0),
-    stdout: Buffer.from('pgtls-sql false 2\n1\npgtls-sql true 0\npgtls-sql-end 0 6\nboom!\n') };
+    stdout: Buffer.from('pgtls-sql false 2\npgtls-sql true 0\npgtls-sql-end 0 6\n1\nboom!\n') };
   const statR = { ...session, stdout: Buffer.from('st') };
   const aloneR = { ...session, stdout: Buffer.from('3\n') };
   const [a, b, c, d] = expand([session, statR, aloneR]);
