@@ -16,7 +16,7 @@ import { lockCommand, lockError, lockHost, lockTaken, unlockCommand, unlockHost,
 import { preparePaths, recordPaths, signerFor, signLeftovers, type StateStore } from '../remote/state.js';
 import type { Transport } from '../lib/transport.js';
 import type { FirstTrip } from './first-trip.js';
-import type { Probe, ReplayRecord } from './probe.js';
+import { probeKey, type Probe, type ReplayRecord } from './probe.js';
 import { KeptAnswers } from './kept-answers.js';
 import { MAX_PREFETCH_SIZE, ReadCache, TurnTrips, memoize, readKey, readsByUser, type ReadSetEntry } from './turn-trips.js';
 import type { ShellCommand } from '../lib/sh.js';
@@ -266,7 +266,7 @@ export class HostSession {
     return { reads, probes: this.kept.recorded() };
   }
 
-  /** The next task's declared queries, asked along with this task's next round trip (askAhead). */
+  /** The next tasks' declared queries, asked along with this task's next round trip (askAhead). */
   private aheadQueries: readonly Probe[] = [];
 
   /**
@@ -275,16 +275,18 @@ export class HostSession {
    * changed since. Two checks in a row (the walsenders, then the sessions) ask in one round trip.
    */
   askAhead(probes: readonly Probe[]): void {
-    this.aheadQueries = probes.filter((p) => p.stdin === undefined);
+    const once = new Map(probes.filter((p) => p.stdin === undefined).map((p) => [probeKey(p.cmd, p.user), p] as const));
+    this.aheadQueries = [...once.values()];
   }
 
   /** TripHost.takeAhead: taken by the next round trip, stamped as it is sent. */
   takeAhead(): { cmd: ShellCommand; user?: string; done: (r: ExecResult | Error) => void }[] {
-    const probes = this.aheadQueries;
+    const as = this.shell.effectiveUser;
+    // (not what is still answered: the lock's round trip asked every declared query)
+    const probes = this.aheadQueries.filter((p) => !this.kept.holds(p, as));
     this.aheadQueries = [];
     if (probes.length === 0) return [];
     const stamp = this.kept.stamp();
-    const as = this.shell.effectiveUser;
     return probes.map((probe) => ({
       cmd: probe.cmd,
       ...(probe.user === undefined ? {} : { user: probe.user }),

@@ -125,6 +125,14 @@ export class KeptAnswers {
     this.answers.set(key, { stamp, as, result, askers: declared.askers, used: asked, hostOnly, forTasksAfter: this.task });
   }
 
+  /** Whether a kept answer for this probe still holds (asking it ahead would be wasted). */
+  holds(probe: Probe, shellUser: string): boolean {
+    const kept = this.answers.get(probeKey(probe.cmd, probe.user, probe.stdin));
+    if (!kept || kept.as !== (probe.user ?? shellUser)) return false;
+    const now = this.now();
+    return kept.stamp.host === now.host && (kept.hostOnly || kept.stamp.run === now.run);
+  }
+
   /**
    * An answer asked ahead for the next task (HostSession.askAhead), at `stamp`: kept for the tasks that
    * declared the query, under take's rules; not for the task that was planning when it was asked.

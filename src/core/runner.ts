@@ -558,10 +558,14 @@ class Runner {
         }
       }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
-      const next = tasks[i + 1];
-      session.askAhead(next ? await this.declaredAhead(session, play, next) : []);
+      // (the next two: a check whose query another task's plan left out, say without Pgpool-II hosts)
+      const ahead = await Promise.all(tasks.slice(i + 1, i + 1 + LOOK_AHEAD).map((t) => this.declaredAhead(session, play, t)));
+      session.askAhead(ahead.flat());
       let result = await this.runTask(session, play, task, false);
-      if (changesAuth && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
+      // (a host no Pgpool-II node stands in front of, nor one itself, has no one to end it with: its
+      // files are written at the next point that depends on them, the reload's first question riding)
+      const alone = !this.nodes.some((n) => n.host === host || n.backends.includes(host));
+      if (changesAuth && !alone && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
         // ... and end it together: its files are written now, and when another backend failed on the
         // way (a full disk, a refused write), this one puts its changes back instead of disagreeing.
         const wrote = await session.commit().then(() => null, (e: unknown) => errorMessage(e));
@@ -737,6 +741,9 @@ function argsAhead(task: Task, mod: ModuleDef, vars: Record<string, unknown>): u
     return undefined;
   }
 }
+
+/** How many of the next tasks' declared queries ride a task's round trip (HostSession.askAhead). */
+const LOOK_AHEAD = 2;
 
 /** A step of the runner's own that failed (a task it refused, the play's last commit). */
 function failedTask(play: Play, task: string, module: string, error: string): TaskResult {
