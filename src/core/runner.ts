@@ -428,11 +428,14 @@ class Runner {
       if (this.interrupted) break;
       this.opts.reporter.playStart(play.name, batch, i + 1, batches.length);
       const together = new StepBarrier((h) => siblingBackends(this.nodes, h).map((s) => s.backend).filter((b) => batch.includes(b)));
+      // each host's progress through the play's tasks: what ctx.peersDone waits on
+      const progress = new StepBarrier((h) => batch.filter((b) => b !== h));
       await forEachLimited(batch, this.opts.forks, async (host) => {
         try {
-          await this.runHost(play, host, together);
+          await this.runHost(play, host, together, progress);
         } finally {
           together.done(host);
+          progress.done(host);
         }
       });
       await this.opts.reporter.playEnd();
@@ -511,7 +514,7 @@ class Runner {
     this.ahead.clear();
   }
 
-  private async runHost(play: Play, host: string, together: StepBarrier): Promise<void> {
+  private async runHost(play: Play, host: string, together: StepBarrier, progress: StepBarrier): Promise<void> {
     const rep = this.report(host);
     const reporter = this.opts.reporter;
     reporter.hostStart(host);
@@ -536,6 +539,7 @@ class Runner {
       const early = ranAhead[i];
       if (early) {
         reporter.taskStart(host, task.name, i + 1, tasks.length);
+        progress.reach(host, i + 0.25);
         this.record(host, early);
         if (early.changed) for (const n of task.notify) notified.add(n);
         if (early.status === 'failed' || early.status === 'unreachable') break;
@@ -561,7 +565,10 @@ class Runner {
       // (the next two: a check whose query another task's plan left out, say without Pgpool-II hosts)
       const ahead = await Promise.all(tasks.slice(i + 1, i + 1 + LOOK_AHEAD).map((t) => this.declaredAhead(session, play, t)));
       session.askAhead(ahead.flat());
-      let result = await this.runTask(session, play, task, false);
+      // (task i is finished at step i + 0.25; a host waiting in ctx.peersDone stands there too, so two
+      // standbys never wait for each other)
+      let result = await this.runTask(session, play, task, false, () => progress.arrive(host, i + 0.25));
+      progress.reach(host, i + 0.25);
       // (a host no Pgpool-II node stands in front of, nor one itself, has no one to end it with: its
       // files are written at the next point that depends on them, the reload's first question riding)
       const alone = !this.nodes.some((n) => n.host === host || n.backends.includes(host));
@@ -628,7 +635,7 @@ class Runner {
     this.opts.reporter.taskEnd(host, result);
   }
 
-  private async runTask(session: HostSession, play: Play, task: Task, handler: boolean): Promise<TaskResult> {
+  private async runTask(session: HostSession, play: Play, task: Task, handler: boolean, peersDone?: () => Promise<void>): Promise<TaskResult> {
     const started = Date.now();
     const base = { task: task.name, module: task.module, handler, play: play.name, summaries: [] as string[], diffs: [], warnings: [] as string[] };
     const done = (status: TaskResult['status'], extra: Partial<TaskResult> = {}): TaskResult => ({
@@ -642,7 +649,7 @@ class Runner {
     const tctx = templateContext(vars);
     try {
       session.useBecome(task.become ?? play.become ?? becomeOf(vars), task.becomeUser ?? play.becomeUser);
-      const ctx = session.context(vars, (m) => base.warnings.push(m));
+      const ctx: PlanContext = { ...session.context(vars, (m) => base.warnings.push(m)), ...(peersDone ? { peersDone } : {}) };
       Object.assign(vars, await provideFacts(task, vars, ctx));
       for (const w of task.when) if (!evaluateCondition(w, tctx)) return done('skipped', { summaries: ['condition false'] });
       const mod = this.modules.get(task.module)!;

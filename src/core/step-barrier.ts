@@ -21,6 +21,11 @@ export class StepBarrier {
     while (!this.peersOf(host).every((p) => (this.reached.get(p) ?? -1) >= step)) await new Promise<void>((r) => this.waiters.push(r));
   }
 
+  /** `host` is at step `step` (waits for nobody). */
+  reach(host: string, step: number): void {
+    this.set(host, step);
+  }
+
   /** `host` takes no further step in this play. */
   done(host: string): void {
     this.set(host, Number.POSITIVE_INFINITY);

@@ -52,6 +52,12 @@ export interface PlanContext {
    * what a passed check proved, while nothing has changed since. Absent in test fakes (nothing kept).
    */
   memoUntilChange?<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /**
+   * Resolves once every other host of this play (its batch) has finished the task running now, or
+   * waits here too, or has stopped: a standby's roles come from its primary (reset_password). Absent
+   * outside a play's tasks (nothing to wait for).
+   */
+  peersDone?(): Promise<void>;
   warn(message: string): void;
   /** The login/effective user for commands on this host. */
   readonly effectiveUser: string;

@@ -109,6 +109,9 @@ export const resetPassword = defineModule({
   async plan(ctx, a): Promise<Change[]> {
     const wanted = wantedPasswords(a);
     const s = await pgServer(ctx);
+    // A standby's roles come from its primary: read once the other hosts of the play (its primary
+    // among them) have set theirs, instead of polling for them while they do.
+    if (s.inRecovery) await ctx.peersDone?.();
     // both questions at once: one round trip (and one psql session) instead of two
     const md5Asked = a.warn_md5 ? md5Roles(ctx, s) : Promise.resolve([]);
     md5Asked.catch(() => undefined); // (awaited below; a failed roles query must not leave it unhandled)

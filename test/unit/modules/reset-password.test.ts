@@ -60,4 +60,22 @@ test('a role that does not exist: the task fails', async () => {
   }
 });
 
+test('a standby reads its roles only once the play\'s other hosts are done with the task (its primary set them); a primary does not wait', async () => {
+  const { modules } = await import('../../../src/modules/index.js');
+  const { STANDBY_MEMO } = await import('../module-cases.js');
+  const mod = modules.get('reset_password')!;
+  const args = mod.args.parse({ name: 'webadmin', password: 'new-secret' });
+  for (const [memos, waits] of [[STANDBY_MEMO, true], [PG_MEMO, false]] as const) {
+    const events: string[] = [];
+    const p = await planModule('reset_password', { name: 'webadmin', password: 'new-secret' }, { answers: [{ match: /psql/, stdin: /pg_authid/, stdout: JSON.stringify([{ n: 'webadmin', p: 'md5' + 'a'.repeat(32) }]) }] }, { memos });
+    const ctx = {
+      ...p.ctx,
+      peersDone: async () => void events.push('peers done'),
+      query: (c: Parameters<typeof p.ctx.query>[0], o?: Parameters<typeof p.ctx.query>[1]) => (events.push('query'), p.ctx.query(c, o)),
+    };
+    await mod.plan(ctx, args);
+    assert.equal(events, waits ? ['peers done', 'query'] : ['query'], JSON.stringify(events));
+  }
+});
+
 test.run();
