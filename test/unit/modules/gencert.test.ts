@@ -17,6 +17,14 @@ const caRun = new CaRun();
 
 const PROBE = 'openssl=1\nabsent /keys/server/server.key\nabsent /keys/client/client.key\nabsent /keys\nabsent /keys/server\nabsent /keys/client\n';
 
+/** gencert planned with a fresh CA on the controller, on a host without keys or key directories (PROBE). */
+async function planWithCa() {
+  const dir = controllerDir();
+  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
+  const args = { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 };
+  return { args, ...(await planModule('gencert', args, { answers: [{ match: /pgtls-probe/, stdout: PROBE }] }, { vars: { ansible_host: '10.0.0.11' } })) };
+}
+
 test('no CA yet, keys made on the host: the host generates them first (replan), then the CA is created (replan); planning itself creates nothing', async () => {
   const { changes } = await planCase('gencert: no CA yet');
   // the host's keygen needs no CA (only the certificates do): it runs while the CA's key is still being made
@@ -46,14 +54,7 @@ test('no CA yet, nothing written before the keygen: the key directories are made
 });
 
 test('with the CA and a root.crt to write: the keygen (with the directories) first, the writes after it (planned again, committed with the certificates)', async () => {
-  const dir = controllerDir();
-  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
-  const { changes } = await planModule(
-    'gencert',
-    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
-    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
-    { vars: { ansible_host: '10.0.0.11' } },
-  );
+  const { changes } = await planWithCa();
   const execs = actions(changes).filter((a): a is ExecAction => a.kind === 'exec');
   assert.equal(execs.map((e) => e.description), ['create key directories, generate server and client key(s) on the host']);
   const cut = changes.findIndex((c) => c.replan);
@@ -62,14 +63,7 @@ test('with the CA and a root.crt to write: the keygen (with the directories) fir
 });
 
 test('planned again after the keygen: the probe it printed is used, the host is not asked again', async () => {
-  const dir = controllerDir();
-  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
-  const { changes, ctx } = await planModule(
-    'gencert',
-    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
-    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
-    { vars: { ansible_host: '10.0.0.11' } },
-  );
+  const { changes, ctx, args } = await planWithCa();
   const keygen = actions(changes).find((a): a is ExecAction => a.kind === 'exec' && /generate/.test(a.description))!;
   const csr = (name: string) => {
     const { createCsr, generateKeyPair } = x509;
@@ -80,14 +74,14 @@ test('planned again after the keygen: the probe it printed is used, the host is 
   let asked = 0;
   const again = await modules.get('gencert')!.plan(
     { ...ctx, output: (n) => (n === keygen.output ? printed : undefined), query: (c, o) => (asked++, ctx.query(c, o)) },
-    parseArgs('gencert', { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 }),
+    parseArgs('gencert', args),
   );
   assert.is(asked, 0, 'no probe asked');
   assert.not.ok(again.some((c) => c.summary.startsWith('directories ')), 'the directories the keygen made are not made again');
   assert.equal(actions(again).filter((a) => a.kind === 'rename').map((a) => a.path), ['/keys/server/server.key', '/keys/client/client.key']);
   // a probe that did not end (it failed after the keygen worked): asked again
   const cut = Buffer.from(printed.toString('utf8').replace('pgtls-probe-end\n', ''));
-  await modules.get('gencert')!.plan({ ...ctx, output: (n) => (n === keygen.output ? cut : undefined), query: (c, o) => (asked++, ctx.query(c, o)) }, parseArgs('gencert', { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 }));
+  await modules.get('gencert')!.plan({ ...ctx, output: (n) => (n === keygen.output ? cut : undefined), query: (c, o) => (asked++, ctx.query(c, o)) }, parseArgs('gencert', args));
   assert.is(asked, 1, 'an unfinished probe is asked again');
 });
 
@@ -107,14 +101,7 @@ test('no CA yet, keys made on the controller: the CA is created first (replan); 
 });
 
 test('with a CA: key directories, root.crt, and a host keygen whose outputs are written when applied', async () => {
-  const dir = controllerDir();
-  await loadOrCreateCa(caRun, { dir, commonName: 'test CA', days: 30, keyBits: 2048, create: true });
-  const { changes } = await planModule(
-    'gencert',
-    { keys_dir: '/keys', ca_dir: dir, owner: 'postgres', group: 'postgres', renew_before_days: 1, days: 10, client_days: 10 },
-    { answers: [{ match: /pgtls-probe/, stdout: PROBE }] },
-    { vars: { ansible_host: '10.0.0.11' } },
-  );
+  const { changes } = await planWithCa();
   // the CA exists: the only change that waits is the keygen (planned again with the CSRs it prints)
   assert.equal(changes.filter((c) => c.replan).map((c) => c.summary.split(' ')[0]), ['issue']);
   const all = actions(changes);
