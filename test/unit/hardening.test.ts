@@ -168,9 +168,14 @@ test('every shipped playbook regexp runs in linear time on pathological 40,000-c
 
 test('the old install-pgpool pattern is caught by the same measure (the test can fail)', () => {
   const re = compilePythonRegex('^\\s*#?\\s*ssl_key\\s*=').re;
-  const t0 = process.hrtime.bigint();
-  re.test(' '.repeat(N / 4) + '\n');
-  const quarter = Number(process.hrtime.bigint() - t0) / 1e6;
+  // the shorter line's best of three (a loaded machine can only make one run slower: the ratio of a
+  // quadratic pattern is 16, a linear one's 4)
+  let quarter = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = process.hrtime.bigint();
+    re.test(' '.repeat(N / 4) + '\n');
+    quarter = Math.min(quarter, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
   const t1 = process.hrtime.bigint();
   re.test(' '.repeat(N) + '\n');
   const full = Number(process.hrtime.bigint() - t1) / 1e6;
