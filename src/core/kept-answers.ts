@@ -127,10 +127,17 @@ export class KeptAnswers {
 
   /** Whether a kept answer for this probe still holds (asking it ahead would be wasted). */
   holds(probe: Probe, shellUser: string): boolean {
-    const kept = this.answers.get(probeKey(probe.cmd, probe.user, probe.stdin));
-    if (!kept || kept.as !== (probe.user ?? shellUser)) return false;
+    const key = probeKey(probe.cmd, probe.user, probe.stdin);
+    const kept = this.answers.get(key);
+    return kept !== undefined && kept.as === (probe.user ?? shellUser) && this.fresh(key, kept);
+  }
+
+  /** Nothing that could change the answer happened since it was asked: this host changed nothing, nor (unless it depends on this host's files alone) any host of the run. */
+  private fresh(key: string, kept: Kept): boolean {
     const now = this.now();
-    return kept.stamp.host === now.host && (kept.hostOnly || kept.stamp.run === now.run);
+    // (a probe a task declares of its host's files is host-scoped, also when the replay record asked it)
+    const hostOnly = kept.hostOnly || this.declared.get(key)?.probe.scope === 'host';
+    return kept.stamp.host === now.host && (hostOnly || kept.stamp.run === now.run);
   }
 
   /**
@@ -156,11 +163,7 @@ export class KeptAnswers {
       this.answers.delete(key);
       this.spent.set(key, kept);
     }
-    const now = this.now();
-    // (a probe a task declares of its host's files is host-scoped, also when the replay record asked it)
-    const hostOnly = kept.hostOnly || this.declared.get(key)?.probe.scope === 'host';
-    const fresh = kept.stamp.host === now.host && (hostOnly || kept.stamp.run === now.run);
-    if (!fresh || kept.as !== (exec.user ?? shellUser)) return undefined;
+    if (!this.fresh(key, kept) || kept.as !== (exec.user ?? shellUser)) return undefined;
     return kept.result.exitCode !== null && (exec.okCodes ?? [0]).includes(kept.result.exitCode) ? kept.result : undefined;
   }
 

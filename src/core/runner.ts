@@ -220,6 +220,7 @@ class Runner {
             const declared = await this.declared(task, { ...vars, ...facts }, ctx, session);
             session.expectReads([...filesNamedBy(facts), ...declared.reads]);
             session.expectQueries(declared.probes);
+            this.declaredQueries(host).set(task, declared.probes);
           }
         }
       } catch (e) {
@@ -344,21 +345,13 @@ class Runner {
     };
   }
 
-  /**
-   * The queries the next task declares, as far as they are known without asking the host anything
-   * (HostSession.askAhead): none when its facts or its server are not known yet.
-   */
-  private async declaredAhead(session: HostSession, play: Play, task: Task): Promise<Probe[]> {
-    const vars = hostVars(this.inv, session.name, play, task, this.extra, session.facts, this.opts.check);
-    const base = session.context(vars, () => undefined);
-    const refuse = () => Promise.reject(new Error('asked nothing ahead'));
-    const ctx: PlanContext = { ...base, query: refuse, readFile: refuse, stat: refuse };
-    try {
-      const facts = await provideFacts(task, vars, ctx);
-      return (await this.declared(task, { ...vars, ...facts }, ctx, session)).probes;
-    } catch {
-      return [];
-    }
+  /** Each task's declared queries on each host, as the facts found them (HostSession.askAhead asks them ahead). */
+  private readonly declaredByHost = new Map<string, Map<Task, Probe[]>>();
+
+  private declaredQueries(host: string): Map<Task, Probe[]> {
+    let m = this.declaredByHost.get(host);
+    if (!m) this.declaredByHost.set(host, (m = new Map()));
+    return m;
   }
 
   /**
@@ -535,6 +528,9 @@ class Runner {
     const tasks = play.tasks.filter((t) => taskSelected(t, play, selection(this.opts)));
     const notified = new Set<string>();
     const ranAhead = await this.takeAhead(play, host);
+    // (a host no Pgpool-II node stands in front of, nor one itself, has no one to end an authentication
+    // task with: its files are written at the next point that depends on them, the reload's first question riding)
+    const alone = !this.nodes.some((n) => n.host === host || n.backends.includes(host));
     for (const [i, task] of tasks.entries()) {
       const early = ranAhead[i];
       if (early) {
@@ -563,15 +559,11 @@ class Runner {
       }
       reporter.taskStart(host, task.name, i + 1, tasks.length);
       // (the next two: a check whose query another task's plan left out, say without Pgpool-II hosts)
-      const ahead = await Promise.all(tasks.slice(i + 1, i + 1 + LOOK_AHEAD).map((t) => this.declaredAhead(session, play, t)));
-      session.askAhead(ahead.flat());
+      session.askAhead(tasks.slice(i + 1, i + 1 + LOOK_AHEAD).flatMap((t) => this.declaredQueries(host).get(t) ?? []));
       // (task i is finished at step i + 0.25; a host waiting in ctx.peersDone stands there too, so two
       // standbys never wait for each other)
       let result = await this.runTask(session, play, task, false, () => progress.arrive(host, i + 0.25));
       progress.reach(host, i + 0.25);
-      // (a host no Pgpool-II node stands in front of, nor one itself, has no one to end it with: its
-      // files are written at the next point that depends on them, the reload's first question riding)
-      const alone = !this.nodes.some((n) => n.host === host || n.backends.includes(host));
       if (changesAuth && !alone && result.status !== 'failed' && result.status !== 'unreachable' && !this.opts.check) {
         // ... and end it together: its files are written now, and when another backend failed on the
         // way (a full disk, a refused write), this one puts its changes back instead of disagreeing.

@@ -123,8 +123,7 @@ export const restart = defineModule({
     const s = await pgServer(ctx);
     // (asks nothing of the host; in --check no check runs, so nothing was proven)
     if (a.state === 'reloaded' && !a.force && (await ctx.memoUntilChange?.(PROVEN, () => Promise.resolve(false)))) return [];
-    const { st, why: found } = a.force ? { st: await serverState(ctx, s), why: [] } : await reasons(ctx, s, a.verify_host);
-    const why = a.force ? ['forced'] : found;
+    const { st, why } = a.force ? { st: await serverState(ctx, s), why: ['forced'] } : await reasons(ctx, s, a.verify_host);
     if (a.state === 'restarted' && st.pendingRestart.length) why.push(`restart-only settings changed: ${st.pendingRestart.join(', ')}`);
     if (why.length === 0) {
       if (a.state === 'reloaded' && st.pendingRestart.length) ctx.warn(`settings that need a restart to apply: ${st.pendingRestart.join(', ')}`);
