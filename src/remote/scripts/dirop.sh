@@ -90,17 +90,47 @@ read-many)
 "
     printf 'pgtls-file %s 0 %s\n%s' "$1" "${#msg}" "$msg"
   }
+  # the checks a shell makes without a process first, then ONE `stat` for every file that passed
+  # them (a stat per file was most of a no-change re-run's processes on a host), then the frames
+  nf=0
   for n; do
-    case "$n" in '' | . | .. | */*) refuse 65 "bad file name '$n' in $here"; continue ;; esac
-    if ! exists "$n"; then echo 'pgtls-file 3 0 0'; continue; fi
-    if [ -L "$n" ]; then
+    nf=$((nf + 1))
+    v=''
+    case "$n" in '' | . | .. | */*) v="65 bad file name '$n' in $here" ;; esac
+    if [ -z "$v" ] && ! exists "$n"; then v=absent; fi
+    if [ -z "$v" ] && [ -L "$n" ]; then
       lu=$(stat -c %u -- "$n")
-      if [ "$lu" != "$me" ] && [ "$lu" != 0 ]; then refuse 65 "refusing $here/$n: a symbolic link owned by uid $lu"; continue; fi
-      [ -e "$n" ] || { echo 'pgtls-file 3 0 0'; continue; }
+      if [ "$lu" != "$me" ] && [ "$lu" != 0 ]; then v="65 refusing $here/$n: a symbolic link owned by uid $lu"
+      elif [ ! -e "$n" ]; then v=absent; fi
     fi
-    [ -f "$n" ] || { refuse 65 "$here/$n is not a regular file: refusing to read it"; continue; }
-    [ -r "$n" ] || { refuse 1 "$here/$n: Permission denied"; continue; }
-    st=$(stat -L -c '%s %a %U %G' -- "$n") || { refuse 1 "cannot stat $here/$n"; continue; }
+    [ -n "$v" ] || [ -f "$n" ] || v="65 $here/$n is not a regular file: refusing to read it"
+    [ -n "$v" ] || [ -r "$n" ] || v="1 $here/$n: Permission denied"
+    eval "rm_n_$nf=\$n rm_v_$nf=\$v"
+  done
+  set --
+  i=0
+  while [ "$i" -lt "$nf" ]; do
+    i=$((i + 1))
+    eval "[ -n \"\$rm_v_$i\" ] || set -- \"\$@\" \"\$rm_n_$i\""
+  done
+  # one line per file, in order; a file gone since its check fails the stat: each stat'ed on its own
+  sts=''
+  [ $# = 0 ] || sts=$(stat -L -c '%s %a %U %G' -- "$@" 2>/dev/null) || sts=''
+  i=0
+  while [ "$i" -lt "$nf" ]; do
+    i=$((i + 1))
+    eval "n=\$rm_n_$i v=\$rm_v_$i"
+    case "$v" in
+      absent) echo 'pgtls-file 3 0 0'; continue ;;
+      ?*) refuse "${v%% *}" "${v#* }"; continue ;;
+    esac
+    if [ -n "$sts" ]; then
+      st=${sts%%'
+'*} sts=${sts#"$st"} sts=${sts#'
+'}
+    else
+      st=$(stat -L -c '%s %a %U %G' -- "$n") || { refuse 1 "cannot stat $here/$n"; continue; }
+    fi
     size=${st%% *} meta="${st#* }
 "
     [ "$size" -le "$cap" ] || { refuse 65 "$here/$n is $size bytes, above the $cap-byte limit for files pgtls reads"; continue; }
